@@ -1,0 +1,33 @@
+"""Kedro project settings (https://docs.kedro.org/en/stable/kedro_project_setup/settings.html)."""
+
+from kedro.config import OmegaConfigLoader
+
+from transfigure._env import disable_telemetry
+
+disable_telemetry()
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # an environment (conf/local, conf/paper) overrides single keys, not whole parameter trees
+    "merge_strategy": {"parameters": "soft"},
+}
+
+
+def _configure_project_logging() -> None:
+    """Use conf/base/logging.yml unless $KEDRO_LOGGING_CONFIG points elsewhere."""
+    import os
+    from pathlib import Path
+
+    import yaml
+    from kedro.framework.project import LOGGING
+
+    if os.environ.get("KEDRO_LOGGING_CONFIG"):
+        return
+    path = Path.cwd() / "conf" / "base" / "logging.yml"
+    if path.is_file():
+        LOGGING.configure(yaml.safe_load(path.read_text()))
+
+
+_configure_project_logging()
