@@ -1,0 +1,50 @@
+"""Typed training configuration shared by every variant."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+LRPolicy = Literal["linear", "step", "cosine", "constant"]
+
+
+class TrainingConfig(BaseModel):
+    """How to train (not what): epochs, schedule, device, precision, checkpoints, logging.
+
+    ``n_epochs`` at the initial LR then ``n_epochs_decay`` of linear decay to zero is the
+    CycleGAN/pix2pix schedule (100 + 100 in the papers).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    batch_size: int = Field(1, ge=1)
+    n_epochs: int = Field(100, ge=0)
+    n_epochs_decay: int = Field(100, ge=0)
+    lr_policy: LRPolicy = "linear"
+    lr_decay_iters: int = Field(50, ge=1, description="epochs between decays for lr_policy 'step'")
+    lr_gamma: float = Field(0.1, gt=0, description="decay factor for lr_policy 'step'")
+    max_steps: int | None = Field(None, ge=1, description="stop after this many steps (smoke runs, tests)")
+    num_workers: int = Field(0, ge=0)
+    shuffle: bool = True
+    device: str = Field("auto", description="'auto' (CUDA if present, else CPU), 'cpu', 'cuda', 'cuda:1', ...")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="'auto': bf16 on CUDA, fp32 on CPU")
+    channels_last: bool = False
+    compile: bool = False
+    checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints")
+    keep_checkpoints: int = Field(2, ge=1, description="numbered checkpoints kept besides last.pt")
+    resume: bool = Field(False, description="continue from <output_dir>/checkpoints/last.pt if it exists")
+    log_every: int = Field(10, ge=1, description="steps between metric logs")
+    sample_every: int = Field(200, ge=1, description="steps between sample grids")
+    seed: int = 0
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _some_training(self) -> TrainingConfig:
+        if self.n_epochs + self.n_epochs_decay < 1:
+            raise ValueError("n_epochs + n_epochs_decay must be at least 1")
+        return self
+
+    @property
+    def total_epochs(self) -> int:
+        return self.n_epochs + self.n_epochs_decay

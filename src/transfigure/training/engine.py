@@ -1,0 +1,363 @@
+"""The one training loop every variant goes through.
+
+Variants (:class:`transfigure.models.base.TranslationModel`) define networks, losses and
+one training step; the :class:`Trainer` owns everything else: device and precision,
+``channels_last`` and ``torch.compile``, data order, LR schedules, atomic checkpoints and
+exact resume, a progress bar, metric/image logging through a :class:`TrainingLogger`
+(MLflow lives in :mod:`transfigure.tracking`, not here), and clean stops on Ctrl-C or
+SIGTERM that keep a checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from transfigure.models.base import Precision, TranslationModel
+from transfigure.training.checkpoint import (
+    CHECKPOINT_FORMAT,
+    atomic_torch_save,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    rotate_checkpoints,
+)
+from transfigure.training.config import TrainingConfig
+from transfigure.training.device import resolve_device, resolve_precision
+from transfigure.training.samples import visuals_grid
+from transfigure.training.schedulers import build_scheduler
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingLogger(Protocol):
+    """Where metrics and images go (MLflow in production, a list in tests)."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
+
+    def log_image(self, image: Image.Image, name: str, step: int) -> None: ...
+
+
+class NullLogger:
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def log_image(self, image: Image.Image, name: str, step: int) -> None:
+        pass
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised when a run is stopped by SIGTERM/Ctrl-C; a checkpoint was written first."""
+
+
+class EpochSampler(Sampler[int]):
+    """Deterministic per-epoch order that can start part-way (exact resume) and shard over ranks.
+
+    The permutation for an epoch depends only on ``(seed, epoch)``; rank ``r`` of ``world_size``
+    takes every ``world_size``-th index (padded like ``DistributedSampler``).
+    """
+
+    def __init__(self, length: int, *, shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        self.length, self.shuffle, self.seed = length, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.start = 0, 0
+        self.per_rank = math.ceil(length / world_size)
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Use epoch ``epoch``'s order, skipping its first ``start`` samples (already trained on)."""
+        self.epoch, self.start = epoch, start
+
+    def _indices(self) -> list[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.length, generator=g).tolist()
+        else:
+            order = list(range(self.length))
+        order += order[: self.per_rank * self.world_size - len(order)]  # pad to a multiple of world_size
+        return order[self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._indices()[self.start :])
+
+    def __len__(self) -> int:
+        return max(self.per_rank - self.start, 0)
+
+
+@dataclass
+class TrainingResult:
+    step: int
+    epoch: int
+    losses: dict[str, float]
+    checkpoint: Path
+    seconds: float
+    images_per_second: float
+    resumed_from_step: int | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            v = v.to(device, non_blocking=True)
+            if channels_last and v.dim() == 4:
+                v = v.contiguous(memory_format=torch.channels_last)
+        out[k] = v
+    return out
+
+
+def _batch_size(batch: dict[str, Any]) -> int:
+    for v in batch.values():
+        if isinstance(v, torch.Tensor):
+            return int(v.shape[0])
+    return 1
+
+
+class Trainer:
+    """Train ``model`` on ``dataset`` according to ``config``; checkpoints go to ``output_dir/checkpoints``.
+
+    ``run_metadata`` is stored in every checkpoint (e.g. the MLflow run id, so a resumed run
+    keeps logging to the same run) and returned by :meth:`resume_metadata`.
+    """
+
+    def __init__(
+        self,
+        model: TranslationModel,
+        dataset: Dataset,
+        config: TrainingConfig,
+        output_dir: str | Path,
+        *,
+        logger_: TrainingLogger | None = None,
+        run_metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.model = model
+        self.dataset = dataset
+        self.output_dir = Path(output_dir)
+        self.checkpoint_dir = self.output_dir / "checkpoints"
+        self.logger: TrainingLogger = logger_ or NullLogger()
+        self.run_metadata = dict(run_metadata or {})
+        self.device = resolve_device(config.device)
+        self.precision = Precision(resolve_precision(config.precision, self.device), self.device)
+        if len(dataset) == 0:  # type: ignore[arg-type]
+            raise ValueError("the training dataset is empty")
+        self.model.to(self.device)
+        if config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.optimizers = model.configure_optimizers()
+        self.schedulers = {name: build_scheduler(opt, config) for name, opt in self.optimizers.items()}
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0  # samples of the current epoch already consumed (per rank)
+        self.sampler = EpochSampler(len(dataset), shuffle=config.shuffle, seed=config.seed)  # type: ignore[arg-type]
+        self._resumed_from: int | None = None
+        self._stop_signal: int | None = None
+        if config.compile:
+            for name, gen in model.generators().items():
+                gen.compile()
+                logger.info("torch.compile enabled for generator %s", name)
+
+    # -- checkpoints ---------------------------------------------------------------------
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoint_dir / "last.pt"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "variant": self.model.variant,
+            "model_config": self.model.config.model_dump(),
+            "training_config": self.config.model_dump(),
+            "model": self.model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "precision": self.precision.state_dict(),
+            "extra": self.model.extra_state(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "rng": capture_rng_state(),
+            "run_metadata": self.run_metadata,
+        }
+
+    def save_checkpoint(self) -> Path:
+        state = self.state_dict()
+        numbered = self.checkpoint_dir / f"step_{self.step:08d}.pt"
+        atomic_torch_save(state, numbered)
+        atomic_torch_save(state, self.last_checkpoint)
+        rotate_checkpoints(self.checkpoint_dir, self.config.keep_checkpoints)
+        logger.info("checkpoint saved at step %d (epoch %d): %s", self.step, self.epoch, self.last_checkpoint)
+        return self.last_checkpoint
+
+    def load_checkpoint(self, path: Path) -> None:
+        ckpt = load_checkpoint(path, map_location=self.device)
+        if ckpt["variant"] != self.model.variant:
+            raise ValueError(f"checkpoint '{path}' is a {ckpt['variant']} run, not {self.model.variant}")
+        if ckpt["model_config"] != self.model.config.model_dump():
+            changed = sorted(
+                k for k in ckpt["model_config"] if ckpt["model_config"].get(k) != self.model.config.model_dump().get(k)
+            )
+            raise ValueError(
+                f"cannot resume from '{path}': the model config differs in {changed}; "
+                "restore those parameters or start a new run (resume: false, or another output_dir)"
+            )
+        self.model.load_state_dict(ckpt["model"])
+        for k, opt in self.optimizers.items():
+            opt.load_state_dict(ckpt["optimizers"][k])
+        for k, sch in self.schedulers.items():
+            sch.load_state_dict(ckpt["schedulers"][k])
+        self.precision.load_state_dict(ckpt["precision"])
+        self.model.load_extra_state(ckpt["extra"])
+        self.step, self.epoch, self.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
+        restore_rng_state(ckpt["rng"])
+        self.run_metadata = {**ckpt.get("run_metadata", {}), **self.run_metadata}
+        self._resumed_from = self.step
+        logger.info("resumed from %s at step %d, epoch %d", path, self.step, self.epoch)
+
+    def resume_metadata(self) -> dict[str, Any]:
+        """``run_metadata`` of the checkpoint a resumed run would continue from ({} if none)."""
+        if not (self.config.resume and self.last_checkpoint.exists()):
+            return {}
+        return dict(load_checkpoint(self.last_checkpoint).get("run_metadata", {}))
+
+    # -- the loop ------------------------------------------------------------------------
+    def current_lrs(self) -> dict[str, float]:
+        return {f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.optimizers.items()}
+
+    def _loader(self) -> DataLoader:
+        return DataLoader(
+            self.dataset,
+            batch_size=self.config.batch_size,
+            sampler=self.sampler,
+            num_workers=self.config.num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+        )
+
+    def fit(self) -> TrainingResult:
+        cfg = self.config
+        if cfg.resume and self.last_checkpoint.exists():
+            self.load_checkpoint(self.last_checkpoint)
+        elif not cfg.resume:
+            torch.manual_seed(cfg.seed)
+        self.model.train()
+        total_epochs = cfg.total_epochs
+        steps_per_epoch = math.ceil(len(self.sampler._indices()) / cfg.batch_size)
+        total_steps = steps_per_epoch * total_epochs
+        if cfg.max_steps is not None:
+            total_steps = min(total_steps, cfg.max_steps)
+        logger.info(
+            "training %s on %s (%s), %d images/epoch, %d epochs, up to %d steps",
+            self.model.variant, self.device, self.precision.mode, len(self.dataset), total_epochs, total_steps,  # type: ignore[arg-type]
+        )
+        bar = tqdm(total=total_steps, initial=min(self.step, total_steps), disable=not cfg.progress, unit="it",
+                   dynamic_ncols=True, mininterval=1.0)
+        history: list[dict[str, float]] = []
+        losses: dict[str, float] = {}
+        images_seen, t_start = 0, time.perf_counter()
+        t_window, images_window = t_start, 0
+        previous_handlers = self._install_signal_handlers()
+        try:
+            while self.epoch < total_epochs and (cfg.max_steps is None or self.step < cfg.max_steps):
+                set_epoch = getattr(self.dataset, "set_epoch", None)
+                if set_epoch is not None:
+                    set_epoch(self.epoch)
+                self.sampler.set_epoch(self.epoch, start=self.batch_in_epoch)
+                for batch in self._loader():
+                    n = _batch_size(batch)
+                    batch = _to_device(batch, self.device, cfg.channels_last)
+                    losses = self.model.training_step(batch, self.optimizers, self.precision)
+                    self.step += 1
+                    self.batch_in_epoch += n
+                    images_seen += n
+                    images_window += n
+                    bad = [k for k, v in losses.items() if not math.isfinite(v)]
+                    if bad:
+                        raise FloatingPointError(f"non-finite loss {bad} at step {self.step}; last checkpoint kept")
+                    bar.update(1)
+                    if self.step % cfg.log_every == 0 or self.step == total_steps:
+                        now = time.perf_counter()
+                        ips = images_window / max(now - t_window, 1e-9)
+                        t_window, images_window = now, 0
+                        metrics = {f"loss_{k}": v for k, v in losses.items()}
+                        metrics.update(self.current_lrs())
+                        metrics["images_per_second"] = ips
+                        metrics["epoch"] = float(self.epoch)
+                        self.logger.log_metrics(metrics, self.step)
+                        history.append({"step": float(self.step), **metrics})
+                        bar.set_postfix({**{k: f"{v:.3f}" for k, v in losses.items() if k in ("G", "D_A", "D_B")},
+                                         "img/s": f"{ips:.1f}"})
+                        logger.debug("step %d %s", self.step, metrics)
+                    if self.step % cfg.sample_every == 0 or self.step == total_steps:
+                        self._log_samples()
+                    if self.step % cfg.checkpoint_every == 0 and self.step < total_steps:
+                        self.save_checkpoint()
+                    if self._stop_signal is not None:
+                        raise TrainingInterrupted(f"received signal {self._stop_signal}")
+                    if cfg.max_steps is not None and self.step >= cfg.max_steps:
+                        break
+                else:  # epoch finished: advance schedules
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+                    for sch in self.schedulers.values():
+                        sch.step()
+                    logger.info("epoch %d/%d done at step %d, %s", self.epoch, total_epochs, self.step,
+                                {k: round(v, 6) for k, v in self.current_lrs().items()})
+        except (KeyboardInterrupt, TrainingInterrupted) as exc:
+            path = self.save_checkpoint()
+            logger.warning("training stopped at step %d; checkpoint kept at %s (resume: true continues)", self.step, path)
+            raise TrainingInterrupted(f"training stopped at step {self.step}; resume from {path}") from exc
+        finally:
+            bar.close()
+            self._restore_signal_handlers(previous_handlers)
+        path = self.save_checkpoint()
+        seconds = time.perf_counter() - t_start
+        return TrainingResult(
+            step=self.step,
+            epoch=self.epoch,
+            losses=losses,
+            checkpoint=path,
+            seconds=seconds,
+            images_per_second=images_seen / max(seconds, 1e-9),
+            resumed_from_step=self._resumed_from,
+            history=history,
+        )
+
+    def _log_samples(self) -> None:
+        visuals = self.model.visuals()
+        if visuals:
+            self.logger.log_image(visuals_grid(visuals), f"samples/step_{self.step:08d}.png", self.step)
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        """SIGTERM/SIGINT ask the loop to stop after the current step (a second SIGINT stops at once)."""
+        self._stop_signal = None
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+            logger.warning("signal %d received: stopping after this step and keeping a checkpoint", signum)
+
+        previous: dict[int, Any] = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                previous[sig] = signal.signal(sig, handler)
+            except ValueError:  # not in the main thread (e.g. a threaded runner): keep the defaults
+                pass
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+        for sig, h in previous.items():
+            signal.signal(sig, h)

@@ -1,0 +1,191 @@
+"""The shared training loop: schedules, checkpoints, exact resume, stops that keep work."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from transfigure.models import CycleGAN
+from transfigure.training import Trainer, TrainingConfig, TrainingInterrupted
+from transfigure.training.checkpoint import atomic_torch_save, load_checkpoint
+from transfigure.training.schedulers import linear_decay_factor
+
+
+BASE = dict(n_epochs=2, n_epochs_decay=2, batch_size=2, checkpoint_every=4, log_every=1, sample_every=3, progress=False)
+
+
+def tiny_model() -> CycleGAN:
+    return CycleGAN(ngf=8, ndf=8, netG="resnet_6blocks", pool_size=3)
+
+
+class ListLogger:
+    def __init__(self) -> None:
+        self.metrics: list[tuple[int, dict]] = []
+        self.images: list[tuple[int, str, tuple[int, int]]] = []
+
+    def log_metrics(self, metrics, step):
+        self.metrics.append((step, dict(metrics)))
+
+    def log_image(self, image, name, step):
+        self.images.append((step, name, image.size))
+
+
+def test_linear_decay_matches_reference_rule():
+    # n_epochs=2, n_epochs_decay=2: 1, 1, 2/3, 1/3 (reference: epoch_count=1)
+    assert [round(linear_decay_factor(e, 2, 2), 4) for e in range(4)] == [1.0, 1.0, 0.6667, 0.3333]
+
+
+def test_fit_runs_all_epochs_logs_and_decays_lr(tmp_path, pairs):
+    log = ListLogger()
+    ds = pairs()
+    trainer = Trainer(tiny_model(), ds, TrainingConfig(**BASE), tmp_path, logger_=log)
+    result = trainer.fit()
+    assert result.step == 12 and result.epoch == 4  # 6 images / batch 2 = 3 steps x 4 epochs
+    assert ds.epochs == [0, 1, 2, 3]
+    steps = [s for s, _ in log.metrics]
+    assert steps == list(range(1, 13))
+    m = dict(log.metrics)
+    assert m[1]["lr_G"] == pytest.approx(2e-4) and m[12]["lr_G"] == pytest.approx(2e-4 / 3)
+    assert m[12]["images_per_second"] > 0 and "loss_cycle_A" in m[12]
+    assert [s for s, _, _ in log.images] == [3, 6, 9, 12]
+    assert log.images[0][2] == (3 * 34 + 2, 2 * 34 + 2)  # 3 columns x 2 rows of 32px + gutters
+    assert (tmp_path / "checkpoints" / "last.pt").is_file()
+    ckpt = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert ckpt["step"] == 12 and ckpt["variant"] == "cyclegan"
+    # rotation: keep_checkpoints=2 numbered + last
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*.pt")) == ["step_00000008.pt", "step_00000012.pt"]
+
+
+def test_resume_continues_exactly_where_it_stopped(tmp_path, pairs):
+    full_trainer = Trainer(tiny_model(), pairs(), TrainingConfig(**BASE), tmp_path / "full")
+    full = full_trainer.fit()
+
+    part = Trainer(tiny_model(), pairs(), TrainingConfig(**BASE, max_steps=5), tmp_path / "part")
+    r1 = part.fit()
+    assert r1.step == 5 and r1.epoch == 1  # stopped in the middle of the second epoch
+
+    resumed = Trainer(tiny_model(), pairs(), TrainingConfig(**BASE, resume=True), tmp_path / "part")
+    r2 = resumed.fit()
+    assert r2.resumed_from_step == 5 and r2.step == 12
+    # the schedule went on from epoch 1, not from 0: after 4 epochs the linear decay reached 0
+    assert resumed.current_lrs() == full_trainer.current_lrs() == {"lr_G": 0.0, "lr_D": 0.0}
+    assert resumed.schedulers["G"].last_epoch == full_trainer.schedulers["G"].last_epoch == 4
+    a = load_checkpoint(full.checkpoint)["model"]
+    b = resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from an uninterrupted run"
+
+
+def test_resume_without_checkpoint_starts_fresh(tmp_path, pairs):
+    r = Trainer(tiny_model(), pairs(), TrainingConfig(**BASE, resume=True, max_steps=2), tmp_path).fit()
+    assert r.resumed_from_step is None and r.step == 2
+
+
+def test_resume_refuses_a_different_model_config(tmp_path, pairs):
+    Trainer(tiny_model(), pairs(), TrainingConfig(**BASE, max_steps=2), tmp_path).fit()
+    other = CycleGAN(ngf=4, ndf=8, netG="resnet_6blocks", pool_size=3)
+    with pytest.raises(ValueError, match="ngf"):
+        Trainer(other, pairs(), TrainingConfig(**BASE, resume=True), tmp_path).fit()
+
+
+def test_atomic_save_keeps_previous_checkpoint_on_failure(tmp_path):
+    target = tmp_path / "last.pt"
+    atomic_torch_save({"format": 1, "step": 1}, target)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("disk full (simulated)")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_torch_save({"format": 1, "step": 2, "bad": Unpicklable()}, target)
+    assert torch.load(target, weights_only=True)["step"] == 1
+    assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
+
+
+def test_corrupt_checkpoint_gives_clear_error(tmp_path):
+    bad = tmp_path / "last.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        load_checkpoint(bad)
+
+
+def test_non_finite_loss_stops_with_message(tmp_path, pairs):
+    ds = pairs()
+    ds.a[:] = float("nan")
+    with pytest.raises(FloatingPointError, match="non-finite loss"):
+        Trainer(tiny_model(), ds, TrainingConfig(**BASE), tmp_path).fit()
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from training.conftest import TensorPairs
+    from transfigure.models import CycleGAN
+    from transfigure.training import Trainer, TrainingConfig, TrainingInterrupted
+
+    class Slow(TensorPairs):
+        def __getitem__(self, i):
+            time.sleep(0.05)
+            return super().__getitem__(i)
+
+    cfg = TrainingConfig(n_epochs=50, n_epochs_decay=0, batch_size=2, checkpoint_every=3, progress=False, resume=True)
+    t = Trainer(CycleGAN(ngf=8, ndf=8, netG="resnet_6blocks", pool_size=3), Slow(), cfg, {out!r})
+    print("started", flush=True)
+    try:
+        t.fit()
+    except TrainingInterrupted as e:
+        print("interrupted", t.step, flush=True)
+        sys.exit(3)
+    """
+)
+
+
+def _start(tmp_path: Path) -> subprocess.Popen:
+    script = SCRIPT.format(tests=str(Path(__file__).parents[1]), out=str(tmp_path / "run"))
+    return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(tmp_path: Path, proc: subprocess.Popen, min_step: int) -> None:
+    deadline = time.time() + 60
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    while time.time() < deadline:
+        if last.exists() and load_checkpoint(last)["step"] >= min_step:
+            return
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.2)
+    raise AssertionError("no checkpoint appeared")
+
+
+def test_sigterm_stops_after_the_step_and_keeps_a_checkpoint(tmp_path):
+    proc = _start(tmp_path)
+    _wait_for_checkpoint(tmp_path, proc, 3)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    stopped_at = int(out.split("interrupted")[1].split()[0])
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert ckpt["step"] == stopped_at >= 3
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+def test_killed_run_resumes_from_last_checkpoint_not_from_zero(tmp_path, pairs):
+    proc = _start(tmp_path)
+    _wait_for_checkpoint(tmp_path, proc, 6)
+    proc.kill()  # SIGKILL: no chance to save anything
+    proc.wait(timeout=30)
+    saved = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert saved["step"] >= 6 and saved["step"] % 3 == 0
+
+    trainer = Trainer(tiny_model(), pairs(), TrainingConfig(n_epochs=50, n_epochs_decay=0, batch_size=2,
+                      checkpoint_every=3, progress=False, resume=True, max_steps=saved["step"] + 2), tmp_path / "run")
+    result = trainer.fit()
+    assert result.resumed_from_step == saved["step"]
+    assert result.step == saved["step"] + 2
