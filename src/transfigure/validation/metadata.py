@@ -1,0 +1,342 @@
+"""Scan an image-to-image dataset on disk into a per-file metadata table.
+
+The table (one row per image file, columns :data:`METADATA_COLUMNS`) is what
+:func:`transfigure.validation.suites.run_validation` checks with Great
+Expectations. Files are only *read* here, with PIL; nothing is written.
+
+Supported layouts (``fmt``), for each split ``s`` (``"train"``, ``"test"``, ...):
+
+``aligned``
+    ``root/s/*``: one side-by-side image per pair (left = A, right = B).
+    Domain ``"AB"``; ``pair_id`` = file stem.
+``paired``
+    ``root/sA/name.ext`` and ``root/sB/name.ext`` matched by stem.
+    Domains ``"A"``/``"B"``; ``pair_id`` = file stem.
+``unaligned``
+    ``root/sA/``, ``root/sB/`` (CycleGAN layout). Domains ``"A"``/``"B"``;
+    no pairs (``pair_id`` is ``None``).
+``labelmap``
+    ``root/s_label/*.png`` (class ids), ``root/s_img/*`` (photos) and optional
+    ``root/s_inst/*.png`` (instance maps), matched by stem. Domains
+    ``"label"``/``"image"``/``"instance"``; ``pair_id`` = file stem.
+
+Files with an image extension (:data:`IMAGE_EXTENSIONS`, case-insensitive) are
+always listed, decodable or not. Other files inside the image folders are not
+listed; their count is logged and kept in ``DataFrame.attrs["ignored_files"]``
+(and ``attrs["ignored_examples"]``) for the report summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "DOMAINS",
+    "FORMATS",
+    "IMAGE_EXTENSIONS",
+    "METADATA_COLUMNS",
+    "build_image_metadata",
+    "inspect_image",
+]
+
+METADATA_COLUMNS: list[str] = [
+    "path",
+    "split",
+    "domain",
+    "width",
+    "height",
+    "mode",
+    "bytes",
+    "decodable",
+    "error",
+    "pair_id",
+    "content_hash",
+]
+
+#: Image file extensions (lower case, with dot) that are listed in the table.
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
+)
+
+#: Folder name template (``{split}`` substituted) and domain name, per format.
+_LAYOUTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "aligned": (("{split}", "AB"),),
+    "paired": (("{split}A", "A"), ("{split}B", "B")),
+    "unaligned": (("{split}A", "A"), ("{split}B", "B")),
+    "labelmap": (
+        ("{split}_label", "label"),
+        ("{split}_img", "image"),
+        ("{split}_inst", "instance"),
+    ),
+}
+
+#: Supported dataset formats.
+FORMATS: tuple[str, ...] = tuple(sorted(_LAYOUTS))
+
+#: Domain names of each format, in table order.
+DOMAINS: dict[str, tuple[str, ...]] = {
+    fmt: tuple(domain for _, domain in layout) for fmt, layout in _LAYOUTS.items()
+}
+
+#: Images whose header declares more pixels than this are not decoded (a
+#: decompression bomb guard; 8192 x 8192, the default size limit of validation).
+DEFAULT_MAX_PIXELS: int = 8192 * 8192
+
+_MAX_REASON_CHARS = 200
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What :func:`inspect_image` learned about one file."""
+
+    width: int
+    height: int
+    mode: str
+    bytes: int
+    decodable: bool
+    error: str
+    content_hash: str
+
+
+def check_format(fmt: str) -> str:
+    """Return ``fmt`` if it is a supported dataset format, else raise ``ValueError``."""
+    if fmt not in _LAYOUTS:
+        raise ValueError(f"unknown dataset format {fmt!r}; expected one of: {', '.join(FORMATS)}")
+    return fmt
+
+
+def _short_reason(exc: BaseException, path: Path) -> str:
+    """A one-line, path-free description of why ``path`` could not be decoded."""
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    for spelling in {str(path), str(path.resolve()), repr(str(path))}:
+        message = message.replace(spelling, path.name)
+    if isinstance(exc, UnidentifiedImageError):
+        reason = "not a recognised image file"
+    elif isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        reason = f"decompression bomb refused: {message}"
+    else:
+        reason = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return reason[:_MAX_REASON_CHARS]
+
+
+def _pixel_hash(image: Image.Image) -> str:
+    """sha256 of the decoded pixels, mode and size (and palette, for palette modes)."""
+    digest = hashlib.sha256()
+    digest.update(f"{image.mode}\0{image.width}x{image.height}\0".encode())
+    if image.mode in ("P", "PA"):
+        palette = image.getpalette()
+        if palette is not None:
+            digest.update(bytes(palette))
+        digest.update(b"\0")
+    digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+def _file_hash(path: Path) -> str:
+    """sha256 of the raw file bytes, or ``""`` when the file cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return ""
+    return digest.hexdigest()
+
+
+def inspect_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Open and fully decode one image file, never raising for a bad file.
+
+    Args:
+        path: the file to inspect.
+        max_pixels: images whose header declares more pixels than this are
+            reported as not decodable without allocating their pixels.
+
+    Returns:
+        An :class:`ImageInfo`; ``decodable`` is True only when PIL identified
+        the file and ``Image.load()`` decoded all of its pixel data. The hash
+        is over the decoded pixels when decodable, over the raw bytes otherwise.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        return ImageInfo(0, 0, "", 0, False, f"unreadable: {_short_reason(exc, path)}", "")
+    if size == 0:
+        return ImageInfo(0, 0, "", 0, False, "empty file (0 bytes)", _EMPTY_SHA256)
+
+    width = height = 0
+    mode = ""
+    try:
+        with warnings.catch_warnings():
+            # PIL only warns between MAX_IMAGE_PIXELS and twice that: make it an error.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                mode = image.mode
+                if width * height > max_pixels:
+                    return ImageInfo(
+                        width,
+                        height,
+                        mode,
+                        size,
+                        False,
+                        f"decompression bomb refused: header declares {width}x{height} = "
+                        f"{width * height} pixels (> {max_pixels})",
+                        _file_hash(path),
+                    )
+                image.load()
+                return ImageInfo(width, height, mode, size, True, "", _pixel_hash(image))
+    except Exception as exc:  # any decode failure (DecompressionBombWarning included)
+        return ImageInfo(0, 0, "", size, False, _short_reason(exc, path), _file_hash(path))
+
+
+def _iter_files(folder: Path) -> Iterator[Path]:
+    """All regular files under ``folder``, recursively, in sorted order."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in sorted(filenames):
+            candidate = Path(dirpath, name)
+            if candidate.is_file():
+                yield candidate
+
+
+def _empty_table() -> pd.DataFrame:
+    """A zero-row table with the metadata columns and their dtypes."""
+    return pd.DataFrame(
+        {
+            "path": pd.Series([], dtype=object),
+            "split": pd.Series([], dtype=object),
+            "domain": pd.Series([], dtype=object),
+            "width": pd.Series([], dtype="int64"),
+            "height": pd.Series([], dtype="int64"),
+            "mode": pd.Series([], dtype=object),
+            "bytes": pd.Series([], dtype="int64"),
+            "decodable": pd.Series([], dtype=bool),
+            "error": pd.Series([], dtype=object),
+            "pair_id": pd.Series([], dtype=object),
+            "content_hash": pd.Series([], dtype=object),
+        }
+    )
+
+
+def build_image_metadata(
+    root: str | Path,
+    fmt: str,
+    splits: Sequence[str] = ("train", "test"),
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> pd.DataFrame:
+    """Build the per-file metadata table of a dataset.
+
+    Args:
+        root: dataset root folder.
+        fmt: one of :data:`FORMATS` (``aligned``, ``labelmap``, ``paired``, ``unaligned``).
+        splits: split names to scan; a split whose folders do not exist is
+            simply absent from the table.
+        max_pixels: decompression bomb guard passed to :func:`inspect_image`.
+
+    Returns:
+        A DataFrame with columns :data:`METADATA_COLUMNS`, one row per image
+        file, ordered by split, domain and path. ``attrs["ignored_files"]``
+        counts non-image files found in the image folders.
+
+    Raises:
+        ValueError: unknown ``fmt`` or an empty ``splits``.
+        FileNotFoundError: ``root`` does not exist.
+        NotADirectoryError: ``root`` is not a folder.
+    """
+    check_format(fmt)
+    if isinstance(splits, str):
+        splits = (splits,)
+    if not splits:
+        raise ValueError("splits must name at least one split, e.g. ('train', 'test')")
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"dataset root not found: {root}")
+    if not root.is_dir():
+        raise NotADirectoryError(f"dataset root is not a folder: {root}")
+
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    ignored: list[str] = []
+    restore_truncated = ImageFile.LOAD_TRUNCATED_IMAGES
+    if restore_truncated:
+        logger.warning(
+            "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True; disabling it while scanning "
+            "so that truncated images are detected"
+        )
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        for split in splits:
+            for template, domain in _LAYOUTS[fmt]:
+                folder = root / template.format(split=split)
+                if not folder.is_dir():
+                    continue
+                for file in _iter_files(folder):
+                    relative = file.relative_to(root).as_posix()
+                    if file.suffix.lower() not in IMAGE_EXTENSIONS:
+                        ignored.append(relative)
+                        continue
+                    info = inspect_image(file, max_pixels=max_pixels)
+                    rows.append(
+                        {
+                            "path": relative,
+                            "split": split,
+                            "domain": domain,
+                            "width": info.width,
+                            "height": info.height,
+                            "mode": info.mode,
+                            "bytes": info.bytes,
+                            "decodable": info.decodable,
+                            "error": info.error,
+                            "pair_id": None if fmt == "unaligned" else file.stem,
+                            "content_hash": info.content_hash,
+                        }
+                    )
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = restore_truncated
+
+    if rows:
+        table = pd.DataFrame(rows, columns=METADATA_COLUMNS)
+        table = table.astype(
+            {"width": "int64", "height": "int64", "bytes": "int64", "decodable": bool}
+        )
+        table["pair_id"] = table["pair_id"].astype(object)
+    else:
+        table = _empty_table()
+    table.attrs["ignored_files"] = len(ignored)
+    table.attrs["ignored_examples"] = ignored[:20]
+
+    if ignored:
+        logger.warning(
+            "%d non-image file(s) ignored under %s (e.g. %s)",
+            len(ignored),
+            root,
+            ", ".join(ignored[:3]),
+        )
+    bad = int((~table["decodable"]).sum())
+    logger.info(
+        "scanned %d image file(s) (%d not decodable) under %s as %r in %.2fs",
+        len(table),
+        bad,
+        root,
+        fmt,
+        time.perf_counter() - started,
+    )
+    return table
