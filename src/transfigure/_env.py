@@ -15,8 +15,11 @@ TELEMETRY_OFF = {
     "BENTOML_DO_NOT_TRACK": "true",
     "DVC_NO_ANALYTICS": "1",
     "DO_NOT_TRACK": "true",
-    # MLflow must not try to reach a hub or a Databricks host for anything.
+    "GX_ANALYTICS_ENABLED": "False",
+    # nothing may try to reach a model hub
     "HF_HUB_OFFLINE": "1",
+    # no per-file progress bars in logs when MLflow copies artifacts
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 
 

@@ -1,0 +1,128 @@
+"""Log exported generators as MLflow models, register them, and fetch them back."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from transfigure.tracking.mlflow_utils import configure_mlflow, resolve_tracking_uri
+
+import mlflow  # noqa: E402  (after tracking.mlflow_utils switched telemetry off)
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+GENERATOR_ARTIFACT = "generator"
+
+
+def _pip_requirements() -> list[str]:
+    import torch
+
+    return [f"torch=={torch.__version__.split('+')[0]}", "safetensors", "pillow", "numpy", "pandas", "transfigure"]
+
+
+def generator_signature() -> Any:
+    """Pyfunc I/O: encoded image bytes (+ optional direction) in, PNG bytes out."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("binary", "image"), ColSpec("string", "direction", required=False)]),
+        outputs=Schema([ColSpec("binary", "image")]),
+        params=ParamSchema([ParamSpec("direction", "string", "AtoB")]),
+    )
+
+
+def _input_example() -> Any:
+    """A 32x32 grey PNG: MLflow runs the logged model on it, proving it loads and predicts."""
+    import io
+
+    import pandas as pd
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), (128, 128, 128)).save(buf, format="PNG")
+    return pd.DataFrame({"image": [buf.getvalue()]})
+
+
+def log_generator_model(export_dir: str | Path, *, name: str = "generator") -> Any:
+    """Log ``export_dir`` (safetensors + config.json) as a pyfunc model of the active run."""
+    export_dir = Path(export_dir)
+    if export_dir.name != GENERATOR_ARTIFACT:
+        raise ValueError(f"export folder must be named '{GENERATOR_ARTIFACT}', got '{export_dir}'")
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=str(PYFUNC_CODE),
+        artifacts={GENERATOR_ARTIFACT: str(export_dir)},
+        pip_requirements=_pip_requirements(),
+        signature=generator_signature(),
+        input_example=_input_example(),
+    )
+
+
+def register_generator(
+    client: MlflowClient, model_uri: str, name: str, *, run_id: str | None = None, tags: dict[str, str] | None = None,
+    description: str | None = None,
+) -> Any:
+    """Register ``model_uri`` as a new version of ``name`` (creating the registered model if needed)."""
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description=f"transfigure {name} generator")
+    version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags or {}, description=description)
+    logger.info("registered %s version %s (%s)", name, version.version, model_uri)
+    return version
+
+
+_VERSION_RE = re.compile(r"^\d+$")
+
+
+def resolve_model_uri(client: MlflowClient, name: str, alias_or_version: str | int) -> tuple[str, str]:
+    """``models:/`` URI and concrete version for an alias, a version number or ``latest``."""
+    ref = str(alias_or_version)
+    try:
+        if _VERSION_RE.match(ref):
+            mv = client.get_model_version(name, ref)
+        elif ref == "latest":
+            versions = client.search_model_versions(f"name='{name}'")
+            if not versions:
+                raise MlflowException(f"no versions of {name}")
+            mv = max(versions, key=lambda v: int(v.version))
+        else:
+            mv = client.get_model_version_by_alias(name, ref)
+    except MlflowException as exc:
+        if ref == "latest":
+            hint = f"run `kedro run --pipeline=train_{name}` to train and register one"
+        elif not _VERSION_RE.match(ref):
+            hint = (
+                f"no version carries the alias {ref!r}; give it one in the MLflow UI (Models > {name} > version > "
+                f"Aliases) or with MlflowClient().set_registered_model_alias({name!r}, {ref!r}, VERSION); "
+                f"`kedro run --pipeline=train_{name}` trains and registers a new version"
+            )
+        else:
+            hint = "check the name and version in the MLflow UI"
+        raise LookupError(f"no model '{name}' {ref!r} in the MLflow registry: {hint} ({exc.message})") from exc
+    return f"models:/{name}/{mv.version}", str(mv.version)
+
+
+def download_generator(
+    name: str, alias_or_version: str | int = "champion", *, tracking_uri: str | None = None, dst: str | Path | None = None
+) -> Path:
+    """Download a registered generator and return the folder holding its ``config.json``."""
+    uri = resolve_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    model_uri, _ = resolve_model_uri(client, name, alias_or_version)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst) if dst else None))
+    folder = local / "artifacts" / GENERATOR_ARTIFACT
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"model {model_uri} holds no transfigure generator (looked in {folder})")
+    return folder
+
+
+__all__ = ["configure_mlflow", "download_generator", "log_generator_model", "register_generator", "resolve_model_uri"]

@@ -1,0 +1,117 @@
+"""Run the shared training engine inside an MLflow run, export and log the generators.
+
+Variant-agnostic: every ``train_<variant>`` pipeline calls :func:`run_tracked_training`.
+A resumed training (``training.resume: true``) continues the MLflow run whose id the
+checkpoint recorded, so one model's history stays in one run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from transfigure.models.base import TranslationModel
+from transfigure.models.io import save_generators
+from transfigure.tracking.mlflow_utils import MlflowTrainingLogger, configure_mlflow, flatten_params, git_info
+from transfigure.tracking.registry import GENERATOR_ARTIFACT, log_generator_model, register_generator
+from transfigure.training import Trainer, TrainingConfig
+from transfigure.training.samples import visuals_grid
+
+import mlflow  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+def run_tracked_training(
+    *,
+    model: TranslationModel,
+    dataset: Dataset,
+    training: TrainingConfig,
+    output_dir: str | Path,
+    tracking: dict[str, Any],
+    params: dict[str, Any],
+    validation_report: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Train ``model``, logging everything to MLflow; returns a JSON-able training summary.
+
+    ``tracking``: ``experiment`` (name), ``tracking_uri`` (optional, overridden by
+    ``$MLFLOW_TRACKING_URI``), ``run_name`` (optional). ``params`` are logged flattened.
+    """
+    output_dir = Path(output_dir)
+    client, experiment_id = configure_mlflow(tracking.get("experiment", f"transfigure-{model.variant}"),
+                                             tracking.get("tracking_uri"))
+    trainer = Trainer(model, dataset, training, output_dir)
+    previous_run = trainer.resume_metadata().get("mlflow_run_id")
+    if previous_run:
+        logger.info("resuming MLflow run %s", previous_run)
+    run_tags = {"variant": model.variant, **git_info(), **(tags or {})}
+    with mlflow.start_run(run_id=previous_run, experiment_id=None if previous_run else experiment_id,
+                          run_name=None if previous_run else tracking.get("run_name")) as run:
+        run_id = run.info.run_id
+        trainer.logger = MlflowTrainingLogger(client, run_id)
+        trainer.run_metadata["mlflow_run_id"] = run_id
+        mlflow.set_tags(run_tags)
+        if not previous_run:
+            mlflow.log_params(flatten_params(params))
+        if validation_report is not None:
+            mlflow.log_dict(validation_report, "validation/validation_report.json")
+            summary = validation_report.get("summary", {})
+            numeric = {f"data_{k}": float(v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            if numeric:
+                mlflow.log_metrics(numeric)
+        result = trainer.fit()
+
+        export_dir = output_dir / GENERATOR_ARTIFACT
+        save_generators(
+            export_dir,
+            model.generators(),
+            variant=model.variant,
+            model_config=model.config.model_dump(),
+            metadata={"mlflow_run_id": run_id, "step": result.step, "git_commit": run_tags.get("git_commit", "")},
+        )
+        if model.visuals():
+            mlflow.log_image(visuals_grid(model.visuals()), "samples/final.png")
+        t0 = time.perf_counter()
+        info = log_generator_model(export_dir)
+        mlflow.log_metrics({"train_seconds": result.seconds, "train_images_per_second": result.images_per_second,
+                            "final_step": float(result.step)})
+        logger.info("logged generator model %s in %.1fs", info.model_uri, time.perf_counter() - t0)
+
+    summary = {
+        "variant": model.variant,
+        "run_id": run_id,
+        "experiment_id": experiment_id,
+        "tracking_uri": mlflow.get_tracking_uri(),
+        "model_uri": info.model_uri,
+        "export_dir": str(export_dir),
+        "checkpoint": str(result.checkpoint),
+        "step": result.step,
+        "epoch": result.epoch,
+        "seconds": round(result.seconds, 3),
+        "images_per_second": round(result.images_per_second, 3),
+        "resumed_from_step": result.resumed_from_step,
+        "losses": result.losses,
+        "device": str(trainer.device),
+        "precision": trainer.precision.mode,
+    }
+    (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def register_trained_model(summary: dict[str, Any], tracking: dict[str, Any], extra_tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """Register the model a training logged as a new version of ``tracking['registered_model_name']``."""
+    name = tracking.get("registered_model_name") or summary["variant"]
+    client, _ = configure_mlflow(tracking.get("experiment", f"transfigure-{summary['variant']}"), tracking.get("tracking_uri"))
+    tags = {"variant": summary["variant"], "run_id": summary["run_id"], "step": str(summary["step"]),
+            **{k: v for k, v in git_info().items() if k == "git_commit"}, **(extra_tags or {})}
+    mv = register_generator(client, summary["model_uri"], name, run_id=summary["run_id"], tags=tags,
+                            description=f"{summary['variant']} trained for {summary['step']} steps (run {summary['run_id']})")
+    return {"name": name, "version": str(mv.version), "run_id": summary["run_id"], "source": summary["model_uri"],
+            "registered_model_uri": f"models:/{name}/{mv.version}", "tracking_uri": os.environ.get("MLFLOW_TRACKING_URI") or summary["tracking_uri"]}
