@@ -1,0 +1,1 @@
+"""BentoML service (``bentoml serve`` from the project root, declared in bentofile.yaml)."""
