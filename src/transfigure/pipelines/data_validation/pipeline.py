@@ -12,7 +12,6 @@ from kedro.pipeline import Pipeline, node
 
 from transfigure.pipelines.data_validation.nodes import describe_images, prepare_dataset, require_valid, validate_images
 
-VARIANTS = ("cyclegan",)
 
 
 def validation_pipeline(namespace: str) -> Pipeline:
@@ -34,4 +33,6 @@ def validation_pipeline(namespace: str) -> Pipeline:
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return sum((validation_pipeline(v) for v in VARIANTS), Pipeline([]))
+    from transfigure.models import VARIANTS
+
+    return sum((validation_pipeline(v) for v in sorted(VARIANTS)), Pipeline([]))

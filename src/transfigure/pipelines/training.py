@@ -1,0 +1,108 @@
+"""The training pipeline every variant shares: validate data -> train (MLflow-tracked) -> register.
+
+``train_<variant>/pipeline.py`` is ``training_pipeline("<variant>")``. Datasets and
+parameters are namespaced by variant (``<variant>.training_summary``,
+``params:<variant>.model`` ...), configured in ``conf/base/parameters_train_<variant>.yml``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+from kedro.pipeline import Pipeline, node
+from torch.utils.data import Dataset
+
+from transfigure.data.datasets import make_dataset
+from transfigure.data.transforms import TransformConfig
+from transfigure.models import VARIANTS
+from transfigure.pipelines.data_validation.pipeline import validation_pipeline
+from transfigure.tracking.training import register_trained_model, run_tracked_training
+from transfigure.training import TrainingConfig
+
+logger = logging.getLogger(__name__)
+
+#: data parameters that are not dataset-constructor arguments
+_NOT_DATASET_ARGS = {"path", "default_subset", "default_root", "format", "preprocess", "load_size", "crop_size", "flip"}
+
+
+def build_dataset(dataset: dict[str, Any], data: dict[str, Any], split: str = "train", seed: int = 0) -> Dataset:
+    """The torch dataset for ``dataset`` (root + format) with the preprocessing in ``data``.
+
+    Other keys of ``data`` (``direction``, ``input_nc``, ``label_nc``, ``use_instance`` ...) are passed
+    to the dataset class, so a variant's parameters file can configure its format fully.
+    """
+    transform = TransformConfig(
+        preprocess=data.get("preprocess", "resize_and_crop"),
+        load_size=int(data.get("load_size", 286)),
+        crop_size=int(data.get("crop_size", 256)),
+        flip=bool(data.get("flip", True)),
+    )
+    kwargs = {k: v for k, v in data.items() if k not in _NOT_DATASET_ARGS}
+    return make_dataset(dataset["format"], dataset["root"], split, transform=transform, seed=seed, **kwargs)
+
+
+def model_config(variant: str, data: dict[str, Any], model: dict[str, Any]) -> Any:
+    """The variant's typed config; channel counts default to the data's (``data.input_nc`` ...)."""
+    config_class = VARIANTS[variant].config_class
+    shared = {k: data[k] for k in ("input_nc", "output_nc", "label_nc") if k in data and k in config_class.model_fields}
+    return config_class(**{**shared, **model})
+
+
+def train(
+    variant: str,
+    validated_dataset: dict[str, Any],
+    validation_report: dict[str, Any],
+    data: dict[str, Any],
+    model: dict[str, Any],
+    training: dict[str, Any],
+    tracking: dict[str, Any],
+    output_dir: str,
+) -> dict[str, Any]:
+    """Train ``variant`` on the validated dataset through the shared engine, logged to MLflow."""
+    config = model_config(variant, data, model)
+    train_cfg = TrainingConfig(**training)
+    return run_tracked_training(
+        model=VARIANTS[variant](config),
+        dataset=build_dataset(validated_dataset, data, "train", seed=train_cfg.seed),
+        training=train_cfg,
+        output_dir=output_dir,
+        tracking=tracking,
+        params={"data": data, "model": config.model_dump(), "training": train_cfg.model_dump()},
+        validation_report=validation_report,
+        tags={"dataset_root": validated_dataset["root"], "dataset_format": validated_dataset["format"],
+              "dataset_fingerprint": validated_dataset.get("fingerprint", "")},
+    )
+
+
+def register_model(training_summary: dict[str, Any], validated_dataset: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
+    """Register the trained generator as a new version (unless ``tracking.register`` is false)."""
+    if not tracking.get("register", True):
+        logger.info("tracking.register is false: not registering")
+        return {"registered": False, "run_id": training_summary["run_id"], "source": training_summary["model_uri"]}
+    out = register_trained_model(training_summary, tracking,
+                                 extra_tags={"dataset_fingerprint": validated_dataset.get("fingerprint", "")})
+    logger.info("registered %s version %s; load it with transfigure.load_translator(%r, %s)",
+                out["name"], out["version"], out["name"], out["version"])
+    return {"registered": True, **out}
+
+
+def training_pipeline(variant: str) -> Pipeline:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
+    train_node = functools.update_wrapper(functools.partial(train, variant), train)
+    steps = Pipeline(
+        [
+            node(
+                train_node,
+                ["validated_dataset", "validation_report", "params:data", "params:model", "params:training",
+                 "params:tracking", "params:output_dir"],
+                "training_summary",
+                name="train",
+            ),
+            node(register_model, ["training_summary", "validated_dataset", "params:tracking"], "registered_model",
+                 name="register"),
+        ]
+    )
+    return validation_pipeline(variant) + Pipeline(steps, namespace=variant)
