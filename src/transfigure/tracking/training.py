@@ -21,6 +21,7 @@ from transfigure.models.io import save_generators
 from transfigure.tracking.mlflow_utils import MlflowTrainingLogger, configure_mlflow, flatten_params, git_info
 from transfigure.tracking.registry import GENERATOR_ARTIFACT, log_generator_model, register_generator
 from transfigure.training import Trainer, TrainingConfig
+from transfigure.training.distributed import broadcast_object, init_distributed
 from transfigure.training.samples import visuals_grid
 
 import mlflow  # noqa: E402
@@ -43,8 +44,14 @@ def run_tracked_training(
 
     ``tracking``: ``experiment`` (name), ``tracking_uri`` (optional, overridden by
     ``$MLFLOW_TRACKING_URI``), ``run_name`` (optional). ``params`` are logged flattened.
+    Under torchrun every rank trains; rank 0 alone talks to MLflow and exports, and every
+    rank returns rank 0's summary (so Kedro writes the same outputs on all ranks).
     """
     output_dir = Path(output_dir)
+    ctx = init_distributed()
+    if not ctx.is_main:
+        Trainer(model, dataset, training, output_dir).fit()
+        return broadcast_object(None, ctx)
     client, experiment_id = configure_mlflow(tracking.get("experiment", f"transfigure-{model.variant}"),
                                              tracking.get("tracking_uri"))
     trainer = Trainer(model, dataset, training, output_dir)
@@ -101,8 +108,9 @@ def run_tracked_training(
         "device": str(trainer.device),
         "precision": trainer.precision.mode,
     }
+    summary["world_size"] = ctx.world_size
     (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return broadcast_object(summary, ctx)
 
 
 def register_trained_model(summary: dict[str, Any], tracking: dict[str, Any], extra_tags: dict[str, str] | None = None) -> dict[str, Any]:

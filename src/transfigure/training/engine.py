@@ -35,6 +35,13 @@ from transfigure.training.checkpoint import (
 )
 from transfigure.training.config import TrainingConfig
 from transfigure.training.device import resolve_device, resolve_precision
+from transfigure.training.distributed import (
+    init_distributed,
+    device_for,
+    plain_state_dict,
+    unwrap_children,
+    wrap_trainable_children,
+)
 from transfigure.training.samples import visuals_grid
 from transfigure.training.schedulers import build_scheduler
 
@@ -129,6 +136,11 @@ class Trainer:
 
     ``run_metadata`` is stored in every checkpoint (e.g. the MLflow run id, so a resumed run
     keeps logging to the same run) and returned by :meth:`resume_metadata`.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the same code trains data-parallel: the variant's
+    networks are wrapped in ``DistributedDataParallel``, every epoch is sharded over the ranks
+    (effective batch = ``batch_size`` x world size), and only rank 0 logs, shows progress and
+    writes checkpoints.
     """
 
     def __init__(
@@ -146,9 +158,10 @@ class Trainer:
         self.dataset = dataset
         self.output_dir = Path(output_dir)
         self.checkpoint_dir = self.output_dir / "checkpoints"
-        self.logger: TrainingLogger = logger_ or NullLogger()
+        self._logger: TrainingLogger = logger_ or NullLogger()
         self.run_metadata = dict(run_metadata or {})
-        self.device = resolve_device(config.device)
+        self.dist = init_distributed()
+        self.device = device_for(self.dist, resolve_device(config.device))
         self.precision = Precision(resolve_precision(config.precision, self.device), self.device)
         if len(dataset) == 0:  # type: ignore[arg-type]
             raise ValueError("the training dataset is empty")
@@ -160,13 +173,23 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.batch_in_epoch = 0  # samples of the current epoch already consumed (per rank)
-        self.sampler = EpochSampler(len(dataset), shuffle=config.shuffle, seed=config.seed)  # type: ignore[arg-type]
+        self.sampler = EpochSampler(len(dataset), shuffle=config.shuffle, seed=config.seed,  # type: ignore[arg-type]
+                                    rank=self.dist.rank, world_size=self.dist.world_size)
         self._resumed_from: int | None = None
         self._stop_signal: int | None = None
         if config.compile:
             for name, gen in model.generators().items():
                 gen.compile()
                 logger.info("torch.compile enabled for generator %s", name)
+
+    @property
+    def logger(self) -> TrainingLogger:
+        """Rank 0's logger; other ranks log nothing."""
+        return self._logger if self.dist.is_main else NullLogger()
+
+    @logger.setter
+    def logger(self, value: TrainingLogger) -> None:
+        self._logger = value
 
     # -- checkpoints ---------------------------------------------------------------------
     @property
@@ -179,7 +202,7 @@ class Trainer:
             "variant": self.model.variant,
             "model_config": self.model.config.model_dump(),
             "training_config": self.config.model_dump(),
-            "model": self.model.state_dict(),
+            "model": plain_state_dict(self.model),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "precision": self.precision.state_dict(),
@@ -189,9 +212,13 @@ class Trainer:
             "batch_in_epoch": self.batch_in_epoch,
             "rng": capture_rng_state(),
             "run_metadata": self.run_metadata,
+            "world_size": self.dist.world_size,
         }
 
     def save_checkpoint(self) -> Path:
+        """Write ``step_N.pt`` and ``last.pt`` (rank 0 only; the ranks hold identical weights)."""
+        if not self.dist.is_main:
+            return self.last_checkpoint
         state = self.state_dict()
         numbered = self.checkpoint_dir / f"step_{self.step:08d}.pt"
         atomic_torch_save(state, numbered)
@@ -220,6 +247,10 @@ class Trainer:
         self.precision.load_state_dict(ckpt["precision"])
         self.model.load_extra_state(ckpt["extra"])
         self.step, self.epoch, self.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
+        if ckpt.get("world_size", 1) != self.dist.world_size and self.batch_in_epoch:
+            logger.warning("checkpoint was written with %d processes, now %d: restarting epoch %d from its start",
+                           ckpt.get("world_size", 1), self.dist.world_size, self.epoch)
+            self.batch_in_epoch = 0
         restore_rng_state(ckpt["rng"])
         self.run_metadata = {**ckpt.get("run_metadata", {}), **self.run_metadata}
         self._resumed_from = self.step
@@ -252,6 +283,9 @@ class Trainer:
         elif not cfg.resume:
             torch.manual_seed(cfg.seed)
         self.model.train()
+        if self.dist.enabled:
+            wrapped = wrap_trainable_children(self.model, self.dist)
+            logger.info("rank %d/%d: DistributedDataParallel over %s", self.dist.rank, self.dist.world_size, wrapped)
         total_epochs = cfg.total_epochs
         steps_per_epoch = math.ceil(len(self.sampler._indices()) / cfg.batch_size)
         total_steps = steps_per_epoch * total_epochs
@@ -261,7 +295,7 @@ class Trainer:
             "training %s on %s (%s), %d images/epoch, %d epochs, up to %d steps",
             self.model.variant, self.device, self.precision.mode, len(self.dataset), total_epochs, total_steps,  # type: ignore[arg-type]
         )
-        bar = tqdm(total=total_steps, initial=min(self.step, total_steps), disable=not cfg.progress, unit="it",
+        bar = tqdm(total=total_steps, initial=min(self.step, total_steps), disable=not (cfg.progress and self.dist.is_main), unit="it",
                    dynamic_ncols=True, mininterval=1.0)
         history: list[dict[str, float]] = []
         losses: dict[str, float] = {}
@@ -283,8 +317,10 @@ class Trainer:
                     images_seen += n
                     images_window += n
                     bad = [k for k, v in losses.items() if not math.isfinite(v)]
-                    if bad:
-                        raise FloatingPointError(f"non-finite loss {bad} at step {self.step}; last checkpoint kept")
+                    stop_signal, any_bad = self._agree_on_stop(self._stop_signal is not None, bool(bad))
+                    if any_bad:
+                        raise FloatingPointError(f"non-finite loss {bad or '(on another rank)'} at step {self.step}; "
+                                                 "last checkpoint kept")
                     bar.update(1)
                     if self.step % cfg.log_every == 0 or self.step == total_steps:
                         now = time.perf_counter()
@@ -303,8 +339,8 @@ class Trainer:
                         self._log_samples()
                     if self.step % cfg.checkpoint_every == 0 and self.step < total_steps:
                         self.save_checkpoint()
-                    if self._stop_signal is not None:
-                        raise TrainingInterrupted(f"received signal {self._stop_signal}")
+                    if stop_signal:
+                        raise TrainingInterrupted(f"received signal {self._stop_signal or '(on another rank)'}")
                     if cfg.max_steps is not None and self.step >= cfg.max_steps:
                         break
                 else:  # epoch finished: advance schedules
@@ -321,6 +357,7 @@ class Trainer:
         finally:
             bar.close()
             self._restore_signal_handlers(previous_handlers)
+            unwrap_children(self.model)
         path = self.save_checkpoint()
         seconds = time.perf_counter() - t_start
         return TrainingResult(
@@ -333,6 +370,16 @@ class Trainer:
             resumed_from_step=self._resumed_from,
             history=history,
         )
+
+    def _agree_on_stop(self, stop: bool, bad: bool) -> tuple[bool, bool]:
+        """All ranks stop together (a signal or a non-finite loss on any rank), or none does."""
+        if not self.dist.enabled:
+            return stop, bad
+        import torch.distributed as dist
+
+        flags = torch.tensor([float(stop), float(bad)], device=self.device)
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        return bool(flags[0]), bool(flags[1])
 
     def _log_samples(self) -> None:
         visuals = self.model.visuals()

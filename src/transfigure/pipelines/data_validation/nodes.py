@@ -11,6 +11,7 @@ import pandas as pd
 
 from transfigure.data.default_dataset import DEFAULT_SUBSETS, build_default_dataset
 from transfigure.data.discovery import resolve_format
+from transfigure.training.distributed import barrier, init_distributed
 from transfigure.validation import (
     DataValidationError,
     ValidationConfig,
@@ -36,8 +37,12 @@ def prepare_dataset(data: dict[str, Any]) -> dict[str, str]:
         subset = data.get("default_subset", "day2night")
         if subset not in DEFAULT_SUBSETS:
             raise ValueError(f"unknown data.default_subset {subset!r}: use one of {sorted(DEFAULT_SUBSETS)}")
-        base = build_default_dataset(Path(data.get("default_root", "data/01_raw/default")))
-        root = Path(base) / subset
+        base = Path(data.get("default_root", "data/01_raw/default"))
+        ctx = init_distributed()  # under torchrun, rank 0 builds while the others wait
+        if ctx.is_main:
+            build_default_dataset(base)
+        barrier(ctx)
+        root = base / subset
     fmt = resolve_format(root, data.get("format"))
     logger.info("dataset: %s (format %s)", root, fmt)
     return {"root": str(root), "format": fmt}
