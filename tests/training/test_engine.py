@@ -189,3 +189,36 @@ def test_killed_run_resumes_from_last_checkpoint_not_from_zero(tmp_path, pairs):
     result = trainer.fit()
     assert result.resumed_from_step == saved["step"]
     assert result.step == saved["step"] + 2
+
+
+@pytest.mark.parametrize(
+    "policy,extra,expected",
+    [
+        ("step", {"lr_decay_iters": 2, "lr_gamma": 0.5}, [2e-4, 2e-4, 1e-4, 1e-4]),
+        ("cosine", {}, [2e-4, 2e-4 * 0.8535534, 1e-4, 2e-4 * 0.1464466]),
+        ("constant", {}, [2e-4] * 4),
+    ],
+)
+def test_lr_policies_per_epoch(tmp_path, pairs, policy, extra, expected):
+    log = ListLogger()
+    cfg = TrainingConfig(**{**BASE, "lr_policy": policy, **extra})
+    Trainer(tiny_model(), pairs(), cfg, tmp_path, logger_=log).fit()
+    lr_by_epoch = {int(m["epoch"]): m["lr_G"] for _, m in log.metrics}
+    assert [lr_by_epoch[e] for e in range(4)] == pytest.approx(expected, rel=1e-5)
+
+
+def test_plateau_decays_when_the_watched_loss_stops_improving(tmp_path, pairs):
+    cfg = TrainingConfig(**{**BASE, "lr_policy": "plateau", "plateau_metric": "D_A", "plateau_patience": 1, "lr_gamma": 0.5})
+    trainer = Trainer(tiny_model(), pairs(), cfg, tmp_path)
+    lrs = []
+    for mean in [1.0, 0.5, 0.5, 0.5, 0.5, 0.2]:  # improves, then flat for 3 epochs, then improves
+        trainer._step_schedulers({"D_A": mean * 3, "G": 1.0}, 3)
+        lrs.append(trainer.current_lrs()["lr_D"])
+    # patience 1: the second flat epoch decays; the third flat one starts a new wait; then it improves
+    assert lrs == pytest.approx([2e-4, 2e-4, 2e-4, 1e-4, 1e-4, 1e-4])
+    # a real run with the plateau schedule steps it from the epoch means without error
+    result = Trainer(tiny_model(), pairs(), cfg, tmp_path / "run").fit()
+    assert result.epoch == 4
+    with pytest.raises(KeyError, match="not a loss"):
+        Trainer(tiny_model(), pairs(), TrainingConfig(**{**BASE, "lr_policy": "plateau", "plateau_metric": "nope"}),
+                tmp_path / "x").fit()

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-LRPolicy = Literal["linear", "step", "cosine", "constant"]
+LRPolicy = Literal["linear", "step", "cosine", "plateau", "constant"]
 
 
 class TrainingConfig(BaseModel):
@@ -23,7 +23,9 @@ class TrainingConfig(BaseModel):
     n_epochs_decay: int = Field(100, ge=0)
     lr_policy: LRPolicy = "linear"
     lr_decay_iters: int = Field(50, ge=1, description="epochs between decays for lr_policy 'step'")
-    lr_gamma: float = Field(0.1, gt=0, description="decay factor for lr_policy 'step'")
+    lr_gamma: float = Field(0.1, gt=0, lt=1.0 + 1e-9, description="decay factor for lr_policy 'step' and 'plateau'")
+    plateau_metric: str = Field("G", description="loss (epoch mean) watched by lr_policy 'plateau', e.g. 'G' or 'cycle_A'")
+    plateau_patience: int = Field(5, ge=0, description="epochs without improvement before 'plateau' decays the LR")
     max_steps: int | None = Field(None, ge=1, description="stop after this many steps (smoke runs, tests)")
     num_workers: int = Field(0, ge=0)
     shuffle: bool = True

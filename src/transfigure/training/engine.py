@@ -300,6 +300,8 @@ class Trainer:
         history: list[dict[str, float]] = []
         losses: dict[str, float] = {}
         images_seen, t_start = 0, time.perf_counter()
+        epoch_sums: dict[str, float] = {}
+        epoch_steps = 0
         t_window, images_window = t_start, 0
         previous_handlers = self._install_signal_handlers()
         try:
@@ -316,6 +318,9 @@ class Trainer:
                     self.batch_in_epoch += n
                     images_seen += n
                     images_window += n
+                    for k, v in losses.items():
+                        epoch_sums[k] = epoch_sums.get(k, 0.0) + v
+                    epoch_steps += 1
                     bad = [k for k, v in losses.items() if not math.isfinite(v)]
                     stop_signal, any_bad = self._agree_on_stop(self._stop_signal is not None, bool(bad))
                     if any_bad:
@@ -346,8 +351,8 @@ class Trainer:
                 else:  # epoch finished: advance schedules
                     self.epoch += 1
                     self.batch_in_epoch = 0
-                    for sch in self.schedulers.values():
-                        sch.step()
+                    self._step_schedulers(epoch_sums, epoch_steps)
+                    epoch_sums, epoch_steps = {}, 0
                     logger.info("epoch %d/%d done at step %d, %s", self.epoch, total_epochs, self.step,
                                 {k: round(v, 6) for k, v in self.current_lrs().items()})
         except (KeyboardInterrupt, TrainingInterrupted) as exc:
@@ -370,6 +375,25 @@ class Trainer:
             resumed_from_step=self._resumed_from,
             history=history,
         )
+
+    def _step_schedulers(self, epoch_sums: dict[str, float], epoch_steps: int) -> None:
+        """Advance every LR schedule by one epoch; ``plateau`` gets the epoch mean of its metric."""
+        for sch in self.schedulers.values():
+            if isinstance(sch, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                name = self.config.plateau_metric
+                if name not in epoch_sums:
+                    if epoch_steps == 0:  # resumed exactly at an epoch boundary: nothing measured
+                        continue
+                    raise KeyError(f"plateau_metric {name!r} is not a loss of {self.model.variant}: {sorted(epoch_sums)}")
+                mean = torch.tensor(epoch_sums[name] / epoch_steps, device=self.device)
+                if self.dist.enabled:  # every rank must decide the same
+                    import torch.distributed as dist
+
+                    dist.all_reduce(mean)
+                    mean /= self.dist.world_size
+                sch.step(float(mean))
+            else:
+                sch.step()
 
     def _agree_on_stop(self, stop: bool, bad: bool) -> tuple[bool, bool]:
         """All ranks stop together (a signal or a non-finite loss on any rank), or none does."""
