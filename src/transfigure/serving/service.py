@@ -38,12 +38,12 @@ def _preflight() -> None:
         return
     from mlflow import MlflowClient
 
-    from transfigure.tracking.mlflow_utils import resolve_tracking_uri
+    from transfigure.tracking.mlflow_utils import resolve_registry_uri, resolve_tracking_uri
     from transfigure.tracking.registry import resolve_model_uri
 
     uri = resolve_tracking_uri()
     try:
-        resolve_model_uri(MlflowClient(tracking_uri=uri, registry_uri=uri), MODEL_NAME, MODEL_ALIAS)
+        resolve_model_uri(MlflowClient(tracking_uri=uri, registry_uri=resolve_registry_uri(uri)), MODEL_NAME, MODEL_ALIAS)
     except LookupError as exc:
         raise SystemExit(f"transfigure service cannot start: {exc} (registry: {uri})") from None
 

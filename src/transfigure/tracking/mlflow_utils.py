@@ -41,6 +41,16 @@ def resolve_tracking_uri(configured: str | None = None, project_root: str | Path
     return f"sqlite:///{root / DEFAULT_DB}"
 
 
+def resolve_registry_uri(tracking_uri: str) -> str:
+    """The model registry: ``$MLFLOW_REGISTRY_URI`` when the user set one, else the tracking store.
+
+    transfigure never calls ``mlflow.set_registry_uri``: MLflow stores that value in
+    ``os.environ``, where it outlives the call and leaks into child processes (a later run
+    with another tracking store would register its models in the old one).
+    """
+    return os.environ.get("MLFLOW_REGISTRY_URI") or tracking_uri
+
+
 def is_local_store(uri: str) -> bool:
     return uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri
 
@@ -57,8 +67,7 @@ def configure_mlflow(
     """
     uri = resolve_tracking_uri(tracking_uri, project_root)
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=resolve_registry_uri(uri))
     exp = client.get_experiment_by_name(experiment)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":

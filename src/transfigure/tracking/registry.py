@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from transfigure.tracking.mlflow_utils import configure_mlflow, resolve_tracking_uri
+from transfigure.tracking.mlflow_utils import configure_mlflow, resolve_registry_uri, resolve_tracking_uri
 
 import mlflow  # noqa: E402  (after tracking.mlflow_utils switched telemetry off)
 from mlflow import MlflowClient  # noqa: E402
@@ -37,15 +37,19 @@ def generator_signature() -> Any:
     )
 
 
-def _input_example() -> Any:
-    """A 32x32 grey PNG: MLflow runs the logged model on it, proving it loads and predicts."""
+def _input_example(export_dir: Path) -> Any:
+    """A 32x32 PNG MLflow runs the logged model on, proving it loads and predicts: grey RGB for
+    image generators, an all-zeros label map (class 0) for label-map generators (SPADE)."""
     import io
+    import json
 
     import pandas as pd
     from PIL import Image
 
+    generators = json.loads((export_dir / "config.json").read_text()).get("generators", {})
+    takes_labels = any("label_nc" in cfg for cfg in generators.values())
     buf = io.BytesIO()
-    Image.new("RGB", (32, 32), (128, 128, 128)).save(buf, format="PNG")
+    (Image.new("L", (32, 32), 0) if takes_labels else Image.new("RGB", (32, 32), (128, 128, 128))).save(buf, format="PNG")
     return pd.DataFrame({"image": [buf.getvalue()]})
 
 
@@ -60,7 +64,7 @@ def log_generator_model(export_dir: str | Path, *, name: str = "generator") -> A
         artifacts={GENERATOR_ARTIFACT: str(export_dir)},
         pip_requirements=_pip_requirements(),
         signature=generator_signature(),
-        input_example=_input_example(),
+        input_example=_input_example(export_dir),
     )
 
 
@@ -114,10 +118,9 @@ def download_generator(
 ) -> Path:
     """Download a registered generator and return the folder holding its ``config.json``."""
     uri = resolve_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=resolve_registry_uri(uri))
     model_uri, _ = resolve_model_uri(client, name, alias_or_version)
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst) if dst else None))
     folder = local / "artifacts" / GENERATOR_ARTIFACT
     if not (folder / "config.json").is_file():
