@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+# OpenMP threads that sleep instead of spinning: on a 2-core machine shared with other
+# processes (torchrun ranks, kedro/bentoml subprocesses) spinning makes torch 5-10x slower.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# tests/_support.py: plain helpers test modules import (pytest runs with --import-mode=importlib)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 # No test may reach the network or the project's own MLflow store.
 for _k, _v in {"KEDRO_DISABLE_TELEMETRY": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "BENTOML_DO_NOT_TRACK": "true",
                "DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "true"}.items():
@@ -51,3 +57,4 @@ def make_unaligned(root: Path, size: int = 32, n_train: int = 4, n_test: int = 2
 @pytest.fixture
 def tiny_unaligned(tmp_path) -> Path:
     return make_unaligned(tmp_path / "tiny_unaligned")
+

@@ -6,12 +6,26 @@ from transfigure._env import disable_telemetry
 
 disable_telemetry()
 
+def rank_suffix() -> str:
+    """``""`` on rank 0 (or without torchrun), ``".rank<N>"`` on the other ranks.
+
+    Used in catalog.yml filepaths so that under torchrun only rank 0 writes the canonical
+    files; the other ranks write their (identical) outputs beside them instead of racing
+    rank 0 on the same file.
+    """
+    import os
+
+    rank = int(os.environ.get("RANK", "0"))
+    return "" if rank == 0 else f".rank{rank}"
+
+
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
     # an environment (conf/local, conf/paper) overrides single keys, not whole parameter trees
     "merge_strategy": {"parameters": "soft"},
+    "custom_resolvers": {"rank_suffix": rank_suffix},
 }
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 from mlflow import MlflowClient
 from PIL import Image
 
 import transfigure
+from _support import project_catalog
 from transfigure.pipelines.train_cyclegan import create_pipeline
 from transfigure.validation import DataValidationError
 
@@ -36,7 +36,7 @@ def tiny_params(data_path: Path, output_dir: Path, **training) -> dict:
 
 def run_pipeline(params: dict) -> dict:
     """Run with the project's real catalog.yml (relative paths: the test's working directory)."""
-    catalog = DataCatalog.from_config(yaml.safe_load((PROJECT / "conf/base/catalog.yml").read_text()))
+    catalog = project_catalog()
     for key, value in params.items():
         catalog[f"params:cyclegan.{key}"] = value
     SequentialRunner().run(create_pipeline(), catalog)

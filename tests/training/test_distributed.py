@@ -95,5 +95,18 @@ def test_torchrun_kedro_pipeline_logs_and_registers_once(tmp_path):
     versions = client.search_model_versions("name='cyclegan'")
     assert len(versions) == 1 and versions[0].run_id == runs[0].info.run_id
     summary = json.loads((root / "data/08_reporting/cyclegan/training_summary.json").read_text())
+    # rank 1 wrote its identical copies beside rank 0's, never the same file
+    assert json.loads((root / "data/08_reporting/cyclegan.rank1/training_summary.json").read_text()) == summary
     registered = json.loads((root / "data/08_reporting/cyclegan/registered_model.json").read_text())
     assert summary["world_size"] == 2 and summary["step"] == 3 and registered["version"] == "1"
+
+
+def test_only_rank_zero_writes_the_canonical_catalog_files(monkeypatch):
+    from _support import project_catalog
+
+    monkeypatch.setenv("RANK", "0")
+    assert project_catalog().get("cyclegan.training_summary")._filepath.as_posix().endswith(
+        "data/08_reporting/cyclegan/training_summary.json")
+    monkeypatch.setenv("RANK", "1")
+    assert project_catalog().get("cyclegan.training_summary")._filepath.as_posix().endswith(
+        "data/08_reporting/cyclegan.rank1/training_summary.json")
