@@ -2,6 +2,10 @@
 
 The same :class:`Translator` serves the Python API, the MLflow pyfunc and (later) the
 BentoML service, so all of them translate identically.
+
+Generators whose config has a ``label_nc`` (SPADE) take a LABEL MAP instead of a photo: a
+single-channel PIL image of class ids (modes L, P, I, I;16; colour-coded RGB maps are refused),
+optionally an instance map and a style image, and return an RGB image of the label map's size.
 """
 
 from __future__ import annotations
@@ -10,10 +14,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from transfigure.data.datasets import LabelIdError
 from transfigure.data.transforms import tensor_to_pil, to_tensor
 from transfigure.models.io import load_generators
 from transfigure.training.device import resolve_device
@@ -60,13 +66,122 @@ class Translator:
         y = self.generators[direction](x)
         return y[..., :h, :w]
 
-    def translate(self, image: Image.Image, direction: str = "AtoB") -> Image.Image:
-        """Translate one PIL image; the output has the input's size (RGB, or L for 1-channel models)."""
+    def takes_label_maps(self, direction: str = "AtoB") -> bool:
+        """Whether ``direction``'s generator synthesises images from label maps (SPADE)."""
+        cfg = self.config.get("generators", {}).get(direction, {})
+        return "label_nc" in cfg
+
+    def translate(
+        self,
+        image: Image.Image,
+        direction: str = "AtoB",
+        *,
+        instance: Image.Image | None = None,
+        style: Image.Image | None = None,
+        seed: int | None = None,
+    ) -> Image.Image:
+        """Translate one PIL image; the output has the input's size (RGB, or L for 1-channel models).
+
+        For label-map generators (SPADE) ``image`` is the label map (class ids) and the result is
+        an RGB photo; ``instance`` is the instance-id map (when the model uses one; without it the
+        label map's own class boundaries serve as instance edges), ``style`` an image whose style
+        a VAE model copies, ``seed`` fixes its random z otherwise.
+        """
         if not isinstance(image, Image.Image):
             raise TypeError(f"translate() takes a PIL.Image.Image, got {type(image).__name__}")
+        if direction not in self.generators:
+            raise ValueError(f"unknown direction {direction!r} for this {self.variant} model: use one of {self.directions}")
+        if self.takes_label_maps(direction):
+            return self._translate_label_map(image, direction, instance, style, seed)
+        if instance is not None or style is not None or seed is not None:
+            raise ValueError(
+                f"instance/style/seed are for label-map generators (SPADE); this is a {self.variant} model"
+            )
         mode = "L" if self._input_channels(direction) == 1 else "RGB"
         x = to_tensor(image.convert(mode)).unsqueeze(0)
         return tensor_to_pil(self.translate_tensor(x, direction)[0])
+
+    # -- label maps (SPADE) ----------------------------------------------------------------
+    def _pad_ids(self, ids: np.ndarray) -> torch.Tensor:
+        """HxW ids -> 1x1xH'xW' LongTensor padded (replicating the border) to the size multiple."""
+        t = torch.from_numpy(ids.astype(np.int64))[None, None]
+        h, w = ids.shape
+        m = self.size_multiple
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            t = F.pad(t.double(), (0, pw, 0, ph), mode="replicate").round().long()
+        return t.to(self.device)
+
+    @torch.no_grad()
+    def _translate_label_map(
+        self,
+        label: Image.Image,
+        direction: str,
+        instance: Image.Image | None,
+        style: Image.Image | None,
+        seed: int | None,
+    ) -> Image.Image:
+        cfg = self.config["generators"][direction]
+        label_nc, dontcare = int(cfg["label_nc"]), bool(cfg.get("contain_dontcare_label", False))
+        name = str(getattr(label, "filename", "") or "<label map given to translate()>")
+        ids = label_ids_from_image(label, name)
+        present = np.unique(ids)
+        bad = present[present >= label_nc]
+        if dontcare:
+            bad = bad[bad != 255]
+        if bad.size:
+            raise LabelIdError(name, bad.tolist(), label_nc, dontcare)
+        if dontcare:
+            ids = np.where(ids == 255, label_nc, ids)
+        inst_t = None
+        if cfg.get("use_instance", False):
+            if instance is None:
+                inst = ids  # class boundaries as instance edges
+            else:
+                inst_name = str(getattr(instance, "filename", "") or "<instance map given to translate()>")
+                inst = label_ids_from_image(instance, inst_name, what="instance map")
+                if inst.shape != ids.shape:
+                    raise ValueError(
+                        f"instance map is {inst.shape[1]}x{inst.shape[0]} but the label map is "
+                        f"{ids.shape[1]}x{ids.shape[0]}; they must have the same size"
+                    )
+            inst_t = self._pad_ids(inst).float()
+        elif instance is not None:
+            raise ValueError("this model was trained without instance maps (use_instance=False): do not pass one")
+        gen = self.generators[direction]
+        z = style_t = None
+        if style is not None:
+            if not cfg.get("use_vae", False):
+                raise ValueError(
+                    "this model has no style encoder (trained with use_vae=False): style images need use_vae"
+                )
+            style_t = to_tensor(style.convert("RGB")).unsqueeze(0).to(self.device)
+        elif cfg.get("use_vae", False):
+            g = torch.Generator().manual_seed(seed) if seed is not None else None
+            z = torch.randn(1, int(cfg.get("z_dim", 256)), generator=g).to(self.device)
+        h, w = ids.shape
+        y = gen(self._pad_ids(ids), inst_t, z=z, style=style_t)
+        return tensor_to_pil(y[0, :, :h, :w])
+
+
+#: PIL modes holding one integer id per pixel (palette images: the indices are the ids)
+LABEL_IMAGE_MODES = ("L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N", "1")
+
+
+def label_ids_from_image(image: Image.Image, name: str = "<label map>", what: str = "label map") -> np.ndarray:
+    """A PIL label/instance map -> ``HxW`` int64 ids; colour images are refused with an explanation."""
+    if image.mode not in LABEL_IMAGE_MODES:
+        raise ValueError(
+            f"{what} '{name}' has mode {image.mode!r}: a {what} must hold one class id per pixel as a "
+            f"single-channel image (modes {', '.join(LABEL_IMAGE_MODES[:4])}), not colours. Convert a "
+            "colour-coded map to ids first (CMP facades: python -m transfigure.data.facades)"
+        )
+    ids = np.asarray(image).astype(np.int64)
+    if ids.ndim != 2:
+        raise ValueError(f"{what} '{name}' decodes to shape {ids.shape}, expected HxW ids")
+    if ids.size and int(ids.min()) < 0:
+        raise ValueError(f"{what} '{name}' holds negative ids (min {int(ids.min())})")
+    return ids
 
 
 def load_translator(

@@ -2,12 +2,20 @@
 
 from transfigure.models.base import Precision, TranslationModel, VariantConfig
 from transfigure.models.cyclegan import CycleGAN, CycleGANConfig
-from transfigure.models.discriminators import NLayerDiscriminator, PixelDiscriminator, build_discriminator
-from transfigure.models.generators import ResnetGenerator, build_generator
+from transfigure.models.discriminators import (
+    MultiscaleDiscriminator,
+    NLayerDiscriminator,
+    PixelDiscriminator,
+    build_discriminator,
+)
+from transfigure.models.generators import ResnetGenerator, SPADEGenerator, UnetGenerator, build_generator
 from transfigure.models.losses import GANLoss, ImagePool
+from transfigure.models.pix2pix import Pix2Pix, Pix2PixConfig
+from transfigure.models.spade import SPADE, SPADEConfig
+from transfigure.models.unit import UNIT, MsImageDiscriminator, UNITConfig, UNITGenerator
 
 #: variant name -> model class
-VARIANTS: dict[str, type[TranslationModel]] = {CycleGAN.variant: CycleGAN}
+VARIANTS: dict[str, type[TranslationModel]] = {m.variant: m for m in (CycleGAN, Pix2Pix, UNIT, SPADE)}
 
 __all__ = [
     "VARIANTS",
@@ -16,10 +24,21 @@ __all__ = [
     "GANLoss",
     "ImagePool",
     "NLayerDiscriminator",
+    "Pix2Pix",
+    "Pix2PixConfig",
     "PixelDiscriminator",
     "Precision",
     "ResnetGenerator",
     "TranslationModel",
+    "UNIT",
+    "UNITConfig",
+    "UNITGenerator",
+    "MsImageDiscriminator",
+    "MultiscaleDiscriminator",
+    "SPADE",
+    "SPADEConfig",
+    "SPADEGenerator",
+    "UnetGenerator",
     "VariantConfig",
     "build_discriminator",
     "build_generator",

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from transfigure.models.layers import NormType, get_norm_layer, uses_bias
+from transfigure.models.layers import add_nonspade_norm  # SPADE
 
 
 class NLayerDiscriminator(nn.Module):
@@ -88,3 +90,92 @@ def build_discriminator(
     if kind == "pixel":
         return PixelDiscriminator(input_nc, ndf, norm)
     raise ValueError(f"unknown discriminator {kind!r}: use 'basic', 'n_layers' or 'pixel'")
+
+
+# --------------------------------------------------------------------------- pix2pixHD / SPADE
+
+
+class NLayerFeatureDiscriminator(nn.Module):
+    """PatchGAN of pix2pixHD/SPADE that also returns its intermediate features.
+
+    NVlabs/SPADE ``NLayerDiscriminator``: ``model0 = Conv(input_nc, ndf, 4, s2) + LeakyReLU(0.2)``
+    (no norm), then ``n_layers - 1`` blocks ``norm(Conv 4x4)`` doubling the channels up to 512
+    (stride 2, the last one stride 1), then ``Conv(nf, 1, 4, s1)``; padding 2 throughout.
+    ``norm`` is the reference's ``norm_D`` string (default ``spectralinstance``: spectral norm on
+    the conv, then parameter-free instance norm, conv bias removed). ``forward`` returns the
+    outputs of every block ``[f_1, ..., f_n, logits]`` (for the feature-matching loss of
+    pix2pixHD, eq. 4) or, with ``get_intermediate_features=False``, the logits only.
+    """
+
+    def __init__(
+        self,
+        input_nc: int,
+        ndf: int = 64,
+        n_layers: int = 4,
+        norm: str = "spectralinstance",
+        get_intermediate_features: bool = True,
+    ) -> None:
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        self.get_intermediate_features = get_intermediate_features
+        kw, padw = 4, 2  # int(np.ceil((kw - 1.0) / 2)) in the reference
+        nf = ndf
+        sequence: list[list[nn.Module]] = [
+            [nn.Conv2d(input_nc, nf, kernel_size=kw, stride=2, padding=padw), nn.LeakyReLU(0.2, False)]
+        ]
+        for n in range(1, n_layers):
+            nf_prev, nf = nf, min(nf * 2, 512)
+            stride = 1 if n == n_layers - 1 else 2
+            conv = nn.Conv2d(nf_prev, nf, kernel_size=kw, stride=stride, padding=padw)
+            sequence.append([add_nonspade_norm(conv, norm), nn.LeakyReLU(0.2, False)])
+        sequence.append([nn.Conv2d(nf, 1, kernel_size=kw, stride=1, padding=padw)])
+        for n, layers in enumerate(sequence):  # groups, so that their outputs can be returned
+            self.add_module(f"model{n}", nn.Sequential(*layers))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor] | torch.Tensor:
+        results = [x]
+        for submodel in self.children():
+            results.append(submodel(results[-1]))
+        return results[1:] if self.get_intermediate_features else results[-1]
+
+
+class MultiscaleDiscriminator(nn.Module):
+    """pix2pixHD's multi-scale discriminator (Wang et al. 2018, sec. 3.2), as used by SPADE.
+
+    ``num_D`` identical :class:`NLayerFeatureDiscriminator` (``discriminator_0`` ...) see the
+    input at full, 1/2, 1/4 ... resolution (3x3 average pooling, stride 2, between scales).
+    Returns one list per scale: ``[[f_1, ..., logits], ...]`` (``[[logits], ...]`` without
+    intermediate features), what ``MultiscaleGANLoss`` and ``feature_matching_loss`` take.
+    """
+
+    def __init__(
+        self,
+        input_nc: int,
+        ndf: int = 64,
+        n_layers: int = 4,
+        num_D: int = 2,
+        norm: str = "spectralinstance",
+        get_intermediate_features: bool = True,
+    ) -> None:
+        super().__init__()
+        if num_D < 1:
+            raise ValueError(f"num_D must be >= 1, got {num_D}")
+        self.get_intermediate_features = get_intermediate_features
+        for i in range(num_D):
+            self.add_module(
+                f"discriminator_{i}",
+                NLayerFeatureDiscriminator(input_nc, ndf, n_layers, norm, get_intermediate_features),
+            )
+
+    @staticmethod
+    def downsample(x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, kernel_size=3, stride=2, padding=[1, 1], count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        result = []
+        for d in self.children():
+            out = d(x)
+            result.append(out if self.get_intermediate_features else [out])
+            x = self.downsample(x)
+        return result

@@ -7,10 +7,12 @@ Names follow the reference implementation (junyanz/pytorch-CycleGAN-and-pix2pix,
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 NormType = Literal["batch", "instance", "none"]
@@ -122,3 +124,196 @@ def init_weights(net: nn.Module, init_type: InitType = "normal", init_gain: floa
 def count_parameters(net: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+# --------------------------------------------------------------------------- SPADE (Park et al. 2019)
+# Names follow NVlabs/SPADE (models/networks/normalization.py, architecture.py) so that the
+# state-dict keys match the reference's checkpoints.
+
+
+def add_nonspade_norm(layer: nn.Module, norm_type: str = "spectralinstance") -> nn.Module:
+    """The reference ``get_nonspade_norm_layer(opt, norm_type)(layer)``.
+
+    ``norm_type`` is ``[spectral](instance|batch|syncbatch|sync_batch|none|)``: the optional
+    ``spectral`` prefix wraps ``layer`` in spectral normalisation (Miyato et al. 2018, kept as
+    ``weight_orig``/``weight_u``/``weight_v`` like the reference); a normalisation after it makes
+    the layer's bias meaningless, so the bias is removed and ``nn.Sequential(layer, norm)`` is
+    returned. Instance norm is parameter-free; batch norm is affine (as in the reference).
+    """
+    sub = norm_type
+    if sub.startswith("spectral"):
+        layer = nn.utils.spectral_norm(layer)
+        sub = sub[len("spectral") :]
+    if sub in ("", "none"):
+        return layer
+    channels = getattr(layer, "out_channels", None) or layer.weight.size(0)
+    if getattr(layer, "bias", None) is not None:
+        delattr(layer, "bias")
+        layer.register_parameter("bias", None)
+    if sub == "instance":
+        norm: nn.Module = nn.InstanceNorm2d(channels, affine=False)
+    elif sub == "batch":
+        norm = nn.BatchNorm2d(channels, affine=True)
+    elif sub in ("syncbatch", "sync_batch"):
+        norm = nn.SyncBatchNorm(channels, affine=True)
+    else:
+        raise ValueError(f"unknown norm {norm_type!r}: use [spectral](instance|batch|syncbatch|none)")
+    return nn.Sequential(layer, norm)
+
+
+def _param_free_norm(kind: str, channels: int) -> nn.Module:
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels, affine=False)
+    if kind == "syncbatch":  # = batch norm on one device; statistics over all ranks under DDP
+        return nn.SyncBatchNorm(channels, affine=False)
+    raise ValueError(f"{kind!r} is not a parameter-free norm SPADE knows: use instance, batch or syncbatch")
+
+
+class SPADE(nn.Module):
+    """Spatially-adaptive denormalisation (paper eq. 1).
+
+    ``out = norm(x) * (1 + gamma(m)) + beta(m)``: the activations are normalised without
+    learned parameters (``param_free_norm``: batch, sync-batch or instance norm), then scaled
+    and shifted per pixel by ``gamma``/``beta`` predicted from the segmentation map ``m``
+    (nearest-resized to the activations) by a two-layer conv net with ``nhidden`` channels
+    (``mlp_shared`` -> ``mlp_gamma``/``mlp_beta``; 128 in the reference, "Yes, hardcoded").
+
+    ``config_text`` is the reference's ``spade<norm><k>x<k>``, e.g. ``spadesyncbatch3x3``.
+    """
+
+    def __init__(self, config_text: str, norm_nc: int, label_nc: int, nhidden: int = 128) -> None:
+        super().__init__()
+        parsed = re.fullmatch(r"spade(\D+)(\d)x\d", config_text)
+        if parsed is None:
+            raise ValueError(f"SPADE config {config_text!r} is not of the form spade<norm><k>x<k>, e.g. spadebatch3x3")
+        self.param_free_norm = _param_free_norm(parsed.group(1), norm_nc)
+        ks = int(parsed.group(2))
+        pw = ks // 2
+        self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, nhidden, kernel_size=ks, padding=pw), nn.ReLU())
+        self.mlp_gamma = nn.Conv2d(nhidden, norm_nc, kernel_size=ks, padding=pw)
+        self.mlp_beta = nn.Conv2d(nhidden, norm_nc, kernel_size=ks, padding=pw)
+
+    def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
+        normalized = self.param_free_norm(x)
+        segmap = F.interpolate(segmap, size=x.shape[2:], mode="nearest")
+        actv = self.mlp_shared(segmap)
+        return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
+
+
+class SPADEResnetBlock(nn.Module):
+    """SPADE residual block (paper fig. 4 right, after Mescheder et al.'s GAN_stability blocks).
+
+    ``out = shortcut(x) + conv_1(lrelu(norm_1(conv_0(lrelu(norm_0(x, m))), m)))`` with
+    ``fmiddle = min(fin, fout)``; a learned 1x1 shortcut ``conv_s(norm_s(x, m))`` (no bias) when
+    ``fin != fout``. ``norm_G`` is the reference's string, e.g. ``spectralspadesyncbatch3x3``:
+    ``spectral`` puts spectral norm on the three convs, the rest configures :class:`SPADE`.
+    """
+
+    def __init__(self, fin: int, fout: int, norm_G: str, semantic_nc: int, nhidden: int = 128) -> None:
+        super().__init__()
+        self.learned_shortcut = fin != fout
+        fmiddle = min(fin, fout)
+        self.conv_0 = nn.Conv2d(fin, fmiddle, kernel_size=3, padding=1)
+        self.conv_1 = nn.Conv2d(fmiddle, fout, kernel_size=3, padding=1)
+        if self.learned_shortcut:
+            self.conv_s = nn.Conv2d(fin, fout, kernel_size=1, bias=False)
+        if "spectral" in norm_G:
+            self.conv_0 = nn.utils.spectral_norm(self.conv_0)
+            self.conv_1 = nn.utils.spectral_norm(self.conv_1)
+            if self.learned_shortcut:
+                self.conv_s = nn.utils.spectral_norm(self.conv_s)
+        spade_config = norm_G.replace("spectral", "")
+        self.norm_0 = SPADE(spade_config, fin, semantic_nc, nhidden)
+        self.norm_1 = SPADE(spade_config, fmiddle, semantic_nc, nhidden)
+        if self.learned_shortcut:
+            self.norm_s = SPADE(spade_config, fin, semantic_nc, nhidden)
+
+    def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        x_s = self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x
+        dx = self.conv_0(F.leaky_relu(self.norm_0(x, seg), 2e-1))
+        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, seg), 2e-1))
+        return x_s + dx
+
+
+def init_weights_spectral(net: nn.Module, init_type: str = "xavier", init_gain: float = 0.02) -> nn.Module:
+    """SPADE's ``BaseNetwork.init_weights``, aware of spectral norm.
+
+    Conv/Linear weights from ``init_type`` (``xavier`` = ``xavier_normal_(gain)``, the SPADE
+    default with gain 0.02; ``normal``, ``xavier_uniform``, ``kaiming``, ``orthogonal``, ``none``
+    = PyTorch's default), biases 0; batch-norm weights N(1, gain). Under spectral norm the
+    initialised tensor is ``weight_orig`` (what the reference's in-place init reaches too).
+    """
+
+    def init_fn(m: nn.Module) -> None:
+        name = m.__class__.__name__
+        if "BatchNorm2d" in name:
+            if getattr(m, "weight", None) is not None:
+                nn.init.normal_(m.weight, 1.0, init_gain)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+            return
+        if not ("Conv" in name or "Linear" in name):
+            return
+        weight = getattr(m, "weight_orig", None)
+        if weight is None:
+            weight = getattr(m, "weight", None)
+        if not isinstance(weight, nn.Parameter):
+            return
+        with torch.no_grad():
+            if init_type == "normal":
+                nn.init.normal_(weight, 0.0, init_gain)
+            elif init_type == "xavier":
+                nn.init.xavier_normal_(weight, gain=init_gain)
+            elif init_type == "xavier_uniform":
+                nn.init.xavier_uniform_(weight, gain=1.0)
+            elif init_type == "kaiming":
+                nn.init.kaiming_normal_(weight, a=0, mode="fan_in")
+            elif init_type == "orthogonal":
+                nn.init.orthogonal_(weight, gain=init_gain)
+            elif init_type == "none":
+                m.reset_parameters()
+            else:
+                raise ValueError(f"unknown init type {init_type!r}")
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+
+    net.apply(init_fn)
+    return net
+
+
+def label_to_onehot(label: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Class ids ``Nx1xHxW`` (or ``NxHxW``) -> float one-hot ``N x num_classes x H x W``.
+
+    Raises ``ValueError`` naming the ids outside ``0..num_classes-1`` (``scatter_`` would fail
+    with an opaque index error on CPU and a device-side assert on CUDA).
+    """
+    if label.dim() == 3:
+        label = label.unsqueeze(1)
+    if label.dim() != 4 or label.shape[1] != 1:
+        raise ValueError(f"label map must be Nx1xHxW class ids, got shape {tuple(label.shape)}")
+    label = label.long()
+    if label.numel() and (int(label.min()) < 0 or int(label.max()) >= num_classes):
+        ids = torch.unique(label)
+        bad = [int(i) for i in ids if not 0 <= int(i) < num_classes]
+        raise ValueError(f"label ids {bad} are outside 0..{num_classes - 1} ({num_classes} input channels)")
+    n, _, h, w = label.shape
+    onehot = torch.zeros(n, num_classes, h, w, device=label.device, dtype=torch.float32)
+    return onehot.scatter_(1, label, 1.0)
+
+
+def instance_edges(instance: torch.Tensor) -> torch.Tensor:
+    """pix2pixHD/SPADE ``get_edges``: 1 where a pixel's instance id differs from a 4-neighbour's.
+
+    ``Nx1xHxW`` instance ids -> ``Nx1xHxW`` float edge map (both sides of a boundary are marked).
+    """
+    t = instance
+    edge = torch.zeros(t.shape, dtype=torch.bool, device=t.device)
+    dx = t[:, :, :, 1:] != t[:, :, :, :-1]
+    dy = t[:, :, 1:, :] != t[:, :, :-1, :]
+    edge[:, :, :, 1:] |= dx
+    edge[:, :, :, :-1] |= dx
+    edge[:, :, 1:, :] |= dy
+    edge[:, :, :-1, :] |= dy
+    return edge.float()

@@ -1,0 +1,557 @@
+"""UNIT (Liu, Breuel, Kautz 2017, "Unsupervised Image-to-Image Translation Networks").
+
+Follows the reference implementation mingyuliutw/UNIT, PyTorch version (``networks.py``:
+``VAEGen``, ``ContentEncoder``, ``Decoder``, ``MsImageDis``, ``Conv2dBlock``, ``ResBlock``,
+``LayerNorm``; ``trainer.py``: ``UNIT_Trainer``; ``configs/unit_*.yaml``), with the paper's
+explicit weight sharing between the two domains restored (below).
+
+Code names -> paper (sec. 2-3, fig. 2):
+
+* ``enc_A`` + ``enc_shared`` is the paper's encoder E1 (domain A = X1), ``enc_B`` + ``enc_shared``
+  is E2. ``dec_shared`` + ``dec_A`` is the generator G1, ``dec_shared`` + ``dec_B`` is G2.
+  ``dis_A`` is D1 (judges domain A images: ``real_A`` vs ``fake_A = G1(E2(b))``), ``dis_B`` is D2.
+  (The reference's ``dis_a``/``dis_b`` naming; note CycleGAN's ``D_A`` judges domain B.)
+* Shared latent space (the shared-latent assumption, sec. 2): ``mu = E(x)`` and, while
+  training, ``z = mu + N(0, I)`` (the reference's "reduced VAE": a Gaussian with unit variance,
+  ``VAEGen.encode`` returns ``hiddens, noise``). Inference uses ``z = mu`` (deterministic).
+* **What is shared.** The last ``n_shared`` residual blocks of the two encoders are ONE module
+  (``enc_shared``) and the first ``n_shared`` residual blocks of the two decoders are ONE
+  module (``dec_shared``): the same ``nn.Parameter`` objects, updated by the losses of both
+  domains. This is the paper's weight-sharing constraint ("we share the weights of the last
+  few layers of E1 and E2 ... and the first few layers of G1 and G2"; the paper's networks and
+  the reference's first PyTorch version, ``COCOResGen2`` with ``n_enc_shared_blk: 1``,
+  ``n_gen_shared_blk: 1``, share one residual block on each side). The reference's later
+  PyTorch version (``VAEGen`` x 2) shares no weights at all and ties the domains only through
+  the common latent space, cross-domain decoding, the KL prior and the cycle loss:
+  ``n_shared: 0`` gives exactly that network. Everything else (front convolutions,
+  down/up-sampling, the output layer, the discriminators) is private to a domain.
+* Losses, with the reference config's weights (``configs/unit_*.yaml``; the paper's
+  lambda_0..4 = 10, 0.1, 100, 0.1, 100 are these times 10, the same ratios):
+
+  - ``recon_x_A = recon_x_w * ||G1(z_a) - a||_1``: the VAE likelihood term of eq. 2
+    (Laplacian -> L1); ``kl_A = recon_kl_w * mean(mu_a^2)``: its KL term
+    (KL(N(mu, I) || N(0, I)) = sum(mu^2)/2 + const; the reference uses the mean). Same for B.
+  - ``adv_A = gan_w * L_GAN(D1(G1(z_b)))`` (eq. 4, least squares as the reference's
+    ``gan_type: lsgan``), summed over the discriminator's scales. Same for B.
+  - ``cyc_x_A = recon_x_cyc_w * ||G1(E2(G2(z_a))) - a||_1`` and
+    ``kl_cyc_A = recon_kl_cyc_w * mean(E2(G2(z_a))^2)``: the cycle-consistency terms of eq. 6
+    (the KL of E1(a) itself is counted once, in ``kl_A``, as in the reference). Same for B.
+  - ``D_A = gan_w * sum_scales [mean(D1(fake_A)^2) + mean((D1(a) - 1)^2)]`` (no 1/2 factor).
+
+* One training step is the reference's ``dis_update`` then ``gen_update`` (``train.py``
+  order), each with its own noise draw. Adam(lr 1e-4, betas (0.5, 0.999), weight decay 1e-4)
+  for both; generators kaiming-initialised, discriminators N(0, 0.02) (``weights_init``).
+
+Not implemented: the reference's optional VGG perceptual loss (``vgg_w``, 0 in every UNIT
+config; it downloads weights) and its list-file data loaders.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import torch
+from pydantic import Field, model_validator
+from torch import nn
+
+from transfigure.models.base import Precision, TranslationModel, VariantConfig, set_requires_grad
+from transfigure.models.layers import InitType, init_weights
+from transfigure.models.losses import GANLoss, GANMode
+
+UNITActivation = Literal["relu", "lrelu", "prelu", "selu", "tanh", "none"]
+UNITNorm = Literal["in", "ln", "bn", "none"]
+UNITPad = Literal["reflect", "replicate", "zero"]
+
+
+# -- building blocks (reference networks.py) -----------------------------------------------
+def _activation(name: UNITActivation) -> nn.Module | None:
+    if name == "relu":
+        return nn.ReLU(inplace=True)
+    if name == "lrelu":
+        return nn.LeakyReLU(0.2, inplace=True)
+    if name == "prelu":
+        return nn.PReLU()
+    if name == "selu":
+        return nn.SELU(inplace=True)
+    if name == "tanh":
+        return nn.Tanh()
+    if name == "none":
+        return None
+    raise ValueError(f"unknown activation {name!r}: use one of relu, lrelu, prelu, selu, tanh, none")
+
+
+class LayerNorm2d(nn.Module):
+    """The reference's ``LayerNorm``: per-sample normalisation over (C, H, W), per-channel affine.
+
+    ``(x - mean) / (std + eps)`` with the unbiased std of each sample, then ``gamma * x + beta``;
+    ``gamma`` starts uniform in [0, 1), ``beta`` at 0 (as in the reference). Statistics are taken
+    in float32 so bf16 autocast does not degrade them.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, affine: bool = True) -> None:
+        super().__init__()
+        self.num_features, self.eps, self.affine = num_features, eps, affine
+        if affine:
+            self.gamma = nn.Parameter(torch.empty(num_features).uniform_())
+            self.beta = nn.Parameter(torch.zeros(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        flat = xf.reshape(xf.shape[0], -1)
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        xf = (xf - flat.mean(1).view(shape)) / (flat.std(1).view(shape) + self.eps)
+        if self.affine:
+            shape = (1, -1) + (1,) * (x.dim() - 2)
+            xf = xf * self.gamma.float().view(shape) + self.beta.float().view(shape)
+        return xf.to(x.dtype)
+
+
+def _norm(name: UNITNorm, dim: int) -> nn.Module | None:
+    if name == "in":  # affine=False, no running statistics (the reference after PyTorch 0.4)
+        return nn.InstanceNorm2d(dim, affine=False, track_running_stats=False)
+    if name == "ln":
+        return LayerNorm2d(dim)
+    if name == "bn":
+        return nn.BatchNorm2d(dim)
+    if name == "none":
+        return None
+    raise ValueError(f"unknown norm {name!r}: use one of in, ln, bn, none")
+
+
+class Conv2dBlock(nn.Module):
+    """``pad -> conv (bias) -> [norm] -> [activation]``, the reference's ``Conv2dBlock``."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        kernel_size: int,
+        stride: int,
+        padding: int = 0,
+        norm: UNITNorm = "none",
+        activation: UNITActivation = "relu",
+        pad_type: UNITPad = "zero",
+    ) -> None:
+        super().__init__()
+        if pad_type == "reflect":
+            self.pad: nn.Module = nn.ReflectionPad2d(padding)
+        elif pad_type == "replicate":
+            self.pad = nn.ReplicationPad2d(padding)
+        elif pad_type == "zero":
+            self.pad = nn.ZeroPad2d(padding)
+        else:
+            raise ValueError(f"unknown pad_type {pad_type!r}: use reflect, replicate or zero")
+        self.conv = nn.Conv2d(in_dim, out_dim, kernel_size, stride, bias=True)
+        self.norm = _norm(norm, out_dim)
+        self.activation = _activation(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(self.pad(x))
+        if self.norm is not None:
+            x = self.norm(x)
+        if self.activation is not None:
+            x = self.activation(x)
+        return x
+
+
+class ResBlock(nn.Module):
+    """``x + conv3x3-norm-activ-conv3x3-norm(x)``, the reference's ``ResBlock``."""
+
+    def __init__(self, dim: int, norm: UNITNorm = "in", activation: UNITActivation = "relu",
+                 pad_type: UNITPad = "zero") -> None:
+        super().__init__()
+        self.model = nn.Sequential(
+            Conv2dBlock(dim, dim, 3, 1, 1, norm=norm, activation=activation, pad_type=pad_type),
+            Conv2dBlock(dim, dim, 3, 1, 1, norm=norm, activation="none", pad_type=pad_type),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.model(x)
+
+
+def res_blocks(n: int, dim: int, activ: UNITActivation, pad_type: UNITPad) -> nn.Sequential:
+    """``n`` instance-normalised residual blocks (the reference's ``ResBlocks``); ``n=0`` is the identity."""
+    return nn.Sequential(*[ResBlock(dim, "in", activ, pad_type) for _ in range(n)])
+
+
+class UNITEncoder(nn.Module):
+    """The private (per-domain) front of an encoder: the reference ``ContentEncoder`` minus its
+    last ``n_shared`` residual blocks.
+
+    ``c7s1-dim`` (instance norm, activ), ``n_downsample`` x ``4x4 stride-2 conv`` doubling the
+    channels, then ``n_res`` residual blocks at ``dim * 2**n_downsample`` channels.
+    """
+
+    def __init__(self, input_nc: int, dim: int, n_downsample: int, n_res: int, activ: UNITActivation,
+                 pad_type: UNITPad) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [Conv2dBlock(input_nc, dim, 7, 1, 3, "in", activ, pad_type)]
+        for _ in range(n_downsample):
+            layers.append(Conv2dBlock(dim, 2 * dim, 4, 2, 1, "in", activ, pad_type))
+            dim *= 2
+        layers.append(res_blocks(n_res, dim, activ, pad_type))
+        self.model = nn.Sequential(*layers)
+        self.output_dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class UNITDecoder(nn.Module):
+    """The private (per-domain) back of a decoder: the reference ``Decoder`` (``res_norm='in'``)
+    minus its first ``n_shared`` residual blocks.
+
+    ``n_res`` residual blocks, ``n_upsample`` x (nearest 2x upsampling + ``5x5 conv`` halving the
+    channels + layer norm + activ), then ``c7s1-output_nc`` with tanh.
+    """
+
+    def __init__(self, dim: int, output_nc: int, n_upsample: int, n_res: int, activ: UNITActivation,
+                 pad_type: UNITPad) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [res_blocks(n_res, dim, activ, pad_type)]
+        for _ in range(n_upsample):
+            layers += [nn.Upsample(scale_factor=2), Conv2dBlock(dim, dim // 2, 5, 1, 2, "ln", activ, pad_type)]
+            dim //= 2
+        layers.append(Conv2dBlock(dim, output_nc, 7, 1, 3, "none", "tanh", pad_type))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class UNITGenerator(nn.Module):
+    """One translation direction of a trained UNIT, as exported for inference.
+
+    ``x -> enc (source domain) -> enc_shared -> mu -> dec_shared -> dec (target domain) -> y``.
+    Inference decodes the mean ``mu`` (no noise), so the output is deterministic. The constructor's
+    keyword arguments are its JSON config (``build_generator({"type": "unit", ...})`` rebuilds
+    it); a trained :class:`UNIT` builds its two directions with :meth:`from_parts`, which holds
+    the model's own sub-modules (shared ones included), not copies.
+
+    With ``n_shared`` shared blocks the path is ``n_res`` residual blocks per side, exactly the
+    reference ``VAEGen`` of the source domain's encoder and the target domain's decoder.
+    Sides must be multiples of ``2**n_downsample`` (``size_multiple``; ``Translator`` pads).
+    """
+
+    def __init__(
+        self,
+        input_nc: int = 3,
+        output_nc: int = 3,
+        dim: int = 64,
+        n_downsample: int = 2,
+        n_res: int = 4,
+        n_shared: int = 1,
+        activ: UNITActivation = "relu",
+        pad_type: UNITPad = "reflect",
+    ) -> None:
+        super().__init__()
+        _check_blocks(n_downsample, n_res, n_shared)
+        self._set_config(input_nc, output_nc, dim, n_downsample, n_res, n_shared, activ, pad_type)
+        latent = dim * 2**n_downsample
+        self.enc = UNITEncoder(input_nc, dim, n_downsample, n_res - n_shared, activ, pad_type)
+        self.enc_shared = res_blocks(n_shared, latent, activ, pad_type)
+        self.dec_shared = res_blocks(n_shared, latent, activ, pad_type)
+        self.dec = UNITDecoder(latent, output_nc, n_downsample, n_res - n_shared, activ, pad_type)
+
+    def _set_config(self, input_nc: int, output_nc: int, dim: int, n_downsample: int, n_res: int, n_shared: int,
+                    activ: str, pad_type: str) -> None:
+        self.config: dict[str, Any] = {
+            "type": "unit",
+            "input_nc": input_nc,
+            "output_nc": output_nc,
+            "dim": dim,
+            "n_downsample": n_downsample,
+            "n_res": n_res,
+            "n_shared": n_shared,
+            "activ": activ,
+            "pad_type": pad_type,
+        }
+        #: the spatial size of the input must be divisible by this
+        self.size_multiple = 2**n_downsample
+
+    @classmethod
+    def from_parts(cls, config: dict[str, Any], enc: UNITEncoder, enc_shared: nn.Module, dec_shared: nn.Module,
+                   dec: UNITDecoder) -> UNITGenerator:
+        """A view on existing modules (no copy): ``config`` as the constructor's keyword arguments."""
+        gen = cls.__new__(cls)
+        nn.Module.__init__(gen)
+        kwargs = {k: v for k, v in config.items() if k != "type"}
+        gen._set_config(**kwargs)
+        gen.enc, gen.enc_shared, gen.dec_shared, gen.dec = enc, enc_shared, dec_shared, dec
+        return gen
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The latent mean ``mu`` (the reference's ``hiddens``)."""
+        return self.enc_shared(self.enc(x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.dec(self.dec_shared(z))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+def _check_blocks(n_downsample: int, n_res: int, n_shared: int) -> None:
+    if n_downsample < 0 or n_res < 0 or n_shared < 0:
+        raise ValueError(f"n_downsample, n_res and n_shared must be >= 0, got {n_downsample}, {n_res}, {n_shared}")
+    if n_shared > n_res:
+        raise ValueError(f"n_shared ({n_shared}) cannot exceed n_res ({n_res}): the shared blocks are among "
+                         "each encoder's/decoder's residual blocks")
+
+
+class MsImageDiscriminator(nn.Module):
+    """UNIT's multi-scale discriminator (the reference ``MsImageDis``).
+
+    ``num_scales`` identical, independent networks; scale ``k`` sees the image average-pooled
+    ``k`` times (``AvgPool2d(3, stride 2, padding 1, count_include_pad=False)``). Each network:
+    ``4x4 stride-2 conv (dim, no norm) + activ``, ``n_layer - 1`` x ``4x4 stride-2 conv`` doubling the
+    channels (``norm``), then a ``1x1 conv`` to one logit per patch. :meth:`forward` returns the
+    list of per-scale outputs. Each scale's input needs sides >= ``2**n_layer`` px.
+    """
+
+    def __init__(self, input_nc: int = 3, dim: int = 64, n_layer: int = 4, num_scales: int = 3,
+                 norm: UNITNorm = "none", activ: UNITActivation = "lrelu", pad_type: UNITPad = "reflect") -> None:
+        super().__init__()
+        if n_layer < 1 or num_scales < 1:
+            raise ValueError(f"n_layer and num_scales must be >= 1, got {n_layer}, {num_scales}")
+        self.config: dict[str, Any] = {"type": "unit_ms", "input_nc": input_nc, "dim": dim, "n_layer": n_layer,
+                                       "num_scales": num_scales, "norm": norm, "activ": activ, "pad_type": pad_type}
+        self.n_layer, self.num_scales = n_layer, num_scales
+        self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+        self.cnns = nn.ModuleList(
+            [self._make_net(input_nc, dim, n_layer, norm, activ, pad_type) for _ in range(num_scales)]
+        )
+
+    @staticmethod
+    def _make_net(input_nc: int, dim: int, n_layer: int, norm: UNITNorm, activ: UNITActivation,
+                  pad_type: UNITPad) -> nn.Sequential:
+        layers: list[nn.Module] = [Conv2dBlock(input_nc, dim, 4, 2, 1, "none", activ, pad_type)]
+        for _ in range(n_layer - 1):
+            layers.append(Conv2dBlock(dim, dim * 2, 4, 2, 1, norm, activ, pad_type))
+            dim *= 2
+        layers.append(nn.Conv2d(dim, 1, 1, 1, 0))
+        return nn.Sequential(*layers)
+
+    def min_input_size(self) -> int:
+        """The smallest image side all scales can process."""
+        need = 2**self.n_layer
+        for _ in range(self.num_scales - 1):
+            need = 2 * need - 1  # ceil(h / 2) >= need  <=>  h >= 2 * need - 1
+        return need
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if min(x.shape[-2:]) < self.min_input_size():
+            raise ValueError(
+                f"images of {x.shape[-2]}x{x.shape[-1]} px are too small for a {self.num_scales}-scale discriminator "
+                f"with n_layer={self.n_layer}: sides must be >= {self.min_input_size()} px (use a larger crop_size, "
+                "or fewer dis_num_scales / dis_n_layer)"
+            )
+        outputs = []
+        for net in self.cnns:
+            outputs.append(net(x))
+            x = self.downsample(x)
+        return outputs
+
+
+# -- the variant -----------------------------------------------------------------------------
+class UNITConfig(VariantConfig):
+    """UNIT hyper-parameters; defaults are the reference config's (``configs/unit_*.yaml``).
+
+    Domain A images have ``input_nc`` channels (reference ``input_dim_a``), domain B ``output_nc``
+    (``input_dim_b``). ``dim``/``n_downsample``/``n_res``/``activ``/``pad_type`` are the reference's
+    ``gen:`` block, ``dis_*`` its ``dis:`` block. ``n_shared`` (not in the reference's later
+    version) is how many of the ``n_res`` residual blocks are shared between the domains at the
+    end of the encoders and at the start of the decoders; 0 = no shared weights.
+    """
+
+    input_nc: int = Field(3, ge=1)
+    output_nc: int = Field(3, ge=1)
+    dim: int = Field(64, ge=1)
+    n_downsample: int = Field(2, ge=0)
+    n_res: int = Field(4, ge=0)
+    n_shared: int = Field(1, ge=0)
+    activ: UNITActivation = "relu"
+    pad_type: UNITPad = "reflect"
+    dis_dim: int = Field(64, ge=1)
+    dis_n_layer: int = Field(4, ge=1)
+    dis_num_scales: int = Field(3, ge=1)
+    dis_norm: UNITNorm = "none"
+    dis_activ: UNITActivation = "lrelu"
+    dis_pad_type: UNITPad = "reflect"
+    gan_mode: GANMode = "lsgan"  # the reference's gan_type: lsgan | nsgan (= vanilla)
+    gan_w: float = Field(1.0, ge=0)
+    recon_x_w: float = Field(10.0, ge=0)
+    recon_kl_w: float = Field(0.01, ge=0)
+    recon_x_cyc_w: float = Field(10.0, ge=0)
+    recon_kl_cyc_w: float = Field(0.01, ge=0)
+    lr: float = Field(1e-4, gt=0)
+    beta1: float = 0.5
+    beta2: float = 0.999
+    weight_decay: float = Field(1e-4, ge=0)
+    init_type: InitType = "kaiming"  # generators; discriminators are always N(0, 0.02) as in the reference
+    init_gain: float = 0.02
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> UNITConfig:
+        _check_blocks(self.n_downsample, self.n_res, self.n_shared)
+        return self
+
+
+class UNIT(TranslationModel):
+    """Two VAE-GANs whose encoders end and decoders start in shared weights; a shared latent space."""
+
+    variant: ClassVar[str] = "unit"
+    config_class: ClassVar[type[VariantConfig]] = UNITConfig
+    config: UNITConfig
+
+    def __init__(self, config: UNITConfig | None = None, **overrides: Any) -> None:
+        if overrides:  # keyword overrides are validated like the config itself (unknown keys are errors)
+            config = UNITConfig(**{**(config or UNITConfig()).model_dump(), **overrides})
+        config = config or UNITConfig()
+        super().__init__(config)
+        c = config
+        torch.manual_seed(c.seed)  # the same config gives the same initial weights
+        latent = c.dim * 2**c.n_downsample
+        private = c.n_res - c.n_shared
+        self.enc_A = UNITEncoder(c.input_nc, c.dim, c.n_downsample, private, c.activ, c.pad_type)
+        self.enc_B = UNITEncoder(c.output_nc, c.dim, c.n_downsample, private, c.activ, c.pad_type)
+        self.enc_shared = res_blocks(c.n_shared, latent, c.activ, c.pad_type)
+        self.dec_shared = res_blocks(c.n_shared, latent, c.activ, c.pad_type)
+        self.dec_A = UNITDecoder(latent, c.input_nc, c.n_downsample, private, c.activ, c.pad_type)
+        self.dec_B = UNITDecoder(latent, c.output_nc, c.n_downsample, private, c.activ, c.pad_type)
+        dis = {"dim": c.dis_dim, "n_layer": c.dis_n_layer, "num_scales": c.dis_num_scales, "norm": c.dis_norm,
+               "activ": c.dis_activ, "pad_type": c.dis_pad_type}
+        self.dis_A = MsImageDiscriminator(c.input_nc, **dis)
+        self.dis_B = MsImageDiscriminator(c.output_nc, **dis)
+        for net in self.generator_modules():
+            init_weights(net, c.init_type, c.init_gain)
+        for net in (self.dis_A, self.dis_B):
+            init_weights(net, "normal", 0.02)
+        self.criterion_gan = GANLoss(c.gan_mode)
+        # The exported directions are views on the modules above (a plain dict: not registered
+        # as sub-modules, so the checkpoint holds every weight once).
+        common = {"dim": c.dim, "n_downsample": c.n_downsample, "n_res": c.n_res, "n_shared": c.n_shared,
+                  "activ": c.activ, "pad_type": c.pad_type}
+        self._directions: dict[str, UNITGenerator] = {
+            "AtoB": UNITGenerator.from_parts({"input_nc": c.input_nc, "output_nc": c.output_nc, **common},
+                                             self.enc_A, self.enc_shared, self.dec_shared, self.dec_B),
+            "BtoA": UNITGenerator.from_parts({"input_nc": c.output_nc, "output_nc": c.input_nc, **common},
+                                             self.enc_B, self.enc_shared, self.dec_shared, self.dec_A),
+        }
+        self._visuals: dict[str, torch.Tensor] = {}
+
+    def generator_modules(self) -> list[nn.Module]:
+        """Every generator module once (the shared ones are not repeated)."""
+        return [self.enc_A, self.enc_B, self.enc_shared, self.dec_shared, self.dec_A, self.dec_B]
+
+    # -- E1/E2, G1/G2 --------------------------------------------------------------------
+    def encode(self, x: torch.Tensor, domain: str) -> torch.Tensor:
+        """Latent mean ``mu`` of an image of ``domain`` ("A" or "B")."""
+        enc = self.enc_A if domain == "A" else self.enc_B
+        return self.enc_shared(enc(x))
+
+    def decode(self, z: torch.Tensor, domain: str) -> torch.Tensor:
+        """Image of ``domain`` ("A" or "B") for latent ``z``."""
+        dec = self.dec_A if domain == "A" else self.dec_B
+        return dec(self.dec_shared(z))
+
+    def _adversarial(self, dis: MsImageDiscriminator, x: torch.Tensor, real: bool) -> torch.Tensor:
+        return sum((self.criterion_gan(out, real) for out in dis(x)), torch.zeros((), device=x.device))
+
+    @staticmethod
+    def _kl(mu: torch.Tensor) -> torch.Tensor:
+        """The reference's ``__compute_kl``: ``mean(mu^2)`` (unit variance, constants dropped)."""
+        return mu.float().pow(2).mean()
+
+    @staticmethod
+    def _l1(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (x.float() - target.float()).abs().mean()
+
+    # -- engine interface ------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        kw = {"lr": c.lr, "betas": (c.beta1, c.beta2), "weight_decay": c.weight_decay}
+        gen_params = [p for net in self.generator_modules() for p in net.parameters()]
+        return {
+            "G": torch.optim.Adam(gen_params, **kw),
+            "D": torch.optim.Adam([*self.dis_A.parameters(), *self.dis_B.parameters()], **kw),
+        }
+
+    def training_step(
+        self, batch: dict[str, Any], optimizers: dict[str, torch.optim.Optimizer], precision: Precision
+    ) -> dict[str, float]:
+        c = self.config
+        real_A, real_B = batch["A"], batch["B"]
+        opt_G, opt_D = optimizers["G"], optimizers["D"]
+
+        # Discriminators first (reference dis_update): cross-domain fakes from sampled latents.
+        set_requires_grad([self.dis_A, self.dis_B], True)
+        opt_D.zero_grad(set_to_none=True)
+        with torch.no_grad(), precision.autocast():
+            mu_a, mu_b = self.encode(real_A, "A"), self.encode(real_B, "B")
+            fake_A = self.decode(mu_b + torch.randn_like(mu_b), "A").float()
+            fake_B = self.decode(mu_a + torch.randn_like(mu_a), "B").float()
+        with precision.autocast():
+            loss_D_A = c.gan_w * (self._adversarial(self.dis_A, fake_A, False)
+                                  + self._adversarial(self.dis_A, real_A, True))
+            loss_D_B = c.gan_w * (self._adversarial(self.dis_B, fake_B, False)
+                                  + self._adversarial(self.dis_B, real_B, True))
+        precision.backward(loss_D_A + loss_D_B)
+        precision.step(opt_D)
+
+        # Encoders and decoders (reference gen_update); the discriminators are fixed meanwhile.
+        set_requires_grad([self.dis_A, self.dis_B], False)
+        opt_G.zero_grad(set_to_none=True)
+        with precision.autocast():
+            mu_a, mu_b = self.encode(real_A, "A"), self.encode(real_B, "B")
+            z_a, z_b = mu_a + torch.randn_like(mu_a), mu_b + torch.randn_like(mu_b)
+            s_a, s_b = self.dec_shared(z_a), self.dec_shared(z_b)  # the shared decoder blocks, once per latent
+            rec_x_A, fake_B = self.dec_A(s_a), self.dec_B(s_a)  # within-domain G1(z_a), cross-domain G2(z_a)
+            rec_x_B, fake_A = self.dec_B(s_b), self.dec_A(s_b)
+            mu_ab, mu_ba = self.encode(fake_B, "B"), self.encode(fake_A, "A")  # E2(G2(z_a)), E1(G1(z_b))
+            rec_A = self.decode(mu_ab + torch.randn_like(mu_ab), "A")  # A -> B -> A
+            rec_B = self.decode(mu_ba + torch.randn_like(mu_ba), "B")  # B -> A -> B
+            losses: dict[str, torch.Tensor] = {
+                "adv_A": c.gan_w * self._adversarial(self.dis_A, fake_A, True),
+                "adv_B": c.gan_w * self._adversarial(self.dis_B, fake_B, True),
+                "recon_x_A": c.recon_x_w * self._l1(rec_x_A, real_A),
+                "recon_x_B": c.recon_x_w * self._l1(rec_x_B, real_B),
+                "kl_A": c.recon_kl_w * self._kl(mu_a),
+                "kl_B": c.recon_kl_w * self._kl(mu_b),
+                "cyc_x_A": c.recon_x_cyc_w * self._l1(rec_A, real_A),
+                "cyc_x_B": c.recon_x_cyc_w * self._l1(rec_B, real_B),
+                "kl_cyc_A": c.recon_kl_cyc_w * self._kl(mu_ab),
+                "kl_cyc_B": c.recon_kl_cyc_w * self._kl(mu_ba),
+            }
+            loss_G = sum(losses.values())
+        precision.backward(loss_G)
+        precision.step(opt_G)
+        set_requires_grad([self.dis_A, self.dis_B], True)
+
+        self._visuals = {
+            "real_A": real_A.detach(),
+            "fake_B": fake_B.detach().float(),
+            "rec_A": rec_A.detach().float(),
+            "real_B": real_B.detach(),
+            "fake_A": fake_A.detach().float(),
+            "rec_B": rec_B.detach().float(),
+        }
+        out = {name: float(v.detach()) for name, v in losses.items()}
+        out["G"] = float(loss_G.detach())
+        out["D_A"] = float(loss_D_A.detach())
+        out["D_B"] = float(loss_D_B.detach())
+        return out
+
+    def visuals(self) -> dict[str, torch.Tensor]:
+        return self._visuals
+
+    def generators(self) -> dict[str, nn.Module]:
+        return dict(self._directions)
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
+        """Map a batch in [-1, 1] to the other domain through the latent mean (deterministic)."""
+        if direction not in self._directions:
+            raise ValueError(f"unknown direction {direction!r}: use one of {sorted(self._directions)}")
+        return self._directions[direction](x)
