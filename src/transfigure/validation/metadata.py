@@ -20,6 +20,14 @@ Supported layouts (``fmt``), for each split ``s`` (``"train"``, ``"test"``, ...)
     ``root/s_inst/*.png`` (instance maps), matched by stem. Domains
     ``"label"``/``"image"``/``"instance"``; ``pair_id`` = file stem.
 
+For the ``labelmap`` format every decodable single-channel label map (domain ``label``) is
+also read for the class ids it holds: ``label_max`` (the largest id) and ``label_ids`` (all
+distinct ids, space-separated, ascending); other rows have ``-1`` and ``""``. The suite
+checks them against ``label_nc`` (:class:`~transfigure.validation.suites.ValidationConfig`).
+
+The default splits are ``train``, ``test`` and ``val`` (COCO-Stuff/ADE20K-style datasets
+name their held-out split ``val``); a split whose folders are absent is simply not listed.
+
 Files with an image extension (:data:`IMAGE_EXTENSIONS`, case-insensitive) are
 always listed, decodable or not. Other files inside the image folders are not
 listed; their count is logged and kept in ``DataFrame.attrs["ignored_files"]``
@@ -65,7 +73,15 @@ METADATA_COLUMNS: list[str] = [
     "error",
     "pair_id",
     "content_hash",
+    "label_max",
+    "label_ids",
 ]
+
+#: Columns added for label maps; tables written before they existed lack them (filled with -1 / "").
+LABEL_COLUMNS: tuple[str, ...] = ("label_max", "label_ids")
+
+#: PIL modes whose pixels are integer ids (label maps of the ``labelmap`` format)
+_ID_MODES: frozenset[str] = frozenset({"1", "L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N"})
 
 #: Image file extensions (lower case, with dot) that are listed in the table.
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -231,14 +247,39 @@ def _empty_table() -> pd.DataFrame:
             "error": pd.Series([], dtype=object),
             "pair_id": pd.Series([], dtype=object),
             "content_hash": pd.Series([], dtype=object),
+            "label_max": pd.Series([], dtype="int64"),
+            "label_ids": pd.Series([], dtype=object),
         }
     )
+
+
+def label_id_info(path: str | Path) -> tuple[int, str]:
+    """``(largest id, "id id ...")`` of a single-channel label map; ``(-1, "")`` if it is not one."""
+    import numpy as np
+
+    try:
+        with Image.open(path) as image:
+            if image.mode not in _ID_MODES:
+                return -1, ""
+            ids = np.unique(np.asarray(image).astype(np.int64))
+    except Exception:  # undecodable files are reported by the "decodable" check
+        return -1, ""
+    if ids.size == 0:
+        return -1, ""
+    return int(ids[-1]), " ".join(str(int(i)) for i in ids)
+
+
+def parse_label_ids(value: object) -> list[int]:
+    """The ``label_ids`` cell (possibly mangled by a CSV round trip: NaN, ``3.0``) -> ids."""
+    if value is None or (isinstance(value, float) and value != value):
+        return []
+    return [int(float(token)) for token in str(value).split()]
 
 
 def build_image_metadata(
     root: str | Path,
     fmt: str,
-    splits: Sequence[str] = ("train", "test"),
+    splits: Sequence[str] = ("train", "test", "val"),
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> pd.DataFrame:
@@ -294,6 +335,9 @@ def build_image_metadata(
                         ignored.append(relative)
                         continue
                     info = inspect_image(file, max_pixels=max_pixels)
+                    label_max, label_ids = -1, ""
+                    if fmt == "labelmap" and domain == "label" and info.decodable:
+                        label_max, label_ids = label_id_info(file)
                     rows.append(
                         {
                             "path": relative,
@@ -307,6 +351,8 @@ def build_image_metadata(
                             "error": info.error,
                             "pair_id": None if fmt == "unaligned" else file.stem,
                             "content_hash": info.content_hash,
+                            "label_max": label_max,
+                            "label_ids": label_ids,
                         }
                     )
     finally:
@@ -315,7 +361,7 @@ def build_image_metadata(
     if rows:
         table = pd.DataFrame(rows, columns=METADATA_COLUMNS)
         table = table.astype(
-            {"width": "int64", "height": "int64", "bytes": "int64", "decodable": bool}
+            {"width": "int64", "height": "int64", "bytes": "int64", "decodable": bool, "label_max": "int64"}
         )
         table["pair_id"] = table["pair_id"].astype(object)
     else:

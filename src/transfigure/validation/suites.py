@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from transfigure.validation.metadata import DOMAINS, METADATA_COLUMNS, check_format
+from transfigure.validation.metadata import DOMAINS, LABEL_COLUMNS, METADATA_COLUMNS, check_format, parse_label_ids
 
 if TYPE_CHECKING:
     from great_expectations.data_context.data_context.abstract_data_context import (
@@ -88,6 +88,9 @@ class ValidationConfig:
         check_pairs: check pair completeness (not for ``unaligned``).
         check_leakage: fail when the same decoded pixels occur in two splits.
         max_bytes: largest file size accepted, in bytes.
+        label_nc: ``labelmap`` only: the number of classes; every label map's ids must be
+            ``< label_nc`` (checked when set; ``None`` skips the check).
+        contain_dontcare_label: with ``label_nc``, also allow the id 255 ("don't care").
     """
 
     min_width: int = 16
@@ -113,6 +116,8 @@ class ValidationConfig:
     check_pairs: bool = True
     check_leakage: bool = True
     max_bytes: int = 50_000_000
+    label_nc: int | None = None
+    contain_dontcare_label: bool = False
 
     def __post_init__(self) -> None:
         """Normalise ``allowed_modes`` to a tuple and check every value."""
@@ -137,7 +142,11 @@ class ValidationConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-        for name in ("check_pairs", "check_leakage"):
+        if self.label_nc is not None and (
+            isinstance(self.label_nc, bool) or not isinstance(self.label_nc, int) or self.label_nc < 1
+        ):
+            raise ValueError(f"label_nc must be a positive integer or null, got {self.label_nc!r}")
+        for name in ("check_pairs", "check_leakage", "contain_dontcare_label"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         for low, high in (
@@ -327,10 +336,17 @@ def _is_missing(value: Any) -> bool:
 
 def _prepare_table(metadata: pd.DataFrame) -> pd.DataFrame:
     """Copy the metadata with normalised dtypes and a fresh index."""
-    missing = [column for column in METADATA_COLUMNS if column not in metadata.columns]
+    missing = [c for c in METADATA_COLUMNS if c not in metadata.columns and c not in LABEL_COLUMNS]
     if missing:
         raise ValueError(f"metadata table lacks column(s): {', '.join(missing)}")
+    metadata = metadata.copy()
+    if "label_max" not in metadata.columns:  # a table from before label ids were recorded
+        metadata["label_max"] = -1
+    if "label_ids" not in metadata.columns:
+        metadata["label_ids"] = ""
     table = metadata.loc[:, METADATA_COLUMNS].copy().reset_index(drop=True)
+    table["label_max"] = pd.to_numeric(table["label_max"], errors="coerce").fillna(-1).astype("int64")
+    table["label_ids"] = [" ".join(map(str, parse_label_ids(v))) for v in table["label_ids"]]
     for column in ("path", "split", "domain", "mode", "error", "content_hash"):
         values = table[column].astype(object)
         table[column] = values.where(values.notna(), "").astype(str)
@@ -420,6 +436,26 @@ def _add_size_match_column(table: pd.DataFrame) -> None:
                 problems[index] = f"pair members differ in size ({described})"
     table["size_problem"] = problems
     table["pair_sizes_match"] = [not problem for problem in problems]
+
+
+def _add_label_id_columns(table: pd.DataFrame, config: ValidationConfig) -> None:
+    """labelmap: ``label_ids_valid`` is False for label maps holding ids >= ``label_nc``
+    (255 allowed with ``contain_dontcare_label``); ``label_id_problem`` names those ids."""
+    label_nc = config.label_nc
+    valid, problems = [True] * len(table), [""] * len(table)
+    if label_nc is not None:
+        allowed = f"0..{label_nc - 1}" + (" and 255 (don't care)" if config.contain_dontcare_label else "")
+        for row, (domain, ids) in enumerate(zip(table["domain"], table["label_ids"], strict=True)):
+            if domain != "label":
+                continue
+            bad = [i for i in parse_label_ids(ids)
+                   if i >= label_nc and not (config.contain_dontcare_label and i == 255)]
+            if bad:
+                shown = ", ".join(map(str, bad[:20])) + (" ..." if len(bad) > 20 else "")
+                valid[row] = False
+                problems[row] = f"class ids [{shown}] outside {allowed} (label_nc={label_nc})"
+    table["label_ids_valid"] = valid
+    table["label_id_problem"] = problems
 
 
 def _add_leakage_columns(table: pd.DataFrame) -> None:
@@ -537,6 +573,18 @@ def _build_checks(table: pd.DataFrame, fmt: str, config: ValidationConfig) -> li
             column="mode",
             value_set=list(LABEL_MODES),
             row_condition=Column("domain").is_in(["label", "instance"]) & decodable,
+        )
+    if fmt == "labelmap" and config.label_nc is not None:
+        dontcare = " (and 255 = don't care)" if config.contain_dontcare_label else ""
+        add(
+            "label_ids",
+            gxe.ExpectColumnValuesToBeInSet,
+            "label_ids_valid",
+            f"label maps hold only class ids 0..{config.label_nc - 1}{dontcare} (label_nc={config.label_nc})",
+            lambda row: row["label_id_problem"],
+            column="label_ids_valid",
+            value_set=[True],
+            row_condition=(Column("domain") == "label") & decodable,
         )
     if config.check_pairs and fmt != "unaligned":
         add(
@@ -736,6 +784,11 @@ def _summary(table: pd.DataFrame, metadata: pd.DataFrame, fmt: str) -> dict[str,
         "duplicates_within_split": duplicates,
         "ignored_files": int(metadata.attrs.get("ignored_files", 0)),
     }
+    if fmt == "labelmap":
+        labels = table[table["domain"] == "label"]
+        summary["label_max"] = int(labels["label_max"].max()) if len(labels) else -1
+        if "label_ids_valid" in table:
+            summary["bad_label_files"] = int((~table["label_ids_valid"]).sum())
     examples = metadata.attrs.get("ignored_examples")
     if examples:
         summary["ignored_examples"] = [str(path) for path in examples]
@@ -771,6 +824,7 @@ def run_validation(
     _add_leakage_columns(table)
     if fmt == "labelmap":
         _add_size_match_column(table)
+        _add_label_id_columns(table, config)
 
     _prepare_gx()
     checks = _build_checks(table, fmt, config)
