@@ -45,9 +45,11 @@ def build_dataset(dataset: dict[str, Any], data: dict[str, Any], split: str = "t
 
 
 def model_config(variant: str, data: dict[str, Any], model: dict[str, Any]) -> Any:
-    """The variant's typed config; channel counts default to the data's (``data.input_nc`` ...)."""
+    """The variant's typed config; what describes the data defaults to the data's values
+    (``data.input_nc``, ``label_nc``, ``crop_size`` ...), so overriding the data section is enough."""
     config_class = VARIANTS[variant].config_class
-    shared = {k: data[k] for k in ("input_nc", "output_nc", "label_nc") if k in data and k in config_class.model_fields}
+    keys = ("input_nc", "output_nc", "label_nc", "contain_dontcare_label", "use_instance", "crop_size")
+    shared = {k: data[k] for k in keys if k in data and k in config_class.model_fields}
     return config_class(**{**shared, **model})
 
 
