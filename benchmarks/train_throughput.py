@@ -1,83 +1,151 @@
 #!/usr/bin/env python
-"""Seconds per training iteration and images/s for CycleGAN, printed as a table.
+"""Training speed of every variant, printed as a table: seconds per iteration, images/s, FLOPs, MFU.
 
-    python benchmarks/train_throughput.py                      # resnet_9blocks @128 and @256, batch 1, CPU
-    python benchmarks/train_throughput.py --sizes 64 128 --iters 5 --device cuda --precision bf16 --channels-last
+    python benchmarks/train_throughput.py                                   # all variants, 128 & 256 px, batch 1, CPU fp32
+    python benchmarks/train_throughput.py --variants cyclegan --sizes 128 256
+    python benchmarks/train_throughput.py --device cuda --precision fp32 bf16 --batches 1 16 --channels-last --compile
 
-One iteration = one full CycleGAN step (both generators, both discriminators, Adam
-updates), exactly what the training engine runs. Reference: the reference PyTorch
-implementation measured on this machine kind (2 CPU cores, batch 1): 3.09 s @128, 11.25 s @256.
+One iteration is one full training step of the variant (every generator and
+discriminator update, optimizer steps included), exactly what the shared engine runs.
+Models use each variant's paper configuration (the config classes' defaults): CycleGAN
+resnet_9blocks ngf 64; Pix2Pix unet_256 (unet_128 below 256 px) ngf 64; UNIT dim 64;
+SPADE ngf 64 on 182 COCO-Stuff classes (+ don't care, + instance edges).
+
+FLOPs are counted once per configuration with torch.utils.flop_counter (forward and
+backward); MFU = achieved FLOP/s / the device's dense bf16 peak (--peak-tflops, or a
+table for known GPUs). Reference (reference implementation, this machine kind, 2 CPU cores,
+batch 1, fp32): CycleGAN 3.09 s @128, 11.25 s @256; pix2pix unet_256 0.76 s @256.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import contextlib
 import statistics
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from transfigure.models import CycleGAN, Precision
+from transfigure.models import VARIANTS, Precision
 
-REFERENCE_CPU_S = {128: 3.09, 256: 11.25}  # reference implementation, resnet_9blocks, batch 1, this CPU kind
+REFERENCE_CPU_S = {("cyclegan", 128): 3.09, ("cyclegan", 256): 11.25, ("pix2pix", 256): 0.76}
+PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0, "A10": 125.0}
 
 
-def bench(size: int, args: argparse.Namespace) -> dict:
+def make_model(variant: str, size: int) -> torch.nn.Module:
+    cls = VARIANTS[variant]
+    fields = cls.config_class.model_fields
+    kw: dict = {}
+    if variant == "pix2pix":
+        kw["netG"] = "unet_256" if size >= 256 else "unet_128"
+    if "crop_size" in fields:
+        kw["crop_size"] = size
+    return cls(cls.config_class(**kw))
+
+
+def make_batch(model: torch.nn.Module, size: int, batch: int, device: torch.device) -> dict:
+    cfg = model.config
+    g = torch.Generator().manual_seed(0)
+    if hasattr(cfg, "label_nc"):
+        return {
+            "label": torch.randint(0, cfg.label_nc, (batch, 1, size, size), generator=g).to(device),
+            "instance": torch.randint(0, 20, (batch, 1, size, size), generator=g).float().to(device),
+            "image": (torch.rand(batch, getattr(cfg, "output_nc", 3), size, size, generator=g) * 2 - 1).to(device),
+        }
+    return {
+        "A": (torch.rand(batch, getattr(cfg, "input_nc", 3), size, size, generator=g) * 2 - 1).to(device),
+        "B": (torch.rand(batch, getattr(cfg, "output_nc", 3), size, size, generator=g) * 2 - 1).to(device),
+    }
+
+
+def peak_tflops(device: torch.device, override: float | None) -> float | None:
+    if override:
+        return override
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+
+
+def count_flops(variant: str, size: int, batch: int) -> float:
+    """FLOPs of one training step (CPU, fp32; the count does not depend on device or precision)."""
+    model = make_model(variant, size)
+    opts = model.configure_optimizers()
+    with FlopCounterMode(display=False) as counter:
+        model.training_step(make_batch(model, size, batch, torch.device("cpu")), opts, Precision("fp32"))
+    return float(counter.get_total_flops())
+
+
+def bench(variant: str, size: int, batch: int, precision: str, args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
-    model = CycleGAN(netG=args.netG, ngf=args.ngf, ndf=args.ngf).to(device)
+    model = make_model(variant, size).to(device)
+    batch_data = make_batch(model, size, batch, device)
     if args.channels_last:
         model.to(memory_format=torch.channels_last)
+        batch_data = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 and v.is_floating_point() else v
+                      for k, v in batch_data.items()}
+    if args.compile:
+        for gen in model.generators().values():
+            gen.compile()
     opts = model.configure_optimizers()
-    precision = Precision(args.precision, device)
-    g = torch.Generator().manual_seed(0)
-    batch = {k: (torch.rand(args.batch, 3, size, size, generator=g) * 2 - 1).to(device) for k in ("A", "B")}
-    if args.channels_last:
-        batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
+    prec = Precision(precision, device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(args.warmup):
-        model.training_step(batch, opts, precision)
+        model.training_step(batch_data, opts, prec)
     times = []
     for _ in range(args.iters):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        sync()
         t = time.perf_counter()
-        model.training_step(batch, opts, precision)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        model.training_step(batch_data, opts, prec)
+        sync()
         times.append(time.perf_counter() - t)
-    s = statistics.median(times)
-    return {"size": size, "s_per_iter": s, "images_per_s": args.batch / s, "min": min(times), "max": max(times)}
+    mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    return {"s": statistics.median(times), "mem": mem}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--variants", nargs="+", default=sorted(VARIANTS), choices=sorted(VARIANTS))
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
-    p.add_argument("--netG", default="resnet_9blocks", choices=["resnet_9blocks", "resnet_6blocks"])
-    p.add_argument("--ngf", type=int, default=64)
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--iters", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--batches", type=int, nargs="+", default=[1])
+    p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16", "fp16"])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the generators")
+    p.add_argument("--iters", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: known GPUs' bf16)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    print(f"CycleGAN {args.netG} ngf={args.ngf} batch={args.batch} device={args.device} precision={args.precision}"
-          f" channels_last={args.channels_last} torch={torch.__version__} threads={torch.get_num_threads()}"
-          f" cpu={platform.processor() or platform.machine()}")
-    header = f"{'size':>5} | {'s/iter (median)':>15} | {'min':>7} | {'max':>7} | {'images/s':>9} | {'reference s/iter':>16} | {'speed-up':>8}"
+    device = torch.device(args.device)
+    peak = peak_tflops(device, args.peak_tflops)
+    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU x{torch.get_num_threads()} threads"
+    print(f"device={dev_name} torch={torch.__version__} channels_last={args.channels_last} compile={args.compile} "
+          f"iters={args.iters} (median) warmup={args.warmup} peak={peak or '-'} TFLOP/s")
+    header = (f"{'variant':<9}| {'size':>4} | {'batch':>5} | {'prec':<4} | {'s/iter':>8} | {'img/s':>8} | {'GFLOP/it':>9} |"
+              f" {'TFLOP/s':>8} | {'MFU':>6} | {'mem GiB':>7} | {'ref s/iter':>10} | {'vs ref':>6}")
     print(header)
     print("-" * len(header))
-    for size in args.sizes:
-        r = bench(size, args)
-        ref = REFERENCE_CPU_S.get(size) if (args.device == "cpu" and args.netG == "resnet_9blocks" and args.ngf == 64 and args.batch == 1) else None
-        ref_s = f"{ref:.2f}" if ref else "-"
-        speedup = f"{ref / r['s_per_iter']:.2f}x" if ref else "-"
-        print(f"{size:>5} | {r['s_per_iter']:>15.3f} | {r['min']:>7.3f} | {r['max']:>7.3f} | {r['images_per_s']:>9.2f} | "
-              f"{ref_s:>16} | {speedup:>8}")
+    for variant in args.variants:
+        for size in args.sizes:
+            for batch in args.batches:
+                flops = count_flops(variant, size, batch)
+                for precision in args.precision:
+                    with contextlib.suppress(torch.OutOfMemoryError):
+                        r = bench(variant, size, batch, precision, args)
+                        tflops = flops / r["s"] / 1e12
+                        ref = REFERENCE_CPU_S.get((variant, size)) if device.type == "cpu" and batch == 1 else None
+                        mfu = f"{100 * tflops / peak:.1f}%" if peak else "-"
+                        mem = f"{r['mem']:.1f}" if r["mem"] is not None else "-"
+                        ref_s = f"{ref:.2f}" if ref else "-"
+                        vs_ref = f"{ref / r['s']:.2f}x" if ref else "-"
+                        print(f"{variant:<9}| {size:>4} | {batch:>5} | {precision:<4} | {r['s']:>8.3f} | {batch / r['s']:>8.2f} |"
+                              f" {flops / 1e9:>9.1f} | {tflops:>8.3f} | {mfu:>6} | {mem:>7} |"
+                              f" {ref_s:>10} | {vs_ref:>6}",
+                              flush=True)
 
 
 if __name__ == "__main__":
