@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from _support import env_with_default_store, project_copy
 from mlflow import MlflowClient
 
-PROJECT = Path(__file__).resolve().parents[2]
 KEDRO = str(Path(sys.executable).with_name("kedro"))
 
 
-def project_copy(tmp_path: Path) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("pyproject.toml", ".telemetry"):
-        shutil.copy(PROJECT / name, root / name)
-    shutil.copytree(PROJECT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
-    (root / "conf" / "local").mkdir()
-    (root / "src").mkdir()  # kedro wants a source folder; the package itself is installed (pip install -e)
-    return root
-
-
 def kedro_run(root: Path, params: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the project's default store
-    return subprocess.run([KEDRO, "run", "--pipeline=train_cyclegan", f"--params={params}"], cwd=root, env=env,
+    return subprocess.run([KEDRO, "run", "--pipeline=train_cyclegan", f"--params={params}"], cwd=root,
+                          env=env_with_default_store(),
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 import torch
+from _support import env_with_default_store, project_copy
 from mlflow import MlflowClient
 
 TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
@@ -75,14 +73,8 @@ def test_two_gloo_ranks_shard_data_and_agree_on_gradients(tmp_path):
 
 
 def test_torchrun_kedro_pipeline_logs_and_registers_once(tmp_path):
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("pyproject.toml", ".telemetry"):
-        shutil.copy(PROJECT / name, root / name)
-    shutil.copytree(PROJECT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
-    (root / "conf" / "local").mkdir()
-    (root / "src").mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    root = project_copy(tmp_path)
+    env = env_with_default_store()
     params = ("cyclegan.training.max_steps=3,cyclegan.model.ngf=4,cyclegan.model.ndf=4,"
               "cyclegan.training.progress=false,cyclegan.training.log_every=1")
     proc = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node=2", KEDRO, "run", "--pipeline=train_cyclegan",
