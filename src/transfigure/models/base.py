@@ -68,6 +68,11 @@ class Precision:
             self.scaler.load_state_dict(state)
 
 
+def loss_values(losses: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Detached Python floats of a step's losses, for the engine's logging."""
+    return {name: float(value.detach()) for name, value in losses.items()}
+
+
 def set_requires_grad(nets: nn.Module | list[nn.Module], requires_grad: bool) -> None:
     """Freeze/unfreeze networks (the discriminators while the generators update)."""
     for net in nets if isinstance(nets, list) else [nets]:

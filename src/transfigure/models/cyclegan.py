@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
-from transfigure.models.base import Precision, TranslationModel, VariantConfig, set_requires_grad
+from transfigure.models.base import Precision, TranslationModel, VariantConfig, loss_values, set_requires_grad
 from transfigure.models.discriminators import build_discriminator
 from transfigure.models.generators import NAMED_GENERATORS, ResnetGenerator
 from transfigure.models.layers import InitType, NormType, init_weights
@@ -142,11 +142,7 @@ class CycleGAN(TranslationModel):
             "fake_A": fake_A.detach().float(),
             "rec_B": rec_B.detach().float(),
         }
-        out = {name: float(v.detach()) for name, v in losses.items()}
-        out["G"] = float(loss_G.detach())
-        out["D_A"] = float(loss_D_A.detach())
-        out["D_B"] = float(loss_D_B.detach())
-        return out
+        return loss_values({**losses, "G": loss_G, "D_A": loss_D_A, "D_B": loss_D_B})
 
     def visuals(self) -> dict[str, torch.Tensor]:
         return self._visuals

@@ -31,7 +31,7 @@ import torch
 from pydantic import model_validator
 from torch import nn
 
-from transfigure.models.base import Precision, TranslationModel, VariantConfig, set_requires_grad
+from transfigure.models.base import Precision, TranslationModel, VariantConfig, loss_values, set_requires_grad
 from transfigure.models.discriminators import build_discriminator
 from transfigure.models.generators import NAMED_GENERATORS, build_generator
 from transfigure.models.layers import InitType, NormType, init_weights
@@ -168,14 +168,8 @@ class Pix2Pix(TranslationModel):
             "fake_B": fake_B.detach().float(),
             "real_B": real_B.detach(),
         }
-        return {
-            "G_GAN": float(loss_G_GAN.detach()),
-            "G_L1": float(loss_G_L1.detach()),
-            "G": float(loss_G.detach()),
-            "D_real": float(loss_D_real.detach()),
-            "D_fake": float(loss_D_fake.detach()),
-            "D": float(loss_D.detach()),
-        }
+        return loss_values({"G_GAN": loss_G_GAN, "G_L1": loss_G_L1, "G": loss_G,
+                            "D_real": loss_D_real, "D_fake": loss_D_fake, "D": loss_D})
 
     def visuals(self) -> dict[str, torch.Tensor]:
         return self._visuals

@@ -37,7 +37,7 @@ import torch
 from pydantic import model_validator
 from torch import nn
 
-from transfigure.models.base import Precision, TranslationModel, VariantConfig, set_requires_grad
+from transfigure.models.base import Precision, TranslationModel, VariantConfig, loss_values, set_requires_grad
 from transfigure.models.discriminators import MultiscaleDiscriminator
 from transfigure.models.generators import SPADEGenerator
 from transfigure.models.layers import init_weights_spectral
@@ -258,8 +258,7 @@ class SPADE(TranslationModel):
             precision.backward(loss_G)
             precision.step(opt_G)
             set_requires_grad(self.netD, True)
-            out.update({name: float(v.detach()) for name, v in losses.items()})
-            out["G"] = float(loss_G.detach())
+            out.update(loss_values({**losses, "G": loss_G}))
 
         # discriminator update, on a fake generated afresh without gradients (as the reference)
         opt_D.zero_grad(set_to_none=True)
@@ -279,8 +278,7 @@ class SPADE(TranslationModel):
             "synthesized_image": (fake if fake is not None else fake_d).detach().float(),
             "real_image": real.detach(),
         }
-        out.update({"D_Fake": float(loss_D_fake.detach()), "D_real": float(loss_D_real.detach()),
-                    "D": float(loss_D.detach())})
+        out.update(loss_values({"D_Fake": loss_D_fake, "D_real": loss_D_real, "D": loss_D}))
         return out
 
     def colorize(self, label: torch.Tensor) -> torch.Tensor:

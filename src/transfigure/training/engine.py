@@ -287,7 +287,7 @@ class Trainer:
             wrapped = wrap_trainable_children(self.model, self.dist)
             logger.info("rank %d/%d: DistributedDataParallel over %s", self.dist.rank, self.dist.world_size, wrapped)
         total_epochs = cfg.total_epochs
-        steps_per_epoch = math.ceil(len(self.sampler._indices()) / cfg.batch_size)
+        steps_per_epoch = math.ceil(self.sampler.per_rank / cfg.batch_size)
         total_steps = steps_per_epoch * total_epochs
         if cfg.max_steps is not None:
             total_steps = min(total_steps, cfg.max_steps)
