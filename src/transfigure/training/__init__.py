@@ -1,6 +1,23 @@
 """The training engine all variants share."""
 
 from transfigure.training.config import TrainingConfig
-from transfigure.training.engine import NullLogger, Trainer, TrainingInterrupted, TrainingLogger, TrainingResult
+from transfigure.training.engine import (
+    EpochCallback,
+    NullLogger,
+    Trainer,
+    TrainingInterrupted,
+    TrainingLogger,
+    TrainingResult,
+    epoch_callbacks,
+)
 
-__all__ = ["NullLogger", "Trainer", "TrainingConfig", "TrainingInterrupted", "TrainingLogger", "TrainingResult"]
+__all__ = [
+    "EpochCallback",
+    "NullLogger",
+    "Trainer",
+    "TrainingConfig",
+    "TrainingInterrupted",
+    "TrainingLogger",
+    "TrainingResult",
+    "epoch_callbacks",
+]

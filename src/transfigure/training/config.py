@@ -38,6 +38,8 @@ class TrainingConfig(BaseModel):
     resume: bool = Field(False, description="continue from <output_dir>/checkpoints/last.pt if it exists")
     log_every: int = Field(10, ge=1, description="steps between metric logs")
     sample_every: int = Field(200, ge=1, description="steps between sample grids")
+    eval_every: int | None = Field(None, ge=1, description="epochs between evaluation callbacks (e.g. the FID curve); "
+                                   "null = off")
     seed: int = 0
     progress: bool = True
 

@@ -10,11 +10,13 @@ SIGTERM that keep a checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,6 +56,31 @@ class TrainingLogger(Protocol):
     def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
 
     def log_image(self, image: Image.Image, name: str, step: int) -> None: ...
+
+
+class EpochCallback(Protocol):
+    """Run every ``eval_every`` epochs (rank 0 only), e.g. to compute FID on held-out images.
+
+    Gets the trainer (model, device, step, epoch); returns metrics to log at the current step, or
+    None. It must leave the model as it found it (train mode, weights, RNG state).
+    """
+
+    def __call__(self, trainer: Trainer) -> dict[str, float] | None: ...
+
+
+#: callbacks that Trainers created inside :func:`epoch_callbacks` pick up (for code that builds the
+#: Trainer itself, e.g. :func:`transfigure.tracking.training.run_tracked_training`)
+_AMBIENT_CALLBACKS: ContextVar[tuple[EpochCallback, ...]] = ContextVar("transfigure_epoch_callbacks", default=())
+
+
+@contextlib.contextmanager
+def epoch_callbacks(*callbacks: EpochCallback) -> Iterator[None]:
+    """Every :class:`Trainer` constructed inside this block also runs ``callbacks`` every ``eval_every`` epochs."""
+    token = _AMBIENT_CALLBACKS.set(_AMBIENT_CALLBACKS.get() + tuple(callbacks))
+    try:
+        yield
+    finally:
+        _AMBIENT_CALLBACKS.reset(token)
 
 
 class NullLogger:
@@ -111,6 +138,8 @@ class TrainingResult:
     images_per_second: float
     resumed_from_step: int | None = None
     history: list[dict[str, float]] = field(default_factory=list)
+    #: what the epoch callbacks returned: {"epoch", "step", **metrics} per call
+    evaluations: list[dict[str, float]] = field(default_factory=list)
 
 
 def _to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
@@ -141,6 +170,9 @@ class Trainer:
     networks are wrapped in ``DistributedDataParallel``, every epoch is sharded over the ranks
     (effective batch = ``batch_size`` x world size), and only rank 0 logs, shows progress and
     writes checkpoints.
+
+    ``callbacks`` (and those of an enclosing :func:`epoch_callbacks` block) run on rank 0 every
+    ``config.eval_every`` epochs; the metrics they return are logged at the current step.
     """
 
     def __init__(
@@ -152,8 +184,11 @@ class Trainer:
         *,
         logger_: TrainingLogger | None = None,
         run_metadata: dict[str, Any] | None = None,
+        callbacks: Sequence[EpochCallback] = (),
     ) -> None:
         self.config = config
+        self.callbacks: list[EpochCallback] = [*callbacks, *_AMBIENT_CALLBACKS.get()]
+        self.evaluations: list[dict[str, float]] = []
         self.model = model
         self.dataset = dataset
         self.output_dir = Path(output_dir)
@@ -355,6 +390,8 @@ class Trainer:
                     epoch_sums, epoch_steps = {}, 0
                     logger.info("epoch %d/%d done at step %d, %s", self.epoch, total_epochs, self.step,
                                 {k: round(v, 6) for k, v in self.current_lrs().items()})
+                    if cfg.eval_every and self.epoch % cfg.eval_every == 0:
+                        self._run_epoch_callbacks()
         except (KeyboardInterrupt, TrainingInterrupted) as exc:
             path = self.save_checkpoint()
             logger.warning("training stopped at step %d; checkpoint kept at %s (resume: true continues)", self.step, path)
@@ -374,6 +411,7 @@ class Trainer:
             images_per_second=images_seen / max(seconds, 1e-9),
             resumed_from_step=self._resumed_from,
             history=history,
+            evaluations=list(self.evaluations),
         )
 
     def _step_schedulers(self, epoch_sums: dict[str, float], epoch_steps: int) -> None:
@@ -394,6 +432,19 @@ class Trainer:
                 sch.step(float(mean))
             else:
                 sch.step()
+
+    def _run_epoch_callbacks(self) -> None:
+        """Rank 0 runs the epoch callbacks and logs what they return at the current step."""
+        if not self.callbacks or not self.dist.is_main:
+            return
+        metrics: dict[str, float] = {}
+        for callback in self.callbacks:
+            metrics.update(callback(self) or {})
+        if metrics:
+            self.logger.log_metrics(metrics, self.step)
+            self.evaluations.append({"epoch": float(self.epoch), "step": float(self.step), **metrics})
+            logger.info("epoch %d evaluation at step %d: %s", self.epoch, self.step,
+                        {k: round(v, 4) for k, v in metrics.items()})
 
     def _agree_on_stop(self, stop: bool, bad: bool) -> tuple[bool, bool]:
         """All ranks stop together (a signal or a non-finite loss on any rank), or none does."""

@@ -1,0 +1,11 @@
+"""``evaluate_cyclegan``: validate data -> evaluate the latest registered ``cyclegan`` version (or ``cyclegan.evaluation.model_version``)."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline
+
+from transfigure.pipelines.evaluation import standalone_evaluation_pipeline
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return standalone_evaluation_pipeline("cyclegan")

@@ -1,0 +1,11 @@
+"""``evaluate_pix2pix``: validate data -> evaluate the latest registered ``pix2pix`` version (or ``pix2pix.evaluation.model_version``)."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline
+
+from transfigure.pipelines.evaluation import standalone_evaluation_pipeline
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return standalone_evaluation_pipeline("pix2pix")
