@@ -38,3 +38,68 @@ def project_copy(tmp_path: Path) -> Path:
 def env_with_default_store() -> dict[str, str]:
     """This process's environment without MLFLOW_TRACKING_URI: a subprocess uses the project's own store."""
     return {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+
+
+# -- tiny trained + registered generators (promotion, export, notebook, mlflow server tests) -------------------
+def tiny_variant_params(variant: str, output_dir: Path, *, max_steps: int = 2, seed: int = 0, **model) -> dict:
+    """The project's parameters for ``variant`` shrunk to a seconds-long CPU run: 32 px, ngf/dim 4, ``max_steps``."""
+    import yaml
+
+    p = yaml.safe_load((PROJECT / f"conf/base/parameters_train_{variant}.yml").read_text())[variant]
+    p["output_dir"] = str(output_dir)
+    p["data"].update(load_size=36, crop_size=32)
+    width = {"unit": {"dim": 4, "dis_dim": 4}, "pix2pix": {"ngf": 4, "ndf": 4, "num_downs": 5}}.get(
+        variant, {"ngf": 4, "ndf": 4})
+    p["model"].update({**width, "seed": seed, **model})
+    p["training"].update({"progress": False, "max_steps": max_steps, "log_every": 1, "sample_every": 1000,
+                          "checkpoint_every": 1000, "seed": seed})
+    p.setdefault("evaluation", {}).update({"max_images": 4, "kid_subset_size": 2, "kid_subsets": 5, "report_rows": 2})
+    return p
+
+
+def default_dataset(base: Path, subset: str = "day2night") -> dict:
+    """The embedded default dataset (built offline in ~1 s) as the validation pipeline describes it."""
+    from transfigure.data.default_dataset import build_default_dataset
+    from transfigure.pipelines.data_validation.nodes import prepare_dataset
+
+    build_default_dataset(base)
+    return prepare_dataset({"path": str(base / subset)})
+
+
+def train_and_register(params: dict, dataset: dict, variant: str = "cyclegan") -> dict:
+    """Train with the real tracked engine (MLflow run + logged pyfunc model) and register a version."""
+    from transfigure.pipelines.training import train
+    from transfigure.tracking.training import register_trained_model
+
+    summary = train(variant, {**dataset, "fingerprint": "test"}, {"success": True, "summary": {}}, params["data"],
+                    params["model"], params["training"], params["tracking"], params["output_dir"])
+    return register_trained_model(summary, params["tracking"])
+
+
+def git_checkout(root: Path) -> str:
+    """Make ``root`` a git repository with one commit; returns the commit (runs record it)."""
+    import subprocess
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q", str(root)], check=True)
+    subprocess.run([*git, "-C", str(root), "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    return subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def add_evaluated_version(client, name: str, registered: dict, split: str | None = "split-1", **metrics: float) -> str:
+    """Register ``registered``'s model once more as a version of ``name`` with evaluation tags set by hand
+    (``metric.<key>``, ``eval_split_fingerprint``): drives the promotion gate without evaluating."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name)
+    tags = {f"metric.{k}": repr(float(v)) for k, v in metrics.items()}
+    if split:
+        tags["eval_split_fingerprint"] = split
+    from transfigure.tracking.registry import logged_model_id
+
+    return str(client.create_model_version(name, registered["source"], run_id=registered["run_id"], tags=tags,
+                                           model_id=logged_model_id(registered["source"])).version)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,16 +71,68 @@ def log_generator_model(export_dir: str | Path, *, name: str = "generator") -> A
     )
 
 
+def registry_client(tracking_uri: str | None = None) -> MlflowClient:
+    """A client on the project's store (``$MLFLOW_TRACKING_URI`` > ``tracking_uri`` > ``sqlite:///mlruns.db``)."""
+    uri = resolve_tracking_uri(tracking_uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=resolve_registry_uri(uri))
+
+
+#: parameters copied onto each registered version as ``param.<key>`` (when the run has them)
+KEY_PARAMS: tuple[str, ...] = (
+    "model.netG", "model.num_downs", "model.ngf", "model.ndf", "model.dim", "model.n_res", "model.label_nc",
+    "model.lr", "model.gan_mode", "data.crop_size", "training.batch_size", "training.n_epochs",
+    "training.n_epochs_decay", "training.max_steps", "training.seed",
+)
+#: run tags copied onto each registered version
+RUN_TAGS_FOR_VERSION: tuple[str, ...] = ("variant", "git_commit", "git_dirty", "dataset_fingerprint")
+
+
+def params_digest(params: Mapping[str, str]) -> str:
+    """sha256 over a run's (flattened) parameters: equal digests mean identical configurations."""
+    doc = json.dumps(sorted((str(k), str(v)) for k, v in params.items()), separators=(",", ":"))
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+def version_tags_from_run(client: MlflowClient, run_id: str) -> dict[str, str]:
+    """What a registered version should carry about the run that made it: run id, git commit (and
+    dirty flag), training-data fingerprint, the key parameters and a digest of all of them."""
+    run = client.get_run(run_id)
+    params, run_tags = run.data.params, run.data.tags
+    tags = {"run_id": run_id, "params_digest": params_digest(params)}
+    tags.update({k: run_tags[k] for k in RUN_TAGS_FOR_VERSION if run_tags.get(k)})
+    tags.update({f"param.{k}": params[k] for k in KEY_PARAMS if k in params and params[k] != "None"})
+    return tags
+
+
+_LOGGED_MODEL_RE = re.compile(r"^models:/(m-[0-9a-f]+)/?$")
+
+
+def logged_model_id(model_uri: str) -> str | None:
+    """``models:/m-<id>`` (a logged model, MLflow 3) -> ``m-<id>``; None for other URIs.
+
+    A tracking server refuses such a source unless the model id comes with it
+    (``INVALID_PARAMETER_VALUE: ... model_id request parameter must identify the resource``).
+    """
+    match = _LOGGED_MODEL_RE.match(model_uri)
+    return match.group(1) if match else None
+
+
 def register_generator(
     client: MlflowClient, model_uri: str, name: str, *, run_id: str | None = None, tags: dict[str, str] | None = None,
     description: str | None = None,
 ) -> Any:
-    """Register ``model_uri`` as a new version of ``name`` (creating the registered model if needed)."""
+    """Register ``model_uri`` as a new version of ``name`` (creating the registered model if needed).
+
+    With ``run_id`` the version is tagged from its run (:func:`version_tags_from_run`); ``tags``
+    are added on top. Evaluation adds ``metric.<key>`` and ``eval_split_fingerprint`` later.
+    """
     try:
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name, description=f"transfigure {name} generator")
-    version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags or {}, description=description)
+    all_tags = {**(version_tags_from_run(client, run_id) if run_id else {}), **(tags or {})}
+    version = client.create_model_version(name, model_uri, run_id=run_id, tags=all_tags, description=description,
+                                          model_id=logged_model_id(model_uri))
     logger.info("registered %s version %s (%s)", name, version.version, model_uri)
     return version
 
@@ -128,4 +183,7 @@ def download_generator(
     return folder
 
 
-__all__ = ["configure_mlflow", "download_generator", "log_generator_model", "register_generator", "resolve_model_uri"]
+__all__ = [
+    "configure_mlflow", "download_generator", "log_generator_model", "logged_model_id", "params_digest",
+    "register_generator", "registry_client", "resolve_model_uri", "version_tags_from_run",
+]

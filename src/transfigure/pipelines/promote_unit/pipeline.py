@@ -1,0 +1,12 @@
+"""``promote_unit``: validate data -> gate the registered UNIT version into ``unit@champion``."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline
+
+from transfigure.pipelines.data_validation.pipeline import validation_pipeline
+from transfigure.pipelines.promotion import promotion_pipeline
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return validation_pipeline("unit") + promotion_pipeline("unit")

@@ -1,0 +1,124 @@
+"""The promotion pipeline every variant shares: gate the registered version into ``champion``.
+
+``promote_<variant>/pipeline.py`` is ``validation_pipeline(variant) + promotion_pipeline(variant)``
+(the validated data lets the gate re-evaluate the champion on the candidate's split). The
+promotion part takes the datasets ``<variant>.registered_model`` and ``<variant>.evaluation_metrics``
+by name, so appending it to ``train_<variant>`` (after evaluation) promotes each new training.
+Parameters: ``<variant>.promotion`` (``primary_metric``, ``margin``, ``force``, ``reason``, ``actor``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from kedro.pipeline import Pipeline, node
+
+from transfigure.models import VARIANTS
+from transfigure.training.distributed import broadcast_object, init_distributed
+
+logger = logging.getLogger(__name__)
+
+
+def _not_promoted(reason: str, registered_model: dict[str, Any], promotion: dict[str, Any]) -> dict[str, Any]:
+    return {"promoted": False, "action": "refuse", "reason": f"refused: {reason}",
+            "model": registered_model.get("name"), "candidate": registered_model.get("version"),
+            "metric": promotion.get("primary_metric", "fid")}
+
+
+def _record_missing_metrics(client: Any, name: str, version: str, metrics: dict[str, Any]) -> None:
+    """Put the evaluation's numbers on the version when evaluation did not (tags ``metric.<key>``)."""
+    from transfigure.evaluation import METRIC_DIRECTIONS
+
+    tags = client.get_model_version(name, version).tags or {}
+    for key, value in metrics.items():
+        if key not in METRIC_DIRECTIONS or isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)) and math.isfinite(value) and f"metric.{key}" not in tags:
+            client.set_model_version_tag(name, version, f"metric.{key}", str(float(value)))
+    if metrics.get("split_fingerprint") and "eval_split_fingerprint" not in tags:
+        client.set_model_version_tag(name, version, "eval_split_fingerprint", str(metrics["split_fingerprint"]))
+
+
+def promote_registered_model(
+    registered_model: dict[str, Any],
+    evaluation_metrics: dict[str, Any],
+    promotion: dict[str, Any],
+    validated_dataset: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+    evaluation: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Gate the version in ``registered_model`` into ``champion``; returns the decision (promotion.json).
+
+    ``evaluation_metrics`` must describe that version (its ``model_version``); otherwise the
+    decision is a refusal. With the validated dataset and the data/evaluation parameters the
+    gate can re-evaluate a champion that was evaluated on another split.
+    Under torchrun only rank 0 decides; the others return its decision.
+    """
+    ctx = init_distributed()
+    if not ctx.is_main:
+        return broadcast_object(None, ctx)
+    return broadcast_object(
+        _promote(registered_model, evaluation_metrics, promotion, validated_dataset, data, evaluation), ctx
+    )
+
+
+def _promote(
+    registered_model: dict[str, Any],
+    evaluation_metrics: dict[str, Any],
+    promotion: dict[str, Any],
+    validated_dataset: dict[str, Any] | None,
+    data: dict[str, Any] | None,
+    evaluation: dict[str, Any] | None,
+) -> dict[str, Any]:
+    from transfigure.tracking.promotion import promote
+    from transfigure.tracking.registry import registry_client
+
+    if not registered_model.get("registered", True) or not registered_model.get("version"):
+        return _not_promoted("nothing was registered (tracking.register is false)", registered_model, promotion)
+    name, version = str(registered_model["name"]), str(registered_model["version"])
+    evaluated = str(evaluation_metrics.get("model_version", ""))
+    if evaluated != version or str(evaluation_metrics.get("model_name", name)) != name:
+        return _not_promoted(
+            f"the evaluation metrics describe {evaluation_metrics.get('model_name')} v{evaluated or '?'}, not the "
+            f"registered {name} v{version}: evaluate it first (kedro run --pipeline=evaluate_{name})",
+            registered_model, promotion)
+    client = registry_client()
+    _record_missing_metrics(client, name, version, evaluation_metrics)
+    context = None
+    if validated_dataset is not None and data is not None and evaluation is not None:
+        context = {"dataset": validated_dataset, "data": data, "evaluation": evaluation}
+    decision = promote(
+        name, version,
+        primary_metric=str(promotion.get("primary_metric") or "fid"),
+        margin=float(promotion.get("margin") or 0.0),
+        force=bool(promotion.get("force", False)),
+        reason=promotion.get("reason"),
+        actor=promotion.get("actor"),
+        evaluation_context=context,
+        client=client,
+    )
+    logger.info("%s %s v%s: %s", "promoted" if decision.promoted else "not promoted", name, version, decision.reason)
+    return decision.to_dict()
+
+
+def promotion_pipeline(variant: str) -> Pipeline:
+    """``<variant>.registered_model`` + ``<variant>.evaluation_metrics`` -> ``<variant>.promotion``."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
+    return Pipeline(
+        [
+            node(
+                promote_registered_model,
+                ["registered_model", "evaluation_metrics", "params:promotion", "validated_dataset", "params:data",
+                 "params:evaluation"],
+                "promotion",
+                name="promote",
+            )
+        ],
+        namespace=variant,
+    )
+
+
+__all__ = ["promote_registered_model", "promotion_pipeline"]
