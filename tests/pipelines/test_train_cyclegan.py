@@ -40,7 +40,7 @@ def run_pipeline(params: dict) -> dict:
     for key, value in params.items():
         catalog[f"params:cyclegan.{key}"] = value
     SequentialRunner().run(create_pipeline(), catalog)
-    names = ("validation_report", "training_summary", "registered_model")
+    names = ("validation_report", "training_summary", "registered_model", "promotion")
     return {f"cyclegan.{n}": catalog[f"cyclegan.{n}"].load() for n in names}
 
 
@@ -91,6 +91,14 @@ def test_pipeline_trains_logs_and_registers(tmp_path, mlflow_uri, tiny_unaligned
     out2 = run_pipeline(tiny_params(tiny_unaligned, tmp_path / "models2"))
     assert out2["cyclegan.registered_model"]["version"] == "2"
     assert transfigure.load_translator("cyclegan", "latest").metadata["mlflow_run_id"] == out2["cyclegan.registered_model"]["run_id"]
+
+    # the train pipeline ends with the metric gate: the first version became champion (no champion yet);
+    # the second is either promoted or refused, and either way the decision and its reason are on record
+    assert out["cyclegan.promotion"]["promoted"] is True and "no champion" in out["cyclegan.promotion"]["reason"]
+    decision = out2["cyclegan.promotion"]
+    champion = str(client.get_model_version_by_alias("cyclegan", "champion").version)
+    assert champion == ("2" if decision["promoted"] else "1")
+    assert decision["reason"] and client.get_model_version("cyclegan", "2").tags["promotion.reason"] == decision["reason"]
 
 
 def test_resumed_pipeline_continues_the_same_mlflow_run(tmp_path, mlflow_uri, tiny_unaligned):

@@ -1,8 +1,13 @@
-"""The training pipeline every variant shares: validate data -> train (MLflow-tracked) -> register.
+"""The training pipeline every variant shares: validate data -> train (MLflow-tracked) -> register -> evaluate -> promote (gated).
 
 ``train_<variant>/pipeline.py`` is ``training_pipeline("<variant>")``. Datasets and
 parameters are namespaced by variant (``<variant>.training_summary``,
 ``params:<variant>.model`` ...), configured in ``conf/base/parameters_train_<variant>.yml``.
+Besides the model, a run writes the loss curve (``plots/loss.csv``), the FID curve when
+``training.eval_every`` is set (``plots/fid.csv``), and the evaluation of the registered
+version on the held-out split (``metrics.json``, ``eval_report.png``).
+Last, the metric gate (``promotion_pipeline``) makes the new version ``champion`` only if it beats
+the current champion on the same split (``promotion.json`` says why either way).
 """
 
 from __future__ import annotations
@@ -16,10 +21,14 @@ from torch.utils.data import Dataset
 
 from transfigure.data.datasets import make_dataset
 from transfigure.data.transforms import TransformConfig
+from transfigure.evaluation.curve import FidCurve
+from transfigure.evaluation.nodes import training_curves
 from transfigure.models import VARIANTS
 from transfigure.pipelines.data_validation.pipeline import validation_pipeline
+from transfigure.pipelines.evaluation import evaluation_pipeline
+from transfigure.pipelines.promotion import promotion_pipeline
 from transfigure.tracking.training import register_trained_model, run_tracked_training
-from transfigure.training import TrainingConfig
+from transfigure.training import TrainingConfig, epoch_callbacks
 from transfigure.training.distributed import broadcast_object, init_distributed
 
 logger = logging.getLogger(__name__)
@@ -62,21 +71,28 @@ def train(
     training: dict[str, Any],
     tracking: dict[str, Any],
     output_dir: str,
+    evaluation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train ``variant`` on the validated dataset through the shared engine, logged to MLflow."""
+    """Train ``variant`` on the validated dataset through the shared engine, logged to MLflow.
+
+    With ``training.eval_every`` set, FID on a fixed held-out subset (``evaluation.curve_images``)
+    is logged as metric ``fid`` every ``eval_every`` epochs.
+    """
     config = model_config(variant, data, model)
     train_cfg = TrainingConfig(**training)
-    return run_tracked_training(
-        model=VARIANTS[variant](config),
-        dataset=build_dataset(validated_dataset, data, "train", seed=train_cfg.seed),
-        training=train_cfg,
-        output_dir=output_dir,
-        tracking=tracking,
-        params={"data": data, "model": config.model_dump(), "training": train_cfg.model_dump()},
-        validation_report=validation_report,
-        tags={"dataset_root": validated_dataset["root"], "dataset_format": validated_dataset["format"],
-              "dataset_fingerprint": validated_dataset.get("fingerprint", "")},
-    )
+    callbacks = [FidCurve(validated_dataset, data, evaluation)] if train_cfg.eval_every else []
+    with epoch_callbacks(*callbacks):  # run_tracked_training builds the Trainer, which picks them up
+        return run_tracked_training(
+            model=VARIANTS[variant](config),
+            dataset=build_dataset(validated_dataset, data, "train", seed=train_cfg.seed),
+            training=train_cfg,
+            output_dir=output_dir,
+            tracking=tracking,
+            params={"data": data, "model": config.model_dump(), "training": train_cfg.model_dump()},
+            validation_report=validation_report,
+            tags={"dataset_root": validated_dataset["root"], "dataset_format": validated_dataset["format"],
+                  "dataset_fingerprint": validated_dataset.get("fingerprint", "")},
+        )
 
 
 def register_model(training_summary: dict[str, Any], validated_dataset: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
@@ -110,12 +126,15 @@ def training_pipeline(variant: str) -> Pipeline:
             node(
                 train_node,
                 ["validated_dataset", "validation_report", "params:data", "params:model", "params:training",
-                 "params:tracking", "params:output_dir"],
+                 "params:tracking", "params:output_dir", "params:evaluation"],
                 "training_summary",
                 name="train",
             ),
             node(register_model, ["training_summary", "validated_dataset", "params:tracking"], "registered_model",
                  name="register"),
+            node(training_curves, ["training_summary", "params:tracking"], ["loss_curve", "fid_curve"],
+                 name="training_curves"),
         ]
     )
-    return validation_pipeline(variant) + Pipeline(steps, namespace=variant)
+    return (validation_pipeline(variant) + Pipeline(steps, namespace=variant) + evaluation_pipeline(variant)
+            + promotion_pipeline(variant))

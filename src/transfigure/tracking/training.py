@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from transfigure.models.base import TranslationModel
 from transfigure.models.io import save_generators
+from transfigure.tracking.dvc_info import dvc_tags
 from transfigure.tracking.mlflow_utils import MlflowTrainingLogger, configure_mlflow, flatten_params, git_info
 from transfigure.tracking.registry import GENERATOR_ARTIFACT, log_generator_model, register_generator
 from transfigure.training import Trainer, TrainingConfig
@@ -58,7 +59,8 @@ def run_tracked_training(
     previous_run = trainer.resume_metadata().get("mlflow_run_id")
     if previous_run:
         logger.info("resuming MLflow run %s", previous_run)
-    run_tags = {"variant": model.variant, **git_info(), **(tags or {})}
+    # the DVC version of the data (tags dvc_data_md5, dvc_lock_md5 ...; "untracked" outside DVC)
+    run_tags = {"variant": model.variant, **git_info(), **dvc_tags((tags or {}).get("dataset_root")), **(tags or {})}
     with mlflow.start_run(run_id=previous_run, experiment_id=None if previous_run else experiment_id,
                           run_name=None if previous_run else tracking.get("run_name")) as run:
         run_id = run.info.run_id
@@ -117,8 +119,11 @@ def register_trained_model(summary: dict[str, Any], tracking: dict[str, Any], ex
     """Register the model a training logged as a new version of ``tracking['registered_model_name']``."""
     name = tracking.get("registered_model_name") or summary["variant"]
     client, _ = configure_mlflow(tracking.get("experiment", f"transfigure-{summary['variant']}"), tracking.get("tracking_uri"))
+    run_tags = client.get_run(summary["run_id"]).data.tags
     tags = {"variant": summary["variant"], "run_id": summary["run_id"], "step": str(summary["step"]),
-            **{k: v for k, v in git_info().items() if k == "git_commit"}, **(extra_tags or {})}
+            **{k: v for k, v in git_info().items() if k == "git_commit"},
+            **{k: v for k, v in run_tags.items() if k.startswith("dvc_")},  # the DVC data version of its run
+            **(extra_tags or {})}
     mv = register_generator(client, summary["model_uri"], name, run_id=summary["run_id"], tags=tags,
                             description=f"{summary['variant']} trained for {summary['step']} steps (run {summary['run_id']})")
     return {"name": name, "version": str(mv.version), "run_id": summary["run_id"], "source": summary["model_uri"],

@@ -1,0 +1,5 @@
+"""The validate_cyclegan pipeline."""
+
+from transfigure.pipelines.validate_cyclegan.pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]
