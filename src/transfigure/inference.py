@@ -1,7 +1,8 @@
 """Use a trained generator: ``load_translator("cyclegan", "champion").translate(image)``.
 
-The same :class:`Translator` serves the Python API, the MLflow pyfunc and (later) the
-BentoML service, so all of them translate identically.
+The same :class:`Translator` serves the Python API, the MLflow pyfunc and the BentoML
+service, so all of them translate identically; the service translates and watermarks through
+:func:`translate_and_stamp`, which batch jobs can call too.
 
 Generators whose config has a ``label_nc`` (SPADE) take a LABEL MAP instead of a photo: a
 single-channel PIL image of class ids (modes L, P, I, I;16; colour-coded RGB maps are refused),
@@ -11,8 +12,9 @@ optionally an instance map and a style image, and return an RGB image of the lab
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,6 +25,9 @@ from transfigure.data.datasets import LabelIdError
 from transfigure.data.transforms import tensor_to_pil, to_tensor
 from transfigure.models.io import load_generators
 from transfigure.training.device import resolve_device
+
+if TYPE_CHECKING:
+    from transfigure.provenance import ModelInfo, ProvenanceConfig, Stamped
 
 logger = logging.getLogger(__name__)
 
@@ -202,3 +207,82 @@ def load_translator(
     translator = Translator.from_folder(folder, device=device)
     logger.info("loaded %s %s from the registry (%s)", name, alias_or_version, folder)
     return translator
+
+
+def translate_and_stamp(
+    translator: Translator,
+    images: Sequence[Image.Image],
+    *,
+    model_info: ModelInfo,
+    direction: str | None = None,
+    size: tuple[int, int] | None = None,
+    fmt: str = "PNG",
+    quality: int | None = None,
+    config: ProvenanceConfig | None = None,
+    batch_size: int = 16,
+) -> list[Stamped | ValueError]:
+    """Translate images and stamp every output: the one translate + watermark path of transfigure.
+
+    The BentoML service calls it for each adaptive batch; a batch job over a folder calls it the
+    same way. Each output is watermarked with a fresh provenance id, encoded as ``fmt`` (PNG,
+    JPEG, WEBP) with a signed manifest and recorded in the ledger
+    (:func:`transfigure.provenance.stamp_output`); no unmarked image leaves this function.
+
+    ``size`` = (width, height) resizes every input first (bicubic; nearest for label maps).
+    Photos of the same size run through the generator together, at most ``batch_size`` at a
+    time; sizes are never mixed in a batch, since padding to a common size would change the
+    per-image (instance-norm) statistics and so the pixels. Label maps (SPADE) are translated
+    one by one. Photo inputs of any Pillow mode are converted like training data
+    (:func:`transfigure.data.images.convert_image`: alpha over white, 16 bit scaled).
+
+    Returns, in input order, a :class:`~transfigure.provenance.Stamped` per image, or the
+    ``ValueError`` that refused that image (a label map with unknown class ids, an unconvertible
+    mode, an output too small for a watermark): one bad image does not fail the others.
+
+    Raises:
+        ValueError: ``direction`` is not one of the model's directions.
+    """
+    from transfigure.data.images import convert_image
+    from transfigure.provenance import stamp_output
+
+    direction = direction or translator.directions[0]
+    if direction not in translator.generators:
+        raise ValueError(f"unknown direction {direction!r} for this {translator.variant} model: use one of {translator.directions}")
+    outputs: list[Image.Image | ValueError | None] = [None] * len(images)
+    if translator.takes_label_maps(direction):
+        for i, label in enumerate(images):
+            try:
+                if size is not None and label.size != tuple(size):
+                    label = label.resize(tuple(size), Image.Resampling.NEAREST)
+                outputs[i] = translator.translate(label, direction)
+            except ValueError as exc:  # LabelIdError, colour label maps, ...
+                outputs[i] = exc
+    else:
+        mode = "L" if translator._input_channels(direction) == 1 else "RGB"
+        by_size: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = {}
+        for i, image in enumerate(images):
+            try:
+                x = convert_image(image, mode, path=f"image {i}")
+            except ValueError as exc:
+                outputs[i] = exc
+                continue
+            if size is not None and x.size != tuple(size):
+                x = x.resize(tuple(size), Image.Resampling.BICUBIC)
+            by_size.setdefault(x.size, []).append((i, to_tensor(x)))
+        for members in by_size.values():
+            for start in range(0, len(members), max(1, batch_size)):
+                chunk = members[start : start + max(1, batch_size)]
+                y = translator.translate_tensor(torch.stack([t for _, t in chunk]), direction).cpu()
+                for (i, _), out in zip(chunk, y):
+                    outputs[i] = tensor_to_pil(out)
+    results: list[Stamped | ValueError] = []
+    for out in outputs:
+        if isinstance(out, ValueError):
+            results.append(out)
+            continue
+        assert out is not None
+        try:
+            results.append(stamp_output(out, model=model_info, fmt=fmt, quality=quality, config=config))
+        except ValueError as exc:  # e.g. too small to carry a watermark: refused, never returned unmarked
+            results.append(exc)
+    return results

@@ -1,101 +1,308 @@
-"""`bentoml serve` for real, on loopback: it loads the champion from MLflow, or refuses to start without one."""
+"""`bentoml serve` for real, on loopback, serving two registered champions (CycleGAN and SPADE):
+stamped outputs, verification, model info, adaptive batching of concurrent mixed-size requests,
+4xx JSON for every kind of bad input, and a server that stays healthy afterwards."""
 
 from __future__ import annotations
 
+import base64
+import concurrent.futures as cf
+import io
 import json
-import os
+import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from mlflow import MlflowClient
+from _serving import (
+    PROJECT,
+    Server,
+    bomb_png,
+    encode,
+    label_map,
+    ledger_holds,
+    make_labelmap,
+    make_unaligned,
+    noise_image,
+    promote,
+    psnr,
+    train_cyclegan,
+    train_spade,
+)
+from PIL import Image
 
-from transfigure.data.datasets import make_dataset
-from transfigure.data.transforms import TransformConfig
-from transfigure.models import CycleGAN
-from transfigure.tracking.training import register_trained_model, run_tracked_training
-from transfigure.training import TrainingConfig
+pytestmark = pytest.mark.slow
 
-PROJECT = Path(__file__).resolve().parents[2]
-BENTOML = str(Path(sys.executable).with_name("bentoml"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def train_and_register(tmp_path: Path, data: Path) -> dict:
-    ds = make_dataset("unaligned", data, "train", transform=TransformConfig(load_size=32, crop_size=32, flip=False))
-    summary = run_tracked_training(
-        model=CycleGAN(ngf=4, ndf=4, netG="resnet_6blocks"), dataset=ds,
-        training=TrainingConfig(max_steps=2, progress=False), output_dir=tmp_path / "models",
-        tracking={"experiment": "serve-test"}, params={},
-    )
-    return register_trained_model(summary, {"registered_model_name": "cyclegan"})
+MAX_BODY = 2_000_000
+MAX_PIXELS = 1_000_000
 
 
-def serve(cwd: Path, port: int) -> subprocess.Popen:
-    shutil.copy(PROJECT / "bentofile.yaml", cwd / "bentofile.yaml")
-    return subprocess.Popen([BENTOML, "serve", "--host", "127.0.0.1", "--port", str(port)], cwd=cwd,
-                            env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+@dataclass
+class Served:
+    server: Server
+    root: Path
+    cyclegan: dict[str, Any]
+    spade: dict[str, Any]
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger.sqlite"
 
 
-def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stdout.read()[-3000:]}")
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """One server for the module: cyclegan@champion (default) and spade@champion, small body/pixel limits."""
+    root = tmp_path_factory.mktemp("serving")
+    uri = f"sqlite:///{root / 'mlruns.db'}"
+    env = {
+        "MLFLOW_TRACKING_URI": uri,
+        "TRANSFIGURE_MODELS": "cyclegan,spade",
+        "TRANSFIGURE_LEDGER": str(root / "ledger.sqlite"),
+        "TRANSFIGURE_MODEL_CACHE": str(root / "model-cache"),
+        "TRANSFIGURE_WATERMARK_KEY": "transfigure-serving-tests",
+        "TRANSFIGURE_MAX_BODY_BYTES": str(MAX_BODY),
+        "TRANSFIGURE_MAX_PIXELS": str(MAX_PIXELS),
+        "BENTOML_HOME": str(root / "bentoml"),
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        mp.chdir(root)  # the test process verifies with the server's keys, ledger and store
+        cyclegan = train_cyclegan(root / "cyclegan", make_unaligned(root / "unaligned"))
+        spade = train_spade(root / "spade", make_labelmap(root / "labelmap"))
+        promote(uri, "cyclegan", cyclegan["version"])
+        promote(uri, "spade", spade["version"])
+        server = Server(root)
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError("server not ready in time")
+            server.wait_ready()
+            yield Served(server, root, cyclegan, spade)
+        finally:
+            server.stop()
 
 
-def stop(proc: subprocess.Popen) -> str:
-    proc.terminate()
+@pytest.fixture(scope="module")
+def local_cyclegan(served):
+    """The champion loaded in this process, to compare the server's outputs against."""
+    from transfigure.inference import load_translator
+
+    return load_translator("cyclegan", served.cyclegan["version"])
+
+
+def check_stamped(served: Served, reply, expected_size: tuple[int, int], media_type: str = "image/png") -> Image.Image:
+    """200, the image decodes at the expected size, carries its provenance id as watermark and a valid
+    manifest, and the ledger recorded it."""
+    from transfigure.provenance import detect_watermark, verify_image_bytes
+
+    assert reply.status == 200, reply.body[:500]
+    assert reply.headers["content-type"] == media_type
+    pid = reply.headers["x-provenance-id"]
+    assert re.fullmatch(r"[0-9a-f]{16}", pid)
+    image = reply.image()
+    assert image.size == expected_size
+    detection = detect_watermark(image)
+    assert detection.detected and detection.payload.hex() == pid
+    report = verify_image_bytes(reply.body, source="served output")
+    assert report["manifest"]["status"] == "valid", report["manifest"]
+    assert pid in json.dumps(report["watermark"]) and report["ledger"] is not None
+    assert ledger_holds(served.ledger, pid)
+    return image
+
+
+# -- translate -------------------------------------------------------------------------------------------
+def test_multipart_upload_returns_the_stamped_translation(served, local_cyclegan):
+    source = noise_image(96, 80, seed=1)  # watermarks need >= 64 px
+    reply = served.server.post_multipart("/translate", {"file": ("day.png", encode(source), "image/png")},
+                                         {"direction": "BtoA"})
+    image = check_stamped(served, reply, (96, 80))
+    assert reply.headers["x-model-name"] == "cyclegan" and reply.headers["x-model-variant"] == "cyclegan"
+    assert reply.headers["x-model-version"] == served.cyclegan["version"]
+    assert reply.headers["x-model-run-id"] == served.cyclegan["run_id"]
+    # the same pixels as translating locally, up to the (invisible) watermark
+    assert psnr(image, local_cyclegan.translate(source, direction="BtoA")) > 30
+
+
+def test_raw_body_with_size_format_and_json_answer(served, local_cyclegan):
+    source = noise_image(96, 80, seed=2)
+    jpeg = encode(source, "JPEG", quality=95)
+    webp = served.server.post_image("/translate?width=128&format=webp&quality=90", jpeg, "image/jpeg")
+    check_stamped(served, webp, (128, 107), media_type="image/webp")  # height from the aspect ratio
+    assert webp.headers["content-disposition"].endswith('.webp"')
+
+    reply = served.server.post_image("/translate?height=64&format=jpeg", jpeg, "image/jpeg", Accept="application/json")
+    assert reply.status == 200 and reply.headers["content-type"] == "application/json"
+    doc = reply.json()
+    assert doc["provenance_id"] == reply.headers["x-provenance-id"] and doc["media_type"] == "image/jpeg"
+    assert doc["model"] == {"name": "cyclegan", "version": served.cyclegan["version"], "variant": "cyclegan",
+                            "run_id": served.cyclegan["run_id"]}
+    assert isinstance(doc["manifest"], dict) and doc["manifest"]
+    image = Image.open(io.BytesIO(base64.b64decode(doc["image"])))
+    assert image.format == "JPEG" and image.size == (77, 64)
+
+
+def test_spade_translates_label_maps_and_refuses_unknown_ids(served):
+    reply = served.server.post_image("/translate?model=spade", encode(label_map(80, 96)))
+    check_stamped(served, reply, (80, 96))
+    assert reply.headers["x-model-name"] == "spade" and reply.headers["x-model-version"] == served.spade["version"]
+
+    bad = served.server.post_multipart("/translate?model=spade", {"file": ("labels.png", encode(label_map(80, 96, (0, 1, 9, 200))), "image/png")})
+    assert bad.status == 422, bad.body
+    assert bad.json()["error"] == "unknown label ids"
+    assert "[9, 200]" in bad.json()["detail"] and "labels.png" in bad.json()["detail"]
+    colour = served.server.post_image("/translate?model=spade", encode(noise_image(80, 96)))
+    assert colour.status == 422 and "mode 'RGB'" in colour.json()["detail"]
+    wrong_direction = served.server.post_image("/translate?model=spade&direction=BtoA", encode(label_map(80, 96)))
+    assert wrong_direction.status == 400 and "AtoB" in wrong_direction.json()["detail"]
+
+
+def test_concurrent_mixed_size_requests_are_batched_and_each_gets_its_own_output(served, local_cyclegan):
+    sizes = [(64, 64), (96, 80), (128, 128), (80, 112)] * 4
+    sources = [noise_image(w, h, seed=100 + i) for i, (w, h) in enumerate(sizes)]
+    before = batch_histogram(served.server)
+
+    def send(i: int):
+        return served.server.post_image("/translate", encode(sources[i]))
+
+    with cf.ThreadPoolExecutor(len(sources)) as pool:
+        replies = list(pool.map(send, range(len(sources))))
+    after = batch_histogram(served.server)
+
+    ids = set()
+    for i, reply in enumerate(replies):
+        image = check_stamped(served, reply, sizes[i])
+        ids.add(reply.headers["x-provenance-id"])
+        own = psnr(image, local_cyclegan.translate(sources[i]))
+        other = psnr(image, local_cyclegan.translate(sources[(i + 4) % len(sources)]))  # same size, other input
+        assert own > 30 and own > other + 3, (i, own, other)
+    assert len(ids) == len(sources)
+    batches, images = after[0] - before[0], after[1] - before[1]
+    assert images == len(sources) and batches < len(sources), (batches, images)  # some batch held several
+
+
+def batch_histogram(server: Server) -> tuple[float, float]:
+    """(number of batches, number of jobs) of translate_batch so far, from BentoML's Prometheus metrics."""
+    text = server.request("GET", "/metrics").body.decode()
+    values = {}
+    for kind in ("count", "sum"):
+        found = re.findall(rf'adaptive_batch_size_{kind}{{[^}}]*method_name="translate_batch"[^}}]*}} ([0-9.e+]+)', text)
+        values[kind] = sum(float(v) for v in found)
+    return values["count"], values["sum"]
+
+
+# -- bad input: 4xx JSON, never 500 ------------------------------------------------------------------------
+def truncated_png() -> bytes:
+    data = encode(noise_image(200, 150, seed=3))
+    return data[: len(data) // 2]
+
+
+BAD_REQUESTS = {
+    # name: (method args for Server.request, expected status, words in "error")
+    "non-image bytes": (("/translate", b"hello, not an image", {"Content-Type": "image/png"}), 422, "not an image"),
+    "truncated PNG": (("/translate", truncated_png(), {"Content-Type": "image/png"}), 422, "truncated"),
+    "zero bytes": (("/translate", b"", {"Content-Type": "image/png"}), 400, "empty"),
+    "text content type": (("/translate", encode(noise_image(64, 64)), {"Content-Type": "text/plain"}), 415, "content type"),
+    "json content type": (("/translate", b"{}", {"Content-Type": "application/json"}), 415, "content type"),
+    "no content type": (("/translate", encode(noise_image(64, 64)), {}), 415, "content type"),
+    "decompression bomb": (("/translate", bomb_png(), {"Content-Type": "image/png"}), 413, "too large"),
+    "too many pixels": (("/translate", encode(Image.new("L", (1100, 1000))), {"Content-Type": "image/png"}), 413, "too large"),
+    "output too large": (("/translate?width=1100&height=1000", encode(noise_image(64, 64)), {"Content-Type": "image/png"}), 413, "too large"),
+    "body over limit": (("/translate", b"\0" * (MAX_BODY + 1), {"Content-Type": "image/png"}), 413, "body too large"),
+    "image too small": (("/translate", encode(noise_image(48, 48)), {"Content-Type": "image/png"}), 422, "too small"),
+    "bad direction": (("/translate?direction=sideways", encode(noise_image(64, 64)), {"Content-Type": "image/png"}), 400, "direction"),
+    "bad format": (("/translate?format=gif", encode(noise_image(64, 64)), {"Content-Type": "image/png"}), 400, "format"),
+    "bad width": (("/translate?width=abc", encode(noise_image(64, 64)), {"Content-Type": "image/png"}), 400, "width"),
+    "zero height": (("/translate?height=0", encode(noise_image(64, 64)), {"Content-Type": "image/png"}), 400, "height"),
+    "quality for png": (("/translate?quality=80", encode(noise_image(64, 64)), {"Content-Type": "image/png"}), 400, "quality"),
+    "unknown parameter": (("/translate?widht=64", encode(noise_image(64, 64)), {"Content-Type": "image/png"}), 400, "unknown parameter"),
+    "unknown model": (("/translate?model=pix2pix", encode(noise_image(64, 64)), {"Content-Type": "image/png"}), 404, "unknown model"),
+    "verify non-image": (("/verify", b"GIF89a-not-really", {"Content-Type": "image/gif"}), 422, "image"),
+    "verify bomb": (("/verify", bomb_png(), {"Content-Type": "image/png"}), 413, "too large"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS), ids=list(BAD_REQUESTS))
+def test_bad_input_gets_a_4xx_json_error(served, case):
+    (path, body, headers), status, words = BAD_REQUESTS[case]
+    reply = served.server.request("POST", path, body, headers)
+    assert reply.status == status, (case, reply.status, reply.body[:300])
+    assert reply.headers["content-type"] == "application/json"
+    doc = reply.json()
+    assert words in doc["error"] and doc["detail"], doc
+    assert served.server.request("GET", "/livez").status == 200
+
+
+def test_bad_multipart_uploads_and_streamed_oversize_bodies(served):
+    server = served.server
+    no_file = server.post_multipart("/translate", {}, {"direction": "AtoB"})
+    assert no_file.status == 400 and no_file.json()["error"] == "no image"
+    wrong_field = server.post_multipart("/translate", {"picture": ("a.png", encode(noise_image(64, 64)), "image/png")})
+    assert wrong_field.status == 400 and "'file'" in wrong_field.json()["detail"]
+    big = b"\0" * (MAX_BODY + 100_000)
+    for path in ("/translate", "/verify", "/info"):  # BentoML's own JSON endpoint is limited too
+        streamed = server.request("POST", path, big, {"Content-Type": "image/png"}, chunked=True)
+        assert streamed.status == 413 and streamed.json()["error"] == "request body too large", (path, streamed.body[:200])
+    multipart_big = server.post_multipart("/translate", {"file": ("big.png", big, "image/png")})
+    assert multipart_big.status == 413
+
+
+def test_server_stays_healthy_after_bad_input(served):
+    for path in ("/healthz", "/livez", "/readyz"):
+        assert served.server.request("GET", path).status == 200
+    check_stamped(served, served.server.post_image("/translate", encode(noise_image(64, 64, seed=9))), (64, 64))
+    log = served.server.output()
+    assert "Traceback" not in log and "status=500" not in log, log[-3000:]
+    assert served.server.proc.poll() is None
+
+
+# -- verify, info, BentoML's endpoints ---------------------------------------------------------------------
+def test_verify_reports_watermark_manifest_and_ledger(served):
+    stamped = served.server.post_image("/translate", encode(noise_image(80, 80, seed=4)))
+    pid = stamped.headers["x-provenance-id"]
+    report = served.server.post_multipart("/verify", {"file": ("out.png", stamped.body, "image/png")})
+    assert report.status == 200, report.body
+    doc = report.json()
+    assert doc["watermark"]["detected"] is True and pid in json.dumps(doc["watermark"])
+    assert doc["manifest"]["status"] == "valid" and doc["ledger"] is not None
+
+    plain = served.server.post_image("/verify", encode(noise_image(64, 64, seed=5)))
+    assert plain.status == 200
+    assert plain.json()["watermark"]["detected"] is False and plain.json()["manifest"]["status"] == "absent"
+
+
+def test_info_lists_the_served_models_and_limits(served):
+    reply = served.server.request("POST", "/info", b"{}", {"Content-Type": "application/json"})
+    assert reply.status == 200
+    info = reply.json()
+    assert info["model"] == "cyclegan" and info["alias"] == "champion" and info["variant"] == "cyclegan"
+    assert info["run_id"] == served.cyclegan["run_id"] and info["directions"] == ["AtoB", "BtoA"]
+    cyc, spade = info["models"]
+    assert spade["model"] == "spade" and spade["version"] == served.spade["version"]
+    assert spade["takes_label_maps"] is True and spade["label_nc"] == {"AtoB": 4} and spade["directions"] == ["AtoB"]
+    assert cyc["source"] == "registry" and cyc["device"] == "cpu" and "loss_G" in cyc["metrics"]
+    assert info["limits"] == {"max_body_bytes": MAX_BODY, "max_pixels": MAX_PIXELS, "min_side": 64}
+
+
+def test_bentoml_health_metrics_and_openapi_stay_on(served):
+    for path in ("/healthz", "/livez", "/readyz", "/metrics"):
+        assert served.server.request("GET", path).status == 200, path
+    spec = served.server.request("GET", "/docs.json").json()
+    assert {"/translate", "/verify", "/info"} <= set(spec["paths"])
+    assert "multipart/form-data" in spec["paths"]["/translate"]["post"]["requestBody"]["content"]
+    metrics = served.server.request("GET", "/metrics").body.decode()
+    assert "bentoml_service_request_total" in metrics
+    assert re.search(r'transfigure_outputs_total{[^}]*model="cyclegan"', metrics)
+    assert re.search(r'transfigure_refused_requests_total{[^}]*error="not an image"', metrics)  # after the bad inputs
+
+
+# -- start-up ---------------------------------------------------------------------------------------------
+def test_refuses_to_start_without_a_champion(tmp_path, mlflow_uri):
+    shutil.copy(PROJECT / "bentofile.yaml", tmp_path / "bentofile.yaml")  # plain `bentoml serve`, as users run it
+    server = Server(tmp_path, args=[], env={"TRANSFIGURE_MODEL_CACHE": str(tmp_path / "cache")})
     try:
-        out, _ = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return out
-
-
-def test_serves_the_champion(tmp_path, mlflow_uri, tiny_unaligned):
-    reg = train_and_register(tmp_path, tiny_unaligned)
-    MlflowClient(mlflow_uri).set_registered_model_alias("cyclegan", "champion", reg["version"])
-    port = free_port()
-    proc = serve(tmp_path, port)
-    try:
-        wait_ready(port, proc)
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/info", data=b"{}", headers={"content-type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            info = json.loads(r.read())
-        assert info["variant"] == "cyclegan" and info["alias"] == "champion"
-        assert info["run_id"] == reg["run_id"] and info["directions"] == ["AtoB", "BtoA"]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-            assert r.status == 200
-    finally:
-        stop(proc)
-
-
-def test_refuses_to_start_without_a_champion(tmp_path, mlflow_uri, tiny_unaligned):
-    train_and_register(tmp_path, tiny_unaligned)  # registered, but no alias
-    proc = serve(tmp_path, free_port())
-    try:
-        out, _ = proc.communicate(timeout=90)
-    except subprocess.TimeoutExpired:
-        out = stop(proc)
-        pytest.fail(f"server started without a champion: {out[-2000:]}")
-    assert proc.returncode != 0
-    assert "alias 'champion'" in out and "set_registered_model_alias" in out
+        server.proc.wait(timeout=90)
+    except Exception:
+        pytest.fail(f"server started without a champion: {server.stop()[-2000:]}")
+    out = server.stop()
+    assert server.proc.returncode != 0
+    assert "transfigure service cannot start" in out and "alias 'champion'" in out
+    assert "kedro run --pipeline=train_cyclegan" in out and "transfigure promote cyclegan --version N" in out

@@ -1,0 +1,304 @@
+"""Which generators the service serves, where they come from, and running a batch of requests.
+
+Resolution happens once per ``bentoml serve``, in its main process, before any worker starts
+(:func:`resolve_models`, called from the service's ``on_deployment`` hook): each ``name@alias``
+becomes a concrete version whose generator folder is downloaded once and handed to the model
+workers through the environment (:data:`RESOLVED_ENV`), so every worker serves the same version
+even if the alias moves meanwhile. A model whose folder is bundled into the Bento
+(``data/06_models/serving/<name>/``, written by :mod:`transfigure.serving.bundle`) needs no
+registry at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from transfigure.serving.config import DEFAULT_ALIAS, DEFAULT_MODEL, ModelSpec, ServingConfig
+
+if TYPE_CHECKING:
+    from transfigure.inference import Translator
+    from transfigure.provenance import ModelInfo, ProvenanceConfig
+
+logger = logging.getLogger(__name__)
+
+#: environment variable through which the main process hands resolved models to the workers
+RESOLVED_ENV = "TRANSFIGURE_RESOLVED_MODELS"
+#: metadata file written next to a bundled generator
+BUNDLE_META = "transfigure_model.json"
+#: ordered list of the bundled models
+BUNDLE_INDEX = "index.json"
+
+
+class ModelUnavailable(RuntimeError):
+    """A configured model cannot be found; the message says how to train and promote one."""
+
+
+@dataclass
+class ResolvedModel:
+    """A concrete model version and the local folder holding its exported generator."""
+
+    name: str
+    ref: str
+    version: str
+    folder: str
+    source: str  # "registry" or "bundle"
+    run_id: str | None = None
+    variant: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    tracking_uri: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def train_and_promote_hint(name: str) -> str:
+    return (
+        f"train and register a version with `kedro run --pipeline=train_{name}`, then promote it with "
+        f"`transfigure promote {name} --version N` (or MlflowClient().set_registered_model_alias"
+        f"({name!r}, {DEFAULT_ALIAS!r}, N)); or serve a Bento that bundles the model "
+        "(python -m transfigure.serving.bundle --build)"
+    )
+
+
+# -- bundles ---------------------------------------------------------------------------------------
+def bundled_names(bundle_dir: Path) -> list[str]:
+    """Models bundled in ``bundle_dir`` (in the order they were bundled), [] when there is no bundle."""
+    index = bundle_dir / BUNDLE_INDEX
+    if not index.is_file():
+        return []
+    names = json.loads(index.read_text()).get("models", [])
+    return [n for n in names if (bundle_dir / n / BUNDLE_META).is_file()]
+
+
+def load_bundled(bundle_dir: Path, name: str) -> ResolvedModel:
+    folder = bundle_dir / name
+    meta = json.loads((folder / BUNDLE_META).read_text())
+    if not (folder / "config.json").is_file():
+        raise ModelUnavailable(f"bundled model '{name}' in {folder} has no config.json; re-run transfigure.serving.bundle")
+    return ResolvedModel(
+        name=name, ref=str(meta.get("ref", DEFAULT_ALIAS)), version=str(meta["version"]), folder=str(folder.resolve()),
+        source="bundle", run_id=meta.get("run_id"), variant=meta.get("variant"), metrics=meta.get("metrics", {}),
+        tracking_uri=meta.get("tracking_uri"),
+    )
+
+
+# -- the registry ----------------------------------------------------------------------------------
+def model_cache_dir() -> Path:
+    """Where downloaded generators are kept (``$TRANSFIGURE_MODEL_CACHE``, default ``~/.cache/transfigure/models``)."""
+    configured = os.environ.get("TRANSFIGURE_MODEL_CACHE", "").strip()
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return Path(base) / "transfigure" / "models"
+
+
+def _run_metrics(client: Any, run_id: str | None, version_tags: dict[str, str]) -> dict[str, float]:
+    """Latest run metrics plus evaluation metrics tagged on the version (``metric.<key>``)."""
+    metrics: dict[str, float] = {}
+    if run_id:
+        try:
+            metrics.update(client.get_run(run_id).data.metrics)
+        except Exception as exc:  # noqa: BLE001 - metrics are informative only
+            logger.warning("cannot read the metrics of run %s: %s", run_id, exc)
+    for key, value in version_tags.items():
+        if key.startswith("metric."):
+            try:
+                metrics[key] = float(value)
+            except ValueError:
+                pass
+    return metrics
+
+
+def resolve_from_registry(spec: ModelSpec) -> ResolvedModel:
+    """Resolve ``spec`` in the MLflow registry and download its generator (once per version) into the cache."""
+    from mlflow import MlflowClient
+
+    from transfigure.tracking.mlflow_utils import resolve_registry_uri, resolve_tracking_uri
+    from transfigure.tracking.registry import download_generator, resolve_model_uri
+
+    uri = resolve_tracking_uri()
+    client = MlflowClient(tracking_uri=uri, registry_uri=resolve_registry_uri(uri))
+    try:
+        _, version = resolve_model_uri(client, spec.name, spec.ref)
+    except LookupError as exc:
+        raise ModelUnavailable(f"{exc} (registry: {uri}). To serve '{spec.name}': {train_and_promote_hint(spec.name)}") from None
+    mv = client.get_model_version(spec.name, version)
+    key = hashlib.sha256(uri.encode()).hexdigest()[:12]
+    target = model_cache_dir() / key / f"{spec.name}-v{version}"
+    if not (target / "config.json").is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{spec.name}-", dir=target.parent))
+        try:
+            folder = download_generator(spec.name, version, tracking_uri=uri, dst=staging)
+            try:
+                os.replace(folder, target)
+            except OSError:
+                if not (target / "config.json").is_file():  # not a concurrent download that won
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    tags = dict(mv.tags or {})
+    config = json.loads((target / "config.json").read_text())
+    return ResolvedModel(
+        name=spec.name, ref=spec.ref, version=str(version), folder=str(target), source="registry", run_id=mv.run_id,
+        variant=config.get("variant"), metrics=_run_metrics(client, mv.run_id, tags), tracking_uri=uri,
+    )
+
+
+def requested_specs(cfg: ServingConfig) -> tuple[ModelSpec, ...]:
+    """The configured models; without configuration, the bundled ones (when allowed), else ``cyclegan@champion``."""
+    if cfg.models:
+        return cfg.models
+    if cfg.model_source != "registry":
+        names = bundled_names(cfg.bundle_dir)
+        if names:
+            return tuple(ModelSpec(n) for n in names)
+    return (ModelSpec(DEFAULT_MODEL, DEFAULT_ALIAS),)
+
+
+def resolve_models(cfg: ServingConfig) -> list[ResolvedModel]:
+    """Resolve every configured model: its bundle when the source allows it and one exists, else the registry."""
+    bundled = set(bundled_names(cfg.bundle_dir)) if cfg.model_source != "registry" else set()
+    resolved = []
+    for spec in requested_specs(cfg):
+        if spec.name in bundled:
+            model = load_bundled(cfg.bundle_dir, spec.name)
+        elif cfg.model_source == "bundle":
+            raise ModelUnavailable(
+                f"TRANSFIGURE_MODEL_SOURCE=bundle but '{spec.name}' is not bundled in {cfg.bundle_dir.resolve()}; "
+                "run python -m transfigure.serving.bundle first"
+            )
+        else:
+            model = resolve_from_registry(spec)
+        logger.info("serving %s version %s from the %s (%s)", model.name, model.version, model.source, model.folder)
+        resolved.append(model)
+    return resolved
+
+
+def resolved_from_env() -> list[ResolvedModel] | None:
+    raw = os.environ.get(RESOLVED_ENV)
+    if not raw:
+        return None
+    return [ResolvedModel(**item) for item in json.loads(raw)]
+
+
+# -- loaded models and batches -----------------------------------------------------------------------
+@dataclass
+class LoadedModel:
+    """A resolved model with its translator, ready to serve."""
+
+    resolved: ResolvedModel
+    translator: Translator
+
+    @property
+    def info(self) -> ModelInfo:
+        from transfigure.provenance import ModelInfo
+
+        r = self.resolved
+        return ModelInfo(name=r.name, version=r.version, run_id=r.run_id, variant=r.variant or self.translator.variant)
+
+    def describe(self) -> dict[str, Any]:
+        """What ``/info`` reports about this model."""
+        t, r = self.translator, self.resolved
+        label_nc = {d: int(cfg["label_nc"]) for d, cfg in t.config.get("generators", {}).items() if "label_nc" in cfg}
+        return {
+            "model": r.name, "alias": r.ref, "version": r.version, "variant": t.variant, "run_id": r.run_id,
+            "directions": t.directions, "takes_label_maps": bool(label_nc), "label_nc": label_nc or None,
+            "step": t.metadata.get("step"), "git_commit": t.metadata.get("git_commit"), "metrics": r.metrics,
+            "source": r.source, "device": str(t.device),
+        }
+
+
+def load_models(cfg: ServingConfig) -> dict[str, LoadedModel]:
+    """Load the models the main process resolved (or resolve them now, outside ``bentoml serve``)."""
+    from transfigure.inference import Translator
+
+    resolved = resolved_from_env()
+    if resolved is None:
+        resolved = resolve_models(cfg)
+    models: dict[str, LoadedModel] = {}
+    for r in resolved:
+        t0 = time.perf_counter()
+        translator = Translator.from_folder(r.folder, device=cfg.device)
+        models[r.name] = LoadedModel(r, translator)
+        logger.info("loaded %s v%s (%s) on %s in %.1fs", r.name, r.version, translator.variant, translator.device,
+                    time.perf_counter() - t0)
+    return models
+
+
+def error_result(status: int, error: str, detail: str) -> dict[str, Any]:
+    return {"status": status, "error": error, "detail": detail}
+
+
+def run_jobs(
+    models: dict[str, LoadedModel], jobs: Sequence[Any], *, provenance: ProvenanceConfig | None, batch_size: int
+) -> list[dict[str, Any]]:
+    """Translate and stamp a batch of jobs (:class:`~transfigure.serving.service.TranslationJob`).
+
+    Jobs are grouped by (model, direction, output size, format, quality) and each group goes
+    through :func:`transfigure.inference.translate_and_stamp`, which batches equal image sizes.
+    Returns one result dict per job, in order: the stamped image, or a 4xx error for that job
+    only (unknown model or direction, unusable label map); a failure inside the generator gives
+    500 for its group, never for the others.
+    """
+    from transfigure.data.datasets import LabelIdError
+    from transfigure.inference import translate_and_stamp
+
+    default = next(iter(models))
+    results: list[dict[str, Any] | None] = [None] * len(jobs)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, job in enumerate(jobs):
+        name = job.model or default
+        if name not in models:
+            results[i] = error_result(404, "unknown model", f"model={name!r} is not served here; served: {', '.join(models)}")
+            continue
+        translator = models[name].translator
+        direction = job.direction or translator.directions[0]
+        if direction not in translator.directions:
+            results[i] = error_result(
+                400, "invalid direction",
+                f"direction={direction!r}: the {translator.variant} model '{name}' translates {', '.join(translator.directions)}",
+            )
+            continue
+        size = (job.width, job.height) if job.width and job.height else None
+        groups.setdefault((name, direction, size, job.fmt, job.quality), []).append(i)
+
+    for (name, direction, size, fmt, quality), members in groups.items():
+        model = models[name]
+        images = []
+        for i in members:
+            image = jobs[i].image
+            image.filename = jobs[i].source  # named in label-map error messages
+            images.append(image)
+        try:
+            outputs = translate_and_stamp(
+                model.translator, images, model_info=model.info, direction=direction, size=size, fmt=fmt,
+                quality=quality, config=provenance, batch_size=batch_size,
+            )
+        except Exception as exc:  # noqa: BLE001 - report, keep the worker alive
+            logger.exception("translating a batch of %d with %s failed", len(members), name)
+            for i in members:
+                results[i] = error_result(500, "translation failed", f"{type(exc).__name__}: {exc}")
+            continue
+        for i, out in zip(members, outputs):
+            if isinstance(out, LabelIdError):
+                results[i] = error_result(422, "unknown label ids", str(out))
+            elif isinstance(out, ValueError):
+                results[i] = error_result(422, "unusable image", str(out))
+            else:
+                results[i] = {
+                    "status": 200, "data": out.data, "media_type": out.media_type, "provenance_id": out.provenance_id,
+                    "manifest": out.manifest, "model": model.info.name, "version": model.info.version,
+                    "variant": model.info.variant, "run_id": model.info.run_id,
+                }
+    return [r if r is not None else error_result(500, "internal error", "no result") for r in results]

@@ -1,0 +1,318 @@
+"""Request validation for the HTTP service: bodies, uploads, parameters and untrusted image bytes.
+
+Every problem becomes an :class:`InputError` carrying an HTTP status (4xx) and a JSON body
+``{"error": <what>, "detail": <why, and how to fix it>}``; nothing here raises anything else for
+bad input, so a bad request can neither answer 500 nor take a worker down.
+
+Pure functions over bytes and mappings (plus one coroutine reading a starlette ``Request``), so
+they are tested without a server.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+#: Pillow decoders the service accepts (the others stay switched off: less attack surface)
+DECODE_FORMATS: Final = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "PPM")
+#: ``format=`` values and the encoder each selects
+OUTPUT_FORMATS: Final = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}
+#: raw (non-multipart) request bodies: any ``image/*`` or these
+RAW_BODY_TYPES: Final = ("application/octet-stream",)
+#: multipart field names that may hold the image
+FILE_FIELDS: Final = ("file", "image")
+DIRECTIONS: Final = ("AtoB", "BtoA")
+TRANSLATE_PARAMS: Final = ("model", "direction", "width", "height", "format", "quality")
+#: modes a decoded image may keep on its way to the model (everything else is converted to RGB)
+_KEEP_MODES: Final = ("1", "L", "P", "I", "F", "I;16", "I;16B", "I;16L", "I;16N", "RGB", "RGBA", "LA", "PA", "La", "RGBa")
+_TO_RGB_MODES: Final = ("RGBX", "CMYK", "YCbCr", "HSV")
+
+SEND_HINT: Final = (
+    "send the image as multipart/form-data (curl -F file=@input.png URL) or as the raw body with an "
+    "image content type (curl --data-binary @input.png -H 'Content-Type: image/png' URL)"
+)
+
+
+class InputError(Exception):
+    """A request the service refuses: HTTP ``status`` (4xx), short ``error``, explanatory ``detail``."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(f"{status} {error}: {detail}")
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+    def response(self) -> JSONResponse:
+        return error_response(self.status, self.error, self.detail)
+
+
+class BodyTooLarge(Exception):
+    """Raised by the body-limit middleware's ``receive`` once a body passes the limit."""
+
+    def __init__(self, limit: int, received: int) -> None:
+        super().__init__(f"request body passed {limit} bytes ({received} read)")
+        self.limit = limit
+        self.received = received
+
+
+def error_response(status: int, error: str, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The service's one error shape: ``{"error": ..., "detail": ...}``."""
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=dict(headers or {}))
+
+
+def body_too_large(limit: int) -> InputError:
+    return InputError(
+        413, "request body too large",
+        f"the body is larger than {limit:,} bytes (TRANSFIGURE_MAX_BODY_BYTES); send a smaller image",
+    )
+
+
+# -- bodies and uploads --------------------------------------------------------------------------
+@dataclass
+class Upload:
+    """An image as received: its bytes, where it came from (for messages) and the other parameters."""
+
+    data: bytes
+    source: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def media_type_of(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_body(request: Request, max_body_bytes: int) -> bytes:
+    """The whole body, refusing (413) a declared or streamed length over ``max_body_bytes``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > max_body_bytes:
+        raise body_too_large(max_body_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body_bytes:
+                raise body_too_large(max_body_bytes)
+            chunks.append(chunk)
+    except BodyTooLarge:
+        raise body_too_large(max_body_bytes) from None
+    return b"".join(chunks)
+
+
+def _query_params(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for key, value in request.query_params.multi_items():
+        if key not in allowed:
+            raise InputError(400, "unknown parameter", f"query parameter {key!r} is not one of {', '.join(allowed)}")
+        if key in params and params[key] != value:
+            raise InputError(400, "conflicting parameter", f"query parameter {key!r} is given twice with different values")
+        params[key] = value
+    return params
+
+
+async def read_upload(request: Request, *, max_body_bytes: int, allowed_params: tuple[str, ...]) -> Upload:
+    """The image of a request (multipart field ``file``/``image``, or the raw body) and its parameters.
+
+    Parameters come from the query string and, for multipart requests, from the other form fields.
+    """
+    params = _query_params(request, allowed_params)
+    media = media_type_of(request)
+    if media == "multipart/form-data":
+        upload = await _read_multipart(request, params, max_body_bytes, allowed_params)
+    elif media.startswith("image/") or media in RAW_BODY_TYPES:
+        upload = Upload(await read_body(request, max_body_bytes), f"request body ({media})", params)
+    elif not media:
+        raise InputError(415, "missing content type", f"the request has no Content-Type header; {SEND_HINT}")
+    else:
+        raise InputError(415, "unsupported content type", f"Content-Type {media!r} is not accepted; {SEND_HINT}")
+    if not upload.data:
+        raise InputError(400, "empty image", f"{upload.source} holds 0 bytes; {SEND_HINT}")
+    return upload
+
+
+async def _read_multipart(
+    request: Request, params: dict[str, str], max_body_bytes: int, allowed_params: tuple[str, ...]
+) -> Upload:
+    from starlette.exceptions import HTTPException
+    from starlette.formparsers import MultiPartException
+
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > max_body_bytes:
+        raise body_too_large(max_body_bytes)
+    try:
+        form = await request.form(max_files=1, max_fields=len(allowed_params) + 1, max_part_size=64 * 1024)
+    except BodyTooLarge:
+        raise body_too_large(max_body_bytes) from None
+    except (MultiPartException, HTTPException) as exc:
+        detail = getattr(exc, "message", None) or getattr(exc, "detail", None) or str(exc)
+        raise InputError(400, "malformed multipart body", f"{detail}; {SEND_HINT}") from None
+    try:
+        upload: UploadFile | None = None
+        field_name = "file"
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if key not in FILE_FIELDS:
+                    raise InputError(400, "unknown form field", f"file field {key!r}: put the image in field 'file'")
+                upload, field_name = value, key
+            elif key in allowed_params:
+                if key in params and params[key] != value:
+                    raise InputError(400, "conflicting parameter", f"{key!r} is given as a query parameter and a form field with different values")
+                params[key] = value
+            elif key in FILE_FIELDS:
+                raise InputError(400, "image field is not a file", f"form field {key!r} holds text; {SEND_HINT}")
+            else:
+                raise InputError(400, "unknown form field", f"form field {key!r} is not one of file, {', '.join(allowed_params)}")
+        if upload is None:
+            raise InputError(400, "no image", f"the multipart body has no file field 'file'; {SEND_HINT}")
+        data = await upload.read()
+        return Upload(data, f"form field {field_name!r} ({upload.filename or 'no file name'})", params)
+    finally:
+        await form.close()
+
+
+# -- parameters ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TranslateParams:
+    """Validated ``/translate`` parameters (the model and direction are checked against the served models later)."""
+
+    model: str | None = None
+    direction: str | None = None
+    width: int | None = None
+    height: int | None = None
+    fmt: str = "PNG"
+    quality: int | None = None
+
+
+def _int_param(params: Mapping[str, str], key: str, lo: int, hi: int) -> int | None:
+    raw = params.get(key)
+    if raw is None or raw == "":
+        return None
+    if not re.fullmatch(r"\s*\d{1,9}\s*", raw):
+        raise InputError(400, f"invalid {key}", f"{key}={raw!r} is not a whole number")
+    value = int(raw)
+    if not lo <= value <= hi:
+        raise InputError(400, f"invalid {key}", f"{key}={value} is outside {lo}..{hi}")
+    return value
+
+
+def parse_translate_params(params: Mapping[str, str], *, min_side: int, max_pixels: int) -> TranslateParams:
+    """Check the syntax and range of every ``/translate`` parameter."""
+    fmt_raw = params.get("format", "png").strip().lower() or "png"
+    if fmt_raw not in OUTPUT_FORMATS:
+        raise InputError(400, "invalid format", f"format={fmt_raw!r}: use one of png, jpeg, webp")
+    fmt = OUTPUT_FORMATS[fmt_raw]
+    quality = _int_param(params, "quality", 1, 100)
+    if quality is not None and fmt == "PNG":
+        raise InputError(400, "invalid quality", "quality applies to format=jpeg or webp; PNG is lossless")
+    direction = params.get("direction") or None
+    if direction is not None and direction not in DIRECTIONS:
+        raise InputError(400, "invalid direction", f"direction={direction!r}: use one of {', '.join(DIRECTIONS)}")
+    model = params.get("model") or None
+    if model is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", model):
+        raise InputError(400, "invalid model", f"model={model!r} is not a model name")
+    width = _int_param(params, "width", min_side, max_pixels // min_side)
+    height = _int_param(params, "height", min_side, max_pixels // min_side)
+    return TranslateParams(model=model, direction=direction, width=width, height=height, fmt=fmt, quality=quality)
+
+
+def output_size(
+    image_size: tuple[int, int], params: TranslateParams, *, min_side: int, max_pixels: int
+) -> tuple[int, int] | None:
+    """The requested output (width, height): both given, or one with the input's aspect ratio kept;
+    None keeps the input's size (which must then satisfy the limits itself)."""
+    w0, h0 = image_size
+    if params.width is None and params.height is None:
+        if min(w0, h0) < min_side:
+            raise InputError(
+                422, "image too small",
+                f"the image is {w0}x{h0}; both sides must be at least {min_side} pixels "
+                "(or ask for a larger output with width/height)",
+            )
+        return None
+    width = params.width if params.width is not None else max(1, round(w0 * params.height / h0))  # type: ignore[operator]
+    height = params.height if params.height is not None else max(1, round(h0 * params.width / w0))  # type: ignore[operator]
+    if min(width, height) < min_side:
+        raise InputError(400, "output too small", f"the output would be {width}x{height}; both sides must be at least {min_side}")
+    if width * height > max_pixels:
+        raise InputError(
+            413, "output too large",
+            f"the output would be {width}x{height} = {width * height:,} pixels, more than {max_pixels:,} "
+            "(TRANSFIGURE_MAX_PIXELS)",
+        )
+    return width, height
+
+
+# -- untrusted image bytes -------------------------------------------------------------------------
+def _too_many_pixels(source: str, exc: Exception, max_pixels: int) -> InputError:
+    """Pillow's own bomb guard fired (over 2 x ``Image.MAX_IMAGE_PIXELS``); say it in our terms."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    declared = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+    return InputError(
+        413, "image too large",
+        f"{source} declares {declared}, more than {max_pixels:,} (TRANSFIGURE_MAX_PIXELS; possible decompression bomb)",
+    )
+
+
+def open_checked(data: bytes, *, max_pixels: int, source: str) -> Image.Image:
+    """Identify ``data`` and check its declared size, without decoding pixels (decompression-bomb guard)."""
+    if not data:
+        raise InputError(400, "empty image", f"{source} holds 0 bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=list(DECODE_FORMATS))
+    except Image.DecompressionBombError as exc:
+        raise _too_many_pixels(source, exc, max_pixels) from None
+    except UnidentifiedImageError:
+        raise InputError(
+            422, "not an image",
+            f"{source} ({len(data):,} bytes, starting {data[:12]!r}) is not a {', '.join(DECODE_FORMATS)} image",
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - OSError, SyntaxError, ...; a decoder bug must not become a 500
+        raise InputError(422, "corrupt image", f"{source}: the image header cannot be read ({type(exc).__name__}: {exc})") from None
+    width, height = img.size
+    if width < 1 or height < 1:
+        raise InputError(422, "corrupt image", f"{source} declares an empty {width}x{height} image")
+    if width * height > max_pixels:
+        raise InputError(
+            413, "image too large",
+            f"{source} declares {width}x{height} = {width * height:,} pixels, more than {max_pixels:,} "
+            "(TRANSFIGURE_MAX_PIXELS; possible decompression bomb)",
+        )
+    return img
+
+
+def decode_image(data: bytes, *, max_pixels: int, source: str) -> Image.Image:
+    """Fully decode untrusted ``data``: size checked before any pixel is decoded, EXIF orientation applied,
+    and the mode made transportable (palette and alpha kept; CMYK, YCbCr etc. converted to RGB)."""
+    img = open_checked(data, max_pixels=max_pixels, source=source)
+    fmt = img.format or "image"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img.load()
+    except Image.DecompressionBombError as exc:
+        raise _too_many_pixels(source, exc, max_pixels) from None
+    except Exception as exc:  # noqa: BLE001 - OSError, SyntaxError, EOFError, ...; never a 500
+        text = str(exc) or type(exc).__name__
+        what = "truncated image" if ("truncated" in text.lower() or isinstance(exc, EOFError)) else "corrupt image"
+        raise InputError(422, what, f"{source}: the {fmt} pixel data cannot be decoded ({text})") from None
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the pixels
+        pass
+    if img.mode in _TO_RGB_MODES:
+        img = img.convert("RGB")
+    elif img.mode not in _KEEP_MODES:
+        raise InputError(422, "unsupported image mode", f"{source} is a {fmt} of mode {img.mode!r}; send RGB, greyscale or palette images")
+    return img
+

@@ -1,0 +1,261 @@
+"""Helpers of the serving tests (and benchmarks/serve.py): tiny registered models, a real
+``bentoml serve`` on a free loopback port, and plain HTTP requests to it."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+PROJECT = Path(__file__).resolve().parents[2]
+BENTOML = str(Path(sys.executable).with_name("bentoml"))
+SERVICE = "transfigure.serving.service:Transfigure"
+#: class colours of the tiny label-map dataset (ids 0..3)
+COLOURS = np.array([[70, 130, 180], [90, 90, 90], [200, 40, 40], [40, 160, 60]], np.uint8)
+LABEL_NC = 4
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- images -------------------------------------------------------------------------------------------
+def noise_image(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
+    """A smooth random colour field (distinct per seed) in ``mode``."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(width, height)
+    base = rng.uniform(0.2, 0.9, 3)
+    img = np.stack([base[c] * (0.5 + 0.5 * np.sin(5 * x + 3 * y * c + rng.uniform(0, 6))) for c in range(3)], -1)
+    img = (img * 255 + rng.normal(0, 8, img.shape)).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(img).convert(mode)
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options: Any) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+def label_map(width: int, height: int, ids: tuple[int, ...] = (0, 1, 2, 3)) -> Image.Image:
+    """A single-channel label map (mode L) using ``ids`` in bands and a block."""
+    arr = np.full((height, width), ids[0], np.uint8)
+    arr[height // 2 :] = ids[1 % len(ids)]
+    arr[height // 4 : height // 2, width // 4 : width // 2] = ids[2 % len(ids)]
+    arr[: height // 4, width // 2 :] = ids[-1]
+    return Image.fromarray(arr, mode="L")
+
+
+def bomb_png(width: int = 50000, height: int = 50000) -> bytes:
+    """A 300-byte PNG whose header declares ``width`` x ``height`` pixels (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 4096)) + chunk(b"IEND", b"")
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    x = np.asarray(a.convert("RGB"), np.float64)
+    y = np.asarray(b.convert("RGB"), np.float64)
+    mse = float(np.mean((x - y) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def ledger_holds(ledger: Path, provenance_id: str) -> bool:
+    """Whether any text column of any table of the sqlite ledger holds ``provenance_id``."""
+    with sqlite3.connect(ledger) as con:
+        tables = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
+        for table in tables:
+            for row in con.execute(f'select * from "{table}"'):
+                if any(isinstance(v, str) and provenance_id in v for v in row):
+                    return True
+    return False
+
+
+# -- tiny datasets and registered models --------------------------------------------------------------
+def make_unaligned(root: Path, size: int = 32, n: int = 4) -> Path:
+    for dom, seed in (("A", 0), ("B", 100)):
+        for split in ("train", "test"):
+            folder = root / f"{split}{dom}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n if split == "train" else 2):
+                noise_image(size, size, seed=seed + i + (50 if split == "test" else 0)).save(folder / f"{dom}{i}.png")
+    return root
+
+
+def make_labelmap(root: Path, size: int = 32, n: int = 4) -> Path:
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for sub in ("label", "inst", "img"):
+            (root / f"{split}_{sub}").mkdir(parents=True, exist_ok=True)
+        for i in range(n if split == "train" else 2):
+            label = np.asarray(label_map(size, size)).copy()
+            x0, y0 = rng.integers(0, size - 8, 2)
+            label[y0 : y0 + 8, x0 : x0 + 6] = 3
+            inst = (label == 3).astype(np.uint8)
+            photo = COLOURS[label].astype(np.int16) + rng.integers(-20, 20, (size, size, 3))
+            name = f"{split}_{i:03d}.png"
+            Image.fromarray(label, mode="L").save(root / f"{split}_label" / name)
+            Image.fromarray(inst, mode="L").save(root / f"{split}_inst" / name)
+            Image.fromarray(photo.clip(0, 255).astype(np.uint8)).save(root / f"{split}_img" / name)
+    return root
+
+
+def train_cyclegan(out: Path, data: Path) -> dict[str, Any]:
+    """A 2-step CycleGAN (ngf 4) trained with the real tracked engine and registered as ``cyclegan``."""
+    from transfigure.data.datasets import make_dataset
+    from transfigure.data.transforms import TransformConfig
+    from transfigure.models import CycleGAN
+    from transfigure.tracking.training import register_trained_model, run_tracked_training
+    from transfigure.training import TrainingConfig
+
+    ds = make_dataset("unaligned", data, "train", transform=TransformConfig(load_size=32, crop_size=32, flip=False))
+    summary = run_tracked_training(
+        model=CycleGAN(ngf=4, ndf=4, netG="resnet_6blocks"), dataset=ds,
+        training=TrainingConfig(max_steps=2, progress=False), output_dir=out, tracking={"experiment": "serve-test"}, params={},
+    )
+    return register_trained_model(summary, {"registered_model_name": "cyclegan"})
+
+
+def train_spade(out: Path, data: Path) -> dict[str, Any]:
+    """A 1-step SPADE (4 classes, ngf 4) trained with the real tracked engine and registered as ``spade``."""
+    from transfigure.data.datasets import make_dataset
+    from transfigure.data.transforms import TransformConfig
+    from transfigure.models import SPADE
+    from transfigure.tracking.training import register_trained_model, run_tracked_training
+    from transfigure.training import TrainingConfig
+
+    ds = make_dataset("labelmap", data, "train", transform=TransformConfig(load_size=32, crop_size=32, flip=False),
+                      label_nc=LABEL_NC, use_instance=True)
+    model = SPADE(label_nc=LABEL_NC, contain_dontcare_label=False, use_instance=True, crop_size=32, ngf=4, ndf=4, spade_hidden=8)
+    summary = run_tracked_training(
+        model=model, dataset=ds, training=TrainingConfig(max_steps=1, batch_size=2, progress=False), output_dir=out,
+        tracking={"experiment": "serve-test-spade"}, params={},
+    )
+    return register_trained_model(summary, {"registered_model_name": "spade"})
+
+
+def promote(tracking_uri: str, name: str, version: str) -> None:
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri).set_registered_model_alias(name, "champion", version)
+
+
+# -- the server ---------------------------------------------------------------------------------------
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def image(self) -> Image.Image:
+        img = Image.open(io.BytesIO(self.body))
+        img.load()
+        return img
+
+
+class Server:
+    """``bentoml serve`` in a subprocess on a free loopback port; its output goes to ``log``.
+
+    ``args`` default to the service's import path (any working directory); ``[]`` serves the
+    bentofile.yaml of ``cwd``, ``["transfigure:TAG"]`` a built Bento."""
+
+    def __init__(self, cwd: Path, args: list[str] | None = None, env: dict[str, str] | None = None, port: int | None = None):
+        self.port = port or free_port()
+        self.log = Path(cwd) / f"bentoml-serve-{self.port}.log"
+        self._log_file = self.log.open("w")
+        cmd = [BENTOML, "serve", *(args if args is not None else [SERVICE]), "--host", "127.0.0.1", "--port", str(self.port)]
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=self._log_file,
+                                     stderr=subprocess.STDOUT, text=True)
+
+    def output(self) -> str:
+        self._log_file.flush()
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 120) -> Server:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"bentoml serve exited ({self.proc.returncode}):\n{self.output()[-4000:]}")
+            try:
+                if self.request("GET", "/readyz", timeout=2).status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"server not ready in {timeout} s:\n{self.output()[-4000:]}")
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+                timeout: float = 60, chunked: bool = False) -> Reply:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            if chunked:
+                conn.putrequest(method, path)
+                for k, v in (headers or {}).items():
+                    conn.putheader(k, v)
+                conn.putheader("Transfer-Encoding", "chunked")
+                conn.endheaders()
+                step = 256 * 1024
+                for i in range(0, len(body or b""), step):
+                    part = (body or b"")[i : i + step]
+                    conn.send(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                conn.send(b"0\r\n\r\n")
+            else:
+                conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+        finally:
+            conn.close()
+
+    def post_image(self, path: str, data: bytes, content_type: str = "image/png", **headers: str) -> Reply:
+        return self.request("POST", path, data, {"Content-Type": content_type, **headers})
+
+    def post_multipart(self, path: str, files: dict[str, tuple[str, bytes, str]], fields: dict[str, str] | None = None,
+                       **headers: str) -> Reply:
+        body, ctype = multipart(files, fields or {})
+        return self.request("POST", path, body, {"Content-Type": ctype, **headers})
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log_file.close()
+        return self.log.read_text(errors="replace")
+
+
+def multipart(files: dict[str, tuple[str, bytes, str]], fields: dict[str, str]) -> tuple[bytes, str]:
+    """A multipart/form-data body: ``files`` maps field -> (filename, bytes, content type)."""
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for name, (filename, data, ctype) in files.items():
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\nContent-Type: {ctype}\r\n\r\n'
+        parts.append(head.encode() + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
