@@ -14,7 +14,7 @@ from transfigure.evaluation.curve import FidCurve
 from transfigure.inference import Translator
 from transfigure.models import CycleGAN
 from transfigure.models.io import save_generators
-from transfigure.training import Trainer, TrainingConfig, epoch_callbacks
+from transfigure.training import Trainer, TrainingConfig
 
 #: 4 training images at batch 1: 4 steps per epoch
 CONFIG = dict(n_epochs=2, n_epochs_decay=2, batch_size=1, checkpoint_every=1000, log_every=1, sample_every=1000,
@@ -60,15 +60,14 @@ def tiny() -> CycleGAN:
 
 @pytest.mark.slow
 def test_callbacks_run_every_eval_every_epochs_and_their_metrics_are_logged(tmp_path, data_root):
-    probe, ambient, log = Probe(), Probe(), ListLogger()
-    with epoch_callbacks(ambient):  # for code that builds the Trainer itself (run_tracked_training)
-        trainer = Trainer(tiny(), train_dataset(data_root), TrainingConfig(**CONFIG, eval_every=2), tmp_path,
-                          logger_=log, callbacks=[probe])
+    probe, second, log = Probe(), Probe(), ListLogger()
+    trainer = Trainer(tiny(), train_dataset(data_root), TrainingConfig(**CONFIG, eval_every=2), tmp_path,
+                      logger_=log, callbacks=[probe, second])
     result = trainer.fit()
-    assert probe.calls == [(2, 8, True), (4, 16, True)] and ambient.calls == probe.calls
+    assert probe.calls == [(2, 8, True), (4, 16, True)] and second.calls == probe.calls
     assert [(s, m) for s, m in log.metrics if "probe" in m] == [(8, {"probe": 2.0}), (16, {"probe": 4.0})]
     assert result.evaluations == [{"epoch": 2.0, "step": 8.0, "probe": 2.0}, {"epoch": 4.0, "step": 16.0, "probe": 4.0}]
-    # outside the block, new trainers do not pick the ambient callback up; eval_every null = off
+    # eval_every null = off
     off = Trainer(tiny(), train_dataset(data_root), TrainingConfig(**CONFIG, max_steps=8), tmp_path / "b",
                   callbacks=[probe])
     assert off.callbacks == [probe]

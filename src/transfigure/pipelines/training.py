@@ -28,7 +28,7 @@ from transfigure.pipelines.data_validation.pipeline import validation_pipeline
 from transfigure.pipelines.evaluation import evaluation_pipeline
 from transfigure.pipelines.promotion import promotion_pipeline
 from transfigure.tracking.training import register_trained_model, run_tracked_training
-from transfigure.training import TrainingConfig, epoch_callbacks
+from transfigure.training import TrainingConfig
 from transfigure.training.distributed import broadcast_object, init_distributed
 
 logger = logging.getLogger(__name__)
@@ -81,18 +81,18 @@ def train(
     config = model_config(variant, data, model)
     train_cfg = TrainingConfig(**training)
     callbacks = [FidCurve(validated_dataset, data, evaluation)] if train_cfg.eval_every else []
-    with epoch_callbacks(*callbacks):  # run_tracked_training builds the Trainer, which picks them up
-        return run_tracked_training(
-            model=VARIANTS[variant](config),
-            dataset=build_dataset(validated_dataset, data, "train", seed=train_cfg.seed),
-            training=train_cfg,
-            output_dir=output_dir,
-            tracking=tracking,
-            params={"data": data, "model": config.model_dump(), "training": train_cfg.model_dump()},
-            validation_report=validation_report,
-            tags={"dataset_root": validated_dataset["root"], "dataset_format": validated_dataset["format"],
-                  "dataset_fingerprint": validated_dataset.get("fingerprint", "")},
-        )
+    return run_tracked_training(
+        model=VARIANTS[variant](config),
+        dataset=build_dataset(validated_dataset, data, "train", seed=train_cfg.seed),
+        training=train_cfg,
+        output_dir=output_dir,
+        tracking=tracking,
+        params={"data": data, "model": config.model_dump(), "training": train_cfg.model_dump()},
+        validation_report=validation_report,
+        tags={"dataset_root": validated_dataset["root"], "dataset_format": validated_dataset["format"],
+              "dataset_fingerprint": validated_dataset.get("fingerprint", "")},
+        callbacks=callbacks,
+    )
 
 
 def register_model(training_summary: dict[str, Any], validated_dataset: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from transfigure.models.io import save_generators
 from transfigure.tracking.dvc_info import dvc_tags
 from transfigure.tracking.mlflow_utils import MlflowTrainingLogger, configure_mlflow, flatten_params, git_info
 from transfigure.tracking.registry import GENERATOR_ARTIFACT, log_generator_model, register_generator
-from transfigure.training import Trainer, TrainingConfig
+from transfigure.training import EpochCallback, Trainer, TrainingConfig
 from transfigure.training.distributed import broadcast_object, init_distributed
 from transfigure.training.samples import visuals_grid
 
@@ -40,8 +41,12 @@ def run_tracked_training(
     params: dict[str, Any],
     validation_report: dict[str, Any] | None = None,
     tags: dict[str, str] | None = None,
+    callbacks: Sequence[EpochCallback] = (),
 ) -> dict[str, Any]:
     """Train ``model``, logging everything to MLflow; returns a JSON-able training summary.
+
+    ``callbacks`` run every ``training.eval_every`` epochs (e.g. the FID curve); what they return
+    is logged as metrics at the current step.
 
     ``tracking``: ``experiment`` (name), ``tracking_uri`` (optional, overridden by
     ``$MLFLOW_TRACKING_URI``), ``run_name`` (optional). ``params`` are logged flattened.
@@ -51,11 +56,11 @@ def run_tracked_training(
     output_dir = Path(output_dir)
     ctx = init_distributed()
     if not ctx.is_main:
-        Trainer(model, dataset, training, output_dir).fit()
+        Trainer(model, dataset, training, output_dir, callbacks=callbacks).fit()
         return broadcast_object(None, ctx)
     client, experiment_id = configure_mlflow(tracking.get("experiment", f"transfigure-{model.variant}"),
                                              tracking.get("tracking_uri"))
-    trainer = Trainer(model, dataset, training, output_dir)
+    trainer = Trainer(model, dataset, training, output_dir, callbacks=callbacks)
     previous_run = trainer.resume_metadata().get("mlflow_run_id")
     if previous_run:
         logger.info("resuming MLflow run %s", previous_run)

@@ -8,7 +8,6 @@ from transfigure.training.engine import (
     TrainingInterrupted,
     TrainingLogger,
     TrainingResult,
-    epoch_callbacks,
 )
 
 __all__ = [
@@ -19,5 +18,4 @@ __all__ = [
     "TrainingInterrupted",
     "TrainingLogger",
     "TrainingResult",
-    "epoch_callbacks",
 ]

@@ -10,13 +10,11 @@ SIGTERM that keep a checkpoint.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import signal
 import time
 from collections.abc import Iterator, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,21 +64,6 @@ class EpochCallback(Protocol):
     """
 
     def __call__(self, trainer: Trainer) -> dict[str, float] | None: ...
-
-
-#: callbacks that Trainers created inside :func:`epoch_callbacks` pick up (for code that builds the
-#: Trainer itself, e.g. :func:`transfigure.tracking.training.run_tracked_training`)
-_AMBIENT_CALLBACKS: ContextVar[tuple[EpochCallback, ...]] = ContextVar("transfigure_epoch_callbacks", default=())
-
-
-@contextlib.contextmanager
-def epoch_callbacks(*callbacks: EpochCallback) -> Iterator[None]:
-    """Every :class:`Trainer` constructed inside this block also runs ``callbacks`` every ``eval_every`` epochs."""
-    token = _AMBIENT_CALLBACKS.set(_AMBIENT_CALLBACKS.get() + tuple(callbacks))
-    try:
-        yield
-    finally:
-        _AMBIENT_CALLBACKS.reset(token)
 
 
 class NullLogger:
@@ -171,7 +154,7 @@ class Trainer:
     (effective batch = ``batch_size`` x world size), and only rank 0 logs, shows progress and
     writes checkpoints.
 
-    ``callbacks`` (and those of an enclosing :func:`epoch_callbacks` block) run on rank 0 every
+    ``callbacks`` run on rank 0 every
     ``config.eval_every`` epochs; the metrics they return are logged at the current step.
     """
 
@@ -187,7 +170,7 @@ class Trainer:
         callbacks: Sequence[EpochCallback] = (),
     ) -> None:
         self.config = config
-        self.callbacks: list[EpochCallback] = [*callbacks, *_AMBIENT_CALLBACKS.get()]
+        self.callbacks: list[EpochCallback] = list(callbacks)
         self.evaluations: list[dict[str, float]] = []
         self.model = model
         self.dataset = dataset
