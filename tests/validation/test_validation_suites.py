@@ -50,6 +50,14 @@ def test_clean_dataset_passes(fmt: str, make_dataset: Callable[..., Path]) -> No
     report.raise_if_failed()
 
 
+def test_the_same_data_gives_a_byte_identical_report(make_dataset: Callable[..., Path]) -> None:
+    """No random GX ids or clock times: DVC sees an unchanged report after a re-validation."""
+    root = make_dataset("unaligned")
+    first, second = (json.dumps(validate_dataset(root, "unaligned").to_dict(), sort_keys=True) for _ in range(2))
+    assert first == second
+    assert "validation_time" not in first and "checkpoint_id" not in first
+
+
 def test_undecodable_files_are_named(
     make_dataset: Callable[..., Path], image_writer: Callable[..., Path]
 ) -> None:

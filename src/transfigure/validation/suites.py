@@ -724,7 +724,7 @@ def _run_gx(table: pd.DataFrame, checks: Sequence[_Check]) -> dict[str, Any]:
     suite_results = list(result.run_results.values())
     if len(suite_results) != 1:
         raise RuntimeError(f"expected one GX suite result, got {len(suite_results)}")
-    return _json_safe(suite_results[0].to_json_dict())
+    return _without_volatile_fields(_json_safe(suite_results[0].to_json_dict()))
 
 
 def _failure_from_result(
@@ -867,6 +867,23 @@ def run_validation(
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+#: GX result fields that differ between two validations of the same data (random ids, clock times)
+_VOLATILE_META = ("validation_id", "checkpoint_id", "validation_time", "run_id", "batch_markers")
+
+
+def _without_volatile_fields(result: dict[str, Any]) -> dict[str, Any]:
+    """The GX result without its random ids and clock times: the same data and checks give a
+    byte-identical report, so DVC does not retrain after a re-validation that found the same."""
+    meta = result.get("meta")
+    if isinstance(meta, dict):
+        result["meta"] = {k: v for k, v in meta.items() if k not in _VOLATILE_META}
+    for item in result.get("results", []):
+        config = item.get("expectation_config") if isinstance(item, dict) else None
+        if isinstance(config, dict):
+            config.pop("id", None)
+    return result
 
 
 def _json_safe(value: Any) -> Any:
