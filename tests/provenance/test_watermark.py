@@ -138,3 +138,16 @@ def test_geometric_attacks_on_non_square_images(photo, size):
     marked = embed_watermark(photo("chelsea", size), PAYLOAD, KEY)
     for attack in ("crop90", "rotate-5", "resize0.5+jpeg75"):
         assert detect_watermark(ATTACKS[attack](marked), KEY).payload == PAYLOAD, attack
+
+
+def test_saturated_areas_stay_untouched_and_the_mark_survives_brightening(photo):
+    """Pure white / black areas (a product shot's background) carry no mark, so clipping them is harmless."""
+    arr = np.asarray(photo("coffee", 256)).copy()
+    arr[:, :64] = 255  # a white margin
+    arr[:, -48:] = 0  # a black margin
+    original = Image.fromarray(arr)
+    marked = embed_watermark(original, PAYLOAD, KEY)
+    out = np.asarray(marked)
+    assert (out[:, :64] == 255).all() and (out[:, -48:] == 0).all()
+    assert psnr(original, marked) >= 42.0
+    assert detect_watermark(ATTACKS["brightness+20"](marked), KEY).payload == PAYLOAD

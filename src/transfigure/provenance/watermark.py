@@ -18,6 +18,11 @@ How it works (each choice measured with ``benchmarks/watermark.py``; see the REA
   image's own content; its costs are sensitivity to amplitude changes (a gain search) and to any
   change of the image content under the window (which is why the window and the precise
   geometry search matter).
+* **Saturation taper.** The mark fades out on channels near white (205..240) or black (6..24 of
+  255), where a brightness or contrast change would clip it away, and the embedder drives the
+  rest of each symbol's support harder to make up for it (measured on 102 photos: misses under
+  brightness +20 % fell from 9 to 5 at 256 px and from 8 to 3 at 512 px). It cannot save the
+  *content* that clipping destroys next to large saturated areas; see the README's limits.
 * **Synchronisation.** The detector looks for the pilots: all cyclic shifts x 4 half-cell phases x
   13 gains on the image as it is (translations, crops at any offset, brightness, contrast, JPEG,
   resizing); if that fails, centred rotations (-6..6 deg) and rescaled centred crops (scale
@@ -30,9 +35,9 @@ How it works (each choice measured with ``benchmarks/watermark.py``; see the REA
   ``MAX_DECODES`` candidates are decoded per image, so the false-positive rate is at most
   ``MAX_DECODES * 2**-32`` (1.4e-9) whatever the image.
 * **Modes.** Any Pillow mode in, the same out: colour modes get the same delta on R, G and B
-  (luminance only); 16-bit and float modes are scaled; palette images are re-quantised to their
-  palette with error diffusion (a fresh adaptive palette if theirs is too coarse to hold the
-  mark); alpha is kept. Bilevel (mode '1') images cannot hold it and are refused.
+  (luminance only), except where the taper lowers it on a near-saturated channel; 16-bit and
+  float modes are scaled; palette images are re-quantised to their palette with error diffusion
+  (a fresh adaptive palette if theirs is too coarse to hold the mark); alpha is kept. Bilevel (mode '1') images cannot hold it and are refused.
 
 numpy/scipy/Pillow only: embedding takes ~3 ms (256 px) / ~8-12 ms (512 px) and detection ~10 ms
 for a marked image, up to ~80-110 ms when every search runs (rotated or unmarked images) on one
@@ -82,6 +87,12 @@ DELTA: Final = 14.7
 #: The output never goes below this PSNR (dB): the pattern is scaled down if it would.
 MIN_PSNR: Final = 42.2
 EMBED_ITERATIONS: Final = 3
+#: The mark fades out between these channel values (0..255 units) towards white and towards black,
+#: where brightness/contrast changes clip it (measured: fewer misses under brightness/contrast +20 %).
+TAPER_HIGH: Final = (205.0, 240.0)
+TAPER_LOW: Final = (6.0, 24.0)
+#: Floor of a symbol's remaining support when the embedder compensates the taper (limits the boost).
+MIN_SUPPORT: Final = 0.3
 COARSE_GAINS: Final = tuple(0.7 * 1.06**k for k in range(13))
 FINE_GAINS: Final = tuple(0.7 * 1.01**k for k in range(71))
 ROTATIONS: Final = tuple(0.5 * k for k in range(-12, 13))
@@ -493,16 +504,17 @@ def embed_watermark(image: Image.Image, payload: bytes, key: bytes | None = None
     targets = np.round((values - offset) / DELTA) * DELTA + offset  # nearest lattice point of the right coset
 
     support = _window(work[1], work[0], wide)
-    gain = _cell_gain(layout, work, wide)
+    taper = _saturation_taper(planes)
+    gain = _cell_gain(layout, work, wide) * _symbol_support(layout, planes.luma(taper), work, wide)
     amplitudes = np.zeros(CELLS * CELLS)
     marked = original
-    pattern = np.zeros(original.shape[:2], dtype=np.float32)
+    pattern = np.zeros_like(original)
     for iteration in range(EMBED_ITERATIONS):
-        amplitudes = amplitudes + layout.chips * (targets - values)[layout.symbol_of_cell] / gain
+        amplitudes = amplitudes + layout.chips * ((targets - values) / gain)[layout.symbol_of_cell]
         tile = _upsample(amplitudes.reshape(CELLS, CELLS)).astype(np.float32)
         working_pattern = support * np.tile(tile, (-(-work[1] // TILE), -(-work[0] // TILE)))[: work[1], : work[0]]
-        pattern = _resize_float(working_pattern, (width, height))
-        marked = planes.finish(original + pattern[..., None])
+        pattern = _resize_float(working_pattern, (width, height))[..., None] * taper
+        marked = planes.finish(original + pattern)
         if iteration < EMBED_ITERATIONS - 1:  # read what the output really holds, correct again
             values = _read_symbols(layout, _working_residual(planes.luma(marked)), wide)
     marked = _limit_distortion(planes, marked, pattern)
@@ -530,13 +542,37 @@ def _cell_gain(layout: _Layout, work: tuple[int, int], wide: bool) -> float:
 
 
 
+def _saturation_taper(planes: _Planes) -> np.ndarray:
+    """Per pixel and channel, how much of the mark to add (0..1): it fades out where the channel is
+    near white or black, where a brightness or contrast change would clip it away; the embedder
+    makes up for it on the rest of each symbol's support."""
+    values = planes.values
+    if planes.top is None:  # float images: nothing clips
+        return np.ones_like(values)
+    v = values * np.float32(255.0 / planes.top)
+    high = np.clip((TAPER_HIGH[1] - v) / (TAPER_HIGH[1] - TAPER_HIGH[0]), 0.0, 1.0)
+    low = np.clip((v - TAPER_LOW[0]) / (TAPER_LOW[1] - TAPER_LOW[0]), 0.0, 1.0)
+    return (high * low).astype(np.float32)
+
+
+def _symbol_support(layout: _Layout, taper: np.ndarray, work: tuple[int, int], wide: bool) -> np.ndarray:
+    """Per symbol, the share of its windowed, folded support the taper leaves (at least MIN_SUPPORT)."""
+    t = _resize_float(taper.astype(np.float32), work)
+    h, w = t.shape
+    window = _window(h, w, wide)
+    ratio = _fold(window * t) / np.maximum(_fold(window.astype(np.float64)), 1e-9)
+    cells = ratio.reshape(CELLS, SAMPLES_PER_CELL, CELLS, SAMPLES_PER_CELL).mean(axis=(1, 3)).ravel()
+    per_symbol = np.bincount(layout.symbol_of_cell, cells, N_SYMBOLS) / layout.cells_per_symbol
+    return np.maximum(per_symbol, MIN_SUPPORT)
+
+
 def _limit_distortion(planes: _Planes, marked: np.ndarray, pattern: np.ndarray) -> np.ndarray:
     """Scale the pattern down if the marked image would fall below MIN_PSNR."""
     mse = float(np.mean((marked - planes.values) ** 2))
     limit = 255.0**2 / 10 ** (MIN_PSNR / 10)
     if mse <= limit:
         return marked
-    return planes.finish(planes.values + math.sqrt(limit / mse) * 0.98 * pattern[..., None])
+    return planes.finish(planes.values + math.sqrt(limit / mse) * 0.98 * pattern)
 
 
 # --- detection --------------------------------------------------------------------------------------------
