@@ -31,6 +31,8 @@ from typing import Final
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from transfigure.untrusted import declared_pixels
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ImageLoadError",
@@ -133,11 +135,9 @@ def _open_decoded(path: str | os.PathLike[str], max_pixels: int) -> Image.Image:
         raise
     except Image.DecompressionBombError as exc:
         # Raised by Image.open before we see the size; the message carries the count.
-        found = re.search(r"\((\d+) pixels\)", str(exc))
-        declared = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
         raise ImageLoadError(
             path,
-            f"image declares {declared}, more than Pillow's limit of "
+            f"image declares {declared_pixels(exc)}, more than Pillow's limit of "
             f"{2 * (Image.MAX_IMAGE_PIXELS or 0):,} (and max_pixels={max_pixels:,}); "
             "possible decompression bomb",
         ) from exc

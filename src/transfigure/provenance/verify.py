@@ -17,18 +17,16 @@ usable image (:class:`ImageInputError`). Verdicts:
 from __future__ import annotations
 
 import hashlib
-import io
-import re
-import warnings
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from transfigure.provenance.config import ProvenanceConfig
 from transfigure.provenance.ledger import Ledger
 from transfigure.provenance.manifest import read_manifest
 from transfigure.provenance.stamp import pixel_sha256
 from transfigure.provenance.watermark import MIN_SIDE, detect_watermark
+from transfigure.untrusted import UntrustedImageError, decode_untrusted
 
 __all__ = ["FOUND_VERDICTS", "ImageInputError", "decode_image_bytes", "verify_image_bytes"]
 
@@ -52,29 +50,10 @@ def decode_image_bytes(data: bytes, *, source: str = "<bytes>", max_pixels: int 
         ImageInputError: zero bytes, not an image, a declared size over the limit (checked before
             decoding: decompression bombs), or truncated/corrupt data.
     """
-    if not data:
-        raise ImageInputError(source, "empty input (0 bytes): not an image")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data))
-        except Image.DecompressionBombError as exc:
-            found = re.search(r"\((\d+) pixels\)", str(exc))
-            declared = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
-            raise ImageInputError(source, f"the image declares {declared}, more than the limit of {max_pixels:,} "
-                                          "(possible decompression bomb); refused without decoding") from exc
-        except UnidentifiedImageError as exc:
-            raise ImageInputError(source, f"not a recognised image format ({len(data)} bytes, starting with "
-                                          f"{data[:8]!r})") from exc
-        width, height = image.size
-        if width * height > max_pixels:
-            raise ImageInputError(source, f"the image declares {width}x{height} = {width * height:,} pixels, more than "
-                                          f"the limit of {max_pixels:,} (possible decompression bomb); refused without decoding")
-        try:
-            image.load()
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageInputError(source, f"truncated or corrupt {image.format or 'image'} data: {exc}") from exc
-    return image
+    try:
+        return decode_untrusted(data, max_pixels=max_pixels)
+    except UntrustedImageError as exc:
+        raise ImageInputError(source, exc.reason) from None
 
 
 def verify_image_bytes(data: bytes, *, config: ProvenanceConfig | None = None, source: str = "<bytes>") -> dict[str, Any]:

@@ -10,17 +10,17 @@ they are tested without a server.
 
 from __future__ import annotations
 
-import io
 import re
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+from transfigure.untrusted import UntrustedImageError, decode_untrusted, open_untrusted
 
 #: Pillow decoders the service accepts (the others stay switched off: less attack surface)
 DECODE_FORMATS: Final = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "PPM")
@@ -252,60 +252,38 @@ def output_size(
 
 
 # -- untrusted image bytes -------------------------------------------------------------------------
-def _too_many_pixels(source: str, exc: Exception, max_pixels: int) -> InputError:
-    """Pillow's own bomb guard fired (over 2 x ``Image.MAX_IMAGE_PIXELS``); say it in our terms."""
-    found = re.search(r"\((\d+) pixels\)", str(exc))
-    declared = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
-    return InputError(
-        413, "image too large",
-        f"{source} declares {declared}, more than {max_pixels:,} (TRANSFIGURE_MAX_PIXELS; possible decompression bomb)",
-    )
+#: how each kind of unusable upload is answered: HTTP status and the short ``error``
+_UNTRUSTED_ANSWERS: Final = {
+    "empty": (400, "empty image"),
+    "not_image": (422, "not an image"),
+    "too_large": (413, "image too large"),
+    "truncated": (422, "truncated image"),
+    "corrupt": (422, "corrupt image"),
+}
+
+
+def _refusal(exc: UntrustedImageError, source: str) -> InputError:
+    status, error = _UNTRUSTED_ANSWERS[exc.kind]
+    return InputError(status, error, f"{source}: {exc.reason} (TRANSFIGURE_MAX_PIXELS)" if exc.kind == "too_large"
+                      else f"{source}: {exc.reason}")
 
 
 def open_checked(data: bytes, *, max_pixels: int, source: str) -> Image.Image:
     """Identify ``data`` and check its declared size, without decoding pixels (decompression-bomb guard)."""
-    if not data:
-        raise InputError(400, "empty image", f"{source} holds 0 bytes")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=list(DECODE_FORMATS))
-    except Image.DecompressionBombError as exc:
-        raise _too_many_pixels(source, exc, max_pixels) from None
-    except UnidentifiedImageError:
-        raise InputError(
-            422, "not an image",
-            f"{source} ({len(data):,} bytes, starting {data[:12]!r}) is not a {', '.join(DECODE_FORMATS)} image",
-        ) from None
-    except Exception as exc:  # noqa: BLE001 - OSError, SyntaxError, ...; a decoder bug must not become a 500
-        raise InputError(422, "corrupt image", f"{source}: the image header cannot be read ({type(exc).__name__}: {exc})") from None
-    width, height = img.size
-    if width < 1 or height < 1:
-        raise InputError(422, "corrupt image", f"{source} declares an empty {width}x{height} image")
-    if width * height > max_pixels:
-        raise InputError(
-            413, "image too large",
-            f"{source} declares {width}x{height} = {width * height:,} pixels, more than {max_pixels:,} "
-            "(TRANSFIGURE_MAX_PIXELS; possible decompression bomb)",
-        )
-    return img
+        return open_untrusted(data, max_pixels=max_pixels, formats=DECODE_FORMATS)
+    except UntrustedImageError as exc:
+        raise _refusal(exc, source) from None
 
 
 def decode_image(data: bytes, *, max_pixels: int, source: str) -> Image.Image:
     """Fully decode untrusted ``data``: size checked before any pixel is decoded, EXIF orientation applied,
     and the mode made transportable (palette and alpha kept; CMYK, YCbCr etc. converted to RGB)."""
-    img = open_checked(data, max_pixels=max_pixels, source=source)
-    fmt = img.format or "image"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img.load()
-    except Image.DecompressionBombError as exc:
-        raise _too_many_pixels(source, exc, max_pixels) from None
-    except Exception as exc:  # noqa: BLE001 - OSError, SyntaxError, EOFError, ...; never a 500
-        text = str(exc) or type(exc).__name__
-        what = "truncated image" if ("truncated" in text.lower() or isinstance(exc, EOFError)) else "corrupt image"
-        raise InputError(422, what, f"{source}: the {fmt} pixel data cannot be decoded ({text})") from None
+        img = decode_untrusted(data, max_pixels=max_pixels, formats=DECODE_FORMATS)
+    except UntrustedImageError as exc:
+        raise _refusal(exc, source) from None
+    fmt = img.format or "image"
     try:
         img = ImageOps.exif_transpose(img)
     except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the pixels
