@@ -89,8 +89,15 @@ MIN_PSNR: Final = 42.2
 EMBED_ITERATIONS: Final = 3
 #: The mark fades out between these channel values (0..255 units) towards white and towards black,
 #: where brightness/contrast changes clip it (measured: fewer misses under brightness/contrast +20 %).
-TAPER_HIGH: Final = (205.0, 240.0)
-TAPER_LOW: Final = (6.0, 24.0)
+TAPER_HIGH: Final = (200.0, 224.0)
+#: ... and towards black from this far above the read's low clamp (see READ_LOW).
+TAPER_LOW: Final = (4.0, 16.0)
+#: The read clamps every channel to [READ_LOW * mean luminance, READ_HIGH] before the luminance.
+READ_LOW: Final = 0.18
+READ_HIGH: Final = 227.0
+#: Brightness/contrast factors read first (see _valumetric), and the re-reads that refine the best two.
+VALUMETRIC_GAINS: Final = tuple(0.75 * 1.1**k for k in range(7))
+VALUMETRIC_REFINES: Final = 2
 #: Floor of a symbol's remaining support when the embedder compensates the taper (limits the boost).
 MIN_SUPPORT: Final = 0.3
 COARSE_GAINS: Final = tuple(0.7 * 1.06**k for k in range(13))
@@ -100,7 +107,7 @@ SCALES: Final = tuple(1.0 + 0.01 * k for k in range(-3, 17))
 #: (rotation deg, relative scale, shift samples) steps of the pattern search that refines candidates.
 REFINE_STEPS: Final = ((0.25, 0.005, 0.125), (0.125, 0.0025, 0.0625), (0.0625, 0.00125, 0.0625))
 #: At most this many candidates are decoded and checked per image (the false-positive bound).
-MAX_DECODES: Final = 6
+MAX_DECODES: Final = 8
 #: At most this many angles are tried when undoing a nearest-neighbour rotation.
 MAX_UNDO_ANGLES: Final = 6
 #: Images with more pixels are box-reduced before detection (and the nearest-rotation undo is skipped).
@@ -325,6 +332,34 @@ def _luma(image: Image.Image) -> np.ndarray:
     return np.asarray(grey, dtype=np.float32)
 
 
+def _channels(image: Image.Image) -> np.ndarray:
+    """The image as (H, W, C) float32 in 0..255 units (C = 1 or 3), for reading."""
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        return _luma(image)[..., None]
+    if image.mode not in ("RGB", "L"):
+        try:
+            image = image.convert("L" if image.mode in ("LA", "La", "1") else "RGB")
+        except ValueError:
+            image = image.convert("RGB")
+    arr = np.asarray(image, dtype=np.float32)
+    return arr.reshape(*arr.shape[:2], -1)
+
+
+_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def _read_clamp(mean: float) -> tuple[float, float]:
+    """The read's clamp for an image of this mean luminance (0..255 units)."""
+    return (READ_LOW * mean, READ_HIGH)
+
+
+def _clamped_luma(channels: np.ndarray, clamp) -> np.ndarray:
+    """Luminance of the channels clamped to ``clamp`` = (low, high) (per channel; None: no clamp)."""
+    if clamp is not None:
+        channels = np.clip(channels, np.float32(clamp[0]), np.float32(clamp[1]))
+    return channels[..., 0] if channels.shape[2] == 1 else channels @ _LUMA_WEIGHTS
+
+
 def _resize_float(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear (antialiased when shrinking) resize of a float32 plane to (width, height)."""
     if (values.shape[1], values.shape[0]) == size:
@@ -497,14 +532,15 @@ def embed_watermark(image: Image.Image, payload: bytes, key: bytes | None = None
     planes = _planes(image)
     original = planes.values
 
-    residual = _highpass(_resize_float(planes.luma(original), work))
+    clamp = _read_clamp(float(planes.luma(original).mean()))
+    residual = _highpass(_resize_float(_clamped_luma(original, clamp), work))
     wide = _wide_window(width, height)
     values = _read_symbols(layout, residual, wide)
     offset = (layout.dither + targets_bits / 2.0) * DELTA
     targets = np.round((values - offset) / DELTA) * DELTA + offset  # nearest lattice point of the right coset
 
     support = _window(work[1], work[0], wide)
-    taper = _saturation_taper(planes)
+    taper = _saturation_taper(planes, clamp)
     gain = _cell_gain(layout, work, wide) * _symbol_support(layout, planes.luma(taper), work, wide)
     amplitudes = np.zeros(CELLS * CELLS)
     marked = original
@@ -516,7 +552,7 @@ def embed_watermark(image: Image.Image, payload: bytes, key: bytes | None = None
         pattern = _resize_float(working_pattern, (width, height))[..., None] * taper
         marked = planes.finish(original + pattern)
         if iteration < EMBED_ITERATIONS - 1:  # read what the output really holds, correct again
-            values = _read_symbols(layout, _working_residual(planes.luma(marked)), wide)
+            values = _read_symbols(layout, _working_residual(_clamped_luma(marked, clamp)), wide)
     marked = _limit_distortion(planes, marked, pattern)
     out = planes.rebuild(marked)
     if planes.fallback is not None and not _carries(out, layout, payload, wide):
@@ -526,7 +562,9 @@ def embed_watermark(image: Image.Image, payload: bytes, key: bytes | None = None
 
 def _carries(image: Image.Image, layout: _Layout, payload: bytes, wide: bool) -> bool:
     """Whether ``image`` reads back (unwarped, shift 0) as ``payload``."""
-    search = _Search(layout, _working_residual(_luma(image)), wide)
+    channels = _channels(image)
+    clamp = _read_clamp(float(_clamped_luma(channels, None).mean()))
+    search = _Search(layout, _working_residual(_clamped_luma(channels, clamp)), wide)
     ok, bits, _, _ = search.decode(search.candidate(0.0, 1.0, (0.0, 0.0)))
     return ok and np.packbits(bits).tobytes() == payload
 
@@ -542,16 +580,15 @@ def _cell_gain(layout: _Layout, work: tuple[int, int], wide: bool) -> float:
 
 
 
-def _saturation_taper(planes: _Planes) -> np.ndarray:
-    """Per pixel and channel, how much of the mark to add (0..1): it fades out where the channel is
-    near white or black, where a brightness or contrast change would clip it away; the embedder
-    makes up for it on the rest of each symbol's support."""
-    values = planes.values
-    if planes.top is None:  # float images: nothing clips
-        return np.ones_like(values)
-    v = values * np.float32(255.0 / planes.top)
+def _saturation_taper(planes: _Planes, clamp: tuple[float, float]) -> np.ndarray:
+    """Per pixel and channel, how much of the mark to add (0..1): it fades out towards the read's
+    clamp (near white, and near black relative to the mean), where the read cannot see it and a
+    brightness or contrast change would clip it away; the embedder makes up for it on the rest of
+    each symbol's support."""
+    v = planes.values
+    low_start, low_full = clamp[0] + TAPER_LOW[0], clamp[0] + TAPER_LOW[1]
     high = np.clip((TAPER_HIGH[1] - v) / (TAPER_HIGH[1] - TAPER_HIGH[0]), 0.0, 1.0)
-    low = np.clip((v - TAPER_LOW[0]) / (TAPER_LOW[1] - TAPER_LOW[0]), 0.0, 1.0)
+    low = np.clip((v - low_start) / (low_full - low_start), 0.0, 1.0)
     return (high * low).astype(np.float32)
 
 
@@ -625,16 +662,7 @@ class _Search:
         return self._tiles[key]
 
     def _warp(self, rotation: float, scale: float) -> np.ndarray:
-        """Sample the residual at centre + scale * R(rotation) (u - centre) for every output pixel u."""
-        theta = math.radians(rotation)
-        c, s = scale * math.cos(theta), scale * math.sin(theta)
-        a, b, d, e = c, s, -s, c  # PIL: x_in = a x + b y + c0, y_in = d x + e y + f0 (x = column)
-        cx, cy = self.w / 2.0, self.h / 2.0
-        coeffs = (a, b, cx - a * cx - b * cy, d, e, cy - d * cx - e * cy)
-        img = Image.fromarray(self.residual, "F").transform(
-            (self.w, self.h), Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BICUBIC,
-        )
-        return np.asarray(img)
+        return _warp_plane(self.residual, rotation, scale)
 
     # fitness -------------------------------------------------------------------------------------------
     def _fitness(self, pilot_values: np.ndarray, gains: np.ndarray) -> np.ndarray:
@@ -775,29 +803,41 @@ def detect_watermark(image: Image.Image, key: bytes | None = None) -> Detection:
     layout = _layout(key)
     work = working_size(image.width, image.height)
     large = image.width * image.height > LARGE_PIXELS
-    luma = _luma(_reduced(image) if large else image)
+    channels = _channels(_reduced(image) if large else image)
     wide = _wide_window(image.width, image.height)
+    mean = float(_clamped_luma(channels, None).mean())
+    luma = _clamped_luma(channels, _read_clamp(mean))
     search = _Search(layout, _highpass(_resize_float(luma, work)), wide)
     decoded: list[tuple[_Candidate, bool, np.ndarray, int, int]] = []
 
-    def try_candidates(searcher: _Search, cands: list[_Candidate], undone_rotation: float = 0.0) -> bool:
+    def try_candidates(searcher: _Search, cands: list[_Candidate], geometry: _Candidate | None = None) -> bool:
         for cand in cands:
             if len(decoded) >= MAX_DECODES:
                 return False
             ok, bits, matched, errors = searcher.decode(cand)
-            if undone_rotation:
-                cand = _Candidate(cand.fitness, undone_rotation, cand.scale, cand.shift, cand.gain)
+            if geometry is not None:  # read after undoing a warp: report the warp
+                cand = _Candidate(cand.fitness, geometry.rotation, geometry.scale, cand.shift, cand.gain)
             decoded.append((cand, ok, bits, matched, errors))
             if ok:
                 return True
         return False
 
-    if try_candidates(search, search.all_shifts(n_best=2)):
+    first = search.all_shifts(n_best=2)
+    if try_candidates(search, first):
+        return _result(decoded)
+    # a brightness or contrast change that clipped: read again with the clamp moved where it took the read's
+    if try_candidates(*_valumetric(layout, channels, mean, work, wide, first)):
         return _result(decoded)
     coarse = search.line_searches(n_best=3)
     cands = sorted((search.refine(c) for c in coarse), key=lambda c: c.fitness, reverse=True)[:2]
-    if try_candidates(search, cands) or large:
+    if large:
+        try_candidates(search, cands)
         return _result(decoded)
+    # decode each geometry from the full-resolution luma warped back (much less interpolation error)
+    for cand in cands:
+        warped = _Search(layout, _working_residual(_warp_plane(luma, cand.rotation, cand.scale)), wide)
+        if try_candidates(warped, [warped.refine(warped.best_offset(0.0, 1.0, cand.shift, 0.25), geometry=False)], cand):
+            return _result(decoded)
     # maybe a nearest-neighbour rotation (Pillow's default): undo it exactly at likely angles, read again
     screened = []
     for angle in _undo_angles([c.rotation for c in cands] + [c.rotation for c in coarse]):
@@ -805,9 +845,53 @@ def detect_watermark(image: Image.Image, key: bytes | None = None) -> Detection:
         screened.append((restored.best_offset(0.0, 1.0, (0.0, 0.0), 0.25).fitness, angle, restored))
     for _, angle, restored in sorted(screened, key=lambda t: t[0], reverse=True)[:2]:
         cand = restored.refine(restored.best_offset(0.0, 1.0, (0.0, 0.0), 0.25), geometry=False)
-        if try_candidates(restored, [cand], undone_rotation=angle):
+        if try_candidates(restored, [cand], _Candidate(0.0, angle, 1.0, (0.0, 0.0), 1.0)):
             break
     return _result(decoded)
+
+
+def _valumetric(layout: _Layout, channels: np.ndarray, mean: float, work: tuple[int, int], wide: bool,
+                first: list[_Candidate]) -> tuple[_Search, list[_Candidate]]:
+    """The best read under a brightness (x -> a x) or contrast (x -> a x + (1 - a) mean) change.
+
+    A change that clipped part of the image leaves the read exact only if the read clamps where the
+    change took the embedder's clamp: (a low + b, a high + b). Both hypotheses are read on a coarse
+    grid of factors ``a`` at shift 0 and the first read's best shifts; the two best are refined by re-reading at
+    the factor their pilots indicate (the gain), which is exact once the clamp is right.
+    """
+    shifts = list(dict.fromkeys([(0.0, 0.0), *(c.shift for c in first)]))  # an untranslated image, or where sync was
+
+    def read(a: float, contrast: bool) -> tuple[_Candidate, _Search]:
+        # brightness: the mean was scaled by a; contrast: the mean stayed and b = (1 - a) mean
+        original_mean, b = (mean, (1.0 - a) * mean) if contrast else (mean / a, 0.0)
+        low, high = _read_clamp(original_mean)
+        searcher = _Search(layout, _highpass(_resize_float(_clamped_luma(channels, (a * low + b, a * high + b)), work)), wide)
+        return max(searcher.candidates(0.0, 1.0, shifts), key=lambda c: c.fitness), searcher
+
+    coarse = sorted(((read(a, contrast), contrast) for a in VALUMETRIC_GAINS for contrast in (False, True)),
+                    key=lambda t: t[0][0].fitness, reverse=True)
+    best: tuple[_Candidate, _Search] = coarse[0][0]
+    for (cand, _), contrast in coarse[:2]:
+        for _ in range(VALUMETRIC_REFINES):
+            cand, searcher = read(cand.gain, contrast)
+            if cand.fitness > best[0].fitness:
+                best = (cand, searcher)
+    cand, searcher = best
+    return searcher, [searcher.refine(cand, geometry=False)]
+
+
+def _warp_plane(values: np.ndarray, rotation: float, scale: float) -> np.ndarray:
+    """Sample a plane at centre + scale * R(rotation) (u - centre) for every output pixel u (bicubic)."""
+    h, w = values.shape
+    theta = math.radians(rotation)
+    c, s = scale * math.cos(theta), scale * math.sin(theta)
+    a, b, d, e = c, s, -s, c  # PIL: x_in = a x + b y + c0, y_in = d x + e y + f0 (x = column)
+    cx, cy = w / 2.0, h / 2.0
+    coeffs = (a, b, cx - a * cx - b * cy, d, e, cy - d * cx - e * cy)
+    img = Image.fromarray(values.astype(np.float32, copy=False), "F").transform(
+        (w, h), Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BICUBIC,
+    )
+    return np.asarray(img)
 
 
 def _reduced(image: Image.Image) -> Image.Image:
