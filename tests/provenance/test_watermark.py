@@ -151,3 +151,33 @@ def test_saturated_areas_stay_untouched_and_the_mark_survives_brightening(photo)
     assert (out[:, :64] == 255).all() and (out[:, -48:] == 0).all()
     assert psnr(original, marked) >= 42.0
     assert detect_watermark(ATTACKS["brightness+20"](marked), KEY).payload == PAYLOAD
+
+
+def test_the_read_clamp_follows_brightness_and_contrast_changes_exactly():
+    """Clipping by a brightness/contrast change leaves the clamped read an exact affine copy."""
+    from transfigure.provenance.watermark import _clamped_luma, _read_clamp
+
+    rng = np.random.default_rng(0)
+    channels = rng.uniform(0, 255, (64, 64, 3)).astype(np.float32)
+    mean = float(_clamped_luma(channels, None).mean())
+    low, high = _read_clamp(mean)
+    for a, b in ((1.1, 0.0), (0.8, 0.0), (1.1, (1 - 1.1) * mean), (0.8, (1 - 0.8) * mean)):
+        attacked = np.clip(np.rint(a * channels + b), 0, 255).astype(np.float32)
+        read = _clamped_luma(attacked, (a * low + b, a * high + b))
+        expected = a * _clamped_luma(channels, (low, high)) + b
+        assert np.abs(read - expected).max() <= 0.51, (a, b)  # rounding only
+
+
+@pytest.mark.parametrize(("name", "exposure"), [("astronaut", 1.6), ("chelsea", 2.0)])
+def test_clipping_brightness_and_contrast_changes_on_over_exposed_photos(photo, name, exposure):
+    """Over-exposed photos (large near-white textured areas, like snow or a product shot's backdrop):
+    brightening clips a fifth of the image and more. The read clamps below that and the detector
+    moves the clamp with the change, so the mark is read on (the unclamped read of the previous
+    release lost both photos under brightness +20 %)."""
+    bright = Image.fromarray(np.clip(np.asarray(photo(name, 256), np.float32) * exposure, 0, 255).astype(np.uint8))
+    assert (np.asarray(ATTACKS["brightness+20"](bright).convert("L")) == 255).mean() > 0.2
+    for payload in (PAYLOAD, bytes(range(8))):
+        marked = embed_watermark(bright, payload, KEY)
+        for attack in ("brightness+20", "contrast+20", "brightness-20", "contrast-20"):
+            detection = detect_watermark(ATTACKS[attack](marked), KEY)
+            assert detection.payload == payload, f"{attack}: {detection}"

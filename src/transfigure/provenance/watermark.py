@@ -49,7 +49,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Final
 
 import numpy as np
@@ -106,10 +106,16 @@ ROTATIONS: Final = tuple(0.5 * k for k in range(-12, 13))
 SCALES: Final = tuple(1.0 + 0.01 * k for k in range(-3, 17))
 #: (rotation deg, relative scale, shift samples) steps of the pattern search that refines candidates.
 REFINE_STEPS: Final = ((0.25, 0.005, 0.125), (0.125, 0.0025, 0.0625), (0.0625, 0.00125, 0.0625))
-#: At most this many candidates are decoded and checked per image (the false-positive bound).
-MAX_DECODES: Final = 8
-#: At most this many angles are tried when undoing a nearest-neighbour rotation.
+#: Each candidate is decoded at these multiples of its gain (until one passes the check).
+DECODE_GAINS: Final = (1.0, 0.98, 1.02, 0.96, 1.04)
+#: ... when the first decode matched at least this many check bits (16 is chance; 22+ has p = 0.025).
+JITTER_MIN_MATCHED: Final = 22
+#: At most this many decodes are checked per image (the false-positive bound: MAX_DECODES * 2**-32).
+MAX_DECODES: Final = 40
+#: At most this many angles are tried when undoing a nearest-neighbour rotation ...
 MAX_UNDO_ANGLES: Final = 6
+#: ... except for images less than this many times the working grid, where every angle of ROTATIONS is.
+UNDO_ALL_BELOW: Final = 3.0
 #: Images with more pixels are box-reduced before detection (and the nearest-rotation undo is skipped).
 LARGE_PIXELS: Final = 4_000_000
 
@@ -177,7 +183,7 @@ class _Layout:
     pilot_bits: np.ndarray  # (N_PILOTS,)
     scramble: np.ndarray  # (MESSAGE_BITS,)
     pilot_fft_conj: np.ndarray  # (N_PILOTS, CELLS, CELLS // 2 + 1): for all-shift correlation
-    pilot_kernels: np.ndarray  # (N_PILOTS, TILE * TILE) float32: pilot projections straight from a folded tile
+    pilot_kernels: np.ndarray  # (N_PILOTS, TILE * (TILE // 2 + 1)) complex64: weighted conjugate half spectra of the pilot projections
 
     @property
     def pilot_dither(self) -> np.ndarray:
@@ -186,6 +192,10 @@ class _Layout:
     @property
     def pilot_sign(self) -> np.ndarray:
         return 1.0 - 2.0 * self.pilot_bits
+
+
+#: Parseval over a real tile's half spectrum (rfft2): the columns that stand for two count twice.
+_HALF_WEIGHTS = np.concatenate([[1.0], np.full(TILE // 2 - 1, 2.0), [1.0]])
 
 
 @functools.lru_cache(maxsize=16)
@@ -204,7 +214,7 @@ def _layout(key: bytes) -> _Layout:
         cells = symbol_of_cell == N_CODED + j
         carriers[j, cells] = chips[cells] / counts[N_CODED + j]
     grid = carriers.reshape(N_PILOTS, CELLS, CELLS)
-    kernels = np.stack([_upsample(g) for g in grid]).reshape(N_PILOTS, -1).astype(np.float32)
+    kernels = np.stack([_upsample(g) for g in grid])
     return _Layout(
         check_key=derive(key, "watermark/check"),
         chips=chips,
@@ -214,7 +224,7 @@ def _layout(key: bytes) -> _Layout:
         pilot_bits=pilot_bits,
         scramble=scramble,
         pilot_fft_conj=np.conj(np.fft.rfft2(grid)),
-        pilot_kernels=kernels,
+        pilot_kernels=(np.conj(np.fft.rfft2(kernels)) * _HALF_WEIGHTS).reshape(N_PILOTS, -1).astype(np.complex64),
     )
 
 
@@ -678,8 +688,10 @@ class _Search:
         """Candidates (best pilot fitness over the fine gains) at one geometry and several shifts, batched."""
         gains = self.fine_gains
         spectrum = self.tile_fft(rotation, scale)
-        tiles = np.real(np.fft.ifft2(spectrum[None] * np.stack([_phase_ramp(t) for t in shifts])))
-        pilots = self.layout.pilot_kernels @ tiles.reshape(len(shifts), -1).T.astype(np.float32)  # (pilots, shifts)
+        # pilot projections of each shifted tile, straight from its spectrum (Parseval: no inverse FFTs)
+        half = TILE // 2 + 1
+        shifted = (spectrum[None, :, :half] * np.stack([_phase_ramp(t)[:, :half] for t in shifts])).reshape(len(shifts), -1)
+        pilots = (self.layout.pilot_kernels @ shifted.T.astype(np.complex64)).real / np.float32(TILE * TILE)
         fit = self._fitness(pilots, gains)  # (gains, shifts)
         best = np.argmax(fit, axis=0)
         return [_Candidate(float(fit[g, i]), rotation, scale, t, float(gains[g]))
@@ -751,8 +763,7 @@ def _undo_nearest_rotation(luma: np.ndarray, angle: float) -> np.ndarray:
     jitter). The few source pixels that were skipped are filled from their neighbours.
     """
     h, w = luma.shape
-    index = Image.fromarray(np.arange(1, h * w + 1, dtype=np.int32).reshape(h, w), "I")
-    source = np.asarray(index.rotate(angle, resample=Image.Resampling.NEAREST)).ravel() - 1
+    source = _nearest_rotation_source(h, w, angle)
     valid = source >= 0
     restored = np.zeros(h * w, dtype=np.float32)
     hit = np.zeros(h * w, dtype=np.float32)
@@ -768,6 +779,15 @@ def _undo_nearest_rotation(luma: np.ndarray, angle: float) -> np.ndarray:
             count += hit[nb]
         restored[holes] = total / np.maximum(count, 1.0)
     return restored.reshape(h, w)
+
+
+@functools.lru_cache(maxsize=128)
+def _nearest_rotation_source(h: int, w: int, angle: float) -> np.ndarray:
+    """For every pixel of an h x w image rotated by ``angle`` (nearest), the flat index it came from (-1: none)."""
+    index = Image.fromarray(np.arange(1, h * w + 1, dtype=np.int32).reshape(h, w), "I")
+    source = np.asarray(index.rotate(angle, resample=Image.Resampling.NEAREST)).ravel() - 1
+    source.flags.writeable = False
+    return source
 
 
 def _undo_angles(estimates: list[float]) -> list[float]:
@@ -812,14 +832,18 @@ def detect_watermark(image: Image.Image, key: bytes | None = None) -> Detection:
 
     def try_candidates(searcher: _Search, cands: list[_Candidate], geometry: _Candidate | None = None) -> bool:
         for cand in cands:
-            if len(decoded) >= MAX_DECODES:
-                return False
-            ok, bits, matched, errors = searcher.decode(cand)
-            if geometry is not None:  # read after undoing a warp: report the warp
-                cand = _Candidate(cand.fitness, geometry.rotation, geometry.scale, cand.shift, cand.gain)
-            decoded.append((cand, ok, bits, matched, errors))
-            if ok:
-                return True
+            for factor in DECODE_GAINS:  # the pilots' gain is an estimate: decode at a few around it
+                if len(decoded) >= MAX_DECODES:
+                    return False
+                trial = replace(cand, gain=cand.gain * factor)
+                ok, bits, matched, errors = searcher.decode(trial)
+                if geometry is not None:  # read after undoing a warp: report the warp
+                    trial = replace(trial, rotation=geometry.rotation, scale=geometry.scale)
+                decoded.append((trial, ok, bits, matched, errors))
+                if ok:
+                    return True
+                if factor == 1.0 and matched < JITTER_MIN_MATCHED:
+                    break  # nowhere near: not worth the other gains
         return False
 
     first = search.all_shifts(n_best=2)
@@ -840,7 +864,11 @@ def detect_watermark(image: Image.Image, key: bytes | None = None) -> Detection:
             return _result(decoded)
     # maybe a nearest-neighbour rotation (Pillow's default): undo it exactly at likely angles, read again
     screened = []
-    for angle in _undo_angles([c.rotation for c in cands] + [c.rotation for c in coarse]):
+    angles = _undo_angles([c.rotation for c in cands] + [c.rotation for c in coarse])
+    if max(image.width / work[0], image.height / work[1]) < UNDO_ALL_BELOW:
+        # on a working grid reduced less than this the line search's resampling is too coarse: screen every angle
+        angles = [*angles, *(r for r in ROTATIONS if r != 0.0 and all(abs(r - a) > 0.01 for a in angles))]
+    for angle in angles:
         restored = _Search(layout, _working_residual(_undo_nearest_rotation(luma, angle)), wide)
         screened.append((restored.best_offset(0.0, 1.0, (0.0, 0.0), 0.25).fitness, angle, restored))
     for _, angle, restored in sorted(screened, key=lambda t: t[0], reverse=True)[:2]:
