@@ -18,30 +18,41 @@ How it works (each choice measured with ``benchmarks/watermark.py``; see the REA
   image's own content; its costs are sensitivity to amplitude changes (a gain search) and to any
   change of the image content under the window (which is why the window and the precise
   geometry search matter).
-* **Saturation taper.** The mark fades out on channels near white (205..240) or black (6..24 of
-  255), where a brightness or contrast change would clip it away, and the embedder drives the
-  rest of each symbol's support harder to make up for it (measured on 102 photos: misses under
-  brightness +20 % fell from 9 to 5 at 256 px and from 8 to 3 at 512 px). It cannot save the
-  *content* that clipping destroys next to large saturated areas; see the README's limits.
+* **Clamped read.** Every channel is clamped to [``READ_LOW`` x mean luminance, ``READ_HIGH``]
+  (0.18 x mean, 227) before the luminance is taken, by the embedder and the detector alike. A
+  brightness (x -> a x) or contrast (x -> a x + (1 - a) mean) change that clips the image maps this
+  read exactly onto the read clamped at (a low + b, a high + b), as long as the clipping happens
+  beyond the clamp: the content next to clipped areas (a step to white does not scale with the
+  gain), which the mark is read against, is then unchanged, where an unclamped read loses it (the
+  largest source of misses under brightness/contrast +20 %). The low clamp follows the mean because
+  a contrast change clips dark pixels below about mean / 6; a fixed low clamp starved dark photos.
+* **Saturation taper.** The mark fades out towards both clamps (channels 200..224, and 4..16 above
+  the low clamp), where the read cannot see it and a brightness or contrast change would clip it,
+  and the embedder drives the rest of each symbol's support harder to make up for it. Pure white or
+  black areas (a product shot's background) stay untouched.
 * **Synchronisation.** The detector looks for the pilots: all cyclic shifts x 4 half-cell phases x
-  13 gains on the image as it is (translations, crops at any offset, brightness, contrast, JPEG,
-  resizing); if that fails, centred rotations (-6..6 deg) and rescaled centred crops (scale
-  0.97-1.16), refined by pattern search to 1/16 deg, 0.1 % and 1/16 sample; and if that fails too,
-  Pillow's default nearest-neighbour rotation is undone exactly at the likely angles (rotating an
-  index image tells where every pixel came from), which removes its resampling jitter.
+  13 gains on the image as it is (translations, crops at any offset, JPEG, resizing, noise); if
+  that fails, under brightness and contrast hypotheses (7 factors 0.75-1.33 each, the clamp moved
+  accordingly, the best two refined at the factor their pilots indicate); then centred rotations
+  (-6..6 deg) and rescaled centred crops (scale 0.97-1.16), refined by pattern search to 1/16 deg,
+  0.1 % and 1/16 sample and decoded from the full-resolution luminance warped back (far less
+  interpolation error than warping the working grid); and last, Pillow's default nearest-neighbour
+  rotation is undone exactly (rotating an index image tells where every pixel came from) at the
+  likely angles, or at every searched angle for images under 3x the working grid, where the
+  rotation search's resampling is too coarse.
 * **Coding and false positives.** The message (payload + 32-bit keyed HMAC check) is encoded with
-  a K=7 rate-1/2 convolutional code and decoded by soft Viterbi (:mod:`.coding`). Without this
-  key's mark, a decoded candidate passes the check with probability exactly 2**-32, and at most
-  ``MAX_DECODES`` candidates are decoded per image, so the false-positive rate is at most
-  ``MAX_DECODES * 2**-32`` (1.4e-9) whatever the image.
+  a K=7 rate-1/2 convolutional code and decoded by soft Viterbi (:mod:`.coding`), each candidate
+  at its pilots' gain and, when that comes close (22+ check bits), at 4 gains around it. Without
+  this key's mark, a decoded candidate passes the check with probability exactly 2**-32, and at most
+  ``MAX_DECODES`` decodes are checked per image, so the false-positive rate is at most
+  ``MAX_DECODES * 2**-32`` (9.3e-9) whatever the image.
 * **Modes.** Any Pillow mode in, the same out: colour modes get the same delta on R, G and B
   (luminance only), except where the taper lowers it on a near-saturated channel; 16-bit and
   float modes are scaled; palette images are re-quantised to their palette with error diffusion
   (a fresh adaptive palette if theirs is too coarse to hold the mark); alpha is kept. Bilevel (mode '1') images cannot hold it and are refused.
 
-numpy/scipy/Pillow only: embedding takes ~3 ms (256 px) / ~8-12 ms (512 px) and detection ~10 ms
-for a marked image, up to ~80-110 ms when every search runs (rotated or unmarked images) on one
-core.
+numpy/scipy/Pillow only, one core: embedding takes ~5 ms (256 px) / ~15 ms (512 px), detection
+~15 ms for a marked image and up to ~170 ms when every search runs (attacked or unmarked images).
 """
 
 from __future__ import annotations
