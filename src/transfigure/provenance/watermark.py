@@ -374,11 +374,17 @@ def _read_clamp(mean: float) -> tuple[float, float]:
     return (READ_LOW * mean, READ_HIGH)
 
 
-def _clamped_luma(channels: np.ndarray, clamp) -> np.ndarray:
+def _clamped_luma(channels: np.ndarray, clamp: tuple[float, float] | None) -> np.ndarray:
     """Luminance of the channels clamped to ``clamp`` = (low, high) (per channel; None: no clamp)."""
     if clamp is not None:
         channels = np.clip(channels, np.float32(clamp[0]), np.float32(clamp[1]))
     return channels[..., 0] if channels.shape[2] == 1 else channels @ _LUMA_WEIGHTS
+
+
+def _clamped_read(channels: np.ndarray) -> tuple[float, np.ndarray]:
+    """(mean luminance, luminance through the read's clamp for that mean) of an image's channels."""
+    mean = float(_clamped_luma(channels, None).mean())
+    return mean, _clamped_luma(channels, _read_clamp(mean))
 
 
 def _resize_float(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -415,9 +421,7 @@ class _Planes:
         return out if self.step is None else np.rint(out / self.step) * self.step
 
     def luma(self, values: np.ndarray) -> np.ndarray:
-        if values.shape[2] == 1:
-            return values[..., 0]
-        return values @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        return _clamped_luma(values, None)
 
 
 def _uint8_rebuilder(mode: str, extra: Image.Image | None = None) -> Callable[[np.ndarray], Image.Image]:
@@ -583,9 +587,7 @@ def embed_watermark(image: Image.Image, payload: bytes, key: bytes | None = None
 
 def _carries(image: Image.Image, layout: _Layout, payload: bytes, wide: bool) -> bool:
     """Whether ``image`` reads back (unwarped, shift 0) as ``payload``."""
-    channels = _channels(image)
-    clamp = _read_clamp(float(_clamped_luma(channels, None).mean()))
-    search = _Search(layout, _working_residual(_clamped_luma(channels, clamp)), wide)
+    search = _Search(layout, _working_residual(_clamped_read(_channels(image))[1]), wide)
     ok, bits, _, _ = search.decode(search.candidate(0.0, 1.0, (0.0, 0.0)))
     return ok and np.packbits(bits).tobytes() == payload
 
@@ -678,12 +680,9 @@ class _Search:
         key = (round(rotation, 6), round(scale, 6))
         if key not in self._tiles:
             identity = rotation == 0.0 and scale == 1.0
-            values = self.residual if identity else self._warp(rotation, scale)
+            values = self.residual if identity else _warp_plane(self.residual, rotation, scale)
             self._tiles[key] = np.fft.fft2(_fold_window(values, self.wide))
         return self._tiles[key]
-
-    def _warp(self, rotation: float, scale: float) -> np.ndarray:
-        return _warp_plane(self.residual, rotation, scale)
 
     # fitness -------------------------------------------------------------------------------------------
     def _fitness(self, pilot_values: np.ndarray, gains: np.ndarray) -> np.ndarray:
@@ -836,20 +835,19 @@ def detect_watermark(image: Image.Image, key: bytes | None = None) -> Detection:
     large = image.width * image.height > LARGE_PIXELS
     channels = _channels(_reduced(image) if large else image)
     wide = _wide_window(image.width, image.height)
-    mean = float(_clamped_luma(channels, None).mean())
-    luma = _clamped_luma(channels, _read_clamp(mean))
+    mean, luma = _clamped_read(channels)
     search = _Search(layout, _highpass(_resize_float(luma, work)), wide)
     decoded: list[tuple[_Candidate, bool, np.ndarray, int, int]] = []
 
-    def try_candidates(searcher: _Search, cands: list[_Candidate], geometry: _Candidate | None = None) -> bool:
+    def try_candidates(searcher: _Search, cands: list[_Candidate], geometry: tuple[float, float] | None = None) -> bool:
         for cand in cands:
             for factor in DECODE_GAINS:  # the pilots' gain is an estimate: decode at a few around it
                 if len(decoded) >= MAX_DECODES:
                     return False
                 trial = replace(cand, gain=cand.gain * factor)
                 ok, bits, matched, errors = searcher.decode(trial)
-                if geometry is not None:  # read after undoing a warp: report the warp
-                    trial = replace(trial, rotation=geometry.rotation, scale=geometry.scale)
+                if geometry is not None:  # read after undoing a warp (rotation, scale): report the warp
+                    trial = replace(trial, rotation=geometry[0], scale=geometry[1])
                 decoded.append((trial, ok, bits, matched, errors))
                 if ok:
                     return True
@@ -871,7 +869,8 @@ def detect_watermark(image: Image.Image, key: bytes | None = None) -> Detection:
     # decode each geometry from the full-resolution luma warped back (much less interpolation error)
     for cand in cands:
         warped = _Search(layout, _working_residual(_warp_plane(luma, cand.rotation, cand.scale)), wide)
-        if try_candidates(warped, [warped.refine(warped.best_offset(0.0, 1.0, cand.shift, 0.25), geometry=False)], cand):
+        refined = warped.refine(warped.best_offset(0.0, 1.0, cand.shift, 0.25), geometry=False)
+        if try_candidates(warped, [refined], (cand.rotation, cand.scale)):
             return _result(decoded)
     # maybe a nearest-neighbour rotation (Pillow's default): undo it exactly at likely angles, read again
     screened = []
@@ -884,7 +883,7 @@ def detect_watermark(image: Image.Image, key: bytes | None = None) -> Detection:
         screened.append((restored.best_offset(0.0, 1.0, (0.0, 0.0), 0.25).fitness, angle, restored))
     for _, angle, restored in sorted(screened, key=lambda t: t[0], reverse=True)[:2]:
         cand = restored.refine(restored.best_offset(0.0, 1.0, (0.0, 0.0), 0.25), geometry=False)
-        if try_candidates(restored, [cand], _Candidate(0.0, angle, 1.0, (0.0, 0.0), 1.0)):
+        if try_candidates(restored, [cand], (angle, 1.0)):
             break
     return _result(decoded)
 
