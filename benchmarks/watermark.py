@@ -67,7 +67,7 @@ def shared_photos(limit_facades: int = 40) -> list[tuple[str, Image.Image]]:
             im = im.convert("RGB")
         if "facades" in f:
             im = im.crop((0, 0, im.width // 2, im.height))  # left half = photo
-        photos.append((f"shared:{Path(f).parent.parent.name}/{Path(f).name}", im))
+        photos.append((f"shared:{Path(f).relative_to(SHARED)}", im))
     return photos
 
 
