@@ -65,8 +65,10 @@ image, ~85 ms for a rotated one and ~120 ms when every search runs (an unmarked 
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Final
@@ -679,7 +681,7 @@ _BAND = np.r_[0 : CELLS // 2, TILE - CELLS // 2 : TILE]
 _BAND_FREQ = _FREQ[_BAND]
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=256)
 def _phase_ramp(shift: tuple[float, float]) -> np.ndarray:
     """Spectrum factor that moves ``shift`` (samples, fractional allowed) of a tile to its origin."""
     return np.outer(np.exp(2j * np.pi * _FREQ * shift[0]), np.exp(2j * np.pi * _FREQ * shift[1]))
@@ -822,31 +824,67 @@ def _undo_nearest_rotation(luma: np.ndarray, angle: float) -> np.ndarray:
     jitter). The few source pixels that were skipped are filled from their neighbours.
     """
     h, w = luma.shape
-    source = _nearest_rotation_source(h, w, angle)
-    valid = source >= 0
+    plan = _undo_plan(h, w, angle)
     restored = np.zeros(h * w, dtype=np.float32)
-    hit = np.zeros(h * w, dtype=np.float32)
-    restored[source[valid]] = luma.ravel()[valid]
-    hit[source[valid]] = 1.0
-    holes = np.flatnonzero(hit == 0)
-    if holes.size:  # fill each skipped pixel with the mean of its restored 4-neighbours
-        total = np.zeros(holes.size, dtype=np.float32)
-        count = np.zeros(holes.size, dtype=np.float32)
-        for step in (1, -1, w, -w):
-            nb = np.clip(holes + step, 0, h * w - 1)
-            total += restored[nb] * hit[nb]
-            count += hit[nb]
-        restored[holes] = total / np.maximum(count, 1.0)
+    restored[plan.target] = luma.ravel()[plan.origin]
+    if plan.holes.size:  # fill each skipped pixel with the mean of its restored 4-neighbours
+        total = np.zeros(plan.holes.size, dtype=np.float32)
+        for neighbours, hit in zip(plan.neighbours, plan.neighbour_hit):
+            total += restored[neighbours] * hit
+        restored[plan.holes] = total / plan.neighbour_count
     return restored.reshape(h, w)
 
 
-@functools.lru_cache(maxsize=128)
-def _nearest_rotation_source(h: int, w: int, angle: float) -> np.ndarray:
-    """For every pixel of an h x w image rotated by ``angle`` (nearest), the flat index it came from (-1: none)."""
+@dataclass(frozen=True, eq=False)
+class _UndoPlan:
+    """Where a nearest-neighbour rotation copied each pixel from, and how to fill what it skipped."""
+
+    target: np.ndarray  # flat source index of each copied output pixel ...
+    origin: np.ndarray  # ... and that output pixel's flat index
+    holes: np.ndarray  # source pixels no output pixel came from
+    neighbours: np.ndarray  # (4, holes): their 4-neighbours (clipped to the image)
+    neighbour_hit: np.ndarray  # (4, holes) float32: 1 where that neighbour is restored
+    neighbour_count: np.ndarray  # (holes,) float32: restored neighbours (at least 1)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.target, self.origin, self.holes, self.neighbours,
+                                      self.neighbour_hit, self.neighbour_count))
+
+
+#: The undo plans kept for reuse (an image is screened at up to 24 angles), least recently used out
+#: first, within this many bytes (~3.6 MiB an angle at 512 x 512; the previous unbounded-size cache
+#: held up to 128 index maps of any size); a plan over a quarter of the budget is not kept.
+UNDO_CACHE_BYTES: Final = 64 * 2**20
+_undo_plans: collections.OrderedDict[tuple[int, int, float], _UndoPlan] = collections.OrderedDict()
+_undo_plans_lock = threading.Lock()
+
+
+def _undo_plan(h: int, w: int, angle: float) -> _UndoPlan:
+    key = (h, w, float(angle))
+    with _undo_plans_lock:
+        if key in _undo_plans:
+            _undo_plans.move_to_end(key)
+            return _undo_plans[key]
     index = Image.fromarray(np.arange(1, h * w + 1, dtype=np.int32).reshape(h, w), "I")
     source = np.asarray(index.rotate(angle, resample=Image.Resampling.NEAREST)).ravel() - 1
-    source.flags.writeable = False
-    return source
+    origin = np.flatnonzero(source >= 0)
+    target = source[origin].astype(np.intp)
+    hit = np.zeros(h * w, dtype=np.float32)
+    hit[target] = 1.0
+    holes = np.flatnonzero(hit == 0)
+    neighbours = np.stack([np.clip(holes + step, 0, h * w - 1) for step in (1, -1, w, -w)])
+    neighbour_hit = hit[neighbours]
+    count = np.zeros(holes.size, dtype=np.float32)
+    for row in neighbour_hit:
+        count += row
+    plan = _UndoPlan(target, origin, holes, neighbours, neighbour_hit, np.maximum(count, np.float32(1.0)))
+    if plan.nbytes <= UNDO_CACHE_BYTES // 4:
+        with _undo_plans_lock:
+            _undo_plans[key] = plan
+            while sum(p.nbytes for p in _undo_plans.values()) > UNDO_CACHE_BYTES:
+                _undo_plans.popitem(last=False)
+    return plan
 
 
 def _undo_angles(estimates: list[float]) -> list[float]:
