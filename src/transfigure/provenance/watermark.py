@@ -261,26 +261,32 @@ def _layout(key: bytes) -> _Layout:
 
 
 # --- the cell grid: band-limited periodic up/down sampling -------------------------------------------------
+_FREQ = np.fft.fftfreq(TILE)
+#: the tile spectrum's rows (and columns) that hold the cell band, and their frequencies
+_BAND = np.r_[0 : CELLS // 2, TILE - CELLS // 2 : TILE]
+_BAND_FREQ = _FREQ[_BAND]
+
+
 def _upsample(cells: np.ndarray) -> np.ndarray:
     """CELLS x CELLS cell values -> one TILE x TILE periodic tile (FFT zero padding; adjoint of _cells)."""
-    spectrum = np.fft.fft2(cells)
     padded = np.zeros((TILE, TILE), dtype=complex)
-    h = CELLS // 2
-    for sy in (slice(0, h), slice(-h, None)):
-        for sx in (slice(0, h), slice(-h, None)):
-            padded[sy, sx] = spectrum[sy, sx]
+    padded[np.ix_(_BAND, _BAND)] = np.fft.fft2(cells)
     return np.real(np.fft.ifft2(padded)) * (TILE * TILE) / (CELLS * CELLS)
 
 
 def _cells(tile: np.ndarray) -> np.ndarray:
     """TILE x TILE folded tile -> CELLS x CELLS cell values (keep the cell band of the spectrum)."""
-    spectrum = np.fft.fft2(tile)
-    kept = np.empty((CELLS, CELLS), dtype=complex)
-    h = CELLS // 2
-    for sy, dy in ((slice(0, h), slice(0, h)), (slice(-h, None), slice(-h, None))):
-        for sx, dx in ((slice(0, h), slice(0, h)), (slice(-h, None), slice(-h, None))):
-            kept[dy, dx] = spectrum[sy, sx]
-    return np.real(np.fft.ifft2(kept))
+    return np.real(np.fft.ifft2(np.fft.fft2(tile)[np.ix_(_BAND, _BAND)]))
+
+
+def _shifted_cells(spectrum: np.ndarray, shifts: list[tuple[float, float]], dtype: type = np.complex128) -> np.ndarray:
+    """(len(shifts), CELLS, CELLS): the cell values of a tile (given its spectrum) shifted so that
+    each shift (samples, fractional allowed) moves to its origin: a phase ramp on the cell band."""
+    shift = np.asarray(shifts, dtype=np.float64)
+    band = spectrum[np.ix_(_BAND, _BAND)].astype(dtype)
+    row_ramps = np.exp(2j * np.pi * shift[:, 0, None] * _BAND_FREQ).astype(dtype)
+    col_ramps = np.exp(2j * np.pi * shift[:, 1, None] * _BAND_FREQ).astype(dtype)
+    return scipy.fft.ifft2(band[None] * row_ramps[:, :, None] * col_ramps[:, None, :]).real
 
 
 def _fold(values: np.ndarray) -> np.ndarray:
@@ -675,26 +681,6 @@ class _Candidate:
     gain: float
 
 
-_FREQ = np.fft.fftfreq(TILE)
-#: the tile spectrum's rows (and columns) that hold the cell band (what _cells keeps), and their frequencies
-_BAND = np.r_[0 : CELLS // 2, TILE - CELLS // 2 : TILE]
-_BAND_FREQ = _FREQ[_BAND]
-
-
-@functools.lru_cache(maxsize=256)
-def _phase_ramp(shift: tuple[float, float]) -> np.ndarray:
-    """Spectrum factor that moves ``shift`` (samples, fractional allowed) of a tile to its origin."""
-    return np.outer(np.exp(2j * np.pi * _FREQ * shift[0]), np.exp(2j * np.pi * _FREQ * shift[1]))
-
-
-def _shifted(tile: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
-    """The tile cyclically shifted so that ``shift`` moves to the origin (fractional: Fourier shift)."""
-    dy, dx = shift
-    if float(dy).is_integer() and float(dx).is_integer():
-        return np.roll(tile, (-int(dy), -int(dx)), axis=(0, 1))
-    return np.real(np.fft.ifft2(np.fft.fft2(tile) * _phase_ramp(shift)))
-
-
 class _Search:
     """Pilot search over shifts, gains and centred rotations/scales of one image's working residual."""
 
@@ -717,13 +703,13 @@ class _Search:
             identity = rotation == 0.0 and scale == 1.0
             if identity:
                 values = self.residual
-            elif self.luma is not None:  # warp the luminance, then high-pass: far less interpolation error
+            else:  # warp the luminance, then high-pass: far less interpolation error than warping the residual
+                if self.luma is None:
+                    raise ValueError("a warped read needs the working-grid luminance (_Search(..., luma=...))")
                 # (only the part the window reads, and the high-pass's reach around it: identical there)
                 y0, y1, x0, x1 = _window_box(self.h, self.w, self.wide)
                 values = np.zeros((self.h, self.w), dtype=np.float32)
                 values[y0:y1, x0:x1] = _highpass(_warp_plane(self.luma, rotation, scale, (x0, y0, x1, y1)))
-            else:
-                values = _warp_plane(self.residual, rotation, scale)
             self._tiles[key] = np.fft.fft2(_fold_window(values, self.wide))
         return self._tiles[key]
 
@@ -742,12 +728,8 @@ class _Search:
         """Candidates (best pilot fitness over the fine gains) at one geometry and several shifts, batched."""
         gains = self.fine_gains
         spectrum = self.tile_fft(rotation, scale)
-        # pilot projections of each shifted tile: its cell band, phase-shifted and read at the cells
-        shift = np.asarray(shifts, dtype=np.float64)
-        band = spectrum[_BAND][:, _BAND].astype(np.complex64)
-        row_ramps = np.exp(2j * np.pi * shift[:, 0, None] * _BAND_FREQ).astype(np.complex64)
-        col_ramps = np.exp(2j * np.pi * shift[:, 1, None] * _BAND_FREQ).astype(np.complex64)
-        cells = scipy.fft.ifft2(band[None] * row_ramps[:, :, None] * col_ramps[:, None, :]).real
+        # pilot projections of each shifted tile (single precision: a search, not a decode)
+        cells = _shifted_cells(spectrum, shifts, np.complex64)
         pilots = self.layout.pilot_cells32 @ cells.reshape(len(shifts), -1).T  # (N_PILOTS, shifts)
         fit = self._fitness(pilots, gains)  # (gains, shifts)
         best = np.argmax(fit, axis=0)
@@ -805,8 +787,7 @@ class _Search:
     def decode(self, cand: _Candidate) -> tuple[bool, np.ndarray, int, int]:
         """(check passed, payload bits, check bits matched, coded bit errors) for one candidate."""
         lay = self.layout
-        tile = np.real(np.fft.ifft2(self.tile_fft(cand.rotation, cand.scale) * _phase_ramp(cand.shift)))
-        values = _symbol_values(lay, _cells(tile))
+        values = _symbol_values(lay, _shifted_cells(self.tile_fft(cand.rotation, cand.scale), [cand.shift])[0])
         soft = np.cos(2 * np.pi * (values[:N_CODED] / (cand.gain * DELTA) - lay.dither[:N_CODED]))
         message = viterbi_decode(soft, MESSAGE_BITS) ^ lay.scramble
         payload_bits, got_check = message[:PAYLOAD_BITS], message[PAYLOAD_BITS:]
