@@ -240,3 +240,19 @@ def test_undoing_a_nearest_neighbour_rotation_restores_the_pixels_and_its_cache_
         wm._undo_plan(512, 512, float(angle))
     assert sum(p.nbytes for p in wm._undo_plans.values()) <= wm.UNDO_CACHE_BYTES
     assert (512, 512, 5.75) in wm._undo_plans  # the most recent are kept
+
+
+def test_the_highpass_is_scipys_gaussian_filter_bit_for_bit():
+    """The cached-kernel high-pass must read exactly what gaussian_filter did (embedder and detector
+    share it; marks embedded before the change must still read the same), at any shape and dtype."""
+    from scipy import ndimage
+
+    from transfigure.provenance import watermark as wm
+
+    rng = np.random.default_rng(3)
+    for shape in [(128, 128), (116, 117), (64, 200), (9, 9), (5, 300)]:
+        for dtype in (np.float32, np.float64):
+            values = (rng.random(shape) * 255).astype(dtype)
+            got = wm._highpass(values)
+            assert got.dtype == dtype
+            assert np.array_equal(got, values - ndimage.gaussian_filter(values, wm.HIGHPASS_SIGMA, mode="reflect"))
