@@ -62,7 +62,7 @@ How it works (each choice measured with ``benchmarks/watermark.py``; see the REA
   coarse to hold the mark); alpha is kept. Bilevel (mode '1') images cannot hold it and are refused.
 
 numpy/scipy/Pillow only, one core, 512 px: embedding takes ~22 ms, detection ~10 ms for a marked
-image, ~85 ms for a rotated one and ~120 ms when every search runs (an unmarked image).
+image, ~80-90 ms for a rotated one and ~115 ms when every search runs (an unmarked image).
 """
 
 from __future__ import annotations
