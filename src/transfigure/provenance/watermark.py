@@ -735,11 +735,9 @@ class _Search:
         lay = self.layout
         rest = pilot_values.shape[1:]
         values = pilot_values.reshape(N_PILOTS, -1).astype(np.float32)
-        inverse = (2 * np.pi / (gains.astype(np.float64) * DELTA)).astype(np.float32)
-        if gains.ndim == 2:  # a gain per column: (n_gains, n)
-            phase = inverse[:, None, :] * values[None]
-            return (lay.pilot_sign32 @ np.cos(phase - lay.pilot_phase, out=phase)) / np.float32(N_PILOTS)
-        phase = np.multiply.outer(inverse, values)
+        # gains (n_gains,) apply to every column, gains (n_gains, n) one per column
+        inverse = (2 * np.pi / (gains.astype(np.float64) * DELTA)).astype(np.float32).reshape(len(gains), 1, -1)
+        phase = inverse * values[None]
         phase -= lay.pilot_phase  # (gains, N_PILOTS, n): 2 pi (value / (gain DELTA) - dither)
         np.cos(phase, out=phase)
         return (lay.pilot_sign32 @ phase).reshape(len(gains), *rest) / np.float32(N_PILOTS)
@@ -752,7 +750,7 @@ class _Search:
         pilots = self.layout.pilot_cells32 @ cells.reshape(len(shifts), -1).T  # (N_PILOTS, shifts)
         # the best of the coarse gains (6 % apart), then 1 % steps around it
         coarse = self.coarse_gains[np.argmax(self._fitness(pilots, self.coarse_gains), axis=0)]  # (shifts,)
-        gains = np.multiply.outer(self.gain_steps, coarse)  # (steps, shifts): 1 % apart around the coarse best
+        gains = np.multiply.outer(self.gain_steps, coarse)  # (steps, shifts)
         fit = self._fitness(pilots, gains)
         best = np.argmax(fit, axis=0)
         cols = np.arange(len(shifts))
