@@ -228,8 +228,22 @@ class _Layout:
         return self.pilot_sign.astype(np.float32)
 
     @functools.cached_property
-    def pilot_cells32(self) -> np.ndarray:
-        return self.pilot_cells.astype(np.float32)
+    def pilot_gather(self) -> tuple[np.ndarray, np.ndarray]:
+        """(index, weight), each (N_PILOTS, most cells of a pilot): each pilot's cells and their weights
+        (chip / cells; 0 pads the pilots with fewer cells), so a projection is a gather, not a dense product."""
+        support = [np.flatnonzero(row) for row in self.pilot_cells]
+        width = max(len(cells) for cells in support)
+        index = np.zeros((N_PILOTS, width), dtype=np.intp)
+        weight = np.zeros((N_PILOTS, width), dtype=np.float32)
+        for j, cells in enumerate(support):
+            index[j, : len(cells)] = cells
+            weight[j, : len(cells)] = self.pilot_cells[j, cells]
+        return index, weight
+
+    def pilot_projections(self, cells: np.ndarray) -> np.ndarray:
+        """(N_PILOTS, n): each pilot's projection of n cell grids (n, CELLS, CELLS)."""
+        index, weight = self.pilot_gather
+        return np.einsum("npk,pk->pn", cells.reshape(len(cells), -1)[:, index], weight)
 
     @functools.cached_property
     def pilot_phase(self) -> np.ndarray:
@@ -285,11 +299,24 @@ def _cells(tile: np.ndarray) -> np.ndarray:
     return np.real(np.fft.ifft2(np.fft.fft2(tile)[np.ix_(_BAND, _BAND)]))
 
 
-def _shifted_cells(spectrum: np.ndarray, shifts: list[tuple[float, float]], dtype: type = np.complex128) -> np.ndarray:
-    """(len(shifts), CELLS, CELLS): the cell values of a tile (given its spectrum) shifted so that
-    each shift (samples, fractional allowed) moves to its origin: a phase ramp on the cell band."""
+#: the rows of a real tile's half spectrum (rfft2) that hold the cell band's negative columns, conjugated
+_BAND_MIRROR = (-_BAND) % TILE
+
+
+def _cell_band(tile: np.ndarray) -> np.ndarray:
+    """CELLS x CELLS: the cell band of a real TILE x TILE tile's spectrum (from its half spectrum)."""
+    half = scipy.fft.rfft2(tile)
+    band = np.empty((CELLS, CELLS), dtype=np.complex128)
+    band[:, : CELLS // 2] = half[_BAND, : CELLS // 2]
+    band[:, CELLS // 2 :] = np.conj(half[_BAND_MIRROR, CELLS // 2 : 0 : -1])
+    return band
+
+
+def _shifted_cells(band: np.ndarray, shifts: list[tuple[float, float]], dtype: type = np.complex128) -> np.ndarray:
+    """(len(shifts), CELLS, CELLS): the cell values of a tile (given its cell band, :func:`_cell_band`)
+    shifted so that each shift (samples, fractional allowed) moves to its origin: a phase ramp on the band."""
     shift = np.asarray(shifts, dtype=np.float64)
-    band = spectrum[np.ix_(_BAND, _BAND)].astype(dtype)
+    band = band.astype(dtype, copy=False)
     row_ramps = np.exp(2j * np.pi * shift[:, 0, None] * _BAND_FREQ).astype(dtype)
     col_ramps = np.exp(2j * np.pi * shift[:, 1, None] * _BAND_FREQ).astype(dtype)
     return scipy.fft.ifft2(band[None] * row_ramps[:, :, None] * col_ramps[:, None, :]).real
@@ -709,16 +736,20 @@ class _Search:
         self.h, self.w = residual.shape
         self.coarse_gains = np.asarray(COARSE_GAINS, dtype=np.float32)
         self.gain_steps = np.asarray(GAIN_STEPS, dtype=np.float32)
-        self._tiles: dict[tuple[float, float], np.ndarray] = {}
+        self._bands: dict[tuple[float, float], np.ndarray] = {}
 
     # geometry ------------------------------------------------------------------------------------------
-    def tile_fft(self, rotation: float, scale: float) -> np.ndarray:
-        """Spectrum of the folded (windowed) residual warped back by (rotation, scale) about the centre."""
+    @functools.cached_property
+    def unwarped_tile(self) -> np.ndarray:
+        """The folded (windowed) residual as it is."""
+        return _fold_window(self.residual, self.wide)
+
+    def band(self, rotation: float, scale: float) -> np.ndarray:
+        """Cell band of the folded (windowed) residual warped back by (rotation, scale) about the centre."""
         key = (round(rotation, 6), round(scale, 6))
-        if key not in self._tiles:
-            identity = rotation == 0.0 and scale == 1.0
-            if identity:
-                values = self.residual
+        if key not in self._bands:
+            if rotation == 0.0 and scale == 1.0:
+                tile = self.unwarped_tile
             else:  # warp the luminance, then high-pass: far less interpolation error than warping the residual
                 if self.luma is None:
                     raise ValueError("a warped read needs the working-grid luminance (_Search(..., luma=...))")
@@ -726,8 +757,9 @@ class _Search:
                 y0, y1, x0, x1 = _window_box(self.h, self.w, self.wide)
                 values = np.zeros((self.h, self.w), dtype=np.float32)
                 values[y0:y1, x0:x1] = _highpass(_warp_plane(self.luma, rotation, scale, (x0, y0, x1, y1)))
-            self._tiles[key] = np.fft.fft2(_fold_window(values, self.wide))
-        return self._tiles[key]
+                tile = _fold_window(values, self.wide)
+            self._bands[key] = _cell_band(tile)
+        return self._bands[key]
 
     # fitness -------------------------------------------------------------------------------------------
     def _fitness(self, pilot_values: np.ndarray, gains: np.ndarray) -> np.ndarray:
@@ -744,10 +776,8 @@ class _Search:
 
     def candidates(self, rotation: float, scale: float, shifts: list[tuple[float, float]]) -> list[_Candidate]:
         """Candidates (best pilot fitness over the gains: coarse, then 1 % steps) at one geometry and several shifts, batched."""
-        spectrum = self.tile_fft(rotation, scale)
         # pilot projections of each shifted tile (single precision: a search, not a decode)
-        cells = _shifted_cells(spectrum, shifts, np.complex64)
-        pilots = self.layout.pilot_cells32 @ cells.reshape(len(shifts), -1).T  # (N_PILOTS, shifts)
+        pilots = self.layout.pilot_projections(_shifted_cells(self.band(rotation, scale), shifts, np.complex64))
         # the best of the coarse gains (6 % apart), then 1 % steps around it
         coarse = self.coarse_gains[np.argmax(self._fitness(pilots, self.coarse_gains), axis=0)]  # (shifts,)
         gains = np.multiply.outer(self.gain_steps, coarse)  # (steps, shifts)
@@ -763,7 +793,7 @@ class _Search:
     # searches ------------------------------------------------------------------------------------------
     def all_shifts(self, n_best: int) -> list[_Candidate]:
         """The unwarped image: every cyclic shift (1024 cells x 4 half-cell phases) x coarse gains."""
-        tile = np.real(np.fft.ifft2(self.tile_fft(0.0, 1.0)))
+        tile = self.unwarped_tile
         found: list[tuple[float, float, float]] = []
         for py in (0, 1):
             for px in (0, 1):
@@ -808,7 +838,7 @@ class _Search:
     def decode(self, cand: _Candidate) -> tuple[bool, np.ndarray, int, int]:
         """(check passed, payload bits, check bits matched, coded bit errors) for one candidate."""
         lay = self.layout
-        values = _symbol_values(lay, _shifted_cells(self.tile_fft(cand.rotation, cand.scale), [cand.shift])[0])
+        values = _symbol_values(lay, _shifted_cells(self.band(cand.rotation, cand.scale), [cand.shift])[0])
         soft = np.cos(2 * np.pi * (values[:N_CODED] / (cand.gain * DELTA) - lay.dither[:N_CODED]))
         message = viterbi_decode(soft, MESSAGE_BITS) ^ lay.scramble
         payload_bits, got_check = message[:PAYLOAD_BITS], message[PAYLOAD_BITS:]
