@@ -51,30 +51,32 @@ def _trellis() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 _PRED, _INPUT, _OUTS = _trellis()
 
 
+#: each generator's taps by delay: coded bit = sum over d of taps[d] * input[t - d] (mod 2), the input bit
+#: entering at the register's top (bit K-1) and leaving at bit 0
+_TAPS: Final = np.array([[(g >> (_K - 1 - d)) & 1 for d in range(_K)] for g in _GENERATORS], dtype=np.int64)
+
+
 def conv_encode(bits: np.ndarray) -> np.ndarray:
     """Encode 0/1 bits (terminated with K-1 zeros); returns 0/1 coded bits, ``N_CODED`` for a message."""
-    state = 0
-    out: list[int] = []
-    for u in [int(b) for b in bits] + [0] * (_K - 1):
-        reg = (u << (_K - 1)) | state
-        out.extend(_parity(reg & g) for g in _GENERATORS)
-        state = reg >> 1
-    return np.asarray(out, dtype=np.uint8)
+    message = np.concatenate([np.asarray(bits, dtype=np.int64), np.zeros(_K - 1, dtype=np.int64)])
+    coded = [np.convolve(message, taps)[: len(message)] & 1 for taps in _TAPS]
+    return np.stack(coded, axis=1).ravel().astype(np.uint8)
 
 
 def viterbi_decode(soft: np.ndarray, n_bits: int) -> np.ndarray:
     """Maximum-likelihood message for soft coded values (positive = bit 0); returns ``n_bits`` 0/1 bits."""
     soft = np.asarray(soft, dtype=np.float64).reshape(-1, len(_GENERATORS))
-    branch = np.einsum("sbn,tn->tsb", _OUTS, soft)  # (T, S, 2)
+    branch = np.einsum("sbn,tn->tbs", _OUTS, soft)  # (T, 2, S)
     metric = np.full(_N_STATES, -np.inf)
     metric[0] = 0.0
-    decisions = np.empty((len(soft), _N_STATES), dtype=np.uint8)
-    rows = np.arange(_N_STATES)
+    decisions = np.empty((len(soft), _N_STATES), dtype=np.intp)
+    from_0, from_1 = _PRED[:, 0], _PRED[:, 1]
     for t in range(len(soft)):
-        cand = metric[_PRED] + branch[t]
-        choice = np.argmax(cand, axis=1)
+        via_0 = metric[from_0] + branch[t, 0]
+        via_1 = metric[from_1] + branch[t, 1]
+        choice = via_1 > via_0  # ties keep predecessor 0
         decisions[t] = choice
-        metric = cand[rows, choice]
+        metric = np.where(choice, via_1, via_0)
     state = 0  # terminated trellis ends in state 0
     bits = np.empty(len(soft), dtype=np.uint8)
     for t in range(len(soft) - 1, -1, -1):

@@ -75,10 +75,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Final
 
+import cv2
 import numpy as np
 import scipy.fft
 from PIL import Image
-from scipy import ndimage
 
 from transfigure.provenance.coding import (
     CHECK_BITS,
@@ -299,27 +299,32 @@ def _cells(tile: np.ndarray) -> np.ndarray:
     return np.real(np.fft.ifft2(np.fft.fft2(tile)[np.ix_(_BAND, _BAND)]))
 
 
-#: the rows of a real tile's half spectrum (rfft2) that hold the cell band's negative columns, conjugated
-_BAND_MIRROR = (-_BAND) % TILE
+_HALF: Final = CELLS // 2
 
 
 def _cell_band(tile: np.ndarray) -> np.ndarray:
-    """CELLS x CELLS: the cell band of a real TILE x TILE tile's spectrum (from its half spectrum)."""
-    half = scipy.fft.rfft2(tile)
-    band = np.empty((CELLS, CELLS), dtype=np.complex128)
-    band[:, : CELLS // 2] = half[_BAND, : CELLS // 2]
-    band[:, CELLS // 2 :] = np.conj(half[_BAND_MIRROR, CELLS // 2 : 0 : -1])
+    """CELLS x CELLS: the cell band of a real TILE x TILE tile's spectrum (OpenCV's DFT: a third of the
+    time of numpy's or scipy's at this size)."""
+    spectrum = cv2.dft(np.asarray(tile, dtype=np.float64), flags=cv2.DFT_COMPLEX_OUTPUT).view(np.complex128)[..., 0]
+    band = np.empty((CELLS, CELLS), dtype=np.complex128)  # the corners of the spectrum: _BAND x _BAND
+    band[:_HALF, :_HALF] = spectrum[:_HALF, :_HALF]
+    band[:_HALF, _HALF:] = spectrum[:_HALF, TILE - _HALF :]
+    band[_HALF:, :_HALF] = spectrum[TILE - _HALF :, :_HALF]
+    band[_HALF:, _HALF:] = spectrum[TILE - _HALF :, TILE - _HALF :]
     return band
 
 
 def _shifted_cells(band: np.ndarray, shifts: list[tuple[float, float]], dtype: type = np.complex128) -> np.ndarray:
-    """(len(shifts), CELLS, CELLS): the cell values of a tile (given its cell band, :func:`_cell_band`)
-    shifted so that each shift (samples, fractional allowed) moves to its origin: a phase ramp on the band."""
+    """(len(shifts), CELLS, CELLS): the cell values of a tile (given its cell band, :func:`_cell_band`, or
+    one band per shift) shifted so that each shift (samples, fractional allowed) moves to its origin: a
+    phase ramp on the band."""
     shift = np.asarray(shifts, dtype=np.float64)
     band = band.astype(dtype, copy=False)
     row_ramps = np.exp(2j * np.pi * shift[:, 0, None] * _BAND_FREQ).astype(dtype)
     col_ramps = np.exp(2j * np.pi * shift[:, 1, None] * _BAND_FREQ).astype(dtype)
-    return scipy.fft.ifft2(band[None] * row_ramps[:, :, None] * col_ramps[:, None, :]).real
+    shifted = row_ramps[:, :, None] * col_ramps[:, None, :]
+    shifted *= band  # one band for every shift, or one band per shift (len(shifts), CELLS, CELLS)
+    return scipy.fft.ifft2(shifted, overwrite_x=True).real
 
 
 def _fold(values: np.ndarray) -> np.ndarray:
@@ -461,18 +466,17 @@ def _resize_float(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(values.astype(np.float32, copy=False), "F").resize(size, Image.Resampling.BILINEAR))
 
 
-#: scipy's gaussian_filter kernel for HIGHPASS_SIGMA (truncated at 4 sigma), computed once: the filter
-#: itself rebuilds it on every call, a fifth of its time on the working grid.
+#: scipy's gaussian_filter kernel for HIGHPASS_SIGMA (truncated at 4 sigma), computed once.
 _HIGHPASS_RADIUS: Final = int(4.0 * HIGHPASS_SIGMA + 0.5)
 _HIGHPASS_KERNEL: Final = np.exp(-0.5 * (np.arange(-_HIGHPASS_RADIUS, _HIGHPASS_RADIUS + 1) / HIGHPASS_SIGMA) ** 2)
 _HIGHPASS_KERNEL /= _HIGHPASS_KERNEL.sum()
 
 
 def _highpass(values: np.ndarray) -> np.ndarray:
-    """The values minus their Gaussian blur (sigma HIGHPASS_SIGMA, reflected edges): gaussian_filter's
-    two separable passes with the kernel cached (the same result, bit for bit)."""
-    blurred = ndimage.correlate1d(values, _HIGHPASS_KERNEL, axis=0, mode="reflect")
-    return values - ndimage.correlate1d(blurred, _HIGHPASS_KERNEL, axis=1, mode="reflect")
+    """The values minus their Gaussian blur (sigma HIGHPASS_SIGMA, reflected edges): scipy's
+    ``gaussian_filter`` as OpenCV's separable filter (3x faster; the same within float rounding)."""
+    blurred = cv2.sepFilter2D(values, -1, _HIGHPASS_KERNEL, _HIGHPASS_KERNEL, borderType=cv2.BORDER_REFLECT)
+    return values - blurred
 
 
 def _working_residual(luma: np.ndarray) -> np.ndarray:
@@ -775,17 +779,31 @@ class _Search:
         return (lay.pilot_sign32 @ phase).reshape(len(gains), *rest) / np.float32(N_PILOTS)
 
     def candidates(self, rotation: float, scale: float, shifts: list[tuple[float, float]]) -> list[_Candidate]:
-        """Candidates (best pilot fitness over the gains: coarse, then 1 % steps) at one geometry and several shifts, batched."""
+        """Candidates (best pilot fitness over the gains: coarse, then 1 % steps) at one geometry and several shifts."""
+        return self.evaluate([(rotation, scale, shifts)])[0]
+
+    def evaluate(self, requests: list[tuple[float, float, list[tuple[float, float]]]]) -> list[list[_Candidate]]:
+        """:meth:`candidates` for several (rotation, scale, shifts) requests in one batch (one transform and
+        one fitness for all of them: the per-call overheads were a third of the search's time)."""
+        counts = [len(shifts) for _, _, shifts in requests]
+        bands = np.stack([self.band(rotation, scale) for rotation, scale, _ in requests]).astype(np.complex64)
+        shifts = [shift for _, _, request_shifts in requests for shift in request_shifts]
         # pilot projections of each shifted tile (single precision: a search, not a decode)
-        pilots = self.layout.pilot_projections(_shifted_cells(self.band(rotation, scale), shifts, np.complex64))
+        cells = _shifted_cells(np.repeat(bands, counts, axis=0) if len(requests) > 1 else bands[0], shifts, np.complex64)
+        pilots = self.layout.pilot_projections(cells)
         # the best of the coarse gains (6 % apart), then 1 % steps around it
         coarse = self.coarse_gains[np.argmax(self._fitness(pilots, self.coarse_gains), axis=0)]  # (shifts,)
         gains = np.multiply.outer(self.gain_steps, coarse)  # (steps, shifts)
         fit = self._fitness(pilots, gains)
         best = np.argmax(fit, axis=0)
         cols = np.arange(len(shifts))
-        return [_Candidate(float(f), rotation, scale, t, float(g))
-                for f, g, t in zip(fit[best, cols], gains[best, cols], shifts)]
+        fitness, gain = fit[best, cols].tolist(), gains[best, cols].tolist()
+        out, start = [], 0
+        for (rotation, scale, request_shifts), n in zip(requests, counts):
+            out.append([_Candidate(f, rotation, scale, t, g)
+                        for f, g, t in zip(fitness[start : start + n], gain[start : start + n], request_shifts)])
+            start += n
+        return out
 
     def candidate(self, rotation: float, scale: float, shift: tuple[float, float]) -> _Candidate:
         return self.candidates(rotation, scale, [shift])[0]
@@ -809,16 +827,22 @@ class _Search:
     def best_offset(self, rotation: float, scale: float, centre: tuple[float, float], step: float,
                     reach: int = 1) -> _Candidate:
         """The best of the (2 reach + 1)^2 sub-sample shifts around ``centre`` (spacing ``step``)."""
+        return self.best_offsets([(rotation, scale)], centre, step, reach)[0]
+
+    def best_offsets(self, geometries: list[tuple[float, float]], centre: tuple[float, float], step: float,
+                     reach: int = 1) -> list[_Candidate]:
+        """:meth:`best_offset` at each (rotation, scale), in one batch."""
         offsets = [step * k for k in range(-reach, reach + 1)]
         shifts = [(centre[0] + dy, centre[1] + dx) for dy in offsets for dx in offsets]
-        return max(self.candidates(rotation, scale, shifts), key=lambda c: c.fitness)
+        found = self.evaluate([(rotation, scale, shifts) for rotation, scale in geometries])
+        return [max(cands, key=lambda c: c.fitness) for cands in found]
 
     def line_searches(self, n_best: int) -> list[_Candidate]:
         """Centred rotations at scale 1 and centred rescaled crops at rotation 0, each at 9 sub-sample offsets."""
-        cands = [self.best_offset(r, 1.0, (0.0, 0.0), 0.25) for r in ROTATIONS if r != 0.0]
+        cands = self.best_offsets([(r, 1.0) for r in ROTATIONS if r != 0.0], (0.0, 0.0), 0.25)
         # a crop of an odd number of pixels off-centres the rescaled image by a fraction of a sample, and
         # the pilots only show within ~1/16 sample of it on a photo with little room for the mark
-        cands += [self.best_offset(0.0, s, (0.0, 0.0), *SCALE_OFFSETS) for s in SCALES if s != 1.0]
+        cands += self.best_offsets([(0.0, s) for s in SCALES if s != 1.0], (0.0, 0.0), *SCALE_OFFSETS)
         cands.sort(key=lambda c: c.fitness, reverse=True)
         return cands[:n_best]
 
@@ -826,12 +850,11 @@ class _Search:
         """Pattern search: halve the steps of rotation, scale and sub-sample shift while the fitness improves."""
         best = cand
         for step_r, step_s, step_t in REFINE_STEPS:
-            options = [best, self.best_offset(best.rotation, best.scale, best.shift, step_t)]
+            geometries = [(best.rotation, best.scale)]
             if geometry:
-                for r, s in ((best.rotation + step_r, best.scale), (best.rotation - step_r, best.scale),
-                             (best.rotation, best.scale * (1 + step_s)), (best.rotation, best.scale * (1 - step_s))):
-                    options.append(self.best_offset(r, s, best.shift, step_t))
-            best = max(options, key=lambda c: c.fitness)
+                geometries += [(best.rotation + step_r, best.scale), (best.rotation - step_r, best.scale),
+                               (best.rotation, best.scale * (1 + step_s)), (best.rotation, best.scale * (1 - step_s))]
+            best = max([best, *self.best_offsets(geometries, best.shift, step_t)], key=lambda c: c.fitness)
         return best
 
     # decoding ------------------------------------------------------------------------------------------
@@ -1060,19 +1083,21 @@ def _valumetric(layout: _Layout, channels: np.ndarray, mean: float, work: tuple[
 
 def _warp_plane(values: np.ndarray, rotation: float, scale: float,
                 box: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """Sample a plane at centre + scale * R(rotation) (u - centre) for every output pixel u (bicubic),
-    or only for the pixels of ``box`` = (left, top, right, bottom)."""
+    """Sample a plane at centre + scale * R(rotation) (u - centre) for every output pixel u (bicubic,
+    OpenCV's Keys kernel a = -0.75; edges replicated), or only for the pixels of ``box`` = (left, top,
+    right, bottom). Pixel u's centre is u + 0.5; the centre is (w / 2, h / 2)."""
     h, w = values.shape
     x0, y0, x1, y1 = box or (0, 0, w, h)
     theta = math.radians(rotation)
     c, s = scale * math.cos(theta), scale * math.sin(theta)
-    a, b, d, e = c, s, -s, c  # PIL: x_in = a x + b y + c0, y_in = d x + e y + f0 (x = column)
+    a, b, d, e = c, s, -s, c  # x_in = a x + b y + ..., y_in = d x + e y + ... (x = column)
     cx, cy = w / 2.0, h / 2.0
-    coeffs = (a, b, cx - a * (cx - x0) - b * (cy - y0), d, e, cy - d * (cx - x0) - e * (cy - y0))
-    img = Image.fromarray(values.astype(np.float32, copy=False), "F").transform(
-        (x1 - x0, y1 - y0), Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BICUBIC,
-    )
-    return np.asarray(img)
+    # output pixel (x, y) of the box has its centre at (x0 + x + 0.5, y0 + y + 0.5); OpenCV indexes pixel centres
+    tx = cx + a * (x0 + 0.5 - cx) + b * (y0 + 0.5 - cy) - 0.5
+    ty = cy + d * (x0 + 0.5 - cx) + e * (y0 + 0.5 - cy) - 0.5
+    matrix = np.array([[a, b, tx], [d, e, ty]], dtype=np.float64)
+    return cv2.warpAffine(values.astype(np.float32, copy=False), matrix, (x1 - x0, y1 - y0),
+                          flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
 @functools.lru_cache(maxsize=64)
