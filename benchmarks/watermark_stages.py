@@ -5,7 +5,7 @@
     python benchmarks/watermark_stages.py --size 256 --repeats 20
 
 Each stage function of ``transfigure.provenance.watermark`` is wrapped with a timer for the run, so
-nested stages overlap (``candidates`` includes ``tile_fft``, which includes ``_warp_plane``). The
+nested stages overlap (``evaluate`` includes ``band``, which includes ``_warp_plane``). The
 numbers are means per detection, after one warm-up call.
 """
 
@@ -17,6 +17,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+
+import cv2  # noqa: E402
 import collections  # noqa: E402
 import functools  # noqa: E402
 import time  # noqa: E402
@@ -27,9 +29,9 @@ from PIL import Image  # noqa: E402
 from transfigure.provenance import watermark as wm  # noqa: E402
 from transfigure.provenance.attacks import ATTACKS  # noqa: E402
 
-SEARCH_STAGES = ("all_shifts", "line_searches", "refine", "candidates", "tile_fft", "decode")
+SEARCH_STAGES = ("all_shifts", "line_searches", "refine", "evaluate", "band", "decode")
 MODULE_STAGES = ("_valumetric", "_undo_nearest_rotation", "_warp_plane", "_highpass", "_resize_float",
-                 "_working_residual", "_clamped_read")
+                 "_working_residual", "_clamped_read", "_cell_band", "_shifted_cells")
 
 
 def instrument() -> tuple[collections.Counter, collections.Counter]:
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args(argv)
+    cv2.setNumThreads(1)
 
     import skimage.data
 

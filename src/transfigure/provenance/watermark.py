@@ -240,10 +240,13 @@ class _Layout:
             weight[j, : len(cells)] = self.pilot_cells[j, cells]
         return index, weight
 
-    def pilot_projections(self, cells: np.ndarray) -> np.ndarray:
-        """(N_PILOTS, n): each pilot's projection of n cell grids (n, CELLS, CELLS)."""
+    def shifted_pilots(self, bands: np.ndarray, shifts: list[tuple[float, float]]) -> np.ndarray:
+        """(N_PILOTS, n bands x n shifts, band-major): each pilot's projection of each tile (given its cell
+        band, (n, CELLS, CELLS)) shifted so that each shift moves to its origin (see :func:`_shifted_cells`),
+        in single precision (a search, not a decode)."""
         index, weight = self.pilot_gather
-        return np.einsum("npk,pk->pn", cells.reshape(len(cells), -1)[:, index], weight)
+        cells = _shifted_cells(bands.astype(np.complex64), shifts, np.complex64)  # (n, shifts, CELLS, CELLS)
+        return np.einsum("npk,pk->pn", cells.reshape(-1, CELLS * CELLS)[:, index], weight)
 
     @functools.cached_property
     def pilot_phase(self) -> np.ndarray:
@@ -315,15 +318,14 @@ def _cell_band(tile: np.ndarray) -> np.ndarray:
 
 
 def _shifted_cells(band: np.ndarray, shifts: list[tuple[float, float]], dtype: type = np.complex128) -> np.ndarray:
-    """(len(shifts), CELLS, CELLS): the cell values of a tile (given its cell band, :func:`_cell_band`, or
-    one band per shift) shifted so that each shift (samples, fractional allowed) moves to its origin: a
-    phase ramp on the band."""
+    """(len(shifts), CELLS, CELLS): the cell values of a tile (given its cell band, :func:`_cell_band`)
+    shifted so that each shift (samples, fractional allowed) moves to its origin: a phase ramp on the band.
+    Several bands (n, CELLS, CELLS) give (n, len(shifts), CELLS, CELLS)."""
     shift = np.asarray(shifts, dtype=np.float64)
-    band = band.astype(dtype, copy=False)
     row_ramps = np.exp(2j * np.pi * shift[:, 0, None] * _BAND_FREQ).astype(dtype)
     col_ramps = np.exp(2j * np.pi * shift[:, 1, None] * _BAND_FREQ).astype(dtype)
-    shifted = row_ramps[:, :, None] * col_ramps[:, None, :]
-    shifted *= band  # one band for every shift, or one band per shift (len(shifts), CELLS, CELLS)
+    ramps = row_ramps[:, :, None] * col_ramps[:, None, :]
+    shifted = ramps * band.astype(dtype, copy=False)[..., None, :, :]
     return scipy.fft.ifft2(shifted, overwrite_x=True).real
 
 
@@ -728,6 +730,39 @@ class _Candidate:
     gain: float
 
 
+_COARSE_GAINS32: Final = np.asarray(COARSE_GAINS, dtype=np.float32)
+_GAIN_STEPS32: Final = np.asarray(GAIN_STEPS, dtype=np.float32)
+
+
+def _fitness(layout: _Layout, pilot_values: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """Mean pilot agreement per gain: pilot_values (N_PILOTS, ...) -> (n_gains, ...)."""
+    rest = pilot_values.shape[1:]
+    values = pilot_values.reshape(N_PILOTS, -1).astype(np.float32)
+    # gains (n_gains,) apply to every column, gains (n_gains, n) one per column
+    inverse = (2 * np.pi / (gains.astype(np.float64) * DELTA)).astype(np.float32).reshape(len(gains), 1, -1)
+    phase = inverse * values[None]
+    phase -= layout.pilot_phase  # (gains, N_PILOTS, n): 2 pi (value / (gain DELTA) - dither)
+    np.cos(phase, out=phase)
+    return (layout.pilot_sign32 @ phase).reshape(len(gains), *rest) / np.float32(N_PILOTS)
+
+
+def _best_gains(layout: _Layout, bands: np.ndarray, geometries: list[tuple[float, float]],
+                shifts: list[tuple[float, float]]) -> list[list[_Candidate]]:
+    """Per band (each read at its geometry, (rotation, scale)) and shift, the candidate at its best gain:
+    the best of the coarse gains (6 % apart), then 1 % steps around it."""
+    # pilot projections of each shifted tile (single precision: a search, not a decode)
+    pilots = layout.shifted_pilots(bands, shifts)
+    coarse = _COARSE_GAINS32[np.argmax(_fitness(layout, pilots, _COARSE_GAINS32), axis=0)]  # (columns,)
+    gains = np.multiply.outer(_GAIN_STEPS32, coarse)  # (steps, columns)
+    fit = _fitness(layout, pilots, gains)
+    best = np.argmax(fit, axis=0)
+    cols = np.arange(fit.shape[1])
+    fitness = fit[best, cols].reshape(len(bands), len(shifts)).tolist()
+    gain = gains[best, cols].reshape(len(bands), len(shifts)).tolist()
+    return [[_Candidate(f, rotation, scale, t, g) for f, g, t in zip(fs, gs, shifts)]
+            for (rotation, scale), fs, gs in zip(geometries, fitness, gain)]
+
+
 class _Search:
     """Pilot search over shifts, gains and centred rotations/scales of one image's working residual."""
 
@@ -738,8 +773,6 @@ class _Search:
         #: the working-grid luminance the residual was high-passed from: warped before the high-pass
         self.luma = luma
         self.h, self.w = residual.shape
-        self.coarse_gains = np.asarray(COARSE_GAINS, dtype=np.float32)
-        self.gain_steps = np.asarray(GAIN_STEPS, dtype=np.float32)
         self._bands: dict[tuple[float, float], np.ndarray] = {}
 
     # geometry ------------------------------------------------------------------------------------------
@@ -765,45 +798,15 @@ class _Search:
             self._bands[key] = _cell_band(tile)
         return self._bands[key]
 
-    # fitness -------------------------------------------------------------------------------------------
-    def _fitness(self, pilot_values: np.ndarray, gains: np.ndarray) -> np.ndarray:
-        """Mean pilot agreement per gain: pilot_values (N_PILOTS, ...) -> (n_gains, ...)."""
-        lay = self.layout
-        rest = pilot_values.shape[1:]
-        values = pilot_values.reshape(N_PILOTS, -1).astype(np.float32)
-        # gains (n_gains,) apply to every column, gains (n_gains, n) one per column
-        inverse = (2 * np.pi / (gains.astype(np.float64) * DELTA)).astype(np.float32).reshape(len(gains), 1, -1)
-        phase = inverse * values[None]
-        phase -= lay.pilot_phase  # (gains, N_PILOTS, n): 2 pi (value / (gain DELTA) - dither)
-        np.cos(phase, out=phase)
-        return (lay.pilot_sign32 @ phase).reshape(len(gains), *rest) / np.float32(N_PILOTS)
-
     def candidates(self, rotation: float, scale: float, shifts: list[tuple[float, float]]) -> list[_Candidate]:
         """Candidates (best pilot fitness over the gains: coarse, then 1 % steps) at one geometry and several shifts."""
-        return self.evaluate([(rotation, scale, shifts)])[0]
+        return self.evaluate([(rotation, scale)], shifts)[0]
 
-    def evaluate(self, requests: list[tuple[float, float, list[tuple[float, float]]]]) -> list[list[_Candidate]]:
-        """:meth:`candidates` for several (rotation, scale, shifts) requests in one batch (one transform and
-        one fitness for all of them: the per-call overheads were a third of the search's time)."""
-        counts = [len(shifts) for _, _, shifts in requests]
-        bands = np.stack([self.band(rotation, scale) for rotation, scale, _ in requests]).astype(np.complex64)
-        shifts = [shift for _, _, request_shifts in requests for shift in request_shifts]
-        # pilot projections of each shifted tile (single precision: a search, not a decode)
-        cells = _shifted_cells(np.repeat(bands, counts, axis=0) if len(requests) > 1 else bands[0], shifts, np.complex64)
-        pilots = self.layout.pilot_projections(cells)
-        # the best of the coarse gains (6 % apart), then 1 % steps around it
-        coarse = self.coarse_gains[np.argmax(self._fitness(pilots, self.coarse_gains), axis=0)]  # (shifts,)
-        gains = np.multiply.outer(self.gain_steps, coarse)  # (steps, shifts)
-        fit = self._fitness(pilots, gains)
-        best = np.argmax(fit, axis=0)
-        cols = np.arange(len(shifts))
-        fitness, gain = fit[best, cols].tolist(), gains[best, cols].tolist()
-        out, start = [], 0
-        for (rotation, scale, request_shifts), n in zip(requests, counts):
-            out.append([_Candidate(f, rotation, scale, t, g)
-                        for f, g, t in zip(fitness[start : start + n], gain[start : start + n], request_shifts)])
-            start += n
-        return out
+    def evaluate(self, geometries: list[tuple[float, float]], shifts: list[tuple[float, float]]) -> list[list[_Candidate]]:
+        """:meth:`candidates` at several (rotation, scale) geometries (the same shifts at each) in one batch:
+        one transform and one fitness for all of them (the per-call overheads were a third of the search's time)."""
+        bands = np.stack([self.band(rotation, scale) for rotation, scale in geometries])
+        return _best_gains(self.layout, bands, geometries, shifts)
 
     def candidate(self, rotation: float, scale: float, shift: tuple[float, float]) -> _Candidate:
         return self.candidates(rotation, scale, [shift])[0]
@@ -817,7 +820,7 @@ class _Search:
             for px in (0, 1):
                 cells = _cells(np.roll(tile, (-py, -px), axis=(0, 1)))
                 corr = np.fft.irfft2(np.fft.rfft2(cells)[None] * self.layout.pilot_fft_conj, s=(CELLS, CELLS))
-                best = self._fitness(corr, self.coarse_gains).max(axis=0).ravel()
+                best = _fitness(self.layout, corr, _COARSE_GAINS32).max(axis=0).ravel()
                 for idx in np.argsort(best)[::-1][:n_best]:
                     sy, sx = divmod(int(idx), CELLS)
                     found.append((float(best[idx]), float(sy * SAMPLES_PER_CELL + py), float(sx * SAMPLES_PER_CELL + px)))
@@ -834,7 +837,7 @@ class _Search:
         """:meth:`best_offset` at each (rotation, scale), in one batch."""
         offsets = [step * k for k in range(-reach, reach + 1)]
         shifts = [(centre[0] + dy, centre[1] + dx) for dy in offsets for dx in offsets]
-        found = self.evaluate([(rotation, scale, shifts) for rotation, scale in geometries])
+        found = self.evaluate(geometries, shifts)
         return [max(cands, key=lambda c: c.fitness) for cands in found]
 
     def line_searches(self, n_best: int) -> list[_Candidate]:
@@ -982,12 +985,18 @@ def detect_watermark(image: Image.Image, key: bytes | None = None) -> Detection:
     search = _Search(layout, _highpass(work_luma), wide, work_luma)
     decoded: list[tuple[_Candidate, bool, np.ndarray, int, int]] = []
 
+    tried: set[tuple[int, float, float, tuple[float, float], float]] = set()
+
     def try_candidates(searcher: _Search, cands: list[_Candidate], geometry: tuple[float, float] | None = None) -> bool:
         for cand in cands:
             for factor in DECODE_GAINS:  # the pilots' gain is an estimate: decode at a few around it
                 if len(decoded) >= MAX_DECODES:
                     return False
                 trial = replace(cand, gain=cand.gain * factor)
+                key = (id(searcher), trial.rotation, trial.scale, trial.shift, round(trial.gain, 9))
+                if key in tried:  # (the unmoved read below is often also the all-shift search's best)
+                    break
+                tried.add(key)
                 ok, bits, matched, errors = searcher.decode(trial)
                 if geometry is not None:  # read after undoing a warp (rotation, scale): report the warp
                     trial = replace(trial, rotation=geometry[0], scale=geometry[1])
@@ -998,6 +1007,10 @@ def detect_watermark(image: Image.Image, key: bytes | None = None) -> Detection:
                     break  # nowhere near: not worth the other gains
         return False
 
+    # the image as it was marked (not translated: the usual case of a generated image that was re-encoded,
+    # resized, brightened or made noisy) is read first, at shift 0 only: a tenth of the all-shift search
+    if try_candidates(search, [search.candidate(0.0, 1.0, (0.0, 0.0))]):
+        return _result(decoded)
     first = search.all_shifts(n_best=2)
     if try_candidates(search, first):
         return _result(decoded)
@@ -1056,22 +1069,29 @@ def _valumetric(layout: _Layout, channels: np.ndarray, mean: float, work: tuple[
     """
     shifts = list(dict.fromkeys([(0.0, 0.0), *(c.shift for c in first)]))  # an untranslated image, or where sync was
 
-    # the coarse grid is screened on the channels resized to the working grid, then clamped (nearly
-    # the same read, at a fraction of the cost); the refining re-reads clamp at full resolution
-    small = np.stack([_resize_float(channels[..., c], work) for c in range(channels.shape[2])], axis=-1)
-
-    def read(a: float, contrast: bool, screen: bool = False) -> tuple[_Candidate, _Search]:
+    def clamp(a: float, contrast: bool) -> tuple[float, float]:
         # brightness: the mean was scaled by a; contrast: the mean stayed and b = (1 - a) mean
         original_mean, b = (mean, (1.0 - a) * mean) if contrast else (mean / a, 0.0)
         low, high = _read_clamp(original_mean)
-        clamped = _clamped_luma(small if screen else channels, (a * low + b, a * high + b))
-        searcher = _Search(layout, _highpass(_resize_float(clamped, work)), wide)
+        return (a * low + b, a * high + b)
+
+    # the coarse grid is screened on the channels resized to the working grid, then clamped (nearly
+    # the same read, at a fraction of the cost), all hypotheses in one batch
+    small = np.stack([_resize_float(np.ascontiguousarray(channels[..., c]), work) for c in range(channels.shape[2])],
+                     axis=-1)
+    hypotheses = [(a, contrast) for a in VALUMETRIC_GAINS for contrast in (False, True)]
+    bands = np.stack([_cell_band(_fold_window(_highpass(_clamped_luma(small, clamp(a, contrast))), wide))
+                      for a, contrast in hypotheses])
+    screened = [max(cands, key=lambda c: c.fitness) for cands in _best_gains(layout, bands, [(0.0, 1.0)] * len(bands), shifts)]
+    coarse = sorted(zip(screened, hypotheses), key=lambda t: t[0].fitness, reverse=True)
+
+    def read(a: float, contrast: bool) -> tuple[_Candidate, _Search]:
+        # the refining re-reads clamp at full resolution
+        searcher = _Search(layout, _highpass(_resize_float(_clamped_luma(channels, clamp(a, contrast)), work)), wide)
         return max(searcher.candidates(0.0, 1.0, shifts), key=lambda c: c.fitness), searcher
 
-    coarse = sorted(((read(a, contrast, screen=True), contrast) for a in VALUMETRIC_GAINS for contrast in (False, True)),
-                    key=lambda t: t[0][0].fitness, reverse=True)
     best: tuple[_Candidate, _Search] | None = None
-    for (cand, _), contrast in coarse[:2]:
+    for cand, (_, contrast) in coarse[:2]:
         for _ in range(VALUMETRIC_REFINES):
             cand, searcher = read(cand.gain, contrast)
             if best is None or cand.fitness > best[0].fitness:
