@@ -12,7 +12,8 @@ applied to every marked photo; *detection* means the keyed check matched **and**
 the embedded one; *bit accuracy* compares the best candidate's 64 decoded payload bits with the
 truth (0.5 = chance). False positives: detections on clean photos and crops, flips, rotations,
 JPEG copies and small images of them (different sizes and aspect ratios). Timings run on one
-thread (``OMP_NUM_THREADS=1`` etc. are set before numpy loads) and are medians of repeats.
+thread (``OMP_NUM_THREADS=1`` etc. are set before numpy loads, OpenCV is set to one thread) and are
+medians of repeats.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -211,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attacks", nargs="+", default=list(ATTACKS), choices=list(ATTACKS))
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
+    cv2.setNumThreads(1)  # one core, like numpy above
 
     photos = skimage_photos() + shared_photos()
     if args.quick:
