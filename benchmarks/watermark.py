@@ -4,6 +4,7 @@
     python benchmarks/watermark.py                    # 256 and 512 px, every photo, >= 1000 clean images
     python benchmarks/watermark.py --quick            # 12 photos, 200 clean images (a few minutes)
     python benchmarks/watermark.py --sizes 512 --clean 2000 --json results.json
+    python benchmarks/watermark.py --speed-only       # timings only
 
 Photos: scikit-image's bundled natural photos and, when present, ``../shared/datasets`` (facades,
 COCO-Stuff, horse2zebra, edges2handbags, CUFS faces); each is centre-cropped to a square and
@@ -180,6 +181,12 @@ def speed(photo: Image.Image, size: int, repeats: int) -> dict:
     }
 
 
+def print_speeds(speeds: list[dict]) -> None:
+    print("\nSpeed, one thread (median ms): size | embed | detect marked | detect rotated +5 | detect clean (worst case)")
+    for s in speeds:
+        print(f"  {s['size']} | {s['embed_ms']:.1f} | {s['detect_marked_ms']:.1f} | {s['detect_rotated_ms']:.1f} | {s['detect_clean_ms']:.1f}")
+
+
 def print_report(results: list[dict], fp: dict, speeds: list[dict]) -> None:
     attacks = list(results[0]["attacks"])
     head = "| attack | " + " | ".join(f"{r['size']} px detection | {r['size']} px bit acc." for r in results) + " | target |"
@@ -195,9 +202,7 @@ def print_report(results: list[dict], fp: dict, speeds: list[dict]) -> None:
     print(f"\nFalse positives: {fp['detections']} of {fp['images']} clean images and crops "
           f"(analytic bound per image {fp['analytic_fpr_bound']:.1e}; smallest p-value seen {fp['min_p_value']:.2g}; "
           f"median detect on clean {fp['median_ms']:.0f} ms)")
-    print("\nSpeed, one thread (median ms): size | embed | detect marked | detect rotated +5 | detect clean (worst case)")
-    for s in speeds:
-        print(f"  {s['size']} | {s['embed_ms']:.1f} | {s['detect_marked_ms']:.1f} | {s['detect_rotated_ms']:.1f} | {s['detect_clean_ms']:.1f}")
+    print_speeds(speeds)
     failures = [f for r in results for f in r["failures"]]
     if failures:
         print("\nMissed detections:")
@@ -212,10 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clean", type=int, default=None, help="clean images for the false-positive count (default 1000)")
     parser.add_argument("--attacks", nargs="+", default=list(ATTACKS), choices=list(ATTACKS))
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--speed-only", action="store_true", help="only the timings (a minute)")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)  # one core, like numpy above
 
     photos = skimage_photos() + shared_photos()
+    if args.speed_only:
+        print_speeds([speed(photos[0][1], size, 10) for size in args.sizes])
+        return 0
     if args.quick:
         photos = photos[:6] + photos[len(SKIMAGE_PHOTOS):len(SKIMAGE_PHOTOS) + 6] if len(photos) > 12 else photos[:12]
     clean_count = args.clean or (200 if args.quick else 1000)

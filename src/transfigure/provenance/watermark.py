@@ -65,7 +65,7 @@ How it works (each choice measured with ``benchmarks/watermark.py``; see the REA
 
 numpy/scipy/Pillow/OpenCV, one core. Measured A/B against the previous release (Pillow's affine
 transform and scipy's filters, one geometry per call) on one machine, 512 px: embedding 0.68x its
-time, detection 0.18x for a marked image (the shift-0 read), 0.56x for a rotated one and 0.60x when
+time, detection 0.18x for a marked image (the shift-0 read), 0.56x for a rotated one and 0.54x when
 every search runs (an unmarked image); see the README for the figures.
 """
 
