@@ -17,13 +17,12 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-
-import cv2  # noqa: E402
 import collections  # noqa: E402
 import functools  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
+import cv2  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from transfigure.provenance import watermark as wm  # noqa: E402

@@ -249,7 +249,7 @@ class _Layout:
         band, (n, CELLS, CELLS)) shifted so that each shift moves to its origin (see :func:`_shifted_cells`),
         in single precision (a search, not a decode)."""
         index, weight = self.pilot_gather
-        cells = _shifted_cells(bands.astype(np.complex64), shifts, np.complex64)  # (n, shifts, CELLS, CELLS)
+        cells = _shifted_cells(bands, shifts, np.complex64)  # (n, shifts, CELLS, CELLS)
         return np.einsum("npk,pk->pn", cells.reshape(-1, CELLS * CELLS)[:, index], weight)
 
     @functools.cached_property
@@ -303,7 +303,7 @@ def _upsample(cells: np.ndarray) -> np.ndarray:
 
 def _cells(tile: np.ndarray) -> np.ndarray:
     """TILE x TILE folded tile -> CELLS x CELLS cell values (keep the cell band of the spectrum)."""
-    return np.real(np.fft.ifft2(np.fft.fft2(tile)[np.ix_(_BAND, _BAND)]))
+    return np.real(np.fft.ifft2(_cell_band(tile)))
 
 
 _HALF: Final = CELLS // 2
@@ -792,6 +792,13 @@ def _best_gains(layout: _Layout, bands: np.ndarray, geometries: list[tuple[float
             for (rotation, scale), fs, gs in zip(geometries, fitness, gain)]
 
 
+def _best_shifts(layout: _Layout, bands: np.ndarray, shifts: list[tuple[float, float]],
+                 geometries: list[tuple[float, float]] | None = None) -> list[_Candidate]:
+    """Per band, its best candidate over ``shifts`` (see :func:`_best_gains`; unwarped bands by default)."""
+    found = _best_gains(layout, bands, geometries or [(0.0, 1.0)] * len(bands), shifts)
+    return [max(cands, key=lambda c: c.fitness) for cands in found]
+
+
 class _Search:
     """Pilot search over shifts, gains and centred rotations/scales of one image's working residual."""
 
@@ -827,6 +834,10 @@ class _Search:
             self._bands[key] = _cell_band(tile)
         return self._bands[key]
 
+    def bands(self, geometries: list[tuple[float, float]]) -> np.ndarray:
+        """(len(geometries), CELLS, CELLS): :meth:`band` at each (rotation, scale)."""
+        return np.stack([self.band(rotation, scale) for rotation, scale in geometries])
+
     def candidates(self, rotation: float, scale: float, shifts: list[tuple[float, float]]) -> list[_Candidate]:
         """Candidates (best pilot fitness over the gains: coarse, then 1 % steps) at one geometry and several shifts."""
         return self.evaluate([(rotation, scale)], shifts)[0]
@@ -834,8 +845,7 @@ class _Search:
     def evaluate(self, geometries: list[tuple[float, float]], shifts: list[tuple[float, float]]) -> list[list[_Candidate]]:
         """:meth:`candidates` at several (rotation, scale) geometries (the same shifts at each) in one batch:
         one transform and one fitness for all of them (the per-call overheads were a third of the search's time)."""
-        bands = np.stack([self.band(rotation, scale) for rotation, scale in geometries])
-        return _best_gains(self.layout, bands, geometries, shifts)
+        return _best_gains(self.layout, self.bands(geometries), geometries, shifts)
 
     def candidate(self, rotation: float, scale: float, shift: tuple[float, float]) -> _Candidate:
         return self.candidates(rotation, scale, [shift])[0]
@@ -864,8 +874,7 @@ class _Search:
     def best_offsets(self, geometries: list[tuple[float, float]], centre: tuple[float, float], step: float,
                      reach: int = 1) -> list[_Candidate]:
         """:meth:`best_offset` at each (rotation, scale), in one batch."""
-        found = self.evaluate(geometries, _offset_grid(centre, step, reach))
-        return [max(cands, key=lambda c: c.fitness) for cands in found]
+        return _best_shifts(self.layout, self.bands(geometries), _offset_grid(centre, step, reach), geometries)
 
     def line_searches(self, n_best: int) -> list[_Candidate]:
         """Centred rotations at scale 1 and centred rescaled crops at rotation 0, each at 9 sub-sample offsets."""
@@ -1077,9 +1086,7 @@ def detect_watermark(image: Image.Image, key: bytes | None = None) -> Detection:
     restored = [_Search(layout, _working_residual(_undo_nearest_rotation(luma, angle)), wide) for angle in angles]
     if restored:  # screened in one batch: the best of 3x3 sub-sample shifts of each
         bands = np.stack([searcher.band(0.0, 1.0) for searcher in restored])
-        found = _best_gains(layout, bands, [(0.0, 1.0)] * len(bands), _offset_grid((0.0, 0.0), 0.25))
-        screened = [(max(cands, key=lambda c: c.fitness), angle, searcher)
-                    for cands, angle, searcher in zip(found, angles, restored)]
+        screened = list(zip(_best_shifts(layout, bands, _offset_grid((0.0, 0.0), 0.25)), angles, restored))
     for cand, angle, searcher in sorted(screened, key=lambda t: t[0].fitness, reverse=True)[:2]:
         if try_candidates(searcher, [searcher.refine(cand, geometry=False)], (angle, 1.0)):
             break
@@ -1111,8 +1118,7 @@ def _valumetric(layout: _Layout, channels: np.ndarray, mean: float, work: tuple[
     hypotheses = [(a, contrast) for a in VALUMETRIC_GAINS for contrast in (False, True)]
     bands = np.stack([_cell_band(_fold_window(_highpass(_clamped_luma(small, clamp(a, contrast))), wide))
                       for a, contrast in hypotheses])
-    screened = [max(cands, key=lambda c: c.fitness) for cands in _best_gains(layout, bands, [(0.0, 1.0)] * len(bands), shifts)]
-    coarse = sorted(zip(screened, hypotheses), key=lambda t: t[0].fitness, reverse=True)
+    coarse = sorted(zip(_best_shifts(layout, bands, shifts), hypotheses), key=lambda t: t[0].fitness, reverse=True)
 
     def read(a: float, contrast: bool) -> tuple[_Candidate, _Search]:
         # the refining re-reads clamp at full resolution
