@@ -1,4 +1,7 @@
-"""A keyed, invisible, robust watermark that carries a 64-bit payload (transfigure's provenance id).
+"""The previous release's watermark (scheme ``legacy-v1``), kept so that images it marked are still found.
+
+New images are marked by :mod:`transfigure.provenance.watermark` (scheme ``tiled-v2``); this module's
+``detect_watermark`` is its fallback. Its design, unchanged:
 
 How it works (each choice measured with ``benchmarks/watermark.py``; see the README):
 
@@ -71,13 +74,10 @@ every search runs (an unmarked image); see the README for the figures.
 
 from __future__ import annotations
 
-import collections
 import functools
 import math
-import threading
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Final
+from dataclasses import dataclass, replace
+from typing import Final
 
 import cv2
 import numpy as np
@@ -94,12 +94,15 @@ from transfigure.provenance.coding import (
     viterbi_decode,
 )
 from transfigure.provenance.keys import derive, resolve_watermark_key
+from transfigure.provenance.watermark.decode import Detection
+from transfigure.provenance.watermark.layout import MIN_SIDE
+from transfigure.provenance.watermark.nearest import undo_nearest_rotation as _undo_nearest_rotation
+from transfigure.provenance.watermark.planes import clamped_luma as _clamped_luma
+from transfigure.provenance.watermark.planes import clamped_read as _clamped_read
+from transfigure.provenance.watermark.planes import read_channels as _channels
+from transfigure.provenance.watermark.planes import read_clamp as _read_clamp
 
-__all__ = ["DELTA", "Detection", "MIN_SIDE", "PAYLOAD_BYTES", "detect_watermark", "embed_watermark", "psnr"]
 
-PAYLOAD_BYTES: Final = PAYLOAD_BITS // 8
-#: Smallest image side that can carry the mark (robustness targets are for 256 px and up).
-MIN_SIDE: Final = 32
 CELLS: Final = 32  # cells per tile side
 SAMPLES_PER_CELL: Final = 2  # working pixels per cell side
 TILE: Final = CELLS * SAMPLES_PER_CELL  # 64 working pixels
@@ -112,22 +115,9 @@ N_PILOTS: Final = 64
 N_SYMBOLS: Final = N_CODED + N_PILOTS
 #: QIM lattice step (working-grid luminance units of a symbol's average); sets the PSNR (~42.6 dB).
 DELTA: Final = 14.7
-#: The output never goes below this PSNR (dB): the pattern is scaled down if it would.
-MIN_PSNR: Final = 42.2
-EMBED_ITERATIONS: Final = 3
-#: The mark fades out between these channel values (0..255 units) towards white and towards black,
-#: where brightness/contrast changes clip it (measured: fewer misses under brightness/contrast +20 %).
-TAPER_HIGH: Final = (200.0, 224.0)
-#: ... and towards black from this far above the read's low clamp (see READ_LOW).
-TAPER_LOW: Final = (4.0, 16.0)
-#: The read clamps every channel to [READ_LOW * mean luminance, READ_HIGH] before the luminance.
-READ_LOW: Final = 0.18
-READ_HIGH: Final = 227.0
 #: Brightness/contrast factors read first (see _valumetric), and the re-reads that refine the best two.
 VALUMETRIC_GAINS: Final = tuple(0.75 * 1.1**k for k in range(7))
 VALUMETRIC_REFINES: Final = 2
-#: Floor of a symbol's remaining support when the embedder compensates the taper (limits the boost).
-MIN_SUPPORT: Final = 0.3
 COARSE_GAINS: Final = tuple(0.7 * 1.06**k for k in range(13))
 #: The fine gain search: these multiples of the best coarse gain (1 % apart, reaching half way to the next).
 GAIN_STEPS: Final = tuple(1.01**k for k in range(-3, 4))
@@ -152,56 +142,6 @@ UNDO_ALL_BELOW: Final = 3.0
 DECODE_OVERSAMPLING: Final = 2
 #: Images with more pixels are box-reduced before detection (and the nearest-rotation undo is skipped).
 LARGE_PIXELS: Final = 4_000_000
-
-
-@dataclass(frozen=True)
-class Detection:
-    """Result of :func:`detect_watermark`.
-
-    Attributes:
-        detected: a watermark of this key was found (its 32-bit keyed check matched).
-        payload: the 8-byte payload when detected, else None.
-        bit_errors: coded bits (of ``coded_bits``) whose hard decision disagrees with the decoded
-            codeword; a margin indicator (0 for a pristine image). None when nothing was decoded.
-        p_value: upper bound on the probability of a result at least this strong in an image
-            without this key's watermark (Bonferroni over the candidates decoded).
-        confidence: ``1 - p_value``.
-        check_bits_matched: keyed check bits (of 32) matched by the best candidate.
-        candidates: candidates decoded (the Bonferroni factor).
-        pilot_score: mean pilot agreement of the best candidate (1 = perfect, ~0 = noise).
-        rotation_deg, scale, shift, gain: the geometry and amplitude the mark was read at.
-        raw_payload: the best candidate's decoded payload even when not detected (unverified;
-            for diagnostics such as bit accuracy in benchmarks).
-    """
-
-    detected: bool
-    payload: bytes | None
-    bit_errors: int | None
-    p_value: float
-    confidence: float
-    check_bits_matched: int = 0
-    candidates: int = 0
-    pilot_score: float = 0.0
-    coded_bits: int = N_CODED
-    rotation_deg: float = 0.0
-    scale: float = 1.0
-    shift: tuple[float, float] = (0.0, 0.0)
-    gain: float = 1.0
-    raw_payload: bytes | None = None
-
-    @property
-    def provenance_id(self) -> str | None:
-        """The payload as 16 hex characters (transfigure's provenance id), when detected."""
-        return self.payload.hex() if self.payload is not None else None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able summary (bytes as hex)."""
-        d = asdict(self)
-        d["payload"] = self.provenance_id
-        d["provenance_id"] = self.provenance_id
-        d["raw_payload"] = self.raw_payload.hex() if self.raw_payload is not None else None
-        d["shift"] = [round(float(v), 3) for v in self.shift]
-        return d
 
 
 # --- keyed layout ---------------------------------------------------------------------------------------
@@ -292,13 +232,6 @@ _FREQ = np.fft.fftfreq(TILE)
 #: the tile spectrum's rows (and columns) that hold the cell band, and their frequencies
 _BAND = np.r_[0 : CELLS // 2, TILE - CELLS // 2 : TILE]
 _BAND_FREQ = _FREQ[_BAND]
-
-
-def _upsample(cells: np.ndarray) -> np.ndarray:
-    """CELLS x CELLS cell values -> one TILE x TILE periodic tile (FFT zero padding; adjoint of _cells)."""
-    padded = np.zeros((TILE, TILE), dtype=complex)
-    padded[np.ix_(_BAND, _BAND)] = np.fft.fft2(cells)
-    return np.real(np.fft.ifft2(padded)) * (TILE * TILE) / (CELLS * CELLS)
 
 
 def _cells(tile: np.ndarray) -> np.ndarray:
@@ -395,91 +328,11 @@ def working_size(width: int, height: int) -> tuple[int, int]:
     return (max(TILE, round(width * SAMPLES_PER_CELL / cell)), max(TILE, round(height * SAMPLES_PER_CELL / cell)))
 
 
-def _value_scale(mode: str, arr: np.ndarray) -> tuple[float, float, float | None]:
-    """(offset, factor, clip maximum in native units or None): 0..255 units = (native - offset) * factor,
-    for the single-channel numeric modes. Float images are scaled by their own value range."""
-    if mode.startswith("I;16"):
-        return 0.0, 1.0 / 257.0, 65535.0
-    if mode == "I":
-        return (0.0, 1.0 / 257.0, 65535.0) if arr.max(initial=0) > 255 else (0.0, 1.0, 255.0)
-    if mode == "F":
-        finite = arr[np.isfinite(arr)]
-        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        if low >= 0.0 and high <= 1.0:
-            return 0.0, 255.0, 1.0
-        return low, 255.0 / (high - low) if high > low else 1.0, None
-    return 0.0, 1.0, 255.0
-
-
-def _luma(image: Image.Image) -> np.ndarray:
-    """Luminance in 0..255 units (float32), for any Pillow mode."""
-    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
-        arr = np.asarray(image, dtype=np.float32)
-        offset, factor, _ = _value_scale(image.mode, arr)
-        return np.nan_to_num((arr - offset) * factor)
-    try:
-        grey = image.convert("L")
-    except ValueError:  # e.g. premultiplied La, LAB: through a mode Pillow can convert
-        grey = image.convert("LA" if image.mode == "La" else "RGB").convert("L")
-    return np.asarray(grey, dtype=np.float32)
-
-
-def _channels(image: Image.Image) -> np.ndarray:
-    """The image as (H, W, C) float32 in 0..255 units (C = 1 or 3), for reading."""
-    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
-        return _luma(image)[..., None]
-    if image.mode not in ("RGB", "L"):
-        try:
-            image = image.convert("L" if image.mode in ("LA", "La", "1") else "RGB")
-        except ValueError:
-            image = image.convert("RGB")
-    arr = np.asarray(image, dtype=np.float32)
-    return arr.reshape(*arr.shape[:2], -1)
-
-
-_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-#: How a unit luminance change is shared out over R, G and B (JPEG's Y has the same luma weights w).
-#: In proportion to w is the least squared error (|d|^2 = 1 / |w|^2 = 2.24 against 3 for the same
-#: change on every channel: 1.27 dB more mark at the same PSNR) but puts a green-magenta tint into
-#: grey areas (CIEDE2000 0.27 -> 0.87 on a grey photo). Half way between the two keeps 0.92 dB of the
-#: gain (|d|^2 = 2.43) at half the tint (dE 0.52).
-CHANNEL_MIX: Final = 0.5
-_CHANNEL_SHARE = ((1.0 - CHANNEL_MIX) + CHANNEL_MIX * _LUMA_WEIGHTS / float(_LUMA_WEIGHTS @ _LUMA_WEIGHTS)).astype(np.float32)
-
-
-def _read_clamp(mean: float) -> tuple[float, float]:
-    """The read's clamp for an image of this mean luminance (0..255 units)."""
-    return (READ_LOW * mean, READ_HIGH)
-
-
-def _clamped_luma(channels: np.ndarray, clamp: tuple[float, float] | None) -> np.ndarray:
-    """Luminance of the channels clamped to ``clamp`` = (low, high) (per channel; None: no clamp)."""
-    if clamp is not None:
-        channels = np.clip(channels, np.float32(clamp[0]), np.float32(clamp[1]))
-    if channels.shape[2] == 1:
-        return channels[..., 0]
-    return cv2.transform(channels.astype(np.float32, copy=False), _LUMA_WEIGHTS[None])  # channels @ weights, 2x faster
-
-
-def _clamped_read(channels: np.ndarray) -> tuple[float, np.ndarray]:
-    """(mean luminance, luminance through the read's clamp for that mean) of an image's channels."""
-    mean = float(_clamped_luma(channels, None).mean())
-    return mean, _clamped_luma(channels, _read_clamp(mean))
-
-
 def _resize_float(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear (antialiased when shrinking) resize of a float32 plane to (width, height)."""
     if (values.shape[1], values.shape[0]) == size:
         return values
     return np.asarray(Image.fromarray(values.astype(np.float32, copy=False), "F").resize(size, Image.Resampling.BILINEAR))
-
-
-def _enlarge(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """:func:`_resize_float` to a size at least as large each way (OpenCV's bilinear: the same samples
-    within float rounding, 20x faster); smaller sizes go through Pillow (antialiased)."""
-    if size[0] < values.shape[1] or size[1] < values.shape[0]:
-        return _resize_float(values, size)
-    return cv2.resize(values.astype(np.float32, copy=False), size, interpolation=cv2.INTER_LINEAR)
 
 
 #: scipy's gaussian_filter kernel for HIGHPASS_SIGMA (truncated at 4 sigma), computed once.
@@ -498,249 +351,6 @@ def _highpass(values: np.ndarray) -> np.ndarray:
 def _working_residual(luma: np.ndarray) -> np.ndarray:
     h, w = luma.shape
     return _highpass(_resize_float(luma, working_size(w, h)))
-
-
-@dataclass
-class _Planes:
-    """The channels the mark is added to (H, W, C float32 in 0..255 units) and how to rebuild the image."""
-
-    values: np.ndarray
-    rebuild: Callable[[np.ndarray], Image.Image]
-    #: a second way to rebuild, used when the first one loses the mark (palette images)
-    fallback: Callable[[np.ndarray], Image.Image] | None = None
-    #: value grid (0..255 units) and range of the native pixels: 1 for 8 bit, 1/257 for 16 bit
-    step: float | None = 1.0
-    top: float | None = 255.0
-
-    def finish(self, values: np.ndarray) -> np.ndarray:
-        """Values as the native pixels can hold them (clipped, on the native grid)."""
-        out = values if self.top is None else np.clip(values, 0.0, self.top)
-        if self.step is None:
-            return out
-        if self.step == 1.0:  # 8 bit: one pass, in place on the clipped copy
-            return np.rint(out, out=out) if out is not values else np.rint(out)
-        return np.rint(out / self.step) * self.step
-
-    def luma(self, values: np.ndarray) -> np.ndarray:
-        return _clamped_luma(values, None)
-
-
-def _uint8_rebuilder(mode: str, extra: Image.Image | None = None) -> Callable[[np.ndarray], Image.Image]:
-    def rebuild(values: np.ndarray) -> Image.Image:
-        arr = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-        base = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr, "L" if arr.shape[2] == 1 else "RGB")
-        if extra is not None:  # alpha
-            base = Image.merge(base.mode + "A", (*base.split(), extra))
-        return base if base.mode == mode else base.convert(mode)
-
-    return rebuild
-
-
-def _planes(image: Image.Image) -> _Planes:
-    """Split an image of any mode into markable planes and a function that rebuilds the same mode."""
-    mode = image.mode
-    if mode in ("RGB", "L"):
-        arr = np.asarray(image, dtype=np.float32)
-        return _Planes(arr.reshape(*arr.shape[:2], -1), _uint8_rebuilder(mode))
-    if mode in ("RGBA", "LA", "RGBa", "La", "PA"):
-        straight = image.convert("RGBA" if mode.startswith("RGB") else "LA")
-        *colour, alpha = straight.split()
-        arr = np.stack([np.asarray(c, dtype=np.float32) for c in colour], axis=-1)
-        return _Planes(arr, _uint8_rebuilder(mode, alpha))
-    if mode.startswith("I;16") or mode in ("I", "F"):
-        return _numeric_planes(image)
-    if mode == "P":
-        return _palette_planes(image)
-    if mode == "1":
-        raise ValueError("a bilevel (mode '1') image cannot carry the watermark (1-bit dithering destroys it); "
-                         "convert it to 'L' first")
-    # CMYK, YCbCr, HSV, LAB, RGBX, ...: through RGB and back
-    via = "RGB"
-    try:
-        arr = np.asarray(image.convert(via), dtype=np.float32)
-        Image.new(via, (1, 1)).convert(mode)
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"cannot watermark an image of mode {mode!r}: Pillow cannot convert it to and from {via}") from exc
-    return _Planes(arr.reshape(*arr.shape[:2], -1), _uint8_rebuilder(mode))
-
-
-def _numeric_planes(image: Image.Image) -> _Planes:
-    mode = image.mode
-    arr = np.asarray(image, dtype=np.float32)
-    offset, factor, top = _value_scale(mode, arr)
-    native_dtype = np.asarray(image).dtype
-
-    def rebuild(values: np.ndarray) -> Image.Image:
-        out = values[..., 0] / factor + offset
-        if top is not None:
-            out = np.clip(out, 0.0, top)
-        if mode == "F":
-            return Image.fromarray(out.astype(np.float32), "F")
-        out = np.rint(out).astype(native_dtype)
-        return Image.frombytes(mode, image.size, out.tobytes())
-
-    step = None if mode == "F" else factor
-    return _Planes((np.nan_to_num(arr - offset) * factor)[..., None], rebuild, step=step,
-                   top=None if top is None else top * factor)
-
-
-def _palette_planes(image: Image.Image) -> _Planes:
-    """Palette images: mark in RGB, then map back to the *same* palette with error diffusion
-    (which keeps the low-frequency mark); transparent pixels keep their index."""
-    indices = np.asarray(image)
-    transparency = image.info.get("transparency")
-    arr = np.asarray(image.convert("RGB"), dtype=np.float32)
-
-    def rebuild(values: np.ndarray, adaptive: bool = False) -> Image.Image:
-        rgb = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "RGB")
-        if adaptive:  # a fresh palette; index 255 is kept free for transparent pixels
-            out = rgb.quantize(colors=255 if isinstance(transparency, int) else 256, dither=Image.Dither.FLOYDSTEINBERG)
-            return _with_transparency(out, indices, transparency, 255)
-        out = rgb.quantize(palette=image, dither=Image.Dither.FLOYDSTEINBERG)
-        return _with_transparency(out, indices, transparency, transparency)
-
-    return _Planes(arr, rebuild, functools.partial(rebuild, adaptive=True))
-
-
-def _with_transparency(out: Image.Image, indices: np.ndarray, transparency: Any, index: Any) -> Image.Image:
-    """Keep the transparent pixels of a palette image transparent (as index ``index``)."""
-    if isinstance(transparency, int) and isinstance(index, int):
-        idx = np.asarray(out).copy()
-        idx[indices == transparency] = index
-        palette = (out.getpalette() or []) + [0] * 768
-        out = Image.fromarray(idx, "P")
-        out.putpalette(palette[:768])
-        out.info["transparency"] = index
-    return out
-
-
-def psnr(a: Image.Image | np.ndarray, b: Image.Image | np.ndarray) -> float:
-    """PSNR in dB between two images (or arrays) of the same size, on a 0..255 scale."""
-    x = np.asarray(a, dtype=np.float64)
-    y = np.asarray(b, dtype=np.float64)
-    mse = float(np.mean((x - y) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
-
-
-# --- embedding --------------------------------------------------------------------------------------------
-def _payload_bits(payload: bytes) -> np.ndarray:
-    if not isinstance(payload, (bytes, bytearray)) or len(payload) != PAYLOAD_BYTES:
-        got = f"{len(payload)} bytes" if isinstance(payload, (bytes, bytearray)) else type(payload).__name__
-        raise ValueError(f"the watermark payload must be exactly {PAYLOAD_BYTES} bytes (64 bits), got {got}")
-    return np.unpackbits(np.frombuffer(bytes(payload), dtype=np.uint8))
-
-
-def _symbol_bits(layout: _Layout, payload: bytes) -> np.ndarray:
-    bits = _payload_bits(payload)
-    message = np.concatenate([bits, check_bits(layout.check_key, bits)]) ^ layout.scramble
-    return np.concatenate([conv_encode(message), layout.pilot_bits]).astype(np.float64)
-
-
-def _read_symbols(layout: _Layout, residual: np.ndarray, wide: bool) -> np.ndarray:
-    """Symbol values of an unwarped working residual at shift 0 (what the embedder steers)."""
-    return _symbol_values(layout, _cells(_fold_window(residual, wide)))
-
-
-def embed_watermark(image: Image.Image, payload: bytes, key: bytes | None = None) -> Image.Image:
-    """Return a copy of ``image`` (same size and mode) carrying ``payload`` (8 bytes) under ``key``.
-
-    ``key`` defaults to ``$TRANSFIGURE_WATERMARK_KEY`` (else the development key, with a warning).
-    The PSNR to the input is at least ``MIN_PSNR`` (42.2 dB; typically ~42.6 dB) on the marked channels.
-
-    Raises:
-        ValueError: payload not 8 bytes, image smaller than 32x32, or a mode Pillow cannot round-trip.
-    """
-    key = resolve_watermark_key(key)
-    layout = _layout(key)
-    targets_bits = _symbol_bits(layout, payload)
-    width, height = image.size
-    work = working_size(width, height)
-    planes = _planes(image)
-    original = planes.values
-
-    clamp = _read_clamp(float(planes.luma(original).mean()))
-    residual = _highpass(_resize_float(_clamped_luma(original, clamp), work))
-    wide = _wide_window(width, height)
-    values = _read_symbols(layout, residual, wide)
-    offset = (layout.dither + targets_bits / 2.0) * DELTA
-    targets = np.round((values - offset) / DELTA) * DELTA + offset  # nearest lattice point of the right coset
-
-    support = _window(work[1], work[0], wide)
-    taper = _saturation_taper(planes, clamp)
-    if taper.shape[2] == 3:  # the least squared change per channel that moves the luminance by one
-        taper = taper * _CHANNEL_SHARE
-    gain = _cell_gain(layout, work, wide) * _symbol_support(layout, planes.luma(taper), work, wide)
-    amplitudes = np.zeros(CELLS * CELLS)
-    marked = original
-    pattern = np.zeros_like(original)
-    for iteration in range(EMBED_ITERATIONS):
-        amplitudes = amplitudes + layout.chips * ((targets - values) / gain)[layout.symbol_of_cell]
-        tile = _upsample(amplitudes.reshape(CELLS, CELLS)).astype(np.float32)
-        working_pattern = support * np.tile(tile, (-(-work[1] // TILE), -(-work[0] // TILE)))[: work[1], : work[0]]
-        pattern = _enlarge(working_pattern, (width, height))[..., None] * taper
-        marked = planes.finish(original + pattern)
-        if iteration < EMBED_ITERATIONS - 1:  # read what the output really holds, correct again
-            values = _read_symbols(layout, _working_residual(_clamped_luma(marked, clamp)), wide)
-    marked = _limit_distortion(planes, marked, pattern)
-    out = planes.rebuild(marked)
-    if planes.fallback is not None and not _carries(out, layout, payload, wide):
-        out = planes.fallback(marked)  # the palette was too coarse for the mark: use a fresh one
-    return out
-
-
-def _carries(image: Image.Image, layout: _Layout, payload: bytes, wide: bool) -> bool:
-    """Whether ``image`` reads back (unwarped, shift 0) as ``payload``."""
-    search = _Search(layout, _working_residual(_clamped_read(_channels(image))[1]), wide)
-    ok, bits, _, _ = search.decode(search.candidate(0.0, 1.0, (0.0, 0.0)))
-    return ok and np.packbits(bits).tobytes() == payload
-
-
-@functools.lru_cache(maxsize=64)
-def _cell_gain(layout: _Layout, work: tuple[int, int], wide: bool) -> float:
-    """How much a unit cell amplitude moves that cell's reading (window and high-pass included)."""
-    w, h = work
-    tile = _upsample(layout.chips.reshape(CELLS, CELLS))
-    pattern = _window(h, w, wide) * np.tile(tile, (-(-h // TILE), -(-w // TILE)))[:h, :w]
-    response = _cells(_fold_window(_highpass(pattern), wide)).ravel()
-    return max(float(response @ layout.chips / (layout.chips @ layout.chips)), 1e-3)
-
-
-
-def _saturation_taper(planes: _Planes, clamp: tuple[float, float]) -> np.ndarray:
-    """Per pixel and channel, how much of the mark to add (0..1): it fades out towards the read's
-    clamp (near white, and near black relative to the mean), where the read cannot see it and a
-    brightness or contrast change would clip it away; the embedder makes up for it on the rest of
-    each symbol's support."""
-    v = planes.values.astype(np.float32, copy=False)
-    low_start, low_full = clamp[0] + TAPER_LOW[0], clamp[0] + TAPER_LOW[1]
-    high = np.float32(TAPER_HIGH[1]) - v
-    high /= np.float32(TAPER_HIGH[1] - TAPER_HIGH[0])
-    np.clip(high, 0.0, 1.0, out=high)
-    low = v - np.float32(low_start)
-    low /= np.float32(low_full - low_start)
-    np.clip(low, 0.0, 1.0, out=low)
-    high *= low
-    return high
-
-
-def _symbol_support(layout: _Layout, taper: np.ndarray, work: tuple[int, int], wide: bool) -> np.ndarray:
-    """Per symbol, the share of its windowed, folded support the taper leaves (at least MIN_SUPPORT)."""
-    t = _resize_float(taper.astype(np.float32), work)
-    h, w = t.shape
-    window = _window(h, w, wide)
-    ratio = _fold(window * t) / np.maximum(_fold(window.astype(np.float64)), 1e-9)
-    cells = ratio.reshape(CELLS, SAMPLES_PER_CELL, CELLS, SAMPLES_PER_CELL).mean(axis=(1, 3)).ravel()
-    per_symbol = np.bincount(layout.symbol_of_cell, cells, N_SYMBOLS) / layout.cells_per_symbol
-    return np.maximum(per_symbol, MIN_SUPPORT)
-
-
-def _limit_distortion(planes: _Planes, marked: np.ndarray, pattern: np.ndarray) -> np.ndarray:
-    """Scale the pattern down if the marked image would fall below MIN_PSNR."""
-    mse = cv2.norm(marked, planes.values, cv2.NORM_L2SQR) / marked.size
-    limit = 255.0**2 / 10 ** (MIN_PSNR / 10)
-    if mse <= limit:
-        return marked
-    return planes.finish(planes.values + math.sqrt(limit / mse) * 0.98 * pattern)
 
 
 # --- detection --------------------------------------------------------------------------------------------
@@ -910,77 +520,6 @@ class _Search:
         return matched == CHECK_BITS, payload_bits, matched, bit_errors
 
 
-def _undo_nearest_rotation(luma: np.ndarray, angle: float) -> np.ndarray:
-    """Undo a nearest-neighbour rotation by ``angle`` (Pillow's default resampling) exactly.
-
-    Rotating an image of pixel indices the same way tells where every output pixel was copied
-    from; copying it back restores those pixels at their original positions (no interpolation
-    jitter). The few source pixels that were skipped are filled from their neighbours.
-    """
-    h, w = luma.shape
-    plan = _undo_plan(h, w, angle)
-    # one gather (where each source pixel was copied to; the holes read an appended zero)
-    restored = np.append(luma.ravel(), np.float32(0.0))[plan.copied_to]
-    if plan.holes.size:  # fill each skipped pixel with the mean of its restored 4-neighbours
-        total = np.zeros(plan.holes.size, dtype=np.float32)
-        for neighbours, hit in zip(plan.neighbours, plan.neighbour_hit):
-            total += restored[neighbours] * hit
-        restored[plan.holes] = total / plan.neighbour_count
-    return restored.reshape(h, w)
-
-
-@dataclass(frozen=True, eq=False)
-class _UndoPlan:
-    """Where a nearest-neighbour rotation copied each pixel from, and how to fill what it skipped."""
-
-    copied_to: np.ndarray  # (h w,) int32: per source pixel, the flat output pixel it was copied to (h w: none)
-    holes: np.ndarray  # source pixels no output pixel came from
-    neighbours: np.ndarray  # (4, holes): their 4-neighbours (clipped to the image)
-    neighbour_hit: np.ndarray  # (4, holes) float32: 1 where that neighbour is restored
-    neighbour_count: np.ndarray  # (holes,) float32: restored neighbours (at least 1)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.copied_to, self.holes, self.neighbours,
-                                      self.neighbour_hit, self.neighbour_count))
-
-
-#: The undo plans kept for reuse (an image is screened at up to 24 angles), least recently used out
-#: first, within this many bytes (~1.7 MiB an angle at 512 x 512; the previous unbounded-size cache
-#: held up to 128 index maps of any size); a plan over a quarter of the budget is not kept.
-UNDO_CACHE_BYTES: Final = 64 * 2**20
-_undo_plans: collections.OrderedDict[tuple[int, int, float], _UndoPlan] = collections.OrderedDict()
-_undo_plans_lock = threading.Lock()
-
-
-def _undo_plan(h: int, w: int, angle: float) -> _UndoPlan:
-    key = (h, w, float(angle))
-    with _undo_plans_lock:
-        if key in _undo_plans:
-            _undo_plans.move_to_end(key)
-            return _undo_plans[key]
-    index = Image.fromarray(np.arange(1, h * w + 1, dtype=np.int32).reshape(h, w), "I")
-    source = np.asarray(index.rotate(angle, resample=Image.Resampling.NEAREST)).ravel() - 1
-    origin = np.flatnonzero(source >= 0)
-    target = source[origin].astype(np.intp)
-    copied_to = np.full(h * w, h * w, dtype=np.int32)
-    copied_to[target] = origin  # a pixel copied twice reads its last copy (as an assignment would)
-    hit = (copied_to < h * w).astype(np.float32)
-    holes = np.flatnonzero(hit == 0)
-    neighbours = np.stack([np.clip(holes + step, 0, h * w - 1) for step in (1, -1, w, -w)])
-    neighbour_hit = hit[neighbours]
-    count = np.zeros(holes.size, dtype=np.float32)
-    for row in neighbour_hit:
-        count += row
-    plan = _UndoPlan(copied_to, holes, neighbours, neighbour_hit, np.maximum(count, np.float32(1.0)))
-    if plan.nbytes <= UNDO_CACHE_BYTES // 4:
-        with _undo_plans_lock:
-            _undo_plans[key] = plan
-            while sum(p.nbytes for p in _undo_plans.values()) > UNDO_CACHE_BYTES:
-                _undo_plans.popitem(last=False)
-    return plan
-
-
 def _undo_angles(estimates: list[float]) -> list[float]:
     """Angles worth undoing: each rotation estimate and the multiples of 0.5 deg within 0.6 deg of it."""
     angles: list[float] = []
@@ -999,8 +538,10 @@ def _binomial_tail(n: int, k: int) -> float:
     return sum(math.comb(n, i) for i in range(k, n + 1)) / 2.0**n
 
 
-def detect_watermark(image: Image.Image, key: bytes | None = None) -> Detection:
+def detect_watermark(image: Image.Image, key: bytes | None = None, searches: bool = True) -> Detection:
     """Look for a watermark of ``key`` (default: ``$TRANSFIGURE_WATERMARK_KEY`` / development key).
+    ``searches=False`` stops after the untranslated, translated and brightness/contrast reads (the
+    rotation and rescaled-crop searches are skipped: a quarter of the worst-case time).
 
     Survives re-encoding (JPEG, WebP), resizing, noise, brightness/contrast changes, translations,
     centred rotations up to +-6 deg and centred crops rescaled to the original size (scale up to
@@ -1051,7 +592,7 @@ def detect_watermark(image: Image.Image, key: bytes | None = None) -> Detection:
     if try_candidates(search, first):
         return _result(decoded)
     # a brightness or contrast change that clipped: read again with the clamp moved where it took the read's
-    if try_candidates(*_valumetric(layout, channels, mean, work, wide, first)):
+    if try_candidates(*_valumetric(layout, channels, mean, work, wide, first)) or not searches:
         return _result(decoded)
     coarse = search.line_searches(n_best=3)
 
@@ -1190,5 +731,6 @@ def _result(decoded: list[tuple[_Candidate, bool, np.ndarray, int, int]]) -> Det
         scale=round(cand.scale, 4),
         shift=cand.shift,
         gain=round(cand.gain, 4),
+        scheme="legacy-v1",
         raw_payload=raw,
     )

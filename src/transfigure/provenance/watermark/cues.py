@@ -1,0 +1,233 @@
+"""Evidence in the image itself of how it was edited, so the search can try those geometries first.
+
+* :func:`content_box`: a uniform border around the picture (padding, a screenshot's frame);
+* :func:`rotation_fill`: the flat corners a rotation leaves (Pillow fills them black by default), whose
+  straight edges give the angle to a small fraction of a degree, and the rotated picture's size;
+* :func:`upscale_factors`: an enlarged image repeats its interpolation weights every ``s`` pixels, so
+  the strength of its second differences is periodic with the scale factor (Gallagher, "Detection of
+  linear and cubic interpolation in JPEG compressed images", 2005), which a Fourier peak gives precisely.
+
+None of these is needed for a detection: each only puts a likely geometry in front of the search.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+import cv2
+import numpy as np
+
+__all__ = ["Rotation", "content_box", "rotation_fill", "rotation_traces", "upscale_factors"]
+
+#: The image's outermost pixels are a border if 90 % of them are this close to their median colour (0..255).
+FLAT_SPREAD: Final = 6.0
+#: Pixels this close to the fill colour (0..255, any channel) count as fill.
+FILL_TOLERANCE: Final = 12.0
+
+
+def _edge(profile: np.ndarray) -> float | None:
+    """Where a profile rises from a flat border (~0) to the picture, as the index of the first picture
+    pixel (sub-pixel: the crossing of the level half way between the border and the picture just inside
+    it, which a sharp step at k puts at k - 1/2), or None if the profile starts in the picture or never
+    rises."""
+    level = float(np.median(profile[len(profile) // 4 : 3 * len(profile) // 4]))
+    noise = float(profile[: max(2, len(profile) // 64)].max())
+    threshold = min(0.5 * level, max(6.0, 4.0 * noise))
+    if level < 4.0 or profile[0] > threshold:
+        return None
+    above = np.flatnonzero(profile > threshold)
+    if not above.size or above[0] < 2:
+        return None
+    k = int(above[0])
+    border = float(np.median(profile[: max(1, k - 3)]))
+    inside = float(np.median(profile[k + 2 : k + 6])) if k + 6 <= len(profile) else float(profile[k])
+    mid = 0.5 * (border + inside)
+    for j in range(max(1, k - 3), min(len(profile), k + 4)):
+        if profile[j] >= mid:
+            lo, hi = float(profile[j - 1]), float(profile[j])
+            return j - 1 + (mid - lo) / max(hi - lo, 1e-6) + 0.5
+    return float(k)
+
+
+def content_box(channels: np.ndarray) -> tuple[float, float, float, float] | None:
+    """(left, top, right, bottom) pixel boundaries of the picture inside a uniform border (padding, a
+    screenshot's frame), to a fraction of a pixel, or None. ``channels`` is (H, W, C) in 0..255."""
+    h, w = channels.shape[:2]
+    ring = np.concatenate([channels[0], channels[-1], channels[:, 0], channels[:, -1]])
+    colour = np.median(ring, axis=0)
+    if np.mean(np.abs(ring - colour).max(axis=1) <= FLAT_SPREAD) < 0.9:
+        return None
+    diff = np.abs(channels - colour).mean(axis=-1)
+    rows = diff[:, w // 4 : 3 * w // 4].mean(axis=1)
+    cols = diff[h // 4 : 3 * h // 4].mean(axis=0)
+    edges = [_edge(cols), _edge(rows), _edge(cols[::-1]), _edge(rows[::-1])]
+    if any(e is None for e in edges):
+        return None
+    left, top, right, bottom = edges
+    box = (left, top, w - right, h - bottom)
+    if box[2] - box[0] < 32 or box[3] - box[1] < 32:
+        return None
+    return box
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """A rotation found from its fill: the angle (degrees, counter-clockwise as Pillow's ``rotate``) and,
+    where the fill shows them, the picture's width and height before rotating (else None)."""
+
+    angle: float
+    width: float | None
+    height: float | None
+
+
+def rotation_fill(channels: np.ndarray) -> Rotation | None:
+    """The rotation whose fill lies in the image's corners, or None. The fill is the flat colour of the
+    corners; its boundary towards the picture is grouped by the direction it faces (the four sides of a
+    rotated rectangle face four directions 90 degrees apart) and each group fitted with a line; at least two
+    straight sides at agreeing angles make a rotation."""
+    h, w = channels.shape[:2]
+    corners = [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)]
+    values = np.array([channels[y, x] for y, x in corners], dtype=np.float32)
+    colour = np.median(values, axis=0)
+    # a fill is flat: the 4 x 4 pixels at a filled corner are all of its colour
+    patches = [channels[:4, :4], channels[:4, -4:], channels[-4:, :4], channels[-4:, -4:]]
+    at_corner = np.array([np.abs(p - colour).max() <= FILL_TOLERANCE for p in patches])
+    if at_corner.sum() < 2:
+        return None
+    fill = np.all(np.abs(channels - colour) <= FILL_TOLERANCE, axis=-1).astype(np.uint8)
+    _, labels = cv2.connectedComponents(fill, connectivity=4)
+    keep = np.isin(labels, [labels[y, x] for (y, x), ok in zip(corners, at_corner) if ok])
+    region = keep.astype(np.uint8)
+    border = region - cv2.erode(region, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    ys, xs = np.nonzero(border)
+    inside = (xs > 1) & (xs < w - 2) & (ys > 1) & (ys < h - 2)
+    if inside.sum() < 20:
+        return None
+    xs, ys = xs[inside], ys[inside]
+    edge_image = np.zeros((h, w), np.uint8)
+    edge_image[ys, xs] = 255
+    # straight sides vote strongly (Hough); a dark picture region merged with the fill leaves curved borders
+    lines = cv2.HoughLines(edge_image, 1, np.pi / 1800, threshold=max(20, min(h, w) // 8))
+    if lines is None:
+        return None
+    centre = ((w - 1) / 2.0, (h - 1) / 2.0)
+    points = np.column_stack([xs, ys]).astype(np.float32)
+    sides: list[tuple[float, float, float]] = []  # (facing in degrees, direction mod 180, distance from centre)
+    for rho, theta in lines[:12, 0]:
+        normal = np.array([math.cos(theta), math.sin(theta)])
+        near = np.abs(points @ normal - rho) < 1.5
+        if near.sum() < 20:
+            continue
+        vx, vy, x0, y0 = (float(v) for v in cv2.fitLine(points[near], cv2.DIST_HUBER, 0, 0.01, 0.01).ravel())
+        direction = math.degrees(math.atan2(vy, vx)) % 180.0
+        # the side faces from its line towards the image centre; skip lines already found
+        facing = math.degrees(math.atan2(centre[1] - y0 - ((centre[0] - x0) * vx + (centre[1] - y0) * vy) * vy,
+                                         centre[0] - x0 - ((centre[0] - x0) * vx + (centre[1] - y0) * vy) * vx)) % 360.0
+        if any(abs((facing - f + 180.0) % 360.0 - 180.0) < 10.0 for f, _, _ in sides):
+            continue
+        # the fill's own boundary pixels lie about half a pixel outside the picture's side
+        distance = abs((centre[0] - x0) * vy - (centre[1] - y0) * vx) - 0.5
+        sides.append((facing, direction, distance))
+    # straight but square to the image: the picture's own frame (or the edge of a dark region), not a rotation
+    sides = [side for side in sides if 0.2 < side[1] % 90.0 < 89.8]
+    if len(sides) < 2:
+        return None
+    # the largest group of sides whose directions agree (modulo 90 degrees)
+    tilts = np.array([d % 90.0 for _, d, _ in sides])
+    agree = [[j for j in range(len(sides)) if min(abs(tilts[i] - tilts[j]), 90 - abs(tilts[i] - tilts[j])) < 0.3]
+             for i in range(len(sides))]
+    group = max(agree, key=len)
+    if len(group) < 2:
+        return None
+    sides = [sides[j] for j in group]
+    tilts = np.array([tilts[j] for j in group])
+    tilts = np.where(tilts - tilts[0] > 45, tilts - 90, np.where(tilts[0] - tilts > 45, tilts + 90, tilts))
+    tilt = float(np.mean(tilts)) % 90.0
+    angle = 90.0 - tilt if tilt > 45.0 else -tilt  # Pillow's counter-clockwise angle, within +-45 degrees
+    if abs(angle) < 0.2:
+        return None
+    # the sides facing up or down (within 45 degrees) are the picture's top and bottom: they give its height
+    vertical = [dist for facing, _, dist in sides if 45.0 <= facing % 180.0 < 135.0]
+    horizontal = [dist for facing, _, dist in sides if not 45.0 <= facing % 180.0 < 135.0]
+    height = 2.0 * float(np.mean(vertical)) if vertical else None
+    width = 2.0 * float(np.mean(horizontal)) if horizontal else None
+    return Rotation(angle=angle, width=width, height=height)
+
+
+#: Kirchner's fixed linear predictor ("Fast and reliable resampling detection by spectral analysis of fixed
+#: linear predictor residue", 2008): interpolated pixels are predicted well from their neighbours, originals
+#: are not, so the map of how well each pixel is predicted repeats with the interpolation's period.
+_PREDICTOR: Final = np.array([[-0.25, 0.5, -0.25], [0.5, 0.0, 0.5], [-0.25, 0.5, -0.25]], dtype=np.float32)
+
+
+def upscale_factors(luma: np.ndarray, min_peak: float = 8.0) -> list[tuple[float, float]]:
+    """(scale factor > 1, strength) of the enlargements an image shows along its columns and rows,
+    strongest first. A spectral peak at f cycles/px of the prediction map says a period of 1 / (1 - f)
+    (aliased; factors up to 2) or 1 / f; both are returned. Frequencies of JPEG's 8-px grid are skipped."""
+    residual = luma - cv2.filter2D(luma.astype(np.float32), -1, _PREDICTOR, borderType=cv2.BORDER_REFLECT)
+    predicted = np.exp(-np.square(residual))
+    found: list[tuple[float, float]] = []
+    for profile in (predicted.mean(axis=0), predicted.mean(axis=1)):
+        profile = profile[2:-2] - profile[2:-2].mean()
+        n = len(profile)
+        if n < 32:
+            continue
+        spectrum = np.abs(np.fft.rfft(profile * np.hanning(n), 8 * n))
+        freqs = np.fft.rfftfreq(8 * n)
+        grid = np.abs(freqs * 8 - np.round(freqs * 8)) > 0.04  # JPEG's 8-px grid, but for 1/2: a 2x enlargement
+        usable = (freqs > 0.04) & (grid | (freqs > 0.49))
+        if not usable.any():
+            continue
+        floor = float(np.median(spectrum[usable])) + 1e-12
+        masked = np.where(usable, spectrum, 0.0)
+        k = int(np.argmax(masked))
+        strength = float(spectrum[k] / floor)
+        if strength < min_peak:
+            continue
+        f = float(freqs[k])
+        if 0 < k < len(spectrum) - 1:  # sub-bin peak: a parabola through three bins
+            a, b, c = spectrum[k - 1], spectrum[k], spectrum[k + 1]
+            if a - 2 * b + c < 0:
+                f += 0.5 * (a - c) / (a - 2 * b + c) / (8 * n)
+        for scale in (1.0 / (1.0 - f), 1.0 / f):
+            if 1.02 < scale < 8.0:
+                found.append((scale, strength))
+    found.sort(key=lambda t: -t[1])
+    out: list[tuple[float, float]] = []
+    for scale, strength in found:
+        if all(abs(scale - t) / t > 0.003 for t, _ in out):
+            out.append((scale, strength))
+    return out
+
+
+def rotation_traces(luma: np.ndarray, count: int = 3) -> list[float]:
+    """Angles (degrees, magnitude and sign) a resampled rotation may have left: rotating copies or
+    interpolates pixels on the original's grid turned by the angle, so the prediction map (see
+    :func:`upscale_factors`) repeats along that grid, whose frequencies alias to about (sin a, 1 - cos a)
+    cycles/px; the strongest peaks of its spectrum away from the image's own low frequencies and JPEG's
+    grid, strongest first. Weak after JPEG; a search tries them as candidates only."""
+    residual = luma - cv2.filter2D(luma.astype(np.float32), -1, _PREDICTOR, borderType=cv2.BORDER_REFLECT)
+    predicted = np.exp(-np.square(residual))
+    predicted -= predicted.mean()
+    h, w = predicted.shape
+    spectrum = np.abs(np.fft.fftshift(np.fft.fft2(predicted * np.outer(np.hanning(h), np.hanning(w)))))
+    fy = ((np.arange(h) - h // 2) / h)[:, None]
+    fx = ((np.arange(w) - w // 2) / w)[None, :]
+    radius = np.hypot(fx, fy)
+    grid = (np.abs(fx * 8 - np.round(fx * 8)) < 0.06) | (np.abs(fy * 8 - np.round(fy * 8)) < 0.06)
+    usable = (radius > 0.05) & (radius < 0.5) & ~grid & (fy >= 0)
+    values = np.where(usable, spectrum, 0.0)
+    out: list[float] = []
+    for k in np.argsort(values.ravel())[::-1][: 8 * count]:
+        y, x = divmod(int(k), w)
+        r = float(radius[y, x])
+        magnitude = math.degrees(2 * math.asin(min(1.0, r / 2)))
+        # the peak near (sin a, 1 - cos a) or (1 - cos a, -sin a): the sign is that of fx * fy (with fy > 0)
+        angle = magnitude if float(fx[0, x] * fy[y, 0]) >= 0 else -magnitude
+        if magnitude <= 45 and all(abs(angle - a) > 0.3 for a in out):
+            out.append(angle)
+        if len(out) >= count:
+            break
+    return out

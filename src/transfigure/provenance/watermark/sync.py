@@ -1,0 +1,767 @@
+"""Synchronisation: finding where the original's lattice lies in the image being checked."""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+import cv2
+import numpy as np
+import scipy.fft
+from PIL import Image
+
+from transfigure.provenance.coding import CHECK_BITS
+from transfigure.provenance.keys import resolve_watermark_key
+from transfigure.provenance.watermark import cues, nearest
+from transfigure.provenance.watermark import legacy as legacy_watermark
+from transfigure.provenance.watermark import planes as pl
+from transfigure.provenance.watermark.decode import CENTRE_BLOCKS, MAX_DECODES, Decoded, Detection, binomial_tail, decode, fitness
+from transfigure.provenance.watermark.layout import CELL_SIZES, CELLS_ACROSS, CHANNELS, DELTA, TILE, Layout, cell_size, layout
+from transfigure.provenance.watermark.read import (Geometry, Planes, Reading, band_planes, block_channels, block_offset,
+                                                   block_weights, read)
+
+__all__ = ["detect_watermark"]
+
+#: Gains the identity read is screened at (brightness/contrast change the mark's amplitude).
+GAINS: Final = np.array([0.7 * 1.03**k for k in range(22)])
+#: Each decoded candidate is also decoded at these multiples of its gain when it comes close.
+DECODE_GAINS: Final = (1.0, 0.98, 1.02, 0.96, 1.04)
+JITTER_MIN_MATCHED: Final = 22
+
+
+@dataclass(frozen=True)
+class Candidate:
+    geometry: Geometry
+    gain: float
+    fitness: float
+    family: str
+    #: the fitness in standard deviations of chance (fitness x sqrt(2 x the pilots' total weight))
+    z: float = 0.0
+    #: the image as read for this candidate when it is not the one checked (a clamp moved for a
+    #: brightness change, a nearest-neighbour rotation undone)
+    source: Source | None = field(default=None, compare=False, repr=False)
+
+
+#: Screening reads band-pass for cell sizes in steps of this much (log scale): see Source.planes.
+COARSE_STEP: Final = 0.05
+
+
+class Source:
+    """The image being checked, as the read needs it: clamped luminance, taper, and band-passed planes
+    per cell size (cached: a search reads many geometries at the same scale)."""
+
+    def __init__(self, luma: np.ndarray, taper: np.ndarray, channels: np.ndarray | None = None,
+                 mean: float | None = None) -> None:
+        self.luma, self.taper, self.channels = luma, taper, channels
+        self.mean = float(luma.mean()) if mean is None else mean
+        self.height, self.width = self.luma.shape
+        self._planes: dict[tuple[int, int, float], Planes] = {}
+
+    @classmethod
+    def of(cls, channels: np.ndarray) -> Source:
+        """The image's own read (clamp at its own mean)."""
+        mean, luma = pl.clamped_read(channels)
+        return cls(luma, pl.taper_luma(channels, pl.read_clamp(mean)), channels, mean)
+
+    def undone(self, a: float, b: float) -> Source:
+        """The read of the image a change x -> a x + b (brightness: b = 0; contrast: b = (1 - a) mean) was
+        made from: the clamp mapped where the change took the original's (exact where it clipped beyond
+        the clamp), and the taper of the original's values (what the embedder could mark)."""
+        assert self.channels is not None
+        low, high = pl.read_clamp((self.mean - b) / a)
+        original = (self.channels - np.float32(b)) * np.float32(1.0 / a)
+        return Source(pl.clamped_luma(self.channels, (a * low + b, a * high + b)),
+                      pl.taper_luma(original, (low, high)), self.channels, self.mean)
+
+    def planes(self, cell_x: float, cell_y: float, coarse: bool = False) -> Planes:
+        """The read's planes for cells of this size (cached to 0.25 %; ``coarse``: band-passed for the
+        nearest size in steps of COARSE_STEP (5 %), which changes a read by several % of DELTA: enough to
+        screen many hypotheses of nearby scales without filtering the image for each)."""
+        step = COARSE_STEP if coarse else 0.0025
+        k = (round(math.log(cell_x) / step), round(math.log(cell_y) / step), step)
+        if k not in self._planes:
+            if coarse:
+                cell_x, cell_y = math.exp(k[0] * step), math.exp(k[1] * step)
+            self._planes[k] = band_planes(self.luma, self.taper, cell_x, cell_y)
+        return self._planes[k]
+
+    def read(self, geometry: Geometry, coarse: bool = False) -> Reading:
+        return read(self.planes(*geometry.cell_sizes, coarse=coarse), geometry)
+
+
+def lattice_cells(width: int, height: int, matrix: np.ndarray, offset: np.ndarray) -> tuple[int, int]:
+    """How many lattice points from ``offset`` along the matrix's columns/rows stay inside the image
+    (for axis-aligned matrices; rotated geometries read a box and rely on the support weights)."""
+    a, b, c, d = matrix.ravel()
+    col_step = np.array([a, c])
+    row_step = np.array([b, d])
+
+    def count(step: np.ndarray) -> int:
+        n = 0
+        for axis, limit in ((0, width), (1, height)):
+            if abs(step[axis]) > 1e-9:
+                room = (limit - 1 - offset[axis]) / step[axis] if step[axis] > 0 else -offset[axis] / step[axis]
+                n = max(n, int(math.floor(room + 1e-6)) + 1)
+        return max(n, 0)
+
+    return count(row_step), count(col_step)
+
+
+@functools.lru_cache(maxsize=16)
+def _template_fft(lay: Layout, spc: int) -> tuple[np.ndarray, np.ndarray]:
+    """FFTs of the pilot template and pilot mask laid out on a sample grid of ``spc`` samples per cell."""
+    period = 2 * TILE * spc
+    template = np.zeros((CHANNELS, period, period), dtype=np.complex128)
+    template[:, :: 2 * spc, :: 2 * spc] = lay.pilot_template
+    mask = np.zeros((period, period))
+    mask[:: 2 * spc, :: 2 * spc] = np.abs(lay.pilot_sign).sum(axis=-1)
+    return np.conj(np.fft.fft2(np.conj(template))), np.conj(np.fft.fft2(mask))
+
+
+def _fold(field: np.ndarray, period: int) -> np.ndarray:
+    """Sum an array (..., h, w) over all positions modulo ``period`` (zero padded)."""
+    *lead, h, w = field.shape
+    ph, pw = -(-h // period) * period, -(-w // period) * period
+    if (ph, pw) != (h, w):
+        padded = np.zeros((*lead, ph, pw), dtype=field.dtype)
+        padded[..., :h, :w] = field
+        field = padded
+    return field.reshape(*lead, ph // period, period, pw // period, period).sum(axis=(-4, -2))
+
+
+#: The 8 flips and quarter turns as operations on a dense grid: (transpose, flip rows, flip columns).
+_ORIENTATIONS: Final = tuple((t, fr, fc) for t in (False, True) for fr in (False, True) for fc in (False, True))
+
+
+def _oriented_fold(folded: np.ndarray, weight: np.ndarray, shape: tuple[int, int], transpose: bool,
+                   flip_rows: bool, flip_cols: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The folded channel phasors (3, P, P) and folded weights (P, P) of a dense grid (channel arrays of
+    ``shape``) read the other way round, from its own folds. A flip reverses the grid (on the fold: a
+    reversal and a roll by the grid's length modulo the period) and negates the channels whose chips it
+    reverses (a conjugate phasor); a transpose swaps H and V."""
+    h, v, d = folded
+    w = weight
+    rows, cols = shape
+    period = w.shape[0]
+    if transpose:
+        h, v, d, w = v.T, h.T, d.T, w.T
+        rows, cols = cols, rows
+    if flip_rows:
+        r = rows % period
+        h, v, d, w = (np.roll(x[::-1], r, axis=0) for x in (h, np.conj(v), np.conj(d), w))
+    if flip_cols:
+        r = cols % period
+        h, v, d, w = (np.roll(x[:, ::-1], r, axis=1) for x in (np.conj(h), v, np.conj(d), w))
+    return np.stack([h, v, d]), w
+
+
+def _oriented_affine(affine: np.ndarray, shape: tuple[int, int], transpose: bool, flip_rows: bool,
+                     flip_cols: bool) -> np.ndarray:
+    """The dense-grid affine (image = step @ (u, v) + origin) of the grid read the other way round."""
+    step, origin = affine[:, :2].copy(), affine[:, 2].copy()
+    rows, cols = shape
+    if transpose:
+        step = step[:, ::-1]
+        rows, cols = cols, rows
+    if flip_rows:
+        origin = origin + step[:, 1] * (rows - 1)
+        step[:, 1] = -step[:, 1]
+    if flip_cols:
+        origin = origin + step[:, 0] * (cols - 1)
+        step[:, 0] = -step[:, 0]
+    return np.column_stack([step, origin])
+
+
+def centred_phasors(real: np.ndarray, imag: np.ndarray, weight: np.ndarray, block: int) -> np.ndarray:
+    """Weighted phasors (real + i imag) minus their weighted local mean over CENTRE_BLOCKS blocks of
+    ``block`` samples (axes: the last two), complex64."""
+    size = (CENTRE_BLOCKS * block, CENTRE_BLOCKS * block)
+    out = np.empty(real.shape, dtype=np.complex64)
+    for k in np.ndindex(real.shape[:-2]):
+        total = cv2.blur(weight, size, borderType=cv2.BORDER_CONSTANT) + np.float32(1e-6)
+        scale = weight / total
+        out[k] = (real[k] - cv2.blur(real[k], size, borderType=cv2.BORDER_CONSTANT) * scale) + 1j * (
+            imag[k] - cv2.blur(imag[k], size, borderType=cv2.BORDER_CONSTANT) * scale)
+    return out
+
+
+def dense_grid(source: Source, matrix: np.ndarray, spc: int,
+               anchor: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(band samples, support samples, affine) on a grid of ``spc`` samples per cell along the lattice
+    ``matrix`` (a cell step in image pixels along lattice columns and rows), covering the image, with a
+    sample on image position ``anchor``."""
+    cell_x, cell_y = Geometry(tuple(matrix.ravel()), (0.0, 0.0), (0, 0), (1, 1)).cell_sizes
+    planes = source.planes(cell_x, cell_y)
+    band, support = planes.band, planes.support
+    f = 2.0**-planes.level
+    step = matrix / spc
+    if np.allclose(step * f, np.eye(2)) and anchor == (0.0, 0.0):  # a sample per pixel of the plane: itself
+        return band, support, np.array([[1.0 / f, 0.0, 0.0], [0.0, 1.0 / f, 0.0]])
+    step = step * f
+    corners = np.array([[0, 0], [source.width - 1, 0], [0, source.height - 1], [source.width - 1, source.height - 1]],
+                       dtype=np.float64)
+    base = np.array(anchor, dtype=np.float64) * f
+    uv = (corners * f - base) @ np.linalg.inv(step).T
+    lo, hi = np.floor(uv.min(axis=0)), np.ceil(uv.max(axis=0))
+    cols, rows = int(hi[0] - lo[0]) + 1, int(hi[1] - lo[1]) + 1
+    affine = np.column_stack([step, step @ lo + base])
+    flags = cv2.WARP_INVERSE_MAP
+    return (cv2.warpAffine(band, affine, (cols, rows), flags=cv2.INTER_CUBIC | flags, borderMode=cv2.BORDER_CONSTANT),
+            cv2.warpAffine(support, affine, (cols, rows), flags=cv2.INTER_LINEAR | flags, borderMode=cv2.BORDER_CONSTANT),
+            affine / f)
+
+
+def dense_screen(source: Source, lay: Layout, matrix: np.ndarray, spc: int, gains: tuple[float, ...],
+                 family: str, keep: int = 3, orientations: tuple = _ORIENTATIONS,
+                 anchor: tuple[float, float] = (0.0, 0.0)) -> list[Candidate]:
+    """Every translation of the lattice ``matrix`` on a grid of ``spc`` samples per cell, in each of the 8
+    flips and quarter turns: the pilot fitness of each, by one FFT correlation of the folded channel
+    phasors with the pilot template. Returns the ``keep`` best (geometries on the sample grid; see
+    :func:`refine`)."""
+    dense, sup, affine = dense_grid(source, matrix, spc, anchor)
+    s = spc
+    c00, c01, c10, c11 = dense[:-s, :-s], dense[:-s, s:], dense[s:, :-s], dense[s:, s:]
+    channels = np.stack([c00 - c01 + c10 - c11, c00 + c01 - c10 - c11, c00 - c01 - c10 + c11]) * np.float32(0.25)
+    weight = (sup[:-s, :-s] + sup[:-s, s:] + sup[s:, :-s] + sup[s:, s:]) * np.float32(0.25)
+    weight = np.where(weight > 0.3, np.minimum(weight, 1.0), 0.0).astype(np.float32)
+    period = 2 * TILE * spc
+    template_fft, mask_fft = _template_fft(lay, spc)
+    found: list[Candidate] = []
+    weight_fold = _fold(weight, period)
+    for gain in gains:
+        angle = channels * np.float32(2 * np.pi / (gain * DELTA))
+        phasor_fold = _fold(centred_phasors(np.cos(angle) * weight, np.sin(angle) * weight, weight, 2 * spc), period)
+        for orientation in orientations:
+            folded, w = _oriented_fold(phasor_fold, weight_fold, weight.shape, *orientation)
+            norm = scipy.fft.irfft2(scipy.fft.rfft2(w) * mask_fft[:, : period // 2 + 1], s=w.shape)
+            corr = np.real(scipy.fft.ifft2((scipy.fft.fft2(folded) * template_fft).sum(axis=0)))
+            valid = norm > 0.05 * max(float(norm.max()), 1e-9)
+            fit = np.where(valid, corr / np.where(valid, norm, 1.0), -1.0)
+            aff = _oriented_affine(affine, dense.shape, *orientation)
+            step, origin = aff[:, :2], aff[:, 2]
+            rows, cols = dense.shape[::-1] if orientation[0] else dense.shape  # the oriented dense grid's size
+            for idx in np.argpartition(fit.ravel(), -keep)[-keep:]:
+                sv, su = divmod(int(idx), period)
+                # tile block (0, 0) has its first cell at dense sample (su, sv) (mod the period): lattice point
+                # (0, 0) mod 2 TILE. Read from the first lattice point inside the grid.
+                j0, i0 = -(su // spc), -(sv // spc)
+                first = np.array([su % spc, sv % spc], dtype=np.float64)
+                offset = step @ first + origin
+                geometry = Geometry(tuple((step * spc).ravel()), (float(offset[0]), float(offset[1])), (i0, j0),
+                                    ((rows - 1 - int(first[1])) // spc + 1, (cols - 1 - int(first[0])) // spc + 1))
+                fit_value = float(fit.ravel()[idx])
+                z = fit_value * math.sqrt(2.0 * max(float(norm.ravel()[idx]), 0.0))
+                found.append(Candidate(geometry, float(gain), fit_value, family, z))
+    found.sort(key=lambda c: c.z, reverse=True)
+    return found[:keep]
+
+
+def _moved(geometry: Geometry, dx: float, dy: float, turn: float = 0.0, scale: float = 1.0,
+           centre: tuple[float, float] = (0.0, 0.0)) -> Geometry:
+    """The geometry shifted by (dx, dy) pixels and turned by ``turn`` degrees (counter-clockwise on screen)
+    and scaled by ``scale`` about ``centre``."""
+    a, b, c, d = geometry.matrix
+    ox, oy = geometry.offset
+    if turn or scale != 1.0:
+        t = math.radians(turn)
+        rot = scale * np.array([[math.cos(t), math.sin(t)], [-math.sin(t), math.cos(t)]])
+        m = rot @ np.array([[a, b], [c, d]])
+        o = np.array(centre) + rot @ (np.array([ox, oy]) - np.array(centre))
+        a, b, c, d = (float(v) for v in m.ravel())
+        ox, oy = float(o[0]), float(o[1])
+    return replace(geometry, matrix=(a, b, c, d), offset=(ox + dx, oy + dy))
+
+
+def refine(source: Source, lay: Layout, cand: Candidate, step: float, levels: int = 3,
+           turn: float = 0.0, scale: float = 0.0) -> Candidate:
+    """Pattern search on the exact read: the lattice offset in steps of ``step`` image pixels (and, when
+    given, its rotation in steps of ``turn`` degrees and scale in steps of ``scale``, about the image's
+    centre), halved ``levels`` times, and the gain, while the pilot fitness improves."""
+    src = cand.source or source
+    best = cand
+    centre = ((src.width - 1) / 2.0, (src.height - 1) / 2.0)
+    gains = np.array([best.gain * f for f in (0.94, 0.97, 1.0, 1.03, 1.06)])
+    reading = src.read(best.geometry)
+    fits = fitness(lay, reading, gains)
+    k = int(np.argmax(fits))
+    best = replace(best, gain=float(gains[k]), fitness=float(fits[k]))
+    gains = np.array([best.gain * f for f in (0.98, 1.0, 1.02)])
+    for level in range(levels):
+        f = 2.0**-level
+        trials = [_moved(best.geometry, dx * step * f, dy * step * f) for dx in (-1, 0, 1) for dy in (-1, 0, 1)
+                  if (dx, dy) != (0, 0)] if step else []
+        if turn:
+            trials += [_moved(best.geometry, 0, 0, t * turn * f, 1.0, centre) for t in (-1, 1)]
+        if scale:
+            trials += [_moved(best.geometry, 0, 0, 0.0, 1.0 + k * scale * f, centre) for k in (-1, 1)]
+        for geometry in trials:
+            trial = src.read(geometry)
+            fits = fitness(lay, trial, gains)
+            k = int(np.argmax(fits))
+            if fits[k] > best.fitness:
+                best = replace(best, geometry=geometry, gain=float(gains[k]), fitness=float(fits[k]))
+                reading = trial
+    return replace(best, z=best.fitness * math.sqrt(2.0 * _pilot_weight(lay, reading)))
+
+
+def _pilot_weight(lay: Layout, reading: Reading) -> float:
+    """The total weight of a reading's pilot instances (chance fitness has deviation 1 / sqrt(2 x this))."""
+    return float(np.sum(np.broadcast_to(reading.weights, reading.values.shape) * np.abs(lay.pilot_sign[reading.slots])))
+
+
+class _Decoder:
+    """Decodes candidates within the false-positive budget (MAX_DECODES per image)."""
+
+    def __init__(self, source: Source, lay: Layout) -> None:
+        self.source = source
+        self.lay = lay
+        self.decoded: list[tuple[Candidate, Decoded]] = []
+        self.tried: set[tuple] = set()
+
+    @property
+    def found(self) -> bool:
+        return any(d.ok for _, d in self.decoded)
+
+    def __call__(self, cand: Candidate) -> bool:
+        source = cand.source or self.source
+        reading = source.read(cand.geometry)
+        for factor in DECODE_GAINS:
+            if len(self.decoded) >= MAX_DECODES:
+                return False
+            gain = cand.gain * factor
+            key = (id(source), cand.geometry, round(gain, 6))
+            if key in self.tried:
+                break
+            self.tried.add(key)
+            result = decode(self.lay, reading, gain)
+            self.decoded.append((replace(cand, gain=gain), result))
+            if result.ok:
+                return True
+            if factor == 1.0 and result.matched < JITTER_MIN_MATCHED:
+                break
+        return False
+
+    def result(self) -> Detection:
+        if not self.decoded:
+            return Detection(False, None, None, 1.0, 0.0)
+        cand, best = max(self.decoded, key=lambda cd: (cd[1].ok, cd[1].matched, cd[0].fitness))
+        p_value = min(1.0, len(self.decoded) * binomial_tail(CHECK_BITS, best.matched))
+        raw = np.packbits(best.payload_bits).tobytes()
+        g = cand.geometry
+        a, b, c, d = g.matrix
+        flipped = (a * d - b * c) < 0
+        c0_image = math.sqrt(abs(a * d - b * c))
+        # counter-clockwise on screen (as Pillow's rotate): the lattice's columns run along (cos, -sin)
+        rotation = math.degrees(math.atan2(-c, a)) if not flipped else math.degrees(math.atan2(c, -a))
+        # where the original's top-left pixel (lattice point (0, 0)) lies in the image; the mark repeats
+        # every tile, so a crop tells it only modulo the tile: the first lattice point of the read that
+        # is (0, 0) modulo the tile
+        period = 2 * TILE
+        r, k = (-g.origin[0]) % period, (-g.origin[1]) % period
+        top_left = (g.offset[0] + a * k + b * r, g.offset[1] + c * k + d * r)
+        return Detection(
+            detected=best.ok, payload=raw if best.ok else None, bit_errors=best.bit_errors, p_value=p_value,
+            confidence=1.0 - p_value, check_bits_matched=best.matched, candidates=len(self.decoded),
+            pilot_score=round(best.fitness, 4), rotation_deg=round(rotation, 3), scale=round(c0_image, 4),
+            shift=(round(top_left[0], 3), round(top_left[1], 3)), gain=round(cand.gain, 4), flipped=flipped,
+            raw_payload=raw,
+        )
+
+
+
+
+#: A screened candidate is refined and decoded only this many standard deviations above chance
+#: (unmarked photos reach ~5 over a whole search).
+Z_DECODE: Final = 6.0
+#: Each family decodes at most this many of its candidates.
+PER_FAMILY: Final = 2
+
+
+def detect_watermark(image: Image.Image, key: bytes | None = None, *, legacy: bool = True) -> Detection:
+    """Look for a watermark of ``key`` (default: ``$TRANSFIGURE_WATERMARK_KEY`` / development key).
+
+    Finds the mark in the image as it is and after the edits people make: re-encoding (JPEG, WebP),
+    resizing (also squashed from a square), noise, brightness and contrast, crops at any offset kept at
+    their size or enlarged, reframing, padding and screenshots, flips, quarter turns and rotations (with or
+    without the corners, or straightened). ``detected`` is True only when the keyed check matches; see
+    :class:`Detection` for the statistics. With ``legacy`` (default), an image without this release's mark
+    is also read by the previous release's detector (its untranslated, translated and brightness/contrast
+    stages), so marks made before it are still found.
+
+    Raises:
+        ValueError: the image is smaller than 32x32.
+    """
+    key = resolve_watermark_key(key)
+    lay = layout(key)
+    width, height = image.size
+    cell_size(width, height)  # size check
+    source = Source.of(pl.read_channels(image))
+    decoder = _Decoder(source, lay)
+    for cand in _cascade(source, lay):
+        if decoder(cand) or len(decoder.decoded) >= MAX_DECODES:
+            break
+    found = decoder.result()
+    if found.detected or not legacy:
+        return found
+    old = legacy_watermark.detect_watermark(image, key, searches=False)
+    if not old.detected:
+        return found
+    # the false-positive bound counts every decode of both detectors
+    tried = found.candidates + old.candidates
+    p_value = min(1.0, tried * binomial_tail(CHECK_BITS, old.check_bits_matched))
+    return replace(old, candidates=tried, p_value=p_value, confidence=1.0 - p_value)
+
+
+def _best(cands: list[Candidate], limit: int = PER_FAMILY, z: float = Z_DECODE) -> list[Candidate]:
+    """The strongest distinct candidates above ``z``."""
+    out: list[Candidate] = []
+    for cand in sorted(cands, key=lambda c: c.z, reverse=True):
+        if cand.z < z or len(out) >= limit:
+            break
+        out.append(cand)
+    return out
+
+
+def _reading_z(lay: Layout, reading: Reading, gains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(fitness, z) per gain of a reading (z: in standard deviations of chance)."""
+    fits = fitness(lay, reading, gains)
+    return fits, fits * math.sqrt(2.0 * _pilot_weight(lay, reading))
+
+
+def _cascade(source: Source, lay: Layout):
+    """Candidate geometries, the likeliest edits first; each family screens cheaply and yields only what
+    stands out from chance."""
+    width, height = source.width, source.height
+    c0 = cell_size(width, height)
+    # the image as it was marked (re-encoded, resized back, noisy): the identity at gain 1, then the best gain
+    identity = Geometry.identity(c0, height, width)
+    yield Candidate(identity, 1.0, 1.0, "identity")
+    fits, zs = _reading_z(lay, source.read(identity), GAINS)
+    k = int(np.argmax(fits))
+    yield Candidate(identity, float(GAINS[k]), float(fits[k]), "identity", float(zs[k]))
+    yield from _valumetric(source, lay, identity)
+    # crops at any offset, flips and quarter turns at the marked scale: the cell sizes from this image's own
+    # to twice it (a crop to half of each side), every whole-pixel translation at once
+    cands = [c for cell in crop_cells(width, height)
+             for c in dense_screen(source, lay, np.eye(2) * cell, _whole_pixel_spc(cell), (1.0,), "crop")]
+    for cand in _best(cands):
+        yield refine(source, lay, cand, 0.0 if _whole_pixel_spc(int(cand.geometry.cell_sizes[0])) ==
+                     int(cand.geometry.cell_sizes[0]) else 0.5, levels=2)
+    # the whole image resized (any size, squashed from a square): anchored at the corners, no translation
+    yield from _resized(source, lay)
+    # rotated: the fill's edges give the angle
+    rotation = cues.rotation_fill(source.channels)
+    if rotation is not None:
+        yield from _rotated(source, lay, rotation)
+    # a crop enlarged: its interpolation's period gives the factor
+    yield from _upscaled(source, lay)
+    # straightened: turned about the centre and cropped to the largest upright rectangle inside
+    yield from _straightened(source, lay)
+    # the picture inside a uniform border (padding, a screenshot): the picture resized
+    if source.channels is not None and (box := cues.content_box(source.channels)) is not None:
+        yield from _resized(source, lay, box)
+
+
+def crop_cells(width: int, height: int) -> list[int]:
+    """The cell sizes an image kept at its size after a crop (to down to half of each side) can have."""
+    own = math.sqrt(width * height) / CELLS_ACROSS
+    return [c for c in CELL_SIZES if own / 1.2 <= c <= 2.4 * own and 2 * TILE * c <= 2 * max(width, height)]
+
+
+def _whole_pixel_spc(cell: int) -> int:
+    """Samples per cell for a translation screen: every pixel below 12 px cells (the pilots only show
+    within ~1/16 cell), every other pixel above."""
+    return cell if cell < 12 else cell // 2
+
+
+#: Brightness and contrast factors whose clamp is tried (see planes: the read is exact once the clamp
+#: moves with the change).
+VALUMETRIC: Final = (0.75, 0.83, 0.91, 1.1, 1.21, 1.33)
+
+
+def _valumetric(source: Source, lay: Layout, geometry: Geometry):
+    """The identity read with the clamp moved where a brightness (x -> a x) or contrast
+    (x -> a x + (1 - a) mean) change took it; the two best hypotheses."""
+    if source.channels is None:
+        return
+    # screened on the central quarter of the image (a quarter of the cost; where a picture has its subject),
+    # the best two refined on the whole
+    c0 = int(geometry.matrix[0])
+    y0, x0 = (source.height // 4) // (2 * c0) * 2 * c0, (source.width // 4) // (2 * c0) * 2 * c0
+    y1, x1 = y0 + source.height // 2, x0 + source.width // 2
+    small = Source(source.luma, source.taper, np.ascontiguousarray(source.channels[y0:y1, x0:x1]), source.mean)
+    small_geometry = Geometry.identity(c0, y1 - y0, x1 - x0)
+    small_geometry = replace(small_geometry, origin=(y0 // c0, x0 // c0))
+
+    def offset(a: float, contrast: bool) -> float:  # b of x -> a x + b: contrast keeps the mean
+        return (1.0 - a) * source.mean if contrast else 0.0
+
+    screened = []
+    for a in VALUMETRIC:
+        for contrast in (False, True):
+            gains = np.array([a * g for g in (0.96, 1.0, 1.04)])
+            _, zs = _reading_z(lay, small.undone(a, offset(a, contrast)).read(small_geometry), gains)
+            screened.append((float(zs.max()), a, contrast))
+    screened.sort(key=lambda t: t[0], reverse=True)
+    # the best two refined: re-read where the gain the pilots show puts the clamp (exact once right: a white
+    # background the clamp clipped is where a darkening moved it, to a grey level)
+    found = []
+    fine = np.array([1.01**k for k in range(-4, 5)])
+    for _, a, contrast in screened[:2]:
+        for _ in range(2):
+            hypothesis = source.undone(a, offset(a, contrast))
+            fits, zs = _reading_z(lay, hypothesis.read(geometry), a * fine)
+            k = int(np.argmax(fits))
+            a = float(a * fine[k])
+        found.append(Candidate(geometry, a, float(fits[k]), "valumetric", float(zs[k]), hypothesis))
+    yield from _best(found, z=3.0)
+
+
+#: Original sizes tried for a resized whole image: the common ones (multiples of 32 up to 1024, of 64 up
+#: to 2048).
+ORIGINAL_SIZES: Final = tuple(range(128, 1025, 32)) + tuple(range(1088, 2049, 64))
+#: The central region (cells each way) a resize hypothesis is screened on.
+SCREEN_CELLS: Final = 20
+
+
+def _resized(source: Source, lay: Layout, box: tuple[int, int, int, int] | None = None):
+    """The whole picture (of ``box``, default the image) resized from a common original size, keeping its
+    aspect or squashed from a square: each original size puts the lattice exactly (edges stay edges),
+    screened on the cells of a central region (where a picture has its subject)."""
+    x0, y0, x1, y1 = box or (0, 0, source.width, source.height)
+    # a resized picture is a whole number of pixels; a found border's edges are good to about a pixel
+    extents = [(round(x1 - x0), round(y1 - y0))] if box is None else [
+        (round(x1 - x0) + d, round((round(x1 - x0) + d) * (y1 - y0) / (x1 - x0))) for d in (0, -1, 1)]
+    geometries: list[Geometry] = []
+    for (w, h), w0, h0 in _original_sizes(extents, exclude_own=box is None):
+        sx, sy = w / w0, h / h0
+        c0 = cell_size(w0, h0)
+        rows, cols = (h0 - 1) // c0 + 1, (w0 - 1) // c0 + 1
+        geometries.append(Geometry((c0 * sx, 0.0, 0.0, c0 * sy), (x0 + (sx - 1) / 2, y0 + (sy - 1) / 2), (0, 0), (rows, cols)))
+    fits, zs = screen_geometries(source, lay, [_central(g, SCREEN_CELLS) for g in geometries], (1.0, 0.95))
+    found = [Candidate(g, 1.0, float(f), "resized", float(z)) for g, f, z in zip(geometries, fits, zs)]
+    for cand in _best(found):
+        yield refine(source, lay, cand, 1.0 if box else 0.25, levels=4 if box else 2, scale=0.002)
+
+
+def _original_sizes(extents: list[tuple[int, int]], exclude_own: bool):
+    """((w, h), w0, h0): each picture extent with the common original sizes it may have been resized
+    from, keeping its aspect or, for a non-square picture, from a square."""
+    for w, h in extents:
+        sizes = {(s, max(1, round(s * h / w))) for s in ORIGINAL_SIZES}
+        if w != h:
+            sizes |= {(s, s) for s in ORIGINAL_SIZES}
+        if exclude_own:
+            sizes.discard((w, h))
+        for w0, h0 in sorted(sizes):
+            if 0.25 <= w / w0 <= 4 and 0.25 <= h / h0 <= 4 and min(w0, h0) >= 32:
+                yield (w, h), w0, h0
+
+
+def screen_geometries(source: Source, lay: Layout, geometries: list[Geometry],
+                      gains: tuple[float, ...] = (1.0,)) -> tuple[np.ndarray, np.ndarray]:
+    """(fitness, z) of many geometries (each read in full; keep them small, see :func:`_central`) at their
+    best of ``gains``: the reads batched by plane, one remap each (a search screens hundreds)."""
+    fits = np.full(len(geometries), -1.0)
+    zs = np.full(len(geometries), -1.0)
+    groups: dict[tuple[int, int, float], list[int]] = {}
+    for n, geometry in enumerate(geometries):
+        cx, cy = geometry.cell_sizes
+        groups.setdefault((round(math.log(cx) / COARSE_STEP), round(math.log(cy) / COARSE_STEP)), []).append(n)
+    for (kx, ky), members in groups.items():
+        planes = source.planes(math.exp(kx * COARSE_STEP), math.exp(ky * COARSE_STEP), coarse=True)
+        f = 2.0**-planes.level
+        rows, cols = max(geometries[n].cells[0] for n in members), max(geometries[n].cells[1] for n in members)
+        r, k = np.mgrid[0:rows, 0:cols].astype(np.float32)
+        maps_x = np.empty((len(members) * rows, cols), np.float32)
+        maps_y = np.empty_like(maps_x)
+        for m, n in enumerate(members):
+            a, b, c, d = geometries[n].matrix
+            ox, oy = geometries[n].offset
+            maps_x[m * rows:(m + 1) * rows] = (a * k + b * r + ox) * f
+            maps_y[m * rows:(m + 1) * rows] = (c * k + d * r + oy) * f
+        band = cv2.remap(planes.band, maps_x, maps_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+        support = cv2.remap(planes.support, maps_x, maps_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        # the fitness of every member at once: equal-sized reads stacked (blocks from their first whole one)
+        nby, nbx = (rows - 1) // 2, (cols - 1) // 2
+        stack_v = np.empty((len(members), nby, nbx, 3), np.float32)
+        stack_w = np.zeros((len(members), nby, nbx, 1), np.float32)
+        tile_rows = np.empty((len(members), nby), np.intp)
+        tile_cols = np.empty((len(members), nbx), np.intp)
+        for m, n in enumerate(members):
+            g = geometries[n]
+            off = block_offset(g)
+            r0, r1 = m * rows + off[0], m * rows + off[0] + 2 * nby
+            values = block_channels(band[r0:r1, off[1]: off[1] + 2 * nbx])
+            weights = block_weights(support[r0:r1, off[1]: off[1] + 2 * nbx])
+            gy, gx = min(nby, (g.cells[0] - off[0]) // 2), min(nbx, (g.cells[1] - off[1]) // 2)
+            stack_v[m] = values
+            stack_w[m, :gy, :gx] = weights[:gy, :gx]
+            first = ((g.origin[0] + off[0]) // 2, (g.origin[1] + off[1]) // 2)
+            tile_rows[m] = (first[0] + np.arange(nby)) % TILE
+            tile_cols[m] = (first[1] + np.arange(nbx)) % TILE
+        slots = (tile_rows[:, :, None], tile_cols[:, None, :])
+        sign = lay.pilot_sign[slots]  # (members, nby, nbx, 3)
+        weight = stack_w * np.abs(sign)
+        total = weight.sum(axis=(1, 2, 3))
+        dither = lay.dither[slots]
+        best_fit = np.full(len(members), -1.0)
+        for gain in gains:
+            agreement = np.cos((2 * np.pi) * (stack_v / np.float32(gain * DELTA) - dither)) * sign * stack_w
+            best_fit = np.maximum(best_fit, agreement.sum(axis=(1, 2, 3)) / np.maximum(total, 1e-9))
+        for m, n in enumerate(members):
+            fits[n] = best_fit[m]
+            zs[n] = best_fit[m] * math.sqrt(2.0 * total[m])
+    return fits, zs
+
+
+def _central(geometry: Geometry, cells: int) -> Geometry:
+    """The same lattice read only over a central ``cells`` x ``cells`` region (starting on a whole block)."""
+    rows, cols = geometry.cells
+    di, dj = max(0, (rows - cells) // 4 * 2), max(0, (cols - cells) // 4 * 2)
+    a, b, c, d = geometry.matrix
+    i0, j0 = geometry.origin
+    return Geometry(geometry.matrix, (geometry.offset[0] + a * dj + b * di, geometry.offset[1] + c * dj + d * di),
+                    (i0 + di, j0 + dj), (min(rows, cells), min(cols, cells)))
+
+
+def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
+    """A rotation by the fill's angle: the lattice turned, every translation screened; and, for Pillow's
+    default nearest-neighbour rotation, the rotation undone exactly."""
+    w0 = rotation.width or rotation.height or source.width
+    h0 = rotation.height or rotation.width or source.height
+    if min(w0, h0) < max(32, 0.4 * min(source.width, source.height)):  # implausible sides: the image's own size
+        w0, h0 = source.width, source.height
+    theta = math.radians(rotation.angle)
+    turn = np.array([[math.cos(theta), math.sin(theta)], [-math.sin(theta), math.cos(theta)]])
+    cells = sorted({cell_size(round(w0), round(h0))} | set(crop_cells(round(w0), round(h0))[:1]))
+    found = []
+    for cell in cells:
+        found += dense_screen(source, lay, turn * cell, 4, (1.0,), "rotated", orientations=_ORIENTATIONS[:1])
+    for cand in _best(found):
+        yield refine(source, lay, cand, 0.25, levels=3, turn=0.05)
+    yield from _unrotated(source, lay, rotation, round(w0), round(h0))
+
+
+def _unrotated(source: Source, lay: Layout, rotation: cues.Rotation, w0: int, h0: int):
+    """Undo a nearest-neighbour rotation (Pillow's default) at the likely angles used: the fill's angle
+    rounded to tenths and halves of a degree; then the identity read of what that restores."""
+    angles = list(dict.fromkeys([round(rotation.angle * 2) / 2, round(rotation.angle, 1)]))
+    found = []
+    for angle in angles:
+        for size in dict.fromkeys([(w0, h0), (source.width, source.height)]):
+            restored = nearest.unrotate(source.luma, source.taper, angle, size)
+            if restored is None:
+                continue
+            found.append(_identity_candidate(lay, Source(*restored), size[0], size[1], "unrotated"))
+    yield from _best(found, limit=1, z=4.0)
+
+
+def _upscaled(source: Source, lay: Layout):
+    """A crop enlarged by a factor its interpolation shows (or by 2): the picture's original pixels are every
+    ``factor`` pixels from the edges (edges stay edges), so the crop's width in original pixels is a whole
+    number near width / factor; read on that grid, every whole-pixel crop offset is exact."""
+    width, height = source.width, source.height
+    found = []
+    # what the interpolation shows, and an enlargement by 2 (its interpolation is symmetric: it shows nothing)
+    factors = [f for f, _ in cues.upscale_factors(source.luma)[:2] if f >= 1.06]
+    for factor in [*factors, *([2.0] if all(abs(f - 2.0) > 0.01 for f in factors) else [])]:
+        widths = [round(width / factor)] if factor == 2.0 and width % 2 == 0 else [round(width / factor) + d for d in (0, -1, 1)]
+        for wc in dict.fromkeys(widths):
+            if wc < 32:
+                continue
+            sx = width / wc
+            hc = max(1, round(height / sx))
+            sy = height / hc
+            for cell in dict.fromkeys([cell_size(width, height), *crop_cells(wc, hc)[:1]]):
+                matrix = np.array([[cell * sx, 0.0], [0.0, cell * sy]])
+                # the original pixels' centres: at (u + 0.5) x factor - 0.5 from the edge
+                found += dense_screen(source, lay, matrix, cell, (1.0,), "upscaled", orientations=_ORIENTATIONS[:1],
+                                      anchor=((sx - 1) / 2, (sy - 1) / 2))
+    for cand in _best(found):
+        yield refine(source, lay, cand, 0.0, levels=1)
+
+
+#: Angles (degrees) a straightened picture is searched at: every TURN_STEP up to MAX_TURN each way.
+MAX_TURN: Final = 16.0
+TURN_STEP: Final = 0.4
+
+
+def _straightened(source: Source, lay: Layout):
+    """A picture turned about its centre and cropped to the largest upright rectangle of its aspect inside
+    (a "straighten" tool), kept at that size or rescaled to the original's, or turned in its own frame
+    (corners cut off), or on a canvas expanded to hold it: for each angle the original's size follows, so
+    the lattice is known but for the angle; screened on a central region, where a small error of angle
+    moves the lattice least. (The corners' fill, when the rotation cue reads it, gives the angle directly.)"""
+    width, height = source.width, source.height
+    aspect = width / height
+    centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
+    geometries: list[Geometry] = []
+    for turn in np.arange(TURN_STEP, MAX_TURN + 1e-9, TURN_STEP):
+        t = math.radians(turn)
+        # the inner rectangle is k times the original (see attacks.inner_rectangle)
+        grow = 1.0 / min(aspect / (aspect * math.cos(t) + math.sin(t)), 1.0 / (aspect * math.sin(t) + math.cos(t)))
+        for sign in (1.0, -1.0):
+            angle = sign * t
+            rot = np.array([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])
+            # kept at the inner rectangle's size, rescaled to the original's, or not cropped (its corners
+            # cut off: a rotation whose fill the cue missed, such as on a picture with a dark frame)
+            # ... or expanded to hold the whole turned picture (Pillow's expand: a canvas of w c + h s)
+            cos, sin = math.cos(t), math.sin(t)
+            expanded = ((width * cos - height * sin) / (cos * cos - sin * sin), (height * cos - width * sin) / (cos * cos - sin * sin))
+            for scale, w0, h0 in ((1.0, round(width * grow), round(height * grow)), (grow, width, height),
+                                  (1.0, width, height), (1.0, round(expanded[0]), round(expanded[1]))):
+                if min(w0, h0) < 32:
+                    continue
+                c0 = cell_size(w0, h0)
+                # lattice point (i, j) sits on the original's pixel (j c0, i c0); the original's centre on the image's
+                matrix = rot * (c0 * scale)
+                offset = centre - rot @ (np.array([(w0 - 1) / 2.0, (h0 - 1) / 2.0]) * scale)
+                geometries.append(Geometry(tuple(matrix.ravel()), (float(offset[0]), float(offset[1])), (0, 0),
+                                           ((h0 - 1) // c0 + 1, (w0 - 1) // c0 + 1)))
+    fits, zs = screen_geometries(source, lay, [_central(g, SCREEN_CELLS) for g in geometries])
+    found = [Candidate(g, 1.0, float(f), "straightened", float(z)) for g, f, z in zip(geometries, fits, zs)]
+    # the angle grid is coarse for the whole picture: refine the likeliest, keep what stands out then
+    refined = [refine(source, lay, cand, 0.25, levels=3, turn=0.1, scale=0.002) for cand in _best(found, z=3.5)]
+    yield from _best(refined)
+    # Pillow's default rotation copies the nearest pixel (half a pixel of jitter the read does not take):
+    # undo it exactly for the best angles, rounded as people type them
+    found.sort(key=lambda c: c.z, reverse=True)
+    # (the screen's likeliest angles and the resampling trace's, whose sign it cannot tell)
+    likely = [_angle(c.geometry) for c in sorted(refined, key=lambda c: c.z, reverse=True)]
+    likely += [a * sign for a in cues.rotation_traces(source.luma, 2) for sign in (1, -1)]
+    likely += [_angle(c.geometry) for c in found[:3]]
+    budget = 6 if width * height <= 400 * 400 else 4  # each undo is a rotation of an index image
+    angles = list(dict.fromkeys(a for t in likely for a in (round(t), round(t * 2) / 2) if a))[:budget]
+    undone = []
+    for angle in angles:
+        restored = nearest.unrotate(source.luma, source.taper, angle, (width, height))  # corners cut off
+        if restored is not None:
+            undone.append(_identity_candidate(lay, Source(*restored), width, height, "straightened"))
+        t = math.radians(abs(angle))
+        k = min(aspect / (aspect * math.cos(t) + math.sin(t)), 1.0 / (aspect * math.sin(t) + math.cos(t)))
+        for w0 in range(math.ceil(width / k) - 1, math.ceil((width + 1) / k) + 1):
+            h0 = round(w0 / aspect)
+            cw, ch = int(w0 * k), int(h0 * k)
+            if (cw, ch) != (width, height) or min(w0, h0) < 32:
+                continue
+            box = ((w0 - cw) // 2, (h0 - ch) // 2, (w0 - cw) // 2 + cw, (h0 - ch) // 2 + ch)
+            restored = nearest.unrotate(source.luma, source.taper, angle, (w0, h0), box)
+            if restored is not None:
+                undone.append(_identity_candidate(lay, Source(*restored), w0, h0, "straightened"))
+    yield from _best(undone, limit=1, z=4.0)
+
+
+def _angle(geometry: Geometry) -> float:
+    """The counter-clockwise rotation (degrees) of a geometry's lattice columns."""
+    a, _, c, _ = geometry.matrix
+    return math.degrees(math.atan2(-c, a))
+
+
+def _identity_candidate(lay: Layout, source: Source, w0: int, h0: int, family: str) -> Candidate:
+    """The identity read of a restored original of w0 x h0."""
+    geometry = Geometry.identity(cell_size(w0, h0), h0, w0)
+    fits, zs = _reading_z(lay, source.read(geometry), np.array([1.0]))
+    return Candidate(geometry, 1.0, float(fits[0]), family, float(zs[0]), source)

@@ -1,0 +1,77 @@
+"""The edits people make to a picture's frame (issue 16), each on a marked 256 px photo: crops at any
+offset kept at their size or enlarged, reframing, squashing, flips, quarter turns, rotations with and
+without their corners or straightened, and combinations with re-encoding. The benchmark
+(benchmarks/watermark.py) measures the same edits on a hundred photos at 256 and 512 px."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from transfigure.provenance import detect_watermark, embed_watermark
+from transfigure.provenance.attacks import GEOMETRIC, crop, inner_rectangle, rotate
+
+KEY = b"watermark tests key"
+PAYLOAD = bytes.fromhex("0123456789abcdef")
+
+#: Edits the search does not cover (README, "Limits"): a crop made smaller (no interpolation trace
+#: gives its scale, and a search over every scale and offset is beyond the time budget), and a rotation
+#: whose corners were cropped away and then re-encoded (no fill, and JPEG hides the resampling).
+NOT_COVERED = {"crop90 to 0.75x", "crop80 to 0.75x", "crop70 to 0.75x", "crop60 to 0.75x",
+               "flip + crop80 + resize0.5", "rotate10 + crop80 + jpeg75"}
+
+
+@pytest.fixture(scope="module")
+def marked(photo):
+    return embed_watermark(photo("chelsea", 256), PAYLOAD, KEY)
+
+
+@pytest.mark.parametrize("edit", [name for name in GEOMETRIC if name not in NOT_COVERED])
+def test_the_payload_survives_each_edit(marked, edit):
+    index = list(GEOMETRIC).index(edit)  # varies the corner and the angle's sign like the benchmark
+    detection = detect_watermark(GEOMETRIC[edit](marked, index), KEY)
+    assert detection.detected and detection.payload == PAYLOAD, f"{edit}: {detection}"
+
+
+@pytest.mark.parametrize("place", ["top-left", "top-right", "bottom-left", "bottom-right"])
+def test_a_crop_at_every_corner_and_odd_offset_reports_where_the_original_was(marked, place):
+    kept = crop(marked, 0.61, place)
+    detection = detect_watermark(kept, KEY)
+    assert detection.payload == PAYLOAD
+    w, h = marked.size
+    cw, ch = kept.size
+    left = 0 if place.endswith("left") else w - cw
+    top = 0 if place.startswith("top") else h - ch
+    # the original's top-left pixel, seen from the crop: (-left, -top) modulo the tile (20 cells of 4 px)
+    tile = 80
+    assert detection.shift[0] % tile == pytest.approx(-left % tile, abs=0.5)
+    assert detection.shift[1] % tile == pytest.approx(-top % tile, abs=0.5)
+    assert detection.scale == pytest.approx(4.0, abs=0.01) and not detection.flipped
+
+
+def test_flips_and_quarter_turns_are_reported(marked):
+    flipped = detect_watermark(marked.transpose(Image.Transpose.FLIP_LEFT_RIGHT), KEY)
+    assert flipped.payload == PAYLOAD and flipped.flipped
+    turned = detect_watermark(marked.transpose(Image.Transpose.ROTATE_90), KEY)
+    assert turned.payload == PAYLOAD and not turned.flipped and abs(abs(turned.rotation_deg) - 90) < 0.5
+
+
+@pytest.mark.parametrize("angle", [-12.0, 7.5])
+def test_rotations_are_found_at_their_angle(marked, angle):
+    for image in (rotate(marked, angle), rotate(marked, angle, expand=True),
+                  rotate(marked, angle, resample=Image.Resampling.BICUBIC)):
+        detection = detect_watermark(image, KEY)
+        assert detection.payload == PAYLOAD
+        assert detection.rotation_deg == pytest.approx(angle, abs=0.3)
+
+
+def test_a_straightened_and_enlarged_picture(marked):
+    image = inner_rectangle(marked, 9.0, Image.Resampling.BICUBIC, rescale=True)
+    assert detect_watermark(image, KEY).payload == PAYLOAD
+
+
+def test_a_non_square_picture_reframed_and_cropped(photo):
+    marked = embed_watermark(photo("coffee", (320, 240)), PAYLOAD, KEY)
+    for image in (marked.crop((37, 11, 37 + 180, 11 + 180)), crop(marked, 0.7, "bottom-right", (320, 240)),
+                  marked.transpose(Image.Transpose.ROTATE_270)):
+        assert detect_watermark(image, KEY).payload == PAYLOAD
