@@ -15,7 +15,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -29,51 +28,23 @@ __all__ = ["Decoded", "Detection", "decode", "fitness", "read_identity"]
 
 #: At most this many candidates are decoded per image: the false-positive bound is MAX_DECODES * 2**-32.
 MAX_DECODES: Final = 40
-#: The phasors' local mean (over this many blocks each way) is taken out before the pilots are correlated:
-#: where the image is smooth every channel value is ~0 and its phasor ~1, which a fixed keyed template would
-#: otherwise correlate with (unmarked photos read +0.03..+0.13 without it). A marked block's dithered
-#: phasors average to ~0, so this leaves the mark alone.
-CENTRE_BLOCKS: Final = 5
 
 
-def fitness(lay: Layout, reading: Reading, gains: np.ndarray, centre: bool = False) -> np.ndarray:
-    """(len(gains),): the weighted mean pilot agreement of a reading at each gain. ``centre`` takes the
-    phasors' local mean out first (for comparing readings of different images or geometries: see
-    CENTRE_BLOCKS); without it the values of one reading are comparable among themselves (a search)."""
+def fitness(lay: Layout, reading: Reading, gains: np.ndarray) -> np.ndarray:
+    """(len(gains),): the weighted mean pilot agreement of a reading at each gain (centred on 0 for an
+    unmarked image: the pilots' template cancels in pairs, see layout.layout)."""
     slots = reading.slots
     sign = np.broadcast_to(lay.pilot_sign[slots], reading.values.shape)
     weights = np.broadcast_to(reading.weights, sign.shape)
     total = float(np.sum(weights * np.abs(sign)))
     if total <= 0:
         return np.zeros(len(gains))
-    values = reading.values / np.float32(DELTA)
-    dither = lay.dither[slots]
-    if not centre:
-        mask = (weights * np.abs(sign)) > 0
-        ws = (weights * sign)[mask]
-        angle = (2 * np.pi) * (values[mask][None, :] / np.asarray(gains, dtype=np.float32)[:, None] - dither[mask][None, :])
-        return np.cos(angle) @ ws / total
-    out = np.empty(len(gains))
-    rotate = np.exp(-2j * np.pi * dither)
-    for n, gain in enumerate(gains):
-        angle = (2 * np.pi / gain) * values
-        phasor = centred(np.cos(angle) * weights, np.sin(angle) * weights, weights)
-        out[n] = float(np.sum(np.real(phasor * rotate) * sign * weights)) / total
-    return out
-
-
-def centred(real: np.ndarray, imag: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted phasors of a reading (blocks down, across, channels) minus their weighted mean over the
-    CENTRE_BLOCKS x CENTRE_BLOCKS neighbouring blocks."""
-    size = (CENTRE_BLOCKS, CENTRE_BLOCKS)
-    w = np.ascontiguousarray(weights[..., 0], dtype=np.float32)
-    total = cv2.blur(w, size, borderType=cv2.BORDER_CONSTANT) + np.float32(1e-6)
-    scale = (w / total)[..., None]
-    mean_r = np.stack([cv2.blur(np.ascontiguousarray(real[..., k], dtype=np.float32), size, borderType=cv2.BORDER_CONSTANT)
-                       for k in range(real.shape[-1])], axis=-1)
-    mean_i = np.stack([cv2.blur(np.ascontiguousarray(imag[..., k], dtype=np.float32), size, borderType=cv2.BORDER_CONSTANT)
-                       for k in range(imag.shape[-1])], axis=-1)
-    return (real - mean_r * scale) + 1j * (imag - mean_i * scale)
+    mask = (weights * np.abs(sign)) > 0
+    ws = (weights * sign)[mask]
+    values = reading.values[mask] / np.float32(DELTA)
+    dither = np.broadcast_to(lay.dither[slots], sign.shape)[mask]
+    angle = (2 * np.pi) * (values[None, :] / np.asarray(gains, dtype=np.float32)[:, None] - dither[None, :])
+    return np.cos(angle) @ ws / total
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from transfigure.provenance.watermark.read import Geometry, band_planes, bandpas
 
 __all__ = ["embed_watermark"]
 
-ITERATIONS: Final = 4
+ITERATIONS: Final = 3
 #: A slot's amplitude never exceeds this many DELTA / (its gain) (a QIM move is at most DELTA / 2): a slot
 #: the read barely sees (clipped, at the border) would otherwise soak up the distortion budget.
 AMPLITUDE_CAP: Final = 0.75

@@ -14,8 +14,9 @@ Geometry, in the pixels of the image as it was marked:
   barely sees, so marking it would cost the most distortion for the least signal.
 * **Tile** of ``TILE x TILE`` blocks (20 x 20 cells): block (bi, bj) is *slot* (bi mod TILE, bj mod TILE,
   channel). Its 300 slots carry the 204 coded bits of the message and 96 known pilot bits, each once per
-  tile, in a keyed order, each with a keyed dither. A crop keeps whole tiles' worth of slots (a 128 x 128
-  crop of a 256 x 256 image holds 2.6 tiles), and a translation is a cyclic shift of the tile.
+  tile, in a keyed order, each with a keyed dither (pilots in cancelling pairs: see :func:`layout`). A crop
+  keeps whole tiles' worth of slots (a 128 x 128 crop of a 256 x 256 image holds 2.6 tiles), and a
+  translation is a cyclic shift of the tile.
 """
 
 from __future__ import annotations
@@ -114,12 +115,28 @@ class Layout:
 
 @functools.lru_cache(maxsize=16)
 def layout(key: bytes) -> Layout:
+    """The key's layout. Pilots come in pairs on two channels of one block, with the same bit and dithers
+    half a step apart, so their template phasors cancel: a field of equal phasors (where the picture is
+    smooth every channel value is ~0, its phasor ~1) correlates with no shift of the template, and the
+    pilot fitness of an unmarked image is centred on 0 without taking local means."""
     rng = np.random.default_rng(int.from_bytes(derive(key, "watermark2/layout"), "little"))
+    symbol = np.full((TILE, TILE, CHANNELS), -1)
+    dither = rng.random((TILE, TILE, CHANNELS))
+    pilot_bits = np.zeros(N_PILOTS, dtype=np.uint8)
+    blocks = rng.permutation(TILE * TILE)[: N_PILOTS // 2]
+    for n, block in enumerate(blocks):
+        i, j = divmod(int(block), TILE)
+        a, b = rng.permutation(CHANNELS)[:2]
+        symbol[i, j, a], symbol[i, j, b] = N_CODED + 2 * n, N_CODED + 2 * n + 1
+        dither[i, j, b] = (dither[i, j, a] + 0.5) % 1.0
+        pilot_bits[2 * n] = pilot_bits[2 * n + 1] = rng.integers(0, 2)
+    free = np.flatnonzero(symbol.ravel() < 0)
+    symbol.ravel()[free] = rng.permutation(N_CODED)
     return Layout(
         check_key=derive(key, "watermark2/check"),
-        symbol=rng.permutation(N_SLOTS).reshape(TILE, TILE, CHANNELS),
-        dither=rng.random((TILE, TILE, CHANNELS)),
-        pilot_bits=rng.integers(0, 2, N_PILOTS).astype(np.uint8),
+        symbol=symbol,
+        dither=dither,
+        pilot_bits=pilot_bits,
         scramble=rng.integers(0, 2, MESSAGE_BITS).astype(np.uint8),
     )
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from transfigure.provenance.watermark.layout import CHIPS, TILE
 
-__all__ = ["Geometry", "Planes", "Reading", "band_planes", "bandpass", "block_channels", "read", "sample"]
+__all__ = ["Geometry", "Planes", "Reading", "band_planes", "bandpass", "block_channels", "level", "read", "sample"]
 
 #: Band-pass of the read: Gaussian low-pass of LOW_SIGMA cells minus the same blurred HIGH_SIGMA cells more.
 LOW_SIGMA: Final = 0.5

@@ -17,10 +17,10 @@ from transfigure.provenance.keys import resolve_watermark_key
 from transfigure.provenance.watermark import cues, nearest
 from transfigure.provenance.watermark import legacy as legacy_watermark
 from transfigure.provenance.watermark import planes as pl
-from transfigure.provenance.watermark.decode import CENTRE_BLOCKS, MAX_DECODES, Decoded, Detection, binomial_tail, decode, fitness
+from transfigure.provenance.watermark.decode import MAX_DECODES, Decoded, Detection, binomial_tail, decode, fitness
 from transfigure.provenance.watermark.layout import CELL_SIZES, CELLS_ACROSS, CHANNELS, DELTA, TILE, Layout, cell_size, layout
 from transfigure.provenance.watermark.read import (Geometry, Planes, Reading, band_planes, block_channels, block_offset,
-                                                   block_weights, read)
+                                                   block_weights, level, read)
 
 __all__ = ["detect_watermark"]
 
@@ -87,6 +87,22 @@ class Source:
             self._planes[k] = band_planes(self.luma, self.taper, cell_x, cell_y)
         return self._planes[k]
 
+    def planes_around(self, cell_x: float, cell_y: float, xs: np.ndarray,
+                      ys: np.ndarray) -> tuple[Planes, tuple[int, int]]:
+        """Coarse planes (see :meth:`planes`) for reading at image positions ``xs``, ``ys``, and the image
+        position of their first pixel: band-passed over just the window the positions need when that is
+        well under the whole image (a screen of central regions), else the whole image's, cached."""
+        lv = level(cell_x, cell_y)
+        unit = 2**lv
+        margin = 3.0 * max(cell_x, cell_y) + 4 * unit  # the band-pass's reach, and the pyramid's
+        x0 = max(0, int(math.floor((float(xs.min()) - margin) / unit)) * unit)
+        y0 = max(0, int(math.floor((float(ys.min()) - margin) / unit)) * unit)
+        x1 = min(self.width, int(math.ceil(float(xs.max()) + margin)))
+        y1 = min(self.height, int(math.ceil(float(ys.max()) + margin)))
+        if (x1 - x0) * (y1 - y0) > 0.6 * self.width * self.height:
+            return self.planes(cell_x, cell_y, coarse=True), (0, 0)
+        return band_planes(self.luma[y0:y1, x0:x1], self.taper[y0:y1, x0:x1], cell_x, cell_y), (x0, y0)
+
     def read(self, geometry: Geometry, coarse: bool = False) -> Reading:
         return read(self.planes(*geometry.cell_sizes, coarse=coarse), geometry)
 
@@ -117,7 +133,7 @@ def _template_fft(lay: Layout, spc: int) -> tuple[np.ndarray, np.ndarray]:
     template[:, :: 2 * spc, :: 2 * spc] = lay.pilot_template
     mask = np.zeros((period, period))
     mask[:: 2 * spc, :: 2 * spc] = np.abs(lay.pilot_sign).sum(axis=-1)
-    return np.conj(np.fft.fft2(np.conj(template))), np.conj(np.fft.fft2(mask))
+    return np.conj(np.fft.fft2(np.conj(template))).astype(np.complex64), np.conj(np.fft.fft2(mask))
 
 
 def _fold(field: np.ndarray, period: int) -> np.ndarray:
@@ -135,26 +151,52 @@ def _fold(field: np.ndarray, period: int) -> np.ndarray:
 _ORIENTATIONS: Final = tuple((t, fr, fc) for t in (False, True) for fr in (False, True) for fc in (False, True))
 
 
-def _oriented_fold(folded: np.ndarray, weight: np.ndarray, shape: tuple[int, int], transpose: bool,
-                   flip_rows: bool, flip_cols: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The folded channel phasors (3, P, P) and folded weights (P, P) of a dense grid (channel arrays of
-    ``shape``) read the other way round, from its own folds. A flip reverses the grid (on the fold: a
-    reversal and a roll by the grid's length modulo the period) and negates the channels whose chips it
-    reverses (a conjugate phasor); a transpose swaps H and V."""
-    h, v, d = folded
-    w = weight
+def _reversed(spectrum: np.ndarray, axis: int) -> np.ndarray:
+    """X[-k] along ``axis`` (the spectrum of the reversed sequence, up to a phase)."""
+    negated = (-np.arange(spectrum.shape[axis])) % spectrum.shape[axis]
+    return spectrum[negated] if axis == 0 else spectrum[:, negated]
+
+
+def _oriented_spectrum(spectrum: np.ndarray, shape: tuple[int, int], transpose: bool, flip_rows: bool,
+                       flip_cols: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 2-D FFTs (H, V, D; each P x P) of the folded channel phasors of a dense grid (channel arrays of ``shape``)
+    read the other way round, from the FFT of its own folds. A flip reverses the grid (on the fold: a
+    reversal and a roll by the grid's length modulo the period: the spectrum reversed and turned in phase)
+    and negates the channels whose chips it reverses (a conjugate phasor: the spectrum conjugated and
+    reversed on both axes); a transpose swaps H and V."""
+    h, v, d = spectrum
     rows, cols = shape
-    period = w.shape[0]
+    period = spectrum.shape[-1]
+    k = np.arange(period)
+
+    def conj(x: np.ndarray) -> np.ndarray:
+        return np.conj(_reversed(_reversed(x, 0), 1))
+
     if transpose:
-        h, v, d, w = v.T, h.T, d.T, w.T
+        h, v, d = v.T, h.T, d.T
         rows, cols = cols, rows
     if flip_rows:
-        r = rows % period
-        h, v, d, w = (np.roll(x[::-1], r, axis=0) for x in (h, np.conj(v), np.conj(d), w))
+        phase = np.exp(-2j * np.pi * k * (rows % period - 1) / period).astype(np.complex64)[:, None]
+        h, v, d = (phase * _reversed(x, 0) for x in (h, conj(v), conj(d)))
     if flip_cols:
-        r = cols % period
-        h, v, d, w = (np.roll(x[:, ::-1], r, axis=1) for x in (np.conj(h), v, np.conj(d), w))
-    return np.stack([h, v, d]), w
+        phase = np.exp(-2j * np.pi * k * (cols % period - 1) / period).astype(np.complex64)[None, :]
+        h, v, d = (phase * _reversed(x, 1) for x in (conj(h), v, conj(d)))
+    return h, v, d
+
+
+def _oriented_weight(weight: np.ndarray, shape: tuple[int, int], transpose: bool, flip_rows: bool,
+                     flip_cols: bool) -> np.ndarray:
+    """The folded weights (P, P) of a dense grid of ``shape`` read the other way round (see
+    :func:`_oriented_spectrum`)."""
+    rows, cols = shape
+    period = weight.shape[0]
+    if transpose:
+        weight, rows, cols = weight.T, cols, rows
+    if flip_rows:
+        weight = np.roll(weight[::-1], rows % period, axis=0)
+    if flip_cols:
+        weight = np.roll(weight[:, ::-1], cols % period, axis=1)
+    return weight
 
 
 def _oriented_affine(affine: np.ndarray, shape: tuple[int, int], transpose: bool, flip_rows: bool,
@@ -174,26 +216,13 @@ def _oriented_affine(affine: np.ndarray, shape: tuple[int, int], transpose: bool
     return np.column_stack([step, origin])
 
 
-def centred_phasors(real: np.ndarray, imag: np.ndarray, weight: np.ndarray, block: int) -> np.ndarray:
-    """Weighted phasors (real + i imag) minus their weighted local mean over CENTRE_BLOCKS blocks of
-    ``block`` samples (axes: the last two), complex64."""
-    size = (CENTRE_BLOCKS * block, CENTRE_BLOCKS * block)
-    out = np.empty(real.shape, dtype=np.complex64)
-    for k in np.ndindex(real.shape[:-2]):
-        total = cv2.blur(weight, size, borderType=cv2.BORDER_CONSTANT) + np.float32(1e-6)
-        scale = weight / total
-        out[k] = (real[k] - cv2.blur(real[k], size, borderType=cv2.BORDER_CONSTANT) * scale) + 1j * (
-            imag[k] - cv2.blur(imag[k], size, borderType=cv2.BORDER_CONSTANT) * scale)
-    return out
-
-
-def dense_grid(source: Source, matrix: np.ndarray, spc: int,
-               anchor: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def dense_grid(source: Source, matrix: np.ndarray, spc: int, anchor: tuple[float, float] = (0.0, 0.0),
+               coarse: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(band samples, support samples, affine) on a grid of ``spc`` samples per cell along the lattice
     ``matrix`` (a cell step in image pixels along lattice columns and rows), covering the image, with a
-    sample on image position ``anchor``."""
+    sample on image position ``anchor`` (``coarse``: see Source.planes)."""
     cell_x, cell_y = Geometry(tuple(matrix.ravel()), (0.0, 0.0), (0, 0), (1, 1)).cell_sizes
-    planes = source.planes(cell_x, cell_y)
+    planes = source.planes(cell_x, cell_y, coarse=coarse)
     band, support = planes.band, planes.support
     f = 2.0**-planes.level
     step = matrix / spc
@@ -215,35 +244,49 @@ def dense_grid(source: Source, matrix: np.ndarray, spc: int,
 
 def dense_screen(source: Source, lay: Layout, matrix: np.ndarray, spc: int, gains: tuple[float, ...],
                  family: str, keep: int = 3, orientations: tuple = _ORIENTATIONS,
-                 anchor: tuple[float, float] = (0.0, 0.0)) -> list[Candidate]:
+                 anchor: tuple[float, float] = (0.0, 0.0), coarse: bool = False) -> list[Candidate]:
     """Every translation of the lattice ``matrix`` on a grid of ``spc`` samples per cell, in each of the 8
     flips and quarter turns: the pilot fitness of each, by one FFT correlation of the folded channel
     phasors with the pilot template. Returns the ``keep`` best (geometries on the sample grid; see
     :func:`refine`)."""
-    dense, sup, affine = dense_grid(source, matrix, spc, anchor)
+    dense, sup, affine = dense_grid(source, matrix, spc, anchor, coarse)
     s = spc
     c00, c01, c10, c11 = dense[:-s, :-s], dense[:-s, s:], dense[s:, :-s], dense[s:, s:]
-    channels = np.stack([c00 - c01 + c10 - c11, c00 + c01 - c10 - c11, c00 - c01 - c10 + c11]) * np.float32(0.25)
+    left, right = c00 - c01, c10 - c11  # the chips' sums, shared (H, V, D: see block_channels)
+    channels = (left + right, (c00 + c01) - (c10 + c11), left - right)
     weight = (sup[:-s, :-s] + sup[:-s, s:] + sup[s:, :-s] + sup[s:, s:]) * np.float32(0.25)
     weight = np.where(weight > 0.3, np.minimum(weight, 1.0), 0.0).astype(np.float32)
     period = 2 * TILE * spc
     template_fft, mask_fft = _template_fft(lay, spc)
     found: list[Candidate] = []
     weight_fold = _fold(weight, period)
+    norms = {}
+    for orientation in orientations:  # the pilots' total weight at each translation
+        w = _oriented_weight(weight_fold, weight.shape, *orientation)
+        norms[orientation] = scipy.fft.irfft2(scipy.fft.rfft2(w) * mask_fft[:, : period // 2 + 1], s=w.shape)
     for gain in gains:
-        angle = channels * np.float32(2 * np.pi / (gain * DELTA))
-        phasor_fold = _fold(centred_phasors(np.cos(angle) * weight, np.sin(angle) * weight, weight, 2 * spc), period)
+        scale = np.float32(0.25 * 2 * np.pi / (gain * DELTA))
+        # weighted phasors of each channel, folded as real and imaginary planes (the field is large, its
+        # fold small)
+        phasor_fold = np.empty((CHANNELS, period, period), np.complex64)
+        for k, values in enumerate(channels):
+            real, imag = cv2.polarToCart(weight, values * scale)
+            phasor_fold[k].real = _fold(real, period)
+            phasor_fold[k].imag = _fold(imag, period)
+        spectrum = scipy.fft.fft2(phasor_fold)
         for orientation in orientations:
-            folded, w = _oriented_fold(phasor_fold, weight_fold, weight.shape, *orientation)
-            norm = scipy.fft.irfft2(scipy.fft.rfft2(w) * mask_fft[:, : period // 2 + 1], s=w.shape)
-            corr = np.real(scipy.fft.ifft2((scipy.fft.fft2(folded) * template_fft).sum(axis=0)))
+            norm = norms[orientation]
+            oriented = _oriented_spectrum(spectrum, weight.shape, *orientation)
+            corr = np.real(scipy.fft.ifft2(sum(x * t for x, t in zip(oriented, template_fft))))
             valid = norm > 0.05 * max(float(norm.max()), 1e-9)
             fit = np.where(valid, corr / np.where(valid, norm, 1.0), -1.0)
             aff = _oriented_affine(affine, dense.shape, *orientation)
             step, origin = aff[:, :2], aff[:, 2]
             rows, cols = dense.shape[::-1] if orientation[0] else dense.shape  # the oriented dense grid's size
-            for idx in np.argpartition(fit.ravel(), -keep)[-keep:]:
-                sv, su = divmod(int(idx), period)
+            flat = fit.ravel()
+            for _ in range(keep):  # the best few (a selection is slow on the many -1 of invalid shifts)
+                idx = int(np.argmax(flat))
+                sv, su = divmod(idx, period)
                 # tile block (0, 0) has its first cell at dense sample (su, sv) (mod the period): lattice point
                 # (0, 0) mod 2 TILE. Read from the first lattice point inside the grid.
                 j0, i0 = -(su // spc), -(sv // spc)
@@ -251,9 +294,10 @@ def dense_screen(source: Source, lay: Layout, matrix: np.ndarray, spc: int, gain
                 offset = step @ first + origin
                 geometry = Geometry(tuple((step * spc).ravel()), (float(offset[0]), float(offset[1])), (i0, j0),
                                     ((rows - 1 - int(first[1])) // spc + 1, (cols - 1 - int(first[0])) // spc + 1))
-                fit_value = float(fit.ravel()[idx])
+                fit_value = float(flat[idx])
                 z = fit_value * math.sqrt(2.0 * max(float(norm.ravel()[idx]), 0.0))
                 found.append(Candidate(geometry, float(gain), fit_value, family, z))
+                flat[idx] = -np.inf
     found.sort(key=lambda c: c.z, reverse=True)
     return found[:keep]
 
@@ -288,8 +332,8 @@ def refine(source: Source, lay: Layout, cand: Candidate, step: float, levels: in
     k = int(np.argmax(fits))
     best = replace(best, gain=float(gains[k]), fitness=float(fits[k]))
     gains = np.array([best.gain * f for f in (0.98, 1.0, 1.02)])
-    for level in range(levels):
-        f = 2.0**-level
+    for halving in range(levels):
+        f = 2.0**-halving
         trials = [_moved(best.geometry, dx * step * f, dy * step * f) for dx in (-1, 0, 1) for dy in (-1, 0, 1)
                   if (dx, dy) != (0, 0)] if step else []
         if turn:
@@ -447,8 +491,9 @@ def _cascade(source: Source, lay: Layout):
     cands = [c for cell in crop_cells(width, height)
              for c in dense_screen(source, lay, np.eye(2) * cell, _whole_pixel_spc(cell), (1.0,), "crop")]
     for cand in _best(cands):
-        yield refine(source, lay, cand, 0.0 if _whole_pixel_spc(int(cand.geometry.cell_sizes[0])) ==
-                     int(cand.geometry.cell_sizes[0]) else 0.5, levels=2)
+        cell = int(round(cand.geometry.cell_sizes[0]))
+        spacing = cell / _whole_pixel_spc(cell)  # offsets between the samples: refined from half the spacing
+        yield refine(source, lay, cand, 0.0 if spacing == 1 else spacing / 2, levels=2)
     # the whole image resized (any size, squashed from a square): anchored at the corners, no translation
     yield from _resized(source, lay)
     # rotated: the fill's edges give the angle
@@ -471,14 +516,15 @@ def crop_cells(width: int, height: int) -> list[int]:
 
 
 def _whole_pixel_spc(cell: int) -> int:
-    """Samples per cell for a translation screen: every pixel below 12 px cells (the pilots only show
-    within ~1/16 cell), every other pixel above."""
-    return cell if cell < 12 else cell // 2
+    """Samples per cell for a translation screen: every pixel for cells of 3 to 8 px (the pilots only
+    show within ~1/16 cell), every other pixel above; every half pixel for 2 px cells (a picture halved
+    puts its lattice between pixels)."""
+    return 2 * cell if cell <= 2 else cell if cell < 12 else cell // 2
 
 
 #: Brightness and contrast factors whose clamp is tried (see planes: the read is exact once the clamp
 #: moves with the change).
-VALUMETRIC: Final = (0.75, 0.83, 0.91, 1.1, 1.21, 1.33)
+VALUMETRIC: Final = (0.8, 0.9, 1.12, 1.25)
 
 
 def _valumetric(source: Source, lay: Layout, geometry: Geometry):
@@ -522,8 +568,13 @@ def _valumetric(source: Source, lay: Layout, geometry: Geometry):
 #: Original sizes tried for a resized whole image: the common ones (multiples of 32 up to 1024, of 64 up
 #: to 2048).
 ORIGINAL_SIZES: Final = tuple(range(128, 1025, 32)) + tuple(range(1088, 2049, 64))
-#: The central region (cells each way) a resize hypothesis is screened on.
-SCREEN_CELLS: Final = 20
+#: The central region (cells each way) a resize hypothesis is screened on: a few hundred cells (a region
+#: smaller than that misses pictures whose centre is flat or clipped, such as a face against the sky);
+#: a picture inside a border is screened on up to BOX_SCREEN_CELLS (a screenshot's is small and re-encoded).
+SCREEN_CELLS: Final = 28
+BOX_SCREEN_CELLS: Final = 48
+#: The central region a straightening hypothesis is screened on: many angles, each screened coarse.
+TURN_SCREEN_CELLS: Final = 20
 
 
 def _resized(source: Source, lay: Layout, box: tuple[int, int, int, int] | None = None):
@@ -540,7 +591,8 @@ def _resized(source: Source, lay: Layout, box: tuple[int, int, int, int] | None 
         c0 = cell_size(w0, h0)
         rows, cols = (h0 - 1) // c0 + 1, (w0 - 1) // c0 + 1
         geometries.append(Geometry((c0 * sx, 0.0, 0.0, c0 * sy), (x0 + (sx - 1) / 2, y0 + (sy - 1) / 2), (0, 0), (rows, cols)))
-    fits, zs = screen_geometries(source, lay, [_central(g, SCREEN_CELLS) for g in geometries], (1.0, 0.95))
+    fits, zs = screen_geometries(source, lay, [_central(g, BOX_SCREEN_CELLS if box else SCREEN_CELLS) for g in geometries],
+                                 (1.0, 0.95))
     found = [Candidate(g, 1.0, float(f), "resized", float(z)) for g, f, z in zip(geometries, fits, zs)]
     for cand in _best(found):
         yield refine(source, lay, cand, 1.0 if box else 0.25, levels=4 if box else 2, scale=0.002)
@@ -571,8 +623,7 @@ def screen_geometries(source: Source, lay: Layout, geometries: list[Geometry],
         cx, cy = geometry.cell_sizes
         groups.setdefault((round(math.log(cx) / COARSE_STEP), round(math.log(cy) / COARSE_STEP)), []).append(n)
     for (kx, ky), members in groups.items():
-        planes = source.planes(math.exp(kx * COARSE_STEP), math.exp(ky * COARSE_STEP), coarse=True)
-        f = 2.0**-planes.level
+        cell_x, cell_y = math.exp(kx * COARSE_STEP), math.exp(ky * COARSE_STEP)
         rows, cols = max(geometries[n].cells[0] for n in members), max(geometries[n].cells[1] for n in members)
         r, k = np.mgrid[0:rows, 0:cols].astype(np.float32)
         maps_x = np.empty((len(members) * rows, cols), np.float32)
@@ -580,8 +631,12 @@ def screen_geometries(source: Source, lay: Layout, geometries: list[Geometry],
         for m, n in enumerate(members):
             a, b, c, d = geometries[n].matrix
             ox, oy = geometries[n].offset
-            maps_x[m * rows:(m + 1) * rows] = (a * k + b * r + ox) * f
-            maps_y[m * rows:(m + 1) * rows] = (c * k + d * r + oy) * f
+            maps_x[m * rows:(m + 1) * rows] = a * k + b * r + ox
+            maps_y[m * rows:(m + 1) * rows] = c * k + d * r + oy
+        planes, (x0, y0) = source.planes_around(cell_x, cell_y, maps_x, maps_y)
+        f = 2.0**-planes.level
+        maps_x = (maps_x - np.float32(x0)) * np.float32(f)
+        maps_y = (maps_y - np.float32(y0)) * np.float32(f)
         band = cv2.remap(planes.band, maps_x, maps_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
         support = cv2.remap(planes.support, maps_x, maps_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         # the fitness of every member at once: equal-sized reads stacked (blocks from their first whole one)
@@ -666,20 +721,25 @@ def _upscaled(source: Source, lay: Layout):
     width, height = source.width, source.height
     found = []
     # what the interpolation shows, and an enlargement by 2 (its interpolation is symmetric: it shows nothing)
-    factors = [f for f, _ in cues.upscale_factors(source.luma)[:2] if f >= 1.06]
+    factors = [f for f, _ in cues.upscale_factors(source.luma)[:2]]
     for factor in [*factors, *([2.0] if all(abs(f - 2.0) > 0.01 for f in factors) else [])]:
-        widths = [round(width / factor)] if factor == 2.0 and width % 2 == 0 else [round(width / factor) + d for d in (0, -1, 1)]
+        # the crop's width in original pixels: the factor is good to ~0.1 %, which leaves two whole numbers
+        widths = [width // 2] if factor == 2.0 and width % 2 == 0 else [math.floor(width / factor), math.ceil(width / factor)]
         for wc in dict.fromkeys(widths):
             if wc < 32:
                 continue
             sx = width / wc
             hc = max(1, round(height / sx))
             sy = height / hc
-            for cell in dict.fromkeys([cell_size(width, height), *crop_cells(wc, hc)[:1]]):
+            # the original's cells: those of an original of this image's size (a crop enlarged back to its
+            # size) or, for a factor the interpolation showed, of any original the crop was cut from (the
+            # crop's own size to twice it)
+            cells = [cell_size(width, height)] + ([] if factor == 2.0 and factor not in factors else crop_cells(wc, hc))
+            for cell in dict.fromkeys(cells):
                 matrix = np.array([[cell * sx, 0.0], [0.0, cell * sy]])
                 # the original pixels' centres: at (u + 0.5) x factor - 0.5 from the edge
                 found += dense_screen(source, lay, matrix, cell, (1.0,), "upscaled", orientations=_ORIENTATIONS[:1],
-                                      anchor=((sx - 1) / 2, (sy - 1) / 2))
+                                      anchor=((sx - 1) / 2, (sy - 1) / 2), coarse=True)
     for cand in _best(found):
         yield refine(source, lay, cand, 0.0, levels=1)
 
@@ -721,7 +781,7 @@ def _straightened(source: Source, lay: Layout):
                 offset = centre - rot @ (np.array([(w0 - 1) / 2.0, (h0 - 1) / 2.0]) * scale)
                 geometries.append(Geometry(tuple(matrix.ravel()), (float(offset[0]), float(offset[1])), (0, 0),
                                            ((h0 - 1) // c0 + 1, (w0 - 1) // c0 + 1)))
-    fits, zs = screen_geometries(source, lay, [_central(g, SCREEN_CELLS) for g in geometries])
+    fits, zs = screen_geometries(source, lay, [_central(g, TURN_SCREEN_CELLS) for g in geometries])
     found = [Candidate(g, 1.0, float(f), "straightened", float(z)) for g, f, z in zip(geometries, fits, zs)]
     # the angle grid is coarse for the whole picture: refine the likeliest, keep what stands out then
     refined = [refine(source, lay, cand, 0.25, levels=3, turn=0.1, scale=0.002) for cand in _best(found, z=3.5)]
