@@ -177,22 +177,30 @@ MIN_FACTOR: Final = 1.05
 def upscale_factors(luma: np.ndarray, min_peak: float = 8.0) -> list[tuple[float, float]]:
     """(scale factor > 1, strength) of the enlargements an image shows along its columns and rows,
     strongest first. A spectral peak at f cycles/px of the prediction map says a period of 1 / (1 - f)
-    (aliased; factors up to 2) or 1 / f; both are returned. Frequencies of JPEG's 8-px grid are skipped.
+    (aliased; factors up to 2) or 1 / f; both are returned. Frequencies of JPEG's 8-px grid are skipped
+    when the image shows that grid.
     A peak both axes show (an enlargement that kept the aspect) comes first: their geometric mean ranks it
     above the periodic structure of one axis alone (lines of text, a facade's windows)."""
     residual = luma - cv2.filter2D(luma.astype(np.float32), -1, _PREDICTOR, borderType=cv2.BORDER_REFLECT)
     predicted = np.exp(-np.square(residual))
     length = 8 * max(luma.shape)
     freqs = np.fft.rfftfreq(length)
-    grid = np.abs(freqs * 8 - np.round(freqs * 8)) > 0.04  # JPEG's 8-px grid, but for 1/2: a 2x enlargement
-    usable = (freqs > 1.0 - 1.0 / MIN_FACTOR) & (grid | (freqs > 0.49))
+    band = freqs > 1.0 - 1.0 / MIN_FACTOR
     spectra = []
     for profile in (predicted.mean(axis=0), predicted.mean(axis=1)):
         profile = profile[2:-2] - profile[2:-2].mean()
         if len(profile) < 32:
             continue
+        # off JPEG's 8-px block grid (k/8 cycles/px) by more than the window's main lobe
+        off_grid = np.abs(freqs - np.round(freqs * 8) / 8) > max(0.005, 2.5 / len(profile))
+        eighth = ~off_grid & (np.abs(freqs - 0.125) < 0.01)
         spectrum = np.abs(np.fft.rfft(profile * np.hanning(len(profile)), length))
-        spectra.append(np.where(usable, spectrum / (float(np.median(spectrum[usable])) + 1e-12), 0.0))
+        spectrum /= float(np.median(spectrum[band & off_grid])) + 1e-12
+        # JPEG's blocks show at 1/8 cycles/px (else an enlargement by 8/7, rare); only then are the grid's
+        # frequencies, which enlargements by 4/3 or 8/5 share, set aside (but for 1/2: a 2x enlargement)
+        jpeg = float(spectrum[eighth].max()) >= min_peak
+        usable = band & (off_grid | (freqs > 0.49) | (not jpeg))
+        spectra.append(np.where(usable, spectrum, 0.0))
     if len(spectra) == 2:
         spectra.insert(0, np.sqrt(spectra[0] * spectra[1]))
     found: list[tuple[float, float]] = []

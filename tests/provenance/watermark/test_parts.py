@@ -1,0 +1,162 @@
+"""The watermark package's parts, each against what it must guarantee: the read is tied to the pixels
+(a crop at a whole-pixel offset, a flip or a quarter turn is the same read at other lattice points), the
+translation screen's orientations and windowed planes equal their direct computation, the cues find the
+edit they name, and the nearest-neighbour undo restores the pixels a rotation copied."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from transfigure.provenance.attacks import rotate
+from transfigure.provenance.watermark import cues, embed_watermark, nearest
+from transfigure.provenance.watermark import planes as pl
+from transfigure.provenance.watermark import sync
+from transfigure.provenance.watermark.layout import cell_size, layout
+from transfigure.provenance.watermark.read import Geometry, band_planes, read
+
+KEY = b"watermark parts key"
+
+
+@pytest.fixture(scope="module")
+def marked(photo):
+    return embed_watermark(photo("coffee", 256), bytes(range(8)), KEY)
+
+
+def _source(image: Image.Image) -> sync.Source:
+    return sync.Source.of(pl.read_channels(image))
+
+
+def test_a_crop_at_a_whole_pixel_offset_reads_the_same_blocks(marked):
+    c0 = cell_size(*marked.size)
+    left, top = 3 * c0, 5 * c0  # a whole number of cells: lattice point (5, 3) becomes the crop's (0, 0)
+    cropped = marked.crop((left, top, left + 160, top + 144))
+    whole, part = _source(marked), _source(cropped)
+    ref = read(whole.planes(c0, c0), Geometry.identity(c0, 256, 256))
+    geometry = Geometry((float(c0), 0.0, 0.0, float(c0)), (0.0, 0.0), (5, 3), (144 // c0, 160 // c0))
+    got = read(part.planes(c0, c0), geometry)
+    # same tile slots, and away from the crop's edges (the band-pass's reach) the same values
+    rows, cols = got.values.shape[:2]
+    assert np.array_equal(got.rows, ref.rows[3:3 + rows]) and np.array_equal(got.cols, ref.cols[2:2 + cols])
+    inner = np.s_[2:-2, 2:-2]
+    expected = ref.values[3:3 + rows, 2:2 + cols][inner]
+    assert np.allclose(got.values[inner], expected, atol=0.05 * np.abs(expected).max())
+
+
+def test_a_flip_is_the_same_read_along_a_mirrored_lattice(marked):
+    c0 = cell_size(*marked.size)
+    flipped = marked.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    rows, cols = Geometry.identity(c0, 256, 256).cells
+    ref = read(_source(marked).planes(c0, c0), Geometry.identity(c0, 256, 256))
+    mirrored = Geometry((-float(c0), 0.0, 0.0, float(c0)), (255.0, 0.0), (0, 0), (rows, cols))
+    got = read(_source(flipped).planes(c0, c0), mirrored)
+    assert np.allclose(got.values, ref.values, atol=1e-3 * np.abs(ref.values).max())
+
+
+def test_the_eight_orientations_of_the_translation_screen_equal_the_flipped_grids():
+    rng = np.random.default_rng(1)
+    period = 40
+    folded = (rng.normal(size=(3, period, period)) + 1j * rng.normal(size=(3, period, period))).astype(np.complex64)
+    spectrum = np.fft.fft2(folded)
+    for shape in ((123, 77), (80, 81)):
+        rows, cols = shape
+        for transpose, flip_rows, flip_cols in sync._ORIENTATIONS:
+            # the fold read the other way round, directly: reversed, rolled by the grid's length, H/V
+            # swapped by a transpose, the channels a flip reverses conjugated
+            h, v, d = folded
+            r, c = rows, cols
+            if transpose:
+                h, v, d, r, c = v.T, h.T, d.T, c, r
+            if flip_rows:
+                h, v, d = (np.roll(x[::-1], r % period, axis=0) for x in (h, np.conj(v), np.conj(d)))
+            if flip_cols:
+                h, v, d = (np.roll(x[:, ::-1], c % period, axis=1) for x in (np.conj(h), v, np.conj(d)))
+            direct = np.fft.fft2(np.stack([h, v, d]))
+            derived = np.stack(sync._oriented_spectrum(spectrum, shape, transpose, flip_rows, flip_cols))
+            assert np.allclose(derived, direct, atol=1e-3), (shape, transpose, flip_rows, flip_cols)
+
+
+def test_flipped_and_turned_copies_are_screened_in_their_orientation(marked):
+    lay = layout(KEY)
+    c0 = cell_size(*marked.size)
+    for transpose in (Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.ROTATE_90, Image.Transpose.TRANSPOSE):
+        best = sync.dense_screen(_source(marked.transpose(transpose)), lay, np.eye(2) * c0, c0, (1.0,), "crop")[0]
+        assert best.z > 10, transpose
+        a, b, c, d = best.geometry.matrix
+        # the lattice's column step, mapped back through the transpose, is the original's +x step
+        if transpose == Image.Transpose.FLIP_LEFT_RIGHT:
+            assert (a, c) == (-c0, 0)
+        elif transpose == Image.Transpose.ROTATE_90:  # counter-clockwise: +x runs up the image
+            assert (a, c) == (0, -c0)
+        else:
+            assert (a, c) == (0, c0)
+
+
+def test_screening_central_regions_band_passes_only_their_window(marked):
+    lay = layout(KEY)
+    source = _source(marked.resize((384, 384), Image.Resampling.BICUBIC))
+    geometries = [sync._central(Geometry((6.0 * s, 0.0, 0.0, 6.0 * s), (0.25, 0.25), (0, 0), (64, 64)), 20)
+                  for s in (0.98, 1.0, 1.02)]
+    windowed = sync.screen_geometries(source, lay, geometries)
+    whole = sync.Source(source.luma, source.taper, source.channels, source.mean)
+    whole.planes_around = lambda cx, cy, xs, ys: (whole.planes(cx, cy, coarse=True), (0, 0))
+    full = sync.screen_geometries(whole, lay, geometries)
+    assert np.allclose(windowed[0], full[0], atol=1e-4)
+    assert windowed[0][1] > 0.5 and max(windowed[0][0], windowed[0][2]) < 0.2  # the true scale stands out
+
+
+def test_the_upscale_cue_reads_the_enlargement(photo):
+    image = photo("astronaut", 256)
+    for factor in (1.25, 4 / 3, 1.6):
+        enlarged = image.resize((round(256 * factor),) * 2, Image.Resampling.BICUBIC)
+        found = cues.upscale_factors(_source(enlarged).luma)
+        assert found and abs(found[0][0] - factor) < 0.01 * factor, (factor, found[:3])
+
+
+def test_the_rotation_cue_reads_the_angle_and_the_original_size(photo):
+    image = photo("chelsea", 240)
+    for angle in (-12.0, 7.0):
+        found = cues.rotation_fill(pl.read_channels(rotate(image, angle, expand=True)))
+        assert found is not None and abs(found.angle - angle) < 0.3
+        assert abs(found.width - 240) < 4 and abs(found.height - 240) < 4
+    assert cues.rotation_fill(pl.read_channels(image)) is None
+
+
+def test_the_content_box_finds_a_picture_in_its_border(photo):
+    picture = photo("coffee", 150)
+    framed = Image.new("RGB", (220, 200), (238, 238, 236))
+    framed.paste(picture, (31, 17))
+    box = cues.content_box(pl.read_channels(framed))
+    assert box is not None and np.allclose(box, (31, 17, 181, 167), atol=1.0)
+    assert cues.content_box(pl.read_channels(picture)) is None
+
+
+@pytest.mark.parametrize("angle", [9.5, -4.0])
+def test_undoing_a_nearest_rotation_restores_the_pixels_it_copied(photo, angle):
+    image = photo("camera", 128).convert("L")
+    luma = np.asarray(image, dtype=np.float32)
+    turned = np.asarray(image.rotate(angle, resample=Image.Resampling.NEAREST), dtype=np.float32)
+    taper = np.ones_like(turned)
+    restored, restored_taper = nearest.unrotate(turned, taper, angle, (128, 128))
+    # the centre (never rotated out) comes back pixel for pixel, but the few pixels no output copied
+    centre = np.s_[32:96, 32:96]
+    exact = np.isclose(restored[centre], luma[centre])
+    assert exact.mean() > 0.97
+    assert restored_taper[0, 0] == 0 and restored_taper[64, 64] > 0
+    assert nearest.unrotate(turned, taper, angle, (100, 90)) is None  # sizes no rotation gives
+
+
+def test_the_undo_plan_cache_stays_within_its_budget():
+    for angle in np.arange(0.5, 12.0, 0.5):
+        nearest._plan((256, 256), (256, 256), float(angle))
+    assert sum(p.nbytes for p in nearest._plans.values()) <= nearest.UNDO_CACHE_BYTES
+    assert nearest._plan((256, 256), (256, 256), 3.0) is not None
+
+
+def test_rotated_lattice_matrices_turn_counter_clockwise():
+    geometry = Geometry((math.cos(0.2) * 4, math.sin(0.2) * 4, -math.sin(0.2) * 4, math.cos(0.2) * 4), (0, 0), (0, 0), (1, 1))
+    assert math.isclose(sync._angle(geometry), math.degrees(0.2))
+    assert geometry.cell_sizes == pytest.approx((4.0, 4.0))
