@@ -4,7 +4,8 @@
     stamped = stamp_output(image, model=ModelInfo("cyclegan", "3", run_id="..."), fmt="PNG")
     report = verify_image_bytes(stamped.data)        # {"watermark": ..., "manifest": ..., "ledger": ...}
 
-* :mod:`.watermark` - 64-bit payload, keyed, robust (STDM/QIM on a periodic tile), FPR < 1e-9;
+* :mod:`.watermark` - 64-bit payload, keyed, tied to the pixels (QIM per block on a tiled lattice), found
+  after crops, reframing, flips and rotations; FPR <= 2e-8 per image by construction;
 * :mod:`.manifest` - C2PA manifest signed offline with a local certificate chain;
 * :mod:`.ledger` - append-only sqlite record of every provenance id;
 * :mod:`.stamp` / :mod:`.verify` - the two entry points; ``transfigure verify IMAGE...`` on the CLI;

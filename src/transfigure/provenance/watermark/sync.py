@@ -1,4 +1,45 @@
-"""Synchronisation: finding where the original's lattice lies in the image being checked."""
+"""Synchronisation: finding where the original's lattice lies in the image being checked.
+
+A *geometry* (:class:`~.read.Geometry`) says where every lattice point of the original is in the image:
+a 2x2 matrix (a cell step along the lattice's columns and rows, in image pixels: flips, quarter turns,
+rotations and rescaling are just other matrices) and the first point's position. The read of
+:mod:`.read` is exact for any geometry, so the search only has to find it; the pilots (96 known bits in
+every tile) score a candidate by their *fitness* (1 = every pilot on its lattice, ~0 = chance), reported
+as *z*, standard deviations of chance for that many pilot instances.
+
+The search is a cascade of families, the likeliest edits first, each screening cheaply and handing only
+candidates that stand out from chance (z >= Z_DECODE) to the decoder, which stops at the first keyed
+check that matches:
+
+1. **identity**: the image as it was marked (re-encoded, resized back, noisy), at gain 1, then the best
+   gain; then **valumetric**: brightness and contrast hypotheses, the read's clamp moved to match
+   (screened on the central quarter, the best two refined on the whole);
+2. **crop** (and flips, quarter turns): for each cell size a crop kept at its size can have (this image's
+   own to twice it, see :func:`crop_cells`), *every* translation at once: the channel values on a dense
+   grid (every image pixel for cells of 3-8 px: the pilots show only within ~1/16 cell) are turned into
+   phasors exp(2 pi i v / DELTA), folded onto one tile (a crop at any offset is a cyclic shift of it) and
+   correlated with the pilot template by FFT; the 8 flips and quarter turns are the same fold read the
+   other way round, derived from its one FFT (:func:`_oriented_spectrum`);
+3. **resized**: the whole picture resized from a common original size (multiples of 32 to 1024, of 64 to
+   2048), keeping its aspect or squashed from a square: each size fixes the lattice (edges stay edges),
+   screened on a central region;
+4. **rotated**: the flat corners a rotation leaves give its angle (:func:`.cues.rotation_fill`); a
+   translation screen on the turned lattice, and for Pillow's default nearest-neighbour rotation the
+   rotation undone exactly (:mod:`.nearest`);
+5. **upscaled**: a crop enlarged by a factor its interpolation shows (:func:`.cues.upscale_factors`),
+   or by 2: the original pixels lie every ``factor`` pixels, so a translation screen on that grid finds
+   any whole-pixel crop offset, for each cell size the original can have had;
+6. **straightened**: turned about the centre and cropped to the largest upright rectangle inside (kept
+   at that size or rescaled), or turned in its own frame, or on an expanded canvas: for every angle to
+   16 degrees in 0.4-degree steps the lattice follows, screened on a central region, the best refined;
+   nearest-neighbour rotations undone at the angles the screen and the resampling trace suggest;
+7. **content box**: a picture inside a uniform border (padding, a screenshot), resized.
+
+Every candidate decoded counts towards MAX_DECODES, so the false-positive bound holds whatever the search
+tries. What the families cannot find: a crop made *smaller* (no trace gives its scale, and a translation
+screen is sharp to ~0.3 % of scale, so a blind scan over scale and offset is beyond the time budget), and
+a rotation whose corners were cropped away and then re-encoded (no fill; JPEG hides the resampling).
+"""
 
 from __future__ import annotations
 
@@ -474,39 +515,47 @@ def _reading_z(lay: Layout, reading: Reading, gains: np.ndarray) -> tuple[np.nda
     return fits, fits * math.sqrt(2.0 * _pilot_weight(lay, reading))
 
 
-def _cascade(source: Source, lay: Layout):
-    """Candidate geometries, the likeliest edits first; each family screens cheaply and yields only what
-    stands out from chance."""
-    width, height = source.width, source.height
-    c0 = cell_size(width, height)
-    # the image as it was marked (re-encoded, resized back, noisy): the identity at gain 1, then the best gain
-    identity = Geometry.identity(c0, height, width)
+def _as_marked(source: Source, lay: Layout):
+    """The image as it was marked (re-encoded, resized back, noisy): the identity at gain 1, then the best
+    gain, then brightness and contrast hypotheses."""
+    c0 = cell_size(source.width, source.height)
+    identity = Geometry.identity(c0, source.height, source.width)
     yield Candidate(identity, 1.0, 1.0, "identity")
     fits, zs = _reading_z(lay, source.read(identity), GAINS)
     k = int(np.argmax(fits))
     yield Candidate(identity, float(GAINS[k]), float(fits[k]), "identity", float(zs[k]))
     yield from _valumetric(source, lay, identity)
-    # crops at any offset, flips and quarter turns at the marked scale: the cell sizes from this image's own
-    # to twice it (a crop to half of each side), every whole-pixel translation at once
-    cands = [c for cell in crop_cells(width, height)
+
+
+def _cropped(source: Source, lay: Layout):
+    """Crops at any offset, flips and quarter turns at the marked scale: the cell sizes from this image's own
+    to twice it (a crop to half of each side), every whole-pixel translation at once."""
+    cands = [c for cell in crop_cells(source.width, source.height)
              for c in dense_screen(source, lay, np.eye(2) * cell, _whole_pixel_spc(cell), (1.0,), "crop")]
     for cand in _best(cands):
         cell = int(round(cand.geometry.cell_sizes[0]))
         spacing = cell / _whole_pixel_spc(cell)  # offsets between the samples: refined from half the spacing
         yield refine(source, lay, cand, 0.0 if spacing == 1 else spacing / 2, levels=2)
-    # the whole image resized (any size, squashed from a square): anchored at the corners, no translation
-    yield from _resized(source, lay)
-    # rotated: the fill's edges give the angle
-    rotation = cues.rotation_fill(source.channels)
+
+
+def _turned(source: Source, lay: Layout):
+    """Rotated with a fill in the corners, whose edges give the angle."""
+    rotation = cues.rotation_fill(source.channels) if source.channels is not None else None
     if rotation is not None:
         yield from _rotated(source, lay, rotation)
-    # a crop enlarged: its interpolation's period gives the factor
-    yield from _upscaled(source, lay)
-    # straightened: turned about the centre and cropped to the largest upright rectangle inside
-    yield from _straightened(source, lay)
-    # the picture inside a uniform border (padding, a screenshot): the picture resized
+
+
+def _framed(source: Source, lay: Layout):
+    """The picture inside a uniform border (padding, a screenshot): the picture resized."""
     if source.channels is not None and (box := cues.content_box(source.channels)) is not None:
         yield from _resized(source, lay, box)
+
+
+def _cascade(source: Source, lay: Layout):
+    """Candidate geometries, the likeliest edits first (see FAMILIES); each family screens cheaply and
+    yields only what stands out from chance."""
+    for _, family in FAMILIES:
+        yield from family(source, lay)
 
 
 def crop_cells(width: int, height: int) -> list[int]:
@@ -812,6 +861,11 @@ def _straightened(source: Source, lay: Layout):
             if restored is not None:
                 undone.append(_identity_candidate(lay, Source(*restored), w0, h0, "straightened"))
     yield from _best(undone, limit=1, z=4.0)
+
+
+#: The search's families in the order they run: (name, candidates(source, layout)).
+FAMILIES: Final = (("as marked", _as_marked), ("crop", _cropped), ("resized", lambda source, lay: _resized(source, lay)),
+                   ("rotated", _turned), ("upscaled", _upscaled), ("straightened", _straightened), ("framed", _framed))
 
 
 def _angle(geometry: Geometry) -> float:
