@@ -199,3 +199,20 @@ def test_config_from_env_and_development_signing_credentials(tmp_path, monkeypat
     assert "BEGIN CERTIFICATE" in (config.trust_anchors_pem() or "")
     with pytest.raises(ValueError, match="both"):
         ProvenanceConfig.from_env({**env, "TRANSFIGURE_SIGNING_KEY": "k.pem"}, root=tmp_path).signer_material()
+
+
+@pytest.mark.parametrize("edit", ["flip + crop", "rotate 12"])
+def test_a_flipped_cropped_or_rotated_copy_is_traced_and_its_report_is_json(provenance_config, photo, edit):
+    import json
+
+    from transfigure.provenance.attacks import crop, rotate
+
+    stamped = stamp_output(photo("chelsea", 256), model=MODEL, fmt="PNG", config=provenance_config)
+    with Image.open(io.BytesIO(stamped.data)) as image:
+        image = image.convert("RGB")
+        copy = (crop(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 0.7, "top-left") if edit == "flip + crop"
+                else rotate(image, 12))
+    report = verify_image_bytes(encode(copy, "JPEG", quality=85), config=provenance_config)
+    assert report["verdict"] == "traced" and report["watermark"]["provenance_id"] == stamped.provenance_id
+    assert report["watermark"]["flipped"] is (edit == "flip + crop")
+    assert json.loads(json.dumps(report)) == report  # plain JSON, as `transfigure verify` prints it

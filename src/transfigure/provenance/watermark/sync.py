@@ -446,15 +446,15 @@ class _Decoder:
         period = 2 * TILE
         r, k = (-g.origin[0]) % period, (-g.origin[1]) % period
         top_left = (g.offset[0] + a * k + b * r, g.offset[1] + c * k + d * r)
+        # plain Python numbers and booleans: the report is serialised as JSON
         return Detection(
-            detected=best.ok, payload=raw if best.ok else None, bit_errors=best.bit_errors, p_value=p_value,
-            confidence=1.0 - p_value, check_bits_matched=best.matched, candidates=len(self.decoded),
-            pilot_score=round(best.fitness, 4), rotation_deg=round(rotation, 3), scale=round(c0_image, 4),
-            shift=(round(top_left[0], 3), round(top_left[1], 3)), gain=round(cand.gain, 4), flipped=flipped,
-            raw_payload=raw,
+            detected=bool(best.ok), payload=raw if best.ok else None, bit_errors=int(best.bit_errors),
+            p_value=float(p_value), confidence=float(1.0 - p_value), check_bits_matched=int(best.matched),
+            candidates=len(self.decoded), pilot_score=round(float(best.fitness), 4),
+            rotation_deg=round(float(rotation), 3), scale=round(float(c0_image), 4),
+            shift=(round(float(top_left[0]), 3), round(float(top_left[1]), 3)), gain=round(float(cand.gain), 4),
+            flipped=bool(flipped), raw_payload=raw,
         )
-
-
 
 
 #: A screened candidate is refined and decoded only this many standard deviations above chance
