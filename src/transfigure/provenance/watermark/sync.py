@@ -793,6 +793,36 @@ def _upscaled(source: Source, lay: Layout):
         yield refine(source, lay, cand, 0.0, levels=1)
 
 
+#: A centred crop enlarged back to the image's size is searched for enlargements from CENTRED_SCALES[0]
+#: to [1] (crops keeping 80-98 % of each side; larger enlargements show their interpolation clearly, see
+#: _upscaled), in steps of CENTRED_STEP (a central region of TURN_SCREEN_CELLS tolerates +-0.6 %).
+CENTRED_SCALES: Final = (1.02, 1.25)
+CENTRED_STEP: Final = 0.012
+
+
+def _centred(source: Source, lay: Layout):
+    """A centred crop enlarged back to the image's size (the commonest "zoom in"), for when the
+    interpolation shows no period (text, flat pictures): each scale fixes the lattice about the centre
+    (the crop's edge rounded either way: a quarter pixel each side), screened on a central region; the
+    best refined in scale and offset."""
+    width, height = source.width, source.height
+    c0 = cell_size(width, height)
+    rows, cols = (height - 1) // c0 + 1, (width - 1) // c0 + 1
+    geometries: list[Geometry] = []
+    lo, hi = (math.log(v) for v in CENTRED_SCALES)
+    for scale in np.exp(np.arange(lo, hi + 1e-9, CENTRED_STEP)):
+        # the crop's left edge at (width - width / scale) / 2; its pixels' centres at (u + 0.5) s - 0.5
+        left, top = (width - width / scale) / 2, (height - height / scale) / 2
+        for ex in (-0.25, 0.25):
+            for ey in (-0.25, 0.25):
+                offset = (-(left + ex) * scale + (scale - 1) / 2, -(top + ey) * scale + (scale - 1) / 2)
+                geometries.append(Geometry((c0 * scale, 0.0, 0.0, c0 * scale), offset, (0, 0), (rows, cols)))
+    fits, zs = screen_geometries(source, lay, [_central(g, TURN_SCREEN_CELLS) for g in geometries])
+    found = [Candidate(g, 1.0, float(f), "centred", float(z)) for g, f, z in zip(geometries, fits, zs)]
+    # between the scale steps a true geometry can screen low: refine the likeliest, keep what then stands out
+    yield from _best([refine(source, lay, cand, 0.25, levels=2, scale=0.003) for cand in _best(found, z=3.5)])
+
+
 #: Angles (degrees) a straightened picture is searched at: every TURN_STEP up to MAX_TURN each way.
 MAX_TURN: Final = 16.0
 TURN_STEP: Final = 0.4
@@ -865,7 +895,8 @@ def _straightened(source: Source, lay: Layout):
 
 #: The search's families in the order they run: (name, candidates(source, layout)).
 FAMILIES: Final = (("as marked", _as_marked), ("crop", _cropped), ("resized", lambda source, lay: _resized(source, lay)),
-                   ("rotated", _turned), ("upscaled", _upscaled), ("straightened", _straightened), ("framed", _framed))
+                   ("rotated", _turned), ("upscaled", _upscaled), ("centred", _centred), ("straightened", _straightened),
+                   ("framed", _framed))
 
 
 def _angle(geometry: Geometry) -> float:
