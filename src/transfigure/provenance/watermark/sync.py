@@ -891,6 +891,27 @@ def _straightened(source: Source, lay: Layout):
             if restored is not None:
                 undone.append(_identity_candidate(lay, Source(*restored), w0, h0, "straightened"))
     yield from _best(undone, limit=1, z=4.0)
+    # a small image (cheap to undo) whose rotation left no fill the cue reads (dark corners) and no trace:
+    # every whole degree, each restored picture screened on a central region first
+    if width * height <= SWEEP_AREA:
+        identity = Geometry.identity(cell_size(width, height), height, width)
+        for angle in (sign * d for d in range(1, SWEEP_TURN + 1) for sign in (1, -1)):
+            if angle in angles:
+                continue
+            restored = nearest.unrotate(source.luma, source.taper, angle, (width, height))
+            if restored is None:
+                continue
+            candidate_source = Source(*restored)
+            if screen_geometries(candidate_source, lay, [_central(identity, SCREEN_CELLS)])[1][0] >= 3.0:
+                cand = _identity_candidate(lay, candidate_source, width, height, "straightened")
+                if cand.z >= 4.0:
+                    yield cand
+
+
+#: Images up to this many pixels have a nearest-neighbour rotation undone at every whole degree to
+#: SWEEP_TURN each way.
+SWEEP_AREA: Final = 300 * 300
+SWEEP_TURN: Final = 10
 
 
 #: The search's families in the order they run: (name, candidates(source, layout)).
