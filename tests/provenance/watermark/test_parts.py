@@ -16,7 +16,7 @@ from transfigure.provenance.watermark import cues, embed_watermark, nearest
 from transfigure.provenance.watermark import planes as pl
 from transfigure.provenance.watermark import sync
 from transfigure.provenance.watermark.layout import cell_size, layout
-from transfigure.provenance.watermark.read import Geometry, band_planes, read
+from transfigure.provenance.watermark.read import Geometry, read
 
 KEY = b"watermark parts key"
 
