@@ -144,26 +144,8 @@ class Source:
             return self.planes(cell_x, cell_y, coarse=True), (0, 0)
         return band_planes(self.luma[y0:y1, x0:x1], self.taper[y0:y1, x0:x1], cell_x, cell_y), (x0, y0)
 
-    def read(self, geometry: Geometry, coarse: bool = False) -> Reading:
-        return read(self.planes(*geometry.cell_sizes, coarse=coarse), geometry)
-
-
-def lattice_cells(width: int, height: int, matrix: np.ndarray, offset: np.ndarray) -> tuple[int, int]:
-    """How many lattice points from ``offset`` along the matrix's columns/rows stay inside the image
-    (for axis-aligned matrices; rotated geometries read a box and rely on the support weights)."""
-    a, b, c, d = matrix.ravel()
-    col_step = np.array([a, c])
-    row_step = np.array([b, d])
-
-    def count(step: np.ndarray) -> int:
-        n = 0
-        for axis, limit in ((0, width), (1, height)):
-            if abs(step[axis]) > 1e-9:
-                room = (limit - 1 - offset[axis]) / step[axis] if step[axis] > 0 else -offset[axis] / step[axis]
-                n = max(n, int(math.floor(room + 1e-6)) + 1)
-        return max(n, 0)
-
-    return count(row_step), count(col_step)
+    def read(self, geometry: Geometry) -> Reading:
+        return read(self.planes(*geometry.cell_sizes), geometry)
 
 
 @functools.lru_cache(maxsize=16)
@@ -404,10 +386,6 @@ class _Decoder:
         self.lay = lay
         self.decoded: list[tuple[Candidate, Decoded]] = []
         self.tried: set[tuple] = set()
-
-    @property
-    def found(self) -> bool:
-        return any(d.ok for _, d in self.decoded)
 
     def __call__(self, cand: Candidate) -> bool:
         source = cand.source or self.source
