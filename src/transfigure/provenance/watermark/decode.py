@@ -24,10 +24,14 @@ from transfigure.provenance.watermark import planes as pl
 from transfigure.provenance.watermark.layout import DELTA, N_SLOTS, Layout, cell_size, layout
 from transfigure.provenance.watermark.read import Geometry, Reading, band_planes, read
 
-__all__ = ["Decoded", "Detection", "decode", "fitness", "read_identity"]
+__all__ = ["DECODE_GAINS", "JITTER_MIN_MATCHED", "MAX_DECODES", "Decoded", "Detection", "decode", "fitness", "read_identity"]
 
 #: At most this many candidates are decoded per image: the false-positive bound is MAX_DECODES * 2**-32.
 MAX_DECODES: Final = 40
+#: Each candidate is decoded at these multiples of its gain (until one passes the check) ...
+DECODE_GAINS: Final = (1.0, 0.98, 1.02, 0.96, 1.04)
+#: ... when the first decode matched at least this many check bits (16 is chance; 22+ has p = 0.025).
+JITTER_MIN_MATCHED: Final = 22
 
 
 def fitness(lay: Layout, reading: Reading, gains: np.ndarray) -> np.ndarray:

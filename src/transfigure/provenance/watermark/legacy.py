@@ -94,7 +94,7 @@ from transfigure.provenance.coding import (
     viterbi_decode,
 )
 from transfigure.provenance.keys import derive, resolve_watermark_key
-from transfigure.provenance.watermark.decode import Detection
+from transfigure.provenance.watermark.decode import DECODE_GAINS, JITTER_MIN_MATCHED, MAX_DECODES, Detection
 from transfigure.provenance.watermark.layout import MIN_SIDE
 from transfigure.provenance.watermark.nearest import undo_nearest_rotation as _undo_nearest_rotation
 from transfigure.provenance.watermark.planes import clamped_luma as _clamped_luma
@@ -127,12 +127,6 @@ SCALES: Final = tuple(1.0 + 0.01 * k for k in range(-3, 17))
 SCALE_OFFSETS: Final = (0.125, 2)
 #: (rotation deg, relative scale, shift samples) steps of the pattern search that refines candidates.
 REFINE_STEPS: Final = ((0.25, 0.005, 0.125), (0.125, 0.0025, 0.0625), (0.0625, 0.00125, 0.0625))
-#: Each candidate is decoded at these multiples of its gain (until one passes the check).
-DECODE_GAINS: Final = (1.0, 0.98, 1.02, 0.96, 1.04)
-#: ... when the first decode matched at least this many check bits (16 is chance; 22+ has p = 0.025).
-JITTER_MIN_MATCHED: Final = 22
-#: At most this many decodes are checked per image (the false-positive bound: MAX_DECODES * 2**-32).
-MAX_DECODES: Final = 40
 #: At most this many angles are tried when undoing a nearest-neighbour rotation ...
 MAX_UNDO_ANGLES: Final = 6
 #: ... except for images less than this many times the working grid, where every angle of ROTATIONS is.

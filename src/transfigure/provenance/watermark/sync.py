@@ -58,7 +58,8 @@ from transfigure.provenance.keys import resolve_watermark_key
 from transfigure.provenance.watermark import cues, nearest
 from transfigure.provenance.watermark import legacy as legacy_watermark
 from transfigure.provenance.watermark import planes as pl
-from transfigure.provenance.watermark.decode import MAX_DECODES, Decoded, Detection, binomial_tail, decode, fitness
+from transfigure.provenance.watermark.decode import (DECODE_GAINS, JITTER_MIN_MATCHED, MAX_DECODES, Decoded, Detection,
+                                                     binomial_tail, decode, fitness)
 from transfigure.provenance.watermark.layout import CELL_SIZES, CELLS_ACROSS, CHANNELS, DELTA, TILE, Layout, cell_size, layout
 from transfigure.provenance.watermark.read import (Geometry, Planes, Reading, band_planes, block_channels, block_offset,
                                                    block_weights, level, read)
@@ -67,9 +68,6 @@ __all__ = ["detect_watermark"]
 
 #: Gains the identity read is screened at (brightness/contrast change the mark's amplitude).
 GAINS: Final = np.array([0.7 * 1.03**k for k in range(22)])
-#: Each decoded candidate is also decoded at these multiples of its gain when it comes close.
-DECODE_GAINS: Final = (1.0, 0.98, 1.02, 0.96, 1.04)
-JITTER_MIN_MATCHED: Final = 22
 
 
 @dataclass(frozen=True)
