@@ -16,15 +16,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 import numpy as np
-from PIL import Image
 
 from transfigure.provenance.coding import CHECK_BITS, MESSAGE_BITS, N_CODED, conv_encode, viterbi_decode
-from transfigure.provenance.keys import resolve_watermark_key
-from transfigure.provenance.watermark import planes as pl
-from transfigure.provenance.watermark.layout import DELTA, N_SLOTS, Layout, cell_size, layout
-from transfigure.provenance.watermark.read import Geometry, Reading, band_planes, read
+from transfigure.provenance.watermark.layout import DELTA, N_SLOTS, Layout
+from transfigure.provenance.watermark.read import Reading
 
-__all__ = ["DECODE_GAINS", "JITTER_MIN_MATCHED", "MAX_DECODES", "Decoded", "Detection", "decode", "fitness", "read_identity"]
+__all__ = ["DECODE_GAINS", "JITTER_MIN_MATCHED", "MAX_DECODES", "Decoded", "Detection", "decode", "fitness"]
 
 #: At most this many candidates are decoded per image: the false-positive bound is MAX_DECODES * 2**-32.
 MAX_DECODES: Final = 40
@@ -78,17 +75,6 @@ def decode(lay: Layout, reading: Reading, gain: float) -> Decoded:
     heard = totals[:N_CODED] > 0
     bit_errors = int(np.sum((np.sign(coded) != recoded) & heard))
     return Decoded(matched == CHECK_BITS, payload, matched, bit_errors, fit)
-
-
-def read_identity(image: Image.Image, key: bytes) -> bytes | None:
-    """The payload of an image read as it is (no search), if its check passes at gain 1."""
-    width, height = image.size
-    c0 = cell_size(width, height)
-    channels = pl.read_channels(image)
-    mean, luma = pl.clamped_read(channels)
-    planes = band_planes(luma, pl.taper_luma(channels, pl.read_clamp(mean)), c0)
-    found = decode(layout(resolve_watermark_key(key)), read(planes, Geometry.identity(c0, height, width)), 1.0)
-    return np.packbits(found.payload_bits).tobytes() if found.ok else None
 
 
 def binomial_tail(n: int, k: int) -> float:

@@ -22,9 +22,9 @@ from PIL import Image
 
 from transfigure.provenance.keys import resolve_watermark_key
 from transfigure.provenance.watermark import planes as pl
-from transfigure.provenance.watermark.decode import read_identity
 from transfigure.provenance.watermark.layout import CHANNELS, CHIPS, DELTA, cell_size, layout
 from transfigure.provenance.watermark.read import Geometry, band_planes, bandpass, level, read, reduce
+from transfigure.provenance.watermark.sync import read_identity
 
 __all__ = ["embed_watermark"]
 

@@ -64,7 +64,7 @@ from transfigure.provenance.watermark.layout import CELL_SIZES, CELLS_ACROSS, CH
 from transfigure.provenance.watermark.read import (Geometry, Planes, Reading, band_planes, block_channels, block_offset,
                                                    block_weights, level, read)
 
-__all__ = ["detect_watermark"]
+__all__ = ["detect_watermark", "read_identity"]
 
 #: Gains the identity read is screened at (brightness/contrast change the mark's amplitude).
 GAINS: Final = np.array([0.7 * 1.03**k for k in range(22)])
@@ -473,6 +473,14 @@ def detect_watermark(image: Image.Image, key: bytes | None = None, *, legacy: bo
     tried = found.candidates + old.candidates
     p_value = min(1.0, tried * binomial_tail(CHECK_BITS, old.check_bits_matched))
     return replace(old, candidates=tried, p_value=p_value, confidence=1.0 - p_value)
+
+
+def read_identity(image: Image.Image, key: bytes) -> bytes | None:
+    """The payload of an image read as it is (no search), if its check passes at gain 1."""
+    source = Source.of(pl.read_channels(image))
+    found = decode(layout(resolve_watermark_key(key)),
+                   source.read(Geometry.identity(cell_size(*image.size), image.height, image.width)), 1.0)
+    return np.packbits(found.payload_bits).tobytes() if found.ok else None
 
 
 def _best(cands: list[Candidate], limit: int = PER_FAMILY, z: float = Z_DECODE) -> list[Candidate]:
