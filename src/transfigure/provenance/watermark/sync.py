@@ -824,8 +824,7 @@ def _straightened(source: Source, lay: Layout):
     geometries: list[Geometry] = []
     for turn in np.arange(TURN_STEP, MAX_TURN + 1e-9, TURN_STEP):
         t = math.radians(turn)
-        # the inner rectangle is k times the original (see attacks.inner_rectangle)
-        grow = 1.0 / min(aspect / (aspect * math.cos(t) + math.sin(t)), 1.0 / (aspect * math.sin(t) + math.cos(t)))
+        grow = 1.0 / _inner_share(aspect, t)
         for sign in (1.0, -1.0):
             angle = sign * t
             rot = np.array([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])
@@ -863,8 +862,7 @@ def _straightened(source: Source, lay: Layout):
         restored = nearest.unrotate(source.luma, source.taper, angle, (width, height))  # corners cut off
         if restored is not None:
             undone.append(_identity_candidate(lay, Source(*restored), width, height, "straightened"))
-        t = math.radians(abs(angle))
-        k = min(aspect / (aspect * math.cos(t) + math.sin(t)), 1.0 / (aspect * math.sin(t) + math.cos(t)))
+        k = _inner_share(aspect, math.radians(abs(angle)))
         for w0 in range(math.ceil(width / k) - 1, math.ceil((width + 1) / k) + 1):
             h0 = round(w0 / aspect)
             cw, ch = int(w0 * k), int(h0 * k)
@@ -890,6 +888,12 @@ def _straightened(source: Source, lay: Layout):
                 cand = _identity_candidate(lay, candidate_source, width, height, "straightened")
                 if cand.z >= 4.0:
                     yield cand
+
+
+def _inner_share(aspect: float, t: float) -> float:
+    """The largest rectangle of aspect ``aspect`` (width / height) inside one of that aspect turned by ``t``
+    radians, as a share of its sides (see attacks.inner_rectangle)."""
+    return min(aspect / (aspect * math.cos(t) + math.sin(t)), 1.0 / (aspect * math.sin(t) + math.cos(t)))
 
 
 #: Images up to this many pixels have a nearest-neighbour rotation undone at every whole degree to
