@@ -170,6 +170,13 @@ def rotation_fill(channels: np.ndarray) -> Rotation | None:
 _PREDICTOR: Final = np.array([[-0.25, 0.5, -0.25], [0.5, 0.0, 0.5], [-0.25, 0.5, -0.25]], dtype=np.float32)
 
 
+def _prediction_map(luma: np.ndarray) -> np.ndarray:
+    """How well each pixel is predicted from its neighbours (1 = exactly), the map whose period shows a
+    resampling."""
+    residual = luma - cv2.filter2D(luma.astype(np.float32), -1, _PREDICTOR, borderType=cv2.BORDER_REFLECT)
+    return np.exp(-np.square(residual))
+
+
 #: The smallest enlargement looked for (a smaller one moves the lattice too little to need a search).
 MIN_FACTOR: Final = 1.05
 
@@ -181,8 +188,7 @@ def upscale_factors(luma: np.ndarray, min_peak: float = 8.0) -> list[tuple[float
     when the image shows that grid.
     A peak both axes show (an enlargement that kept the aspect) comes first: their geometric mean ranks it
     above the periodic structure of one axis alone (lines of text, a facade's windows)."""
-    residual = luma - cv2.filter2D(luma.astype(np.float32), -1, _PREDICTOR, borderType=cv2.BORDER_REFLECT)
-    predicted = np.exp(-np.square(residual))
+    predicted = _prediction_map(luma)
     length = 8 * max(luma.shape)
     freqs = np.fft.rfftfreq(length)
     band = freqs > 1.0 - 1.0 / MIN_FACTOR
@@ -237,8 +243,7 @@ def rotation_traces(luma: np.ndarray, count: int = 3) -> list[float]:
     if min(h, w) > 320:  # the trace repeats everywhere: a central 256 x 256 holds it (a quarter of the cost)
         y0, x0 = (h - 256) // 2, (w - 256) // 2
         luma = luma[y0:y0 + 256, x0:x0 + 256]
-    residual = luma - cv2.filter2D(luma.astype(np.float32), -1, _PREDICTOR, borderType=cv2.BORDER_REFLECT)
-    predicted = np.exp(-np.square(residual))
+    predicted = _prediction_map(luma)
     predicted -= predicted.mean()
     h, w = predicted.shape
     spectrum = np.abs(np.fft.fftshift(np.fft.fft2(predicted * np.outer(np.hanning(h), np.hanning(w)))))
