@@ -1,4 +1,5 @@
-"""Discriminators: PatchGAN (``basic`` = 70x70, ``n_layers``) and the 1x1 ``pixel`` GAN."""
+"""Discriminators: PatchGAN (``basic`` = 70x70, ``n_layers``), the 1x1 ``pixel`` GAN, and the
+multi-scale discriminators of pix2pixHD/SPADE and of UNIT."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from torch import nn
 
 from transfigure.models.layers import NormType, get_norm_layer, uses_bias
 from transfigure.models.layers import add_nonspade_norm  # SPADE
+from transfigure.models.layers import ActivationType, Conv2dBlock, ConvNormType, PaddingType  # UNIT
 
 
 class NLayerDiscriminator(nn.Module):
@@ -95,6 +97,12 @@ def build_discriminator(
 # --------------------------------------------------------------------------- pix2pixHD / SPADE
 
 
+def half_scale(x: torch.Tensor) -> torch.Tensor:
+    """The image for the next coarser scale of a multi-scale discriminator (pix2pixHD's and
+    UNIT's): 3x3 average pooling, stride 2, padding 1, padded pixels not counted."""
+    return F.avg_pool2d(x, kernel_size=3, stride=2, padding=[1, 1], count_include_pad=False)
+
+
 class NLayerFeatureDiscriminator(nn.Module):
     """PatchGAN of pix2pixHD/SPADE that also returns its intermediate features.
 
@@ -144,7 +152,7 @@ class MultiscaleDiscriminator(nn.Module):
     """pix2pixHD's multi-scale discriminator (Wang et al. 2018, sec. 3.2), as used by SPADE.
 
     ``num_D`` identical :class:`NLayerFeatureDiscriminator` (``discriminator_0`` ...) see the
-    input at full, 1/2, 1/4 ... resolution (3x3 average pooling, stride 2, between scales).
+    input at full, 1/2, 1/4 ... resolution (:func:`half_scale` between scales).
     Returns one list per scale: ``[[f_1, ..., logits], ...]`` (``[[logits], ...]`` without
     intermediate features), what ``MultiscaleGANLoss`` and ``feature_matching_loss`` take.
     """
@@ -168,9 +176,7 @@ class MultiscaleDiscriminator(nn.Module):
                 NLayerFeatureDiscriminator(input_nc, ndf, n_layers, norm, get_intermediate_features),
             )
 
-    @staticmethod
-    def downsample(x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(x, kernel_size=3, stride=2, padding=[1, 1], count_include_pad=False)
+    downsample = staticmethod(half_scale)
 
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         result = []
@@ -179,3 +185,59 @@ class MultiscaleDiscriminator(nn.Module):
             result.append(out if self.get_intermediate_features else [out])
             x = self.downsample(x)
         return result
+
+
+# --------------------------------------------------------------------------- UNIT (Liu et al. 2017)
+
+
+class MsImageDiscriminator(nn.Module):
+    """UNIT's multi-scale discriminator (the reference ``MsImageDis``).
+
+    ``num_scales`` identical, independent networks; scale ``k`` sees the image average-pooled
+    ``k`` times (:func:`half_scale`, as pix2pixHD's). Each network:
+    ``4x4 stride-2 conv (dim, no norm) + activ``, ``n_layer - 1`` x ``4x4 stride-2 conv`` doubling the
+    channels (``norm``), then a ``1x1 conv`` to one logit per patch. :meth:`forward` returns the
+    list of per-scale outputs. Each scale's input needs sides >= ``2**n_layer`` px.
+    """
+
+    def __init__(self, input_nc: int = 3, dim: int = 64, n_layer: int = 4, num_scales: int = 3,
+                 norm: ConvNormType = "none", activ: ActivationType = "lrelu", pad_type: PaddingType = "reflect") -> None:
+        super().__init__()
+        if n_layer < 1 or num_scales < 1:
+            raise ValueError(f"n_layer and num_scales must be >= 1, got {n_layer}, {num_scales}")
+        self.config: dict[str, Any] = {"type": "unit_ms", "input_nc": input_nc, "dim": dim, "n_layer": n_layer,
+                                       "num_scales": num_scales, "norm": norm, "activ": activ, "pad_type": pad_type}
+        self.n_layer, self.num_scales = n_layer, num_scales
+        self.cnns = nn.ModuleList(
+            [self._make_net(input_nc, dim, n_layer, norm, activ, pad_type) for _ in range(num_scales)]
+        )
+
+    @staticmethod
+    def _make_net(input_nc: int, dim: int, n_layer: int, norm: ConvNormType, activ: ActivationType,
+                  pad_type: PaddingType) -> nn.Sequential:
+        layers: list[nn.Module] = [Conv2dBlock(input_nc, dim, 4, 2, 1, "none", activ, pad_type)]
+        for _ in range(n_layer - 1):
+            layers.append(Conv2dBlock(dim, dim * 2, 4, 2, 1, norm, activ, pad_type))
+            dim *= 2
+        layers.append(nn.Conv2d(dim, 1, 1, 1, 0))
+        return nn.Sequential(*layers)
+
+    def min_input_size(self) -> int:
+        """The smallest image side all scales can process."""
+        need = 2**self.n_layer
+        for _ in range(self.num_scales - 1):
+            need = 2 * need - 1  # ceil(h / 2) >= need  <=>  h >= 2 * need - 1
+        return need
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if min(x.shape[-2:]) < self.min_input_size():
+            raise ValueError(
+                f"images of {x.shape[-2]}x{x.shape[-1]} px are too small for a {self.num_scales}-scale discriminator "
+                f"with n_layer={self.n_layer}: sides must be >= {self.min_input_size()} px (use a larger crop_size, "
+                "or fewer dis_num_scales / dis_n_layer)"
+            )
+        outputs = []
+        for net in self.cnns:
+            outputs.append(net(x))
+            x = half_scale(x)
+        return outputs

@@ -21,6 +21,7 @@ from transfigure.models.layers import (
     padding_layers,
     uses_bias,
 )
+from transfigure.models.layers import ActivationType, Conv2dBlock, res_blocks  # UNIT
 from transfigure.models.layers import (  # SPADE
     SPADEResnetBlock,
     add_nonspade_norm,
@@ -439,14 +440,142 @@ class SPADEGenerator(nn.Module):
         return self.synthesize(seg, z)
 
 
-GENERATORS: dict[str, type[nn.Module]] = {"resnet": ResnetGenerator, "unet": UnetGenerator}
-GENERATORS["spade"] = SPADEGenerator
+# --------------------------------------------------------------------------- UNIT (Liu et al. 2017)
+# Names follow mingyuliutw/UNIT (networks.py: ContentEncoder, Decoder, VAEGen).
 
-# UNIT's exported translator (encoder of one domain -> shared blocks -> decoder of the other) lives
-# with its model; unit.py does not import this module, so there is no import cycle.
-from transfigure.models.unit import UNITGenerator  # noqa: E402
 
-GENERATORS["unit"] = UNITGenerator
+def check_unit_blocks(n_downsample: int, n_res: int, n_shared: int) -> None:
+    """Reject block counts no UNIT generator can have (``UNITConfig`` checks the same)."""
+    if n_downsample < 0 or n_res < 0 or n_shared < 0:
+        raise ValueError(f"n_downsample, n_res and n_shared must be >= 0, got {n_downsample}, {n_res}, {n_shared}")
+    if n_shared > n_res:
+        raise ValueError(f"n_shared ({n_shared}) cannot exceed n_res ({n_res}): the shared blocks are among "
+                         "each encoder's/decoder's residual blocks")
+
+
+class UNITEncoder(nn.Module):
+    """The private (per-domain) front of an encoder: the reference ``ContentEncoder`` minus its
+    last ``n_shared`` residual blocks.
+
+    ``c7s1-dim`` (instance norm, activ), ``n_downsample`` x ``4x4 stride-2 conv`` doubling the
+    channels, then ``n_res`` residual blocks at ``dim * 2**n_downsample`` channels.
+    """
+
+    def __init__(self, input_nc: int, dim: int, n_downsample: int, n_res: int, activ: ActivationType,
+                 pad_type: PaddingType) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [Conv2dBlock(input_nc, dim, 7, 1, 3, "in", activ, pad_type)]
+        for _ in range(n_downsample):
+            layers.append(Conv2dBlock(dim, 2 * dim, 4, 2, 1, "in", activ, pad_type))
+            dim *= 2
+        layers.append(res_blocks(n_res, dim, activ, pad_type))
+        self.model = nn.Sequential(*layers)
+        self.output_dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class UNITDecoder(nn.Module):
+    """The private (per-domain) back of a decoder: the reference ``Decoder`` (``res_norm='in'``)
+    minus its first ``n_shared`` residual blocks.
+
+    ``n_res`` residual blocks, ``n_upsample`` x (nearest 2x upsampling + ``5x5 conv`` halving the
+    channels + layer norm + activ), then ``c7s1-output_nc`` with tanh.
+    """
+
+    def __init__(self, dim: int, output_nc: int, n_upsample: int, n_res: int, activ: ActivationType,
+                 pad_type: PaddingType) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [res_blocks(n_res, dim, activ, pad_type)]
+        for _ in range(n_upsample):
+            layers += [nn.Upsample(scale_factor=2), Conv2dBlock(dim, dim // 2, 5, 1, 2, "ln", activ, pad_type)]
+            dim //= 2
+        layers.append(Conv2dBlock(dim, output_nc, 7, 1, 3, "none", "tanh", pad_type))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class UNITGenerator(nn.Module):
+    """One translation direction of a trained UNIT, as exported for inference.
+
+    ``x -> enc (source domain) -> enc_shared -> mu -> dec_shared -> dec (target domain) -> y``.
+    Inference decodes the mean ``mu`` (no noise), so the output is deterministic. The constructor's
+    keyword arguments are its JSON config (``build_generator({"type": "unit", ...})`` rebuilds
+    it); a trained :class:`UNIT` builds its two directions with :meth:`from_parts`, which holds
+    the model's own sub-modules (shared ones included), not copies.
+
+    With ``n_shared`` shared blocks the path is ``n_res`` residual blocks per side, exactly the
+    reference ``VAEGen`` of the source domain's encoder and the target domain's decoder.
+    Sides must be multiples of ``2**n_downsample`` (``size_multiple``; ``Translator`` pads).
+    """
+
+    def __init__(
+        self,
+        input_nc: int = 3,
+        output_nc: int = 3,
+        dim: int = 64,
+        n_downsample: int = 2,
+        n_res: int = 4,
+        n_shared: int = 1,
+        activ: ActivationType = "relu",
+        pad_type: PaddingType = "reflect",
+    ) -> None:
+        super().__init__()
+        check_unit_blocks(n_downsample, n_res, n_shared)
+        self._set_config(input_nc, output_nc, dim, n_downsample, n_res, n_shared, activ, pad_type)
+        latent = dim * 2**n_downsample
+        self.enc = UNITEncoder(input_nc, dim, n_downsample, n_res - n_shared, activ, pad_type)
+        self.enc_shared = res_blocks(n_shared, latent, activ, pad_type)
+        self.dec_shared = res_blocks(n_shared, latent, activ, pad_type)
+        self.dec = UNITDecoder(latent, output_nc, n_downsample, n_res - n_shared, activ, pad_type)
+
+    def _set_config(self, input_nc: int, output_nc: int, dim: int, n_downsample: int, n_res: int, n_shared: int,
+                    activ: str, pad_type: str) -> None:
+        self.config: dict[str, Any] = {
+            "type": "unit",
+            "input_nc": input_nc,
+            "output_nc": output_nc,
+            "dim": dim,
+            "n_downsample": n_downsample,
+            "n_res": n_res,
+            "n_shared": n_shared,
+            "activ": activ,
+            "pad_type": pad_type,
+        }
+        #: the spatial size of the input must be divisible by this
+        self.size_multiple = 2**n_downsample
+
+    @classmethod
+    def from_parts(cls, config: dict[str, Any], enc: UNITEncoder, enc_shared: nn.Module, dec_shared: nn.Module,
+                   dec: UNITDecoder) -> UNITGenerator:
+        """A view on existing modules (no copy): ``config`` as the constructor's keyword arguments."""
+        gen = cls.__new__(cls)
+        nn.Module.__init__(gen)
+        kwargs = {k: v for k, v in config.items() if k != "type"}
+        gen._set_config(**kwargs)
+        gen.enc, gen.enc_shared, gen.dec_shared, gen.dec = enc, enc_shared, dec_shared, dec
+        return gen
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The latent mean ``mu`` (the reference's ``hiddens``)."""
+        return self.enc_shared(self.enc(x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.dec(self.dec_shared(z))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+GENERATORS: dict[str, type[nn.Module]] = {
+    "resnet": ResnetGenerator,
+    "unet": UnetGenerator,
+    "spade": SPADEGenerator,
+    "unit": UNITGenerator,
+}
 
 #: reference names (``--netG``) -> constructor arguments
 NAMED_GENERATORS: dict[str, dict[str, Any]] = {

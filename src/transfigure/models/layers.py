@@ -18,6 +18,9 @@ from torch import nn
 NormType = Literal["batch", "instance", "none"]
 PaddingType = Literal["reflect", "replicate", "zero"]
 InitType = Literal["normal", "xavier", "kaiming", "orthogonal"]
+#: :class:`Conv2dBlock`'s vocabulary (the UNIT reference's config values)
+ActivationType = Literal["relu", "lrelu", "prelu", "selu", "tanh", "none"]
+ConvNormType = Literal["in", "ln", "bn", "none"]
 
 
 class Identity(nn.Module):
@@ -51,15 +54,25 @@ def uses_bias(norm: NormType) -> bool:
     return norm != "batch"
 
 
-def padding_layers(padding_type: PaddingType, amount: int) -> tuple[list[nn.Module], int]:
-    """Explicit padding layers plus the ``padding=`` to give the following conv."""
+def pad_layer(padding_type: PaddingType, amount: int) -> nn.Module:
+    """An explicit padding module (zero padding as ``nn.ZeroPad2d``)."""
     if padding_type == "reflect":
-        return [nn.ReflectionPad2d(amount)], 0
+        return nn.ReflectionPad2d(amount)
     if padding_type == "replicate":
-        return [nn.ReplicationPad2d(amount)], 0
+        return nn.ReplicationPad2d(amount)
+    if padding_type == "zero":
+        return nn.ZeroPad2d(amount)
+    raise ValueError(f"unknown padding type {padding_type!r}: use 'reflect', 'replicate' or 'zero'")
+
+
+def padding_layers(padding_type: PaddingType, amount: int) -> tuple[list[nn.Module], int]:
+    """Explicit padding layers plus the ``padding=`` to give the following conv.
+
+    Zero padding is left to the conv itself (the CycleGAN/pix2pix reference's layer layout).
+    """
     if padding_type == "zero":
         return [], amount
-    raise ValueError(f"unknown padding type {padding_type!r}: use 'reflect', 'replicate' or 'zero'")
+    return [pad_layer(padding_type, amount)], 0
 
 
 class ResnetBlock(nn.Module):
@@ -124,6 +137,122 @@ def init_weights(net: nn.Module, init_type: InitType = "normal", init_gain: floa
 def count_parameters(net: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+# --------------------------------------------------------------------------- UNIT (Liu et al. 2017)
+# Names follow mingyuliutw/UNIT (networks.py: Conv2dBlock, ResBlock, LayerNorm) so that the
+# state-dict keys match the reference's checkpoints.
+
+
+def activation_layer(name: ActivationType) -> nn.Module | None:
+    """The named activation module (leaky ReLU with slope 0.2), ``None`` for ``none``."""
+    if name == "relu":
+        return nn.ReLU(inplace=True)
+    if name == "lrelu":
+        return nn.LeakyReLU(0.2, inplace=True)
+    if name == "prelu":
+        return nn.PReLU()
+    if name == "selu":
+        return nn.SELU(inplace=True)
+    if name == "tanh":
+        return nn.Tanh()
+    if name == "none":
+        return None
+    raise ValueError(f"unknown activation {name!r}: use one of relu, lrelu, prelu, selu, tanh, none")
+
+
+class LayerNorm2d(nn.Module):
+    """The reference's ``LayerNorm``: per-sample normalisation over (C, H, W), per-channel affine.
+
+    ``(x - mean) / (std + eps)`` with the unbiased std of each sample, then ``gamma * x + beta``;
+    ``gamma`` starts uniform in [0, 1), ``beta`` at 0 (as in the reference). Statistics are taken
+    in float32 so bf16 autocast does not degrade them.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, affine: bool = True) -> None:
+        super().__init__()
+        self.num_features, self.eps, self.affine = num_features, eps, affine
+        if affine:
+            self.gamma = nn.Parameter(torch.empty(num_features).uniform_())
+            self.beta = nn.Parameter(torch.zeros(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        flat = xf.reshape(xf.shape[0], -1)
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        xf = (xf - flat.mean(1).view(shape)) / (flat.std(1).view(shape) + self.eps)
+        if self.affine:
+            shape = (1, -1) + (1,) * (x.dim() - 2)
+            xf = xf * self.gamma.float().view(shape) + self.beta.float().view(shape)
+        return xf.to(x.dtype)
+
+
+def conv_norm_layer(name: ConvNormType, dim: int) -> nn.Module | None:
+    """:class:`Conv2dBlock`'s norm: ``in``/``bn`` are :func:`get_norm_layer`'s instance/batch norm
+    (the UNIT reference's after PyTorch 0.4: the same layers), ``ln`` is :class:`LayerNorm2d`."""
+    if name == "in":
+        return get_norm_layer("instance")(dim)
+    if name == "ln":
+        return LayerNorm2d(dim)
+    if name == "bn":
+        return get_norm_layer("batch")(dim)
+    if name == "none":
+        return None
+    raise ValueError(f"unknown norm {name!r}: use one of in, ln, bn, none")
+
+
+class Conv2dBlock(nn.Module):
+    """``pad -> conv (bias) -> [norm] -> [activation]``, the reference's ``Conv2dBlock``."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        kernel_size: int,
+        stride: int,
+        padding: int = 0,
+        norm: ConvNormType = "none",
+        activation: ActivationType = "relu",
+        pad_type: PaddingType = "zero",
+    ) -> None:
+        super().__init__()
+        self.pad = pad_layer(pad_type, padding)
+        self.conv = nn.Conv2d(in_dim, out_dim, kernel_size, stride, bias=True)
+        self.norm = conv_norm_layer(norm, out_dim)
+        self.activation = activation_layer(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(self.pad(x))
+        if self.norm is not None:
+            x = self.norm(x)
+        if self.activation is not None:
+            x = self.activation(x)
+        return x
+
+
+class ResBlock(nn.Module):
+    """``x + conv3x3-norm-activ-conv3x3-norm(x)``, the reference's ``ResBlock``.
+
+    The same residual form as :class:`ResnetBlock`, but not the same layers: any activation, a
+    conv bias under every norm, and the reference's ``model.N.conv`` key layout, which UNIT
+    checkpoints depend on.
+    """
+
+    def __init__(self, dim: int, norm: ConvNormType = "in", activation: ActivationType = "relu",
+                 pad_type: PaddingType = "zero") -> None:
+        super().__init__()
+        self.model = nn.Sequential(
+            Conv2dBlock(dim, dim, 3, 1, 1, norm=norm, activation=activation, pad_type=pad_type),
+            Conv2dBlock(dim, dim, 3, 1, 1, norm=norm, activation="none", pad_type=pad_type),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.model(x)
+
+
+def res_blocks(n: int, dim: int, activ: ActivationType, pad_type: PaddingType) -> nn.Sequential:
+    """``n`` instance-normalised residual blocks (the reference's ``ResBlocks``); ``n=0`` is the identity."""
+    return nn.Sequential(*[ResBlock(dim, "in", activ, pad_type) for _ in range(n)])
 
 
 # --------------------------------------------------------------------------- SPADE (Park et al. 2019)

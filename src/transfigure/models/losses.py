@@ -154,6 +154,20 @@ def kld_loss(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
 
 
+# --------------------------------------------------------------------------- UNIT (Liu et al. 2017)
+
+
+def unit_kl_loss(mu: torch.Tensor) -> torch.Tensor:
+    """UNIT's KL term, the reference's ``__compute_kl``: ``mean(mu^2)``.
+
+    ``KL(N(mu, I) || N(0, I)) = sum(mu^2) / 2 + const``: the encoder's Gaussian has unit variance
+    (the reference's "reduced VAE"), so only the mean is penalised; the reference averages.
+    """
+    return mu.float().pow(2).mean()
+
+
+# --------------------------------------------------------------------------- VGG perceptual loss (pix2pixHD / SPADE)
+
 #: torchvision ``vgg19().features`` layout (config "E"): channel counts, "M" = 2x2 max-pool
 VGG19_CONFIG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
                                         512, 512, 512, 512, "M", 512, 512, 512, 512, "M")

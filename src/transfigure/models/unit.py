@@ -3,7 +3,10 @@
 Follows the reference implementation mingyuliutw/UNIT, PyTorch version (``networks.py``:
 ``VAEGen``, ``ContentEncoder``, ``Decoder``, ``MsImageDis``, ``Conv2dBlock``, ``ResBlock``,
 ``LayerNorm``; ``trainer.py``: ``UNIT_Trainer``; ``configs/unit_*.yaml``), with the paper's
-explicit weight sharing between the two domains restored (below).
+explicit weight sharing between the two domains restored (below). The networks are in the role
+modules (``generators``: ``UNITEncoder``, ``UNITDecoder``, ``UNITGenerator``; ``discriminators``:
+``MsImageDiscriminator``; ``layers``: ``Conv2dBlock``, ``ResBlock``, ``LayerNorm2d``; ``losses``:
+``unit_kl_loss``); this module holds the config and the training step.
 
 Code names -> paper (sec. 2-3, fig. 2):
 
@@ -48,312 +51,19 @@ config; it downloads weights) and its list-file data loaders.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 from pydantic import Field, model_validator
 from torch import nn
 
 from transfigure.models.base import Precision, TranslationModel, VariantConfig, loss_values, set_requires_grad
-from transfigure.models.layers import InitType, init_weights
-from transfigure.models.losses import GANLoss, GANMode
-
-UNITActivation = Literal["relu", "lrelu", "prelu", "selu", "tanh", "none"]
-UNITNorm = Literal["in", "ln", "bn", "none"]
-UNITPad = Literal["reflect", "replicate", "zero"]
+from transfigure.models.discriminators import MsImageDiscriminator
+from transfigure.models.generators import UNITDecoder, UNITEncoder, UNITGenerator, check_unit_blocks
+from transfigure.models.layers import ActivationType, ConvNormType, InitType, PaddingType, init_weights, res_blocks
+from transfigure.models.losses import GANLoss, GANMode, unit_kl_loss
 
 
-# -- building blocks (reference networks.py) -----------------------------------------------
-def _activation(name: UNITActivation) -> nn.Module | None:
-    if name == "relu":
-        return nn.ReLU(inplace=True)
-    if name == "lrelu":
-        return nn.LeakyReLU(0.2, inplace=True)
-    if name == "prelu":
-        return nn.PReLU()
-    if name == "selu":
-        return nn.SELU(inplace=True)
-    if name == "tanh":
-        return nn.Tanh()
-    if name == "none":
-        return None
-    raise ValueError(f"unknown activation {name!r}: use one of relu, lrelu, prelu, selu, tanh, none")
-
-
-class LayerNorm2d(nn.Module):
-    """The reference's ``LayerNorm``: per-sample normalisation over (C, H, W), per-channel affine.
-
-    ``(x - mean) / (std + eps)`` with the unbiased std of each sample, then ``gamma * x + beta``;
-    ``gamma`` starts uniform in [0, 1), ``beta`` at 0 (as in the reference). Statistics are taken
-    in float32 so bf16 autocast does not degrade them.
-    """
-
-    def __init__(self, num_features: int, eps: float = 1e-5, affine: bool = True) -> None:
-        super().__init__()
-        self.num_features, self.eps, self.affine = num_features, eps, affine
-        if affine:
-            self.gamma = nn.Parameter(torch.empty(num_features).uniform_())
-            self.beta = nn.Parameter(torch.zeros(num_features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        flat = xf.reshape(xf.shape[0], -1)
-        shape = (-1,) + (1,) * (x.dim() - 1)
-        xf = (xf - flat.mean(1).view(shape)) / (flat.std(1).view(shape) + self.eps)
-        if self.affine:
-            shape = (1, -1) + (1,) * (x.dim() - 2)
-            xf = xf * self.gamma.float().view(shape) + self.beta.float().view(shape)
-        return xf.to(x.dtype)
-
-
-def _norm(name: UNITNorm, dim: int) -> nn.Module | None:
-    if name == "in":  # affine=False, no running statistics (the reference after PyTorch 0.4)
-        return nn.InstanceNorm2d(dim, affine=False, track_running_stats=False)
-    if name == "ln":
-        return LayerNorm2d(dim)
-    if name == "bn":
-        return nn.BatchNorm2d(dim)
-    if name == "none":
-        return None
-    raise ValueError(f"unknown norm {name!r}: use one of in, ln, bn, none")
-
-
-class Conv2dBlock(nn.Module):
-    """``pad -> conv (bias) -> [norm] -> [activation]``, the reference's ``Conv2dBlock``."""
-
-    def __init__(
-        self,
-        in_dim: int,
-        out_dim: int,
-        kernel_size: int,
-        stride: int,
-        padding: int = 0,
-        norm: UNITNorm = "none",
-        activation: UNITActivation = "relu",
-        pad_type: UNITPad = "zero",
-    ) -> None:
-        super().__init__()
-        if pad_type == "reflect":
-            self.pad: nn.Module = nn.ReflectionPad2d(padding)
-        elif pad_type == "replicate":
-            self.pad = nn.ReplicationPad2d(padding)
-        elif pad_type == "zero":
-            self.pad = nn.ZeroPad2d(padding)
-        else:
-            raise ValueError(f"unknown pad_type {pad_type!r}: use reflect, replicate or zero")
-        self.conv = nn.Conv2d(in_dim, out_dim, kernel_size, stride, bias=True)
-        self.norm = _norm(norm, out_dim)
-        self.activation = _activation(activation)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(self.pad(x))
-        if self.norm is not None:
-            x = self.norm(x)
-        if self.activation is not None:
-            x = self.activation(x)
-        return x
-
-
-class ResBlock(nn.Module):
-    """``x + conv3x3-norm-activ-conv3x3-norm(x)``, the reference's ``ResBlock``."""
-
-    def __init__(self, dim: int, norm: UNITNorm = "in", activation: UNITActivation = "relu",
-                 pad_type: UNITPad = "zero") -> None:
-        super().__init__()
-        self.model = nn.Sequential(
-            Conv2dBlock(dim, dim, 3, 1, 1, norm=norm, activation=activation, pad_type=pad_type),
-            Conv2dBlock(dim, dim, 3, 1, 1, norm=norm, activation="none", pad_type=pad_type),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.model(x)
-
-
-def res_blocks(n: int, dim: int, activ: UNITActivation, pad_type: UNITPad) -> nn.Sequential:
-    """``n`` instance-normalised residual blocks (the reference's ``ResBlocks``); ``n=0`` is the identity."""
-    return nn.Sequential(*[ResBlock(dim, "in", activ, pad_type) for _ in range(n)])
-
-
-class UNITEncoder(nn.Module):
-    """The private (per-domain) front of an encoder: the reference ``ContentEncoder`` minus its
-    last ``n_shared`` residual blocks.
-
-    ``c7s1-dim`` (instance norm, activ), ``n_downsample`` x ``4x4 stride-2 conv`` doubling the
-    channels, then ``n_res`` residual blocks at ``dim * 2**n_downsample`` channels.
-    """
-
-    def __init__(self, input_nc: int, dim: int, n_downsample: int, n_res: int, activ: UNITActivation,
-                 pad_type: UNITPad) -> None:
-        super().__init__()
-        layers: list[nn.Module] = [Conv2dBlock(input_nc, dim, 7, 1, 3, "in", activ, pad_type)]
-        for _ in range(n_downsample):
-            layers.append(Conv2dBlock(dim, 2 * dim, 4, 2, 1, "in", activ, pad_type))
-            dim *= 2
-        layers.append(res_blocks(n_res, dim, activ, pad_type))
-        self.model = nn.Sequential(*layers)
-        self.output_dim = dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
-
-class UNITDecoder(nn.Module):
-    """The private (per-domain) back of a decoder: the reference ``Decoder`` (``res_norm='in'``)
-    minus its first ``n_shared`` residual blocks.
-
-    ``n_res`` residual blocks, ``n_upsample`` x (nearest 2x upsampling + ``5x5 conv`` halving the
-    channels + layer norm + activ), then ``c7s1-output_nc`` with tanh.
-    """
-
-    def __init__(self, dim: int, output_nc: int, n_upsample: int, n_res: int, activ: UNITActivation,
-                 pad_type: UNITPad) -> None:
-        super().__init__()
-        layers: list[nn.Module] = [res_blocks(n_res, dim, activ, pad_type)]
-        for _ in range(n_upsample):
-            layers += [nn.Upsample(scale_factor=2), Conv2dBlock(dim, dim // 2, 5, 1, 2, "ln", activ, pad_type)]
-            dim //= 2
-        layers.append(Conv2dBlock(dim, output_nc, 7, 1, 3, "none", "tanh", pad_type))
-        self.model = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
-
-class UNITGenerator(nn.Module):
-    """One translation direction of a trained UNIT, as exported for inference.
-
-    ``x -> enc (source domain) -> enc_shared -> mu -> dec_shared -> dec (target domain) -> y``.
-    Inference decodes the mean ``mu`` (no noise), so the output is deterministic. The constructor's
-    keyword arguments are its JSON config (``build_generator({"type": "unit", ...})`` rebuilds
-    it); a trained :class:`UNIT` builds its two directions with :meth:`from_parts`, which holds
-    the model's own sub-modules (shared ones included), not copies.
-
-    With ``n_shared`` shared blocks the path is ``n_res`` residual blocks per side, exactly the
-    reference ``VAEGen`` of the source domain's encoder and the target domain's decoder.
-    Sides must be multiples of ``2**n_downsample`` (``size_multiple``; ``Translator`` pads).
-    """
-
-    def __init__(
-        self,
-        input_nc: int = 3,
-        output_nc: int = 3,
-        dim: int = 64,
-        n_downsample: int = 2,
-        n_res: int = 4,
-        n_shared: int = 1,
-        activ: UNITActivation = "relu",
-        pad_type: UNITPad = "reflect",
-    ) -> None:
-        super().__init__()
-        _check_blocks(n_downsample, n_res, n_shared)
-        self._set_config(input_nc, output_nc, dim, n_downsample, n_res, n_shared, activ, pad_type)
-        latent = dim * 2**n_downsample
-        self.enc = UNITEncoder(input_nc, dim, n_downsample, n_res - n_shared, activ, pad_type)
-        self.enc_shared = res_blocks(n_shared, latent, activ, pad_type)
-        self.dec_shared = res_blocks(n_shared, latent, activ, pad_type)
-        self.dec = UNITDecoder(latent, output_nc, n_downsample, n_res - n_shared, activ, pad_type)
-
-    def _set_config(self, input_nc: int, output_nc: int, dim: int, n_downsample: int, n_res: int, n_shared: int,
-                    activ: str, pad_type: str) -> None:
-        self.config: dict[str, Any] = {
-            "type": "unit",
-            "input_nc": input_nc,
-            "output_nc": output_nc,
-            "dim": dim,
-            "n_downsample": n_downsample,
-            "n_res": n_res,
-            "n_shared": n_shared,
-            "activ": activ,
-            "pad_type": pad_type,
-        }
-        #: the spatial size of the input must be divisible by this
-        self.size_multiple = 2**n_downsample
-
-    @classmethod
-    def from_parts(cls, config: dict[str, Any], enc: UNITEncoder, enc_shared: nn.Module, dec_shared: nn.Module,
-                   dec: UNITDecoder) -> UNITGenerator:
-        """A view on existing modules (no copy): ``config`` as the constructor's keyword arguments."""
-        gen = cls.__new__(cls)
-        nn.Module.__init__(gen)
-        kwargs = {k: v for k, v in config.items() if k != "type"}
-        gen._set_config(**kwargs)
-        gen.enc, gen.enc_shared, gen.dec_shared, gen.dec = enc, enc_shared, dec_shared, dec
-        return gen
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The latent mean ``mu`` (the reference's ``hiddens``)."""
-        return self.enc_shared(self.enc(x))
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.dec(self.dec_shared(z))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
-
-
-def _check_blocks(n_downsample: int, n_res: int, n_shared: int) -> None:
-    if n_downsample < 0 or n_res < 0 or n_shared < 0:
-        raise ValueError(f"n_downsample, n_res and n_shared must be >= 0, got {n_downsample}, {n_res}, {n_shared}")
-    if n_shared > n_res:
-        raise ValueError(f"n_shared ({n_shared}) cannot exceed n_res ({n_res}): the shared blocks are among "
-                         "each encoder's/decoder's residual blocks")
-
-
-class MsImageDiscriminator(nn.Module):
-    """UNIT's multi-scale discriminator (the reference ``MsImageDis``).
-
-    ``num_scales`` identical, independent networks; scale ``k`` sees the image average-pooled
-    ``k`` times (``AvgPool2d(3, stride 2, padding 1, count_include_pad=False)``). Each network:
-    ``4x4 stride-2 conv (dim, no norm) + activ``, ``n_layer - 1`` x ``4x4 stride-2 conv`` doubling the
-    channels (``norm``), then a ``1x1 conv`` to one logit per patch. :meth:`forward` returns the
-    list of per-scale outputs. Each scale's input needs sides >= ``2**n_layer`` px.
-    """
-
-    def __init__(self, input_nc: int = 3, dim: int = 64, n_layer: int = 4, num_scales: int = 3,
-                 norm: UNITNorm = "none", activ: UNITActivation = "lrelu", pad_type: UNITPad = "reflect") -> None:
-        super().__init__()
-        if n_layer < 1 or num_scales < 1:
-            raise ValueError(f"n_layer and num_scales must be >= 1, got {n_layer}, {num_scales}")
-        self.config: dict[str, Any] = {"type": "unit_ms", "input_nc": input_nc, "dim": dim, "n_layer": n_layer,
-                                       "num_scales": num_scales, "norm": norm, "activ": activ, "pad_type": pad_type}
-        self.n_layer, self.num_scales = n_layer, num_scales
-        self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
-        self.cnns = nn.ModuleList(
-            [self._make_net(input_nc, dim, n_layer, norm, activ, pad_type) for _ in range(num_scales)]
-        )
-
-    @staticmethod
-    def _make_net(input_nc: int, dim: int, n_layer: int, norm: UNITNorm, activ: UNITActivation,
-                  pad_type: UNITPad) -> nn.Sequential:
-        layers: list[nn.Module] = [Conv2dBlock(input_nc, dim, 4, 2, 1, "none", activ, pad_type)]
-        for _ in range(n_layer - 1):
-            layers.append(Conv2dBlock(dim, dim * 2, 4, 2, 1, norm, activ, pad_type))
-            dim *= 2
-        layers.append(nn.Conv2d(dim, 1, 1, 1, 0))
-        return nn.Sequential(*layers)
-
-    def min_input_size(self) -> int:
-        """The smallest image side all scales can process."""
-        need = 2**self.n_layer
-        for _ in range(self.num_scales - 1):
-            need = 2 * need - 1  # ceil(h / 2) >= need  <=>  h >= 2 * need - 1
-        return need
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        if min(x.shape[-2:]) < self.min_input_size():
-            raise ValueError(
-                f"images of {x.shape[-2]}x{x.shape[-1]} px are too small for a {self.num_scales}-scale discriminator "
-                f"with n_layer={self.n_layer}: sides must be >= {self.min_input_size()} px (use a larger crop_size, "
-                "or fewer dis_num_scales / dis_n_layer)"
-            )
-        outputs = []
-        for net in self.cnns:
-            outputs.append(net(x))
-            x = self.downsample(x)
-        return outputs
-
-
-# -- the variant -----------------------------------------------------------------------------
 class UNITConfig(VariantConfig):
     """UNIT hyper-parameters; defaults are the reference config's (``configs/unit_*.yaml``).
 
@@ -370,14 +80,14 @@ class UNITConfig(VariantConfig):
     n_downsample: int = Field(2, ge=0)
     n_res: int = Field(4, ge=0)
     n_shared: int = Field(1, ge=0)
-    activ: UNITActivation = "relu"
-    pad_type: UNITPad = "reflect"
+    activ: ActivationType = "relu"
+    pad_type: PaddingType = "reflect"
     dis_dim: int = Field(64, ge=1)
     dis_n_layer: int = Field(4, ge=1)
     dis_num_scales: int = Field(3, ge=1)
-    dis_norm: UNITNorm = "none"
-    dis_activ: UNITActivation = "lrelu"
-    dis_pad_type: UNITPad = "reflect"
+    dis_norm: ConvNormType = "none"
+    dis_activ: ActivationType = "lrelu"
+    dis_pad_type: PaddingType = "reflect"
     gan_mode: GANMode = "lsgan"  # the reference's gan_type: lsgan | nsgan (= vanilla)
     gan_w: float = Field(1.0, ge=0)
     recon_x_w: float = Field(10.0, ge=0)
@@ -394,7 +104,7 @@ class UNITConfig(VariantConfig):
 
     @model_validator(mode="after")
     def _check(self) -> UNITConfig:
-        _check_blocks(self.n_downsample, self.n_res, self.n_shared)
+        check_unit_blocks(self.n_downsample, self.n_res, self.n_shared)
         return self
 
 
@@ -460,11 +170,6 @@ class UNIT(TranslationModel):
         return sum((self.criterion_gan(out, real) for out in dis(x)), torch.zeros((), device=x.device))
 
     @staticmethod
-    def _kl(mu: torch.Tensor) -> torch.Tensor:
-        """The reference's ``__compute_kl``: ``mean(mu^2)`` (unit variance, constants dropped)."""
-        return mu.float().pow(2).mean()
-
-    @staticmethod
     def _l1(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (x.float() - target.float()).abs().mean()
 
@@ -517,12 +222,12 @@ class UNIT(TranslationModel):
                 "adv_B": c.gan_w * self._adversarial(self.dis_B, fake_B, True),
                 "recon_x_A": c.recon_x_w * self._l1(rec_x_A, real_A),
                 "recon_x_B": c.recon_x_w * self._l1(rec_x_B, real_B),
-                "kl_A": c.recon_kl_w * self._kl(mu_a),
-                "kl_B": c.recon_kl_w * self._kl(mu_b),
+                "kl_A": c.recon_kl_w * unit_kl_loss(mu_a),
+                "kl_B": c.recon_kl_w * unit_kl_loss(mu_b),
                 "cyc_x_A": c.recon_x_cyc_w * self._l1(rec_A, real_A),
                 "cyc_x_B": c.recon_x_cyc_w * self._l1(rec_B, real_B),
-                "kl_cyc_A": c.recon_kl_cyc_w * self._kl(mu_ab),
-                "kl_cyc_B": c.recon_kl_cyc_w * self._kl(mu_ba),
+                "kl_cyc_A": c.recon_kl_cyc_w * unit_kl_loss(mu_ab),
+                "kl_cyc_B": c.recon_kl_cyc_w * unit_kl_loss(mu_ba),
             }
             loss_G = sum(losses.values())
         precision.backward(loss_G)
