@@ -50,29 +50,3 @@ def test_cycle_loss_decreases_with_training():
         last = model.training_step(b, opts, Precision("fp32"))
     assert last["cycle_A"] < first["cycle_A"] * 0.8
     assert last["cycle_B"] < first["cycle_B"] * 0.8
-
-
-def test_bf16_autocast_step_on_cpu_is_finite():
-    model = tiny()
-    losses = model.training_step(batch(), model.configure_optimizers(), Precision("bf16", "cpu"))
-    assert all(math.isfinite(v) for v in losses.values())
-
-
-def test_same_seed_same_initial_weights():
-    a, b = tiny(seed=3), tiny(seed=3)
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
-    c = tiny(seed=4)
-    assert not torch.equal(a.G_A.model[1].weight, c.G_A.model[1].weight)
-
-
-def test_translate_directions():
-    model = tiny().eval()
-    x = torch.rand(1, 3, 32, 48) * 2 - 1
-    assert model.translate(x, "AtoB").shape == x.shape
-    assert model.translate(x, "BtoA").shape == x.shape
-    try:
-        model.translate(x, "sideways")
-    except ValueError as e:
-        assert "sideways" in str(e)
-    else:
-        raise AssertionError("unknown direction accepted")

@@ -224,21 +224,8 @@ def test_missing_instance_maps_are_a_clear_error():
         model.training_step(b, model.configure_optimizers(), Precision("fp32"))
 
 
-def test_bf16_autocast_step_on_cpu_is_finite():
+def test_exported_generator_rebuilds_from_json_and_maps_raw_dontcare_ids(tmp_path):
     model = tiny()
-    losses = model.training_step(batch(), model.configure_optimizers(), Precision("bf16", "cpu"))
-    assert all(math.isfinite(v) for v in losses.values())
-
-
-def test_same_seed_same_initial_weights():
-    a, b, c = tiny(seed=3), tiny(seed=3), tiny(seed=4)
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
-    assert not torch.equal(a.netG.fc.weight, c.netG.fc.weight)
-
-
-def test_exported_generator_rebuilds_from_json(tmp_path):
-    model = tiny()
-    model.training_step(batch(), model.configure_optimizers(), Precision("fp32"))  # running stats, u/v move
     gen = model.netG.eval()
     save_generators(tmp_path / "generator", model.generators(), variant="spade")
     doc, loaded = load_generators(tmp_path / "generator")
@@ -312,11 +299,6 @@ def test_vgg_loss_with_a_local_weights_file(tmp_path, fmt):
     assert losses["VGG"] > 0 and math.isfinite(losses["VGG"])
     assert losses["G"] == pytest.approx(losses["GAN"] + losses["GAN_Feat"] + losses["VGG"], rel=1e-6)
     assert torch.equal(model._vgg[0].vgg.features[0].weight, state["features.0.weight"])
-
-
-def test_unknown_config_keys_are_errors():
-    with pytest.raises(pydantic.ValidationError):
-        SPADEConfig(no_such_option=1)
 
 
 def test_translate(tmp_path: Path):
