@@ -1,7 +1,8 @@
-"""Shared building blocks: normalisation factories, residual blocks, weight init.
+"""Shared building blocks: normalisation factories, padding, residual blocks, weight init.
 
-Names follow the reference implementation (junyanz/pytorch-CycleGAN-and-pix2pix,
-``models/networks.py``) so a reader can map one onto the other.
+Names follow each method's reference implementation (junyanz/pytorch-CycleGAN-and-pix2pix
+``models/networks.py`` first, then the UNIT and SPADE sections) so a reader can map one onto
+the other and the state-dict keys match the references' checkpoints.
 """
 
 from __future__ import annotations
