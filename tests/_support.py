@@ -6,8 +6,10 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
+from PIL import Image
 
 from transfigure import settings
 
@@ -38,6 +40,66 @@ def project_copy(tmp_path: Path) -> Path:
 def env_with_default_store() -> dict[str, str]:
     """This process's environment without MLFLOW_TRACKING_URI: a subprocess uses the project's own store."""
     return {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+
+
+# -- tiny datasets of each format, made on the fly -----------------------------------------------------------
+def _scene(rng: np.random.Generator, size: int, dark: bool = False) -> np.ndarray:
+    """A smooth random colour field with a rectangle (uint8 HxWx3): cheap, decodable, distinct per seed."""
+    y, x = np.mgrid[0:size, 0:size] / size
+    base = rng.uniform(0.2, 0.9, 3)
+    img = np.stack([base[c] * (0.6 + 0.4 * np.sin(3 * x + 2 * y + c + rng.uniform(0, 6))) for c in range(3)], -1)
+    x0, y0 = rng.integers(0, size // 2, 2)
+    img[y0 : y0 + size // 3, x0 : x0 + size // 4] = rng.uniform(0, 1, 3)
+    return (img * (0.3 if dark else 1.0) * 255).clip(0, 255).astype(np.uint8)
+
+
+def make_unaligned(root: Path, size: int = 32, n_train: int = 4, n_test: int = 2, seed: int = 0) -> Path:
+    """CycleGAN/UNIT layout: trainA/trainB/testA/testB of distinct tiny PNGs (A bright, B dark)."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("test", n_test)):
+        for dom in "AB":
+            folder = root / f"{split}{dom}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(_scene(rng, size, dark=dom == "B")).save(folder / f"{split}{dom}_{i:03d}.png")
+    return root
+
+
+def make_aligned(root: Path, size: int = 32, n_train: int = 4, n_test: int = 2, seed: int = 0) -> Path:
+    """pix2pix layout: {train,test}/NNN.png, each A|B side by side (B = A's colour negative)."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("test", n_test)):
+        (root / split).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            a = _scene(rng, size)
+            Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(root / split / f"{i:03d}.png")
+    return root
+
+
+#: the label-map datasets' classes and the colour each is photographed in
+LABEL_COLOURS = np.array([[200, 220, 255], [60, 160, 60], [120, 120, 120], [180, 80, 40]], dtype=np.uint8)
+
+
+def make_labelmap(root: Path, size: int = 32, n_train: int = 4, n_test: int = 2, seed: int = 0) -> Path:
+    """SPADE layout: {split}_label (ids 0..3, mode L), {split}_inst (mode L), {split}_img (photo coloured by class)."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("test", n_test)):
+        for sub in ("label", "inst", "img"):
+            (root / f"{split}_{sub}").mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            label = np.zeros((size, size), np.uint8)
+            inst = np.zeros((size, size), np.uint8)
+            label[size // 2 :] = 1
+            for k in range(1, 4):  # a few objects of classes 2 and 3
+                x0, y0 = rng.integers(0, size - 8, 2)
+                label[y0 : y0 + 8, x0 : x0 + 6] = 2 + k % 2
+                inst[y0 : y0 + 8, x0 : x0 + 6] = k
+            photo = LABEL_COLOURS[label].astype(np.int16) + rng.integers(-20, 20, (size, size, 3))
+            name = f"{split}_{i:03d}.png"
+            Image.fromarray(label, mode="L").save(root / f"{split}_label" / name)
+            Image.fromarray(inst, mode="L").save(root / f"{split}_inst" / name)
+            Image.fromarray(photo.clip(0, 255).astype(np.uint8)).save(root / f"{split}_img" / name)
+    return root
 
 
 # -- tiny trained + registered generators (promotion, export, notebook, mlflow server tests) -------------------

@@ -1,18 +1,23 @@
-"""Shared fixtures: a private MLflow store per test and tiny image datasets made on the fly."""
+"""Shared fixtures: a private MLflow store per test and tiny image datasets made on the fly (makers in _support)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 # OpenMP threads that sleep instead of spinning: on a 2-core machine shared with other
 # processes (torchrun ranks, kedro/bentoml subprocesses) spinning makes torch 5-10x slower.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Under pytest-xdist each worker gets its share of the cores (set before torch is imported, and inherited by
+# the subprocesses a test starts), so N workers never run N x cores threads.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, str(_threads))
 # tests/_support.py: plain helpers test modules import (pytest runs with --import-mode=importlib)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # No test may reach the network or the project's own MLflow store.
@@ -30,31 +35,31 @@ def mlflow_uri(tmp_path, monkeypatch) -> str:
     return uri
 
 
-def _scene(rng: np.random.Generator, size: int, night: bool) -> Image.Image:
-    """A smooth random colour field with a rectangle: cheap, decodable, distinct per seed."""
-    y, x = np.mgrid[0:size, 0:size] / size
-    base = rng.uniform(0.2, 0.9, 3)
-    img = np.stack([base[c] * (0.6 + 0.4 * np.sin(3 * x + c + rng.uniform(0, 6))) for c in range(3)], -1)
-    x0, y0 = rng.integers(0, size // 2, 2)
-    img[y0 : y0 + size // 3, x0 : x0 + size // 4] = rng.uniform(0, 1, 3)
-    if night:
-        img = img * 0.3
-    return Image.fromarray((img * 255).clip(0, 255).astype(np.uint8))
-
-
-def make_unaligned(root: Path, size: int = 32, n_train: int = 4, n_test: int = 2, seed: int = 0) -> Path:
-    """trainA/trainB/testA/testB of distinct tiny PNGs (A bright, B dark)."""
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("test", n_test)):
-        for dom in "AB":
-            folder = root / f"{split}{dom}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                _scene(rng, size, night=dom == "B").save(folder / f"{split}{dom}_{i:03d}.png")
-    return root
-
-
 @pytest.fixture
 def tiny_unaligned(tmp_path) -> Path:
+    from _support import make_unaligned
+
     return make_unaligned(tmp_path / "tiny_unaligned")
 
+
+
+#: programs a test not marked ``slow`` may start (the code under test records the git commit of each run)
+_FAST_PROGRAMS = {"git"}
+
+
+@pytest.fixture(autouse=True)
+def _slow_marker_is_honest(request, monkeypatch):
+    """A test that starts a process (kedro, dvc, bentoml, torchrun, a Python script ...) must be marked ``slow``,
+    so ``pytest -m "not slow"`` stays a fast loop: anything else fails here, naming the program."""
+    if request.node.get_closest_marker("slow"):
+        return
+    real_init = subprocess.Popen.__init__
+
+    def guarded(self, args, *a, **kw):
+        argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
+        program = Path(os.fsdecode(argv[0])).name if argv else ""
+        if kw.get("shell") or program not in _FAST_PROGRAMS:
+            raise AssertionError(f"{request.node.nodeid} starts {argv[:3]}: mark it @pytest.mark.slow")
+        real_init(self, args, *a, **kw)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)

@@ -46,6 +46,7 @@ def test_outside_a_dvc_repository_the_data_is_untracked(tmp_path, monkeypatch):
     assert dvc_tags(None) == {}
 
 
+@pytest.mark.slow
 def test_a_folder_added_with_dvc_add_is_traced_to_its_md5_and_a_later_change_is_flagged(repo):
     data = write_files(repo / "data" / "01_raw" / "mine", {"trainA/1.png": "x" * 10, "trainB/2.png": "y" * 20})
     dvc(repo, "add", "data/01_raw/mine")  # DVC refuses a .dvc file that git ignores: .gitignore lets it through
@@ -67,6 +68,7 @@ def test_a_folder_added_with_dvc_add_is_traced_to_its_md5_and_a_later_change_is_
     assert changed.status == "modified" and changed.md5 == recorded  # the last version DVC knows, flagged
 
 
+@pytest.mark.slow
 def test_dvc_lock_outputs_and_dependencies_name_the_data_a_stage_used(repo, monkeypatch, tmp_path):
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
         "make": {"cmd": "python -c \"import pathlib; p = pathlib.Path('out/sub'); p.mkdir(parents=True); "
@@ -95,6 +97,7 @@ def test_dvc_lock_outputs_and_dependencies_name_the_data_a_stage_used(repo, monk
     assert dvc_tags(outside)["dvc_lock_md5"] == whole.lock_md5
 
 
+@pytest.mark.slow
 def test_a_broken_dvc_lock_means_untracked_not_a_failed_training(repo):
     write_files(repo / "data", {"a.txt": "a"})
     (repo / "dvc.lock").write_text("stages: [unclosed\n")

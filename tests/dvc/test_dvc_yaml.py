@@ -140,6 +140,7 @@ def test_train_stage_tracks_every_evaluation_key_it_uses_and_evaluate_stage_the_
         assert f"{variant}.{group}" in train_keys
 
 
+@pytest.mark.slow
 def test_dvc_accepts_the_pipeline_and_chains_data_validation_training_evaluation(tmp_path):
     from dvc.repo import Repo
 

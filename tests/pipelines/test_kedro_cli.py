@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from _support import env_with_default_store, project_copy
 from mlflow import MlflowClient
 
@@ -19,6 +20,7 @@ def kedro_run(root: Path, params: str, timeout: int = 600) -> subprocess.Complet
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_kedro_run_on_the_embedded_default_dataset(tmp_path):
     root = project_copy(tmp_path)
     tiny = "cyclegan.training.max_steps=3,cyclegan.model.ngf=4,cyclegan.model.ndf=4,cyclegan.training.progress=false"
@@ -38,6 +40,7 @@ def test_kedro_run_on_the_embedded_default_dataset(tmp_path):
     assert (root / "data/06_models/cyclegan/generator/AtoB.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_kedro_run_stops_on_a_broken_dataset_and_names_the_files(tmp_path, tiny_unaligned):
     (tiny_unaligned / "trainB" / "trainB_002.png").write_bytes(b"")  # zero-byte file
     (tiny_unaligned / "trainA" / "notes.png").write_text("this is not an image")

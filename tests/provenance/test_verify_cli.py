@@ -36,6 +36,7 @@ def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow
 def test_verify_prints_json_per_image_and_exit_status_tells_found(provenance_config, cli_env, photo, tmp_path):
     model = ModelInfo("pix2pix", "7", run_id="r1", variant="pix2pix")
     png = stamp_output(photo("astronaut", 192), model=model, fmt="PNG", config=provenance_config)
@@ -59,6 +60,7 @@ def test_verify_prints_json_per_image_and_exit_status_tells_found(provenance_con
     assert [json.loads(line)["found"] for line in some_missing.stdout.splitlines()] == [True, False]
 
 
+@pytest.mark.slow
 def test_bad_files_get_a_clear_message_exit_2_and_no_traceback(provenance_config, cli_env, photo, tmp_path):
     good = stamp_output(photo("chelsea", 128), model=ModelInfo("cyclegan", "1"), config=provenance_config)
     (tmp_path / "good.png").write_bytes(good.data)
@@ -88,6 +90,7 @@ def test_bad_files_get_a_clear_message_exit_2_and_no_traceback(provenance_config
         assert f"transfigure verify: {name}: " in result.stderr
 
 
+@pytest.mark.slow
 def test_provenance_cert_creates_the_development_chain(tmp_path):
     env = {**os.environ}
     out = tmp_path / "creds"

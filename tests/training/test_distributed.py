@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 from _support import env_with_default_store, project_copy
 from mlflow import MlflowClient
@@ -47,6 +48,7 @@ ENGINE_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_shard_data_and_agree_on_gradients(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(ENGINE_SCRIPT.format(tests=str(PROJECT / "tests"), out=str(tmp_path / "run")))
@@ -72,6 +74,7 @@ def test_two_gloo_ranks_shard_data_and_agree_on_gradients(tmp_path):
     assert state["world_size"] == 2 and not any(".module." in k for k in state["model"])
 
 
+@pytest.mark.slow
 def test_torchrun_kedro_pipeline_logs_and_registers_once(tmp_path):
     root = project_copy(tmp_path)
     env = env_with_default_store()

@@ -164,6 +164,7 @@ def _wait_for_checkpoint(tmp_path: Path, proc: subprocess.Popen, min_step: int) 
     raise AssertionError("no checkpoint appeared")
 
 
+@pytest.mark.slow
 def test_sigterm_stops_after_the_step_and_keeps_a_checkpoint(tmp_path):
     proc = _start(tmp_path)
     _wait_for_checkpoint(tmp_path, proc, 3)
@@ -175,6 +176,7 @@ def test_sigterm_stops_after_the_step_and_keeps_a_checkpoint(tmp_path):
     assert ckpt["step"] == stopped_at >= 3
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
 def test_killed_run_resumes_from_last_checkpoint_not_from_zero(tmp_path, pairs):
     proc = _start(tmp_path)
