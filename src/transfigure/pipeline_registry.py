@@ -13,7 +13,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     becomes a pipeline of the same name (``kedro run --pipeline=<name>``).
     ``__default__`` is ``train_cyclegan``.
     """
-    pipelines = find_pipelines(raise_errors=True)  # Kedro may import only the requested pipeline
+    pipelines = find_pipelines()  # the stage packages (training, evaluation, promotion) hold no create_pipeline
     if "train_cyclegan" in pipelines:
         pipelines["__default__"] = pipelines["train_cyclegan"]
     return pipelines

@@ -15,7 +15,7 @@ from PIL import Image
 import transfigure
 from _support import project_catalog
 from transfigure.pipelines.train_pix2pix import create_pipeline
-from transfigure.pipelines.training import build_dataset, model_config
+from transfigure.pipelines.training.nodes import build_dataset, model_config
 from transfigure.training import TrainingConfig
 from transfigure.validation import DataValidationError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from transfigure.pipelines.evaluation import standalone_evaluation_pipeline
+from transfigure.pipelines.evaluation.pipeline import standalone_evaluation_pipeline
 
 
 def create_pipeline(**kwargs) -> Pipeline:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline
 
 from transfigure.pipelines.data_validation.pipeline import validation_pipeline
-from transfigure.pipelines.promotion import promotion_pipeline
+from transfigure.pipelines.promotion.pipeline import promotion_pipeline
 
 
 def create_pipeline(**kwargs) -> Pipeline:

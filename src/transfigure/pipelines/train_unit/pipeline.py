@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from transfigure.pipelines.training import training_pipeline
+from transfigure.pipelines.training.pipeline import training_pipeline
 
 
 def create_pipeline(**kwargs) -> Pipeline:
