@@ -14,7 +14,7 @@ from PIL import Image
 
 import transfigure
 from _support import project_catalog
-from transfigure.pipelines.train_cyclegan import create_pipeline
+from transfigure.pipelines.training import training_pipeline
 from transfigure.validation import DataValidationError
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def run_pipeline(params: dict) -> dict:
     catalog = project_catalog()
     for key, value in params.items():
         catalog[f"params:cyclegan.{key}"] = value
-    SequentialRunner().run(create_pipeline(), catalog)
+    SequentialRunner().run(training_pipeline("cyclegan"), catalog)
     names = ("validation_report", "training_summary", "registered_model", "promotion")
     return {f"cyclegan.{n}": catalog[f"cyclegan.{n}"].load() for n in names}
 

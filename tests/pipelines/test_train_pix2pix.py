@@ -14,7 +14,7 @@ from PIL import Image
 
 import transfigure
 from _support import project_catalog
-from transfigure.pipelines.train_pix2pix import create_pipeline
+from transfigure.pipelines.training import training_pipeline
 from transfigure.pipelines.training.nodes import build_dataset, model_config
 from transfigure.training import TrainingConfig
 from transfigure.validation import DataValidationError
@@ -65,7 +65,7 @@ def run_pipeline(params: dict) -> dict:
     catalog = project_catalog()
     for key, value in params.items():
         catalog[f"params:pix2pix.{key}"] = value
-    SequentialRunner().run(create_pipeline(), catalog)
+    SequentialRunner().run(training_pipeline("pix2pix"), catalog)
     names = ("validation_report", "training_summary", "registered_model")
     return {n: catalog[f"pix2pix.{n}"].load() for n in names}
 

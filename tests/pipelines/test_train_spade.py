@@ -16,7 +16,7 @@ from PIL import Image
 import transfigure
 from _support import project_catalog
 from transfigure.data.datasets import LabelIdError
-from transfigure.pipelines.train_spade import create_pipeline
+from transfigure.pipelines.training import training_pipeline
 from transfigure.validation import DataValidationError
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -78,7 +78,7 @@ def run_pipeline(params: dict) -> dict:
     catalog = project_catalog()
     for key, value in params.items():
         catalog[f"params:spade.{key}"] = value
-    SequentialRunner().run(create_pipeline(), catalog)
+    SequentialRunner().run(training_pipeline("spade"), catalog)
     names = ("validation_report", "training_summary", "registered_model")
     return {n: catalog[f"spade.{n}"].load() for n in names}
 

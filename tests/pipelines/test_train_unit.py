@@ -13,7 +13,7 @@ from PIL import Image
 
 import transfigure
 from _support import project_catalog
-from transfigure.pipelines.train_unit import create_pipeline
+from transfigure.pipelines.training import training_pipeline
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +38,7 @@ def run_pipeline(params: dict) -> dict:
     catalog = project_catalog()
     for key, value in params.items():
         catalog[f"params:unit.{key}"] = value
-    SequentialRunner().run(create_pipeline(), catalog)
+    SequentialRunner().run(training_pipeline("unit"), catalog)
     names = ("validation_report", "training_summary", "registered_model")
     return {n: catalog[f"unit.{n}"].load() for n in names}
 

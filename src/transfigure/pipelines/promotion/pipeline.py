@@ -5,6 +5,7 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline, node
 
 from transfigure.models import VARIANTS
+from transfigure.pipelines.data_validation.pipeline import validation_pipeline
 from transfigure.pipelines.promotion.nodes import promote_registered_model
 
 
@@ -24,3 +25,11 @@ def promotion_pipeline(variant: str) -> Pipeline:
         ],
         namespace=variant,
     )
+
+
+def standalone_promotion_pipeline(variant: str) -> Pipeline:
+    """``promote_<variant>``: validate the data, then gate the registered version.
+
+    The validated data let the gate re-evaluate a champion that was evaluated on another split.
+    """
+    return validation_pipeline(variant) + promotion_pipeline(variant)
