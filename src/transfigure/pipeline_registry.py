@@ -9,7 +9,8 @@ Per variant in ``transfigure.models.VARIANTS`` (``kedro run --pipeline=<stage>_<
 
 and ``prepare_data`` (build the embedded default dataset), ``data_validation`` (every variant's
 validation) and ``__default__`` (= ``train_cyclegan``). Each stage's nodes and builder live in
-``transfigure.pipelines.<stage>``; its parameters in ``conf/base/parameters_<pipeline>.yml``.
+``transfigure.pipelines.<stage>``. Kedro loads every ``conf/base/parameters*.yml`` whatever runs:
+all stages of a variant read its ``<variant>.*`` keys from ``parameters_train_<variant>.yml``.
 """
 
 from __future__ import annotations

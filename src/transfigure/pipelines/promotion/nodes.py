@@ -1,6 +1,6 @@
-"""The promotion pipeline every variant shares: gate the registered version into ``champion``.
+"""Nodes of the promotion pipeline every variant shares: gate the registered version into ``champion``.
 
-``promote_<variant>/pipeline.py`` is ``validation_pipeline(variant) + promotion_pipeline(variant)``
+``promote_<variant>`` is ``validation_pipeline(variant) + promotion_pipeline(variant)`` (pipeline.py)
 (the validated data lets the gate re-evaluate the champion on the candidate's split). The
 promotion part takes the datasets ``<variant>.registered_model`` and ``<variant>.evaluation_metrics``
 by name, so appending it to ``train_<variant>`` (after evaluation) promotes each new training.

@@ -1,6 +1,6 @@
-"""The training pipeline every variant shares: validate data -> train (MLflow-tracked) -> register -> evaluate -> promote (gated).
+"""Nodes of the training pipeline every variant shares: validate data -> train (MLflow-tracked) -> register -> evaluate -> promote (gated).
 
-``train_<variant>/pipeline.py`` is ``training_pipeline("<variant>")``. Datasets and
+``train_<variant>`` is ``pipeline.training_pipeline("<variant>")``. Datasets and
 parameters are namespaced by variant (``<variant>.training_summary``,
 ``params:<variant>.model`` ...), configured in ``conf/base/parameters_train_<variant>.yml``.
 Besides the model, a run writes the loss curve (``plots/loss.csv``), the FID curve when
