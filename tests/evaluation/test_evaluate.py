@@ -18,7 +18,7 @@ from transfigure.evaluation.data import load_held_out
 from transfigure.inference import Translator
 from transfigure.models import VARIANTS
 from transfigure.models.io import save_generators
-from transfigure.pipelines.training import model_config
+from transfigure.pipelines.training.nodes import model_config
 
 PROJECT = Path(__file__).resolve().parents[2]
 #: variant -> (default subset, dataset format, tiny model overrides)

@@ -6,7 +6,6 @@ working directory), a real MLflow sqlite store, the offline Inception, tiny mode
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from PIL import Image
 
 from _support import env_with_default_store, project_catalog, project_copy
 from transfigure.data.default_dataset import build_default_dataset
+from transfigure.pipeline_registry import register_pipelines
 
 PROJECT = Path(__file__).resolve().parents[2]
 KEDRO = str(Path(sys.executable).with_name("kedro"))
@@ -63,8 +63,7 @@ def run(pipeline: str, variant: str, params: dict) -> dict:
     catalog = project_catalog()
     for key, value in params.items():
         catalog[f"params:{variant}.{key}"] = value
-    create = importlib.import_module(f"transfigure.pipelines.{pipeline}").create_pipeline
-    SequentialRunner().run(create(), catalog)
+    SequentialRunner().run(register_pipelines()[pipeline], catalog)
     reporting = Path("data/08_reporting") / variant
     out = {"metrics": json.loads((reporting / "metrics.json").read_text()),
            "report": Image.open(reporting / "eval_report.png")}

@@ -17,7 +17,7 @@ from transfigure.cli import main
 from transfigure.models import VARIANTS
 from transfigure.pipelines.data_validation.nodes import prepare_dataset
 from transfigure.pipelines.promotion import promotion_pipeline
-from transfigure.pipelines.train_cyclegan import create_pipeline as train_cyclegan
+from transfigure.pipelines.training import training_pipeline
 from transfigure.tracking.promotion import promote, read_history
 
 
@@ -55,7 +55,7 @@ def test_two_trainings_better_promoted_worse_refused_rollback(mlflow_uri, tmp_pa
         params["data"]["path"] = None  # the embedded default dataset (day2night), built under data/01_raw
         # train_cyclegan ends with the gate itself (tests/pipelines/test_train_cyclegan.py); here the gate runs
         # separately so that the worse version can be gated first, whichever of the two it turns out to be
-        catalog = run(train_cyclegan() - promotion_pipeline("cyclegan"), params)
+        catalog = run(training_pipeline("cyclegan") - promotion_pipeline("cyclegan"), params)
         runs.append({"params": params, "registered": catalog["cyclegan.registered_model"].load(),
                      "metrics": catalog["cyclegan.evaluation_metrics"].load()})
     (a, b) = runs

@@ -1,0 +1,1 @@
+"""Kedro pipelines, one package per stage (``nodes.py`` + ``pipeline.py``); ``transfigure.pipeline_registry`` names them."""

@@ -1,6 +1,6 @@
-"""The promotion pipeline every variant shares: gate the registered version into ``champion``.
+"""Nodes of the promotion pipeline every variant shares: gate the registered version into ``champion``.
 
-``promote_<variant>/pipeline.py`` is ``validation_pipeline(variant) + promotion_pipeline(variant)``
+``promote_<variant>`` is ``validation_pipeline(variant) + promotion_pipeline(variant)`` (pipeline.py)
 (the validated data lets the gate re-evaluate the champion on the candidate's split). The
 promotion part takes the datasets ``<variant>.registered_model`` and ``<variant>.evaluation_metrics``
 by name, so appending it to ``train_<variant>`` (after evaluation) promotes each new training.
@@ -13,9 +13,6 @@ import logging
 import math
 from typing import Any
 
-from kedro.pipeline import Pipeline, node
-
-from transfigure.models import VARIANTS
 from transfigure.training.distributed import broadcast_object, init_distributed
 
 logger = logging.getLogger(__name__)
@@ -103,22 +100,4 @@ def _promote(
     return decision.to_dict()
 
 
-def promotion_pipeline(variant: str) -> Pipeline:
-    """``<variant>.registered_model`` + ``<variant>.evaluation_metrics`` -> ``<variant>.promotion``."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
-    return Pipeline(
-        [
-            node(
-                promote_registered_model,
-                ["registered_model", "evaluation_metrics", "params:promotion", "validated_dataset", "params:data",
-                 "params:evaluation"],
-                "promotion",
-                name="promote",
-            )
-        ],
-        namespace=variant,
-    )
-
-
-__all__ = ["promote_registered_model", "promotion_pipeline"]
+__all__ = ["promote_registered_model"]

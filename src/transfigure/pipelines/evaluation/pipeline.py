@@ -15,7 +15,7 @@ import functools
 
 from kedro.pipeline import Pipeline, node
 
-from transfigure.evaluation.nodes import evaluate_model, select_model
+from transfigure.pipelines.evaluation.nodes import evaluate_model, select_model
 from transfigure.models import VARIANTS
 from transfigure.pipelines.data_validation.pipeline import validation_pipeline
 

@@ -1,6 +1,6 @@
-"""The training pipeline every variant shares: validate data -> train (MLflow-tracked) -> register -> evaluate -> promote (gated).
+"""Nodes of the training pipeline every variant shares: validate data -> train (MLflow-tracked) -> register -> evaluate -> promote (gated).
 
-``train_<variant>/pipeline.py`` is ``training_pipeline("<variant>")``. Datasets and
+``train_<variant>`` is ``pipeline.training_pipeline("<variant>")``. Datasets and
 parameters are namespaced by variant (``<variant>.training_summary``,
 ``params:<variant>.model`` ...), configured in ``conf/base/parameters_train_<variant>.yml``.
 Besides the model, a run writes the loss curve (``plots/loss.csv``), the FID curve when
@@ -12,21 +12,15 @@ the current champion on the same split (``promotion.json`` says why either way).
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any
 
-from kedro.pipeline import Pipeline, node
 from torch.utils.data import Dataset
 
 from transfigure.data.datasets import make_dataset
 from transfigure.data.transforms import TransformConfig
 from transfigure.evaluation.curve import FidCurve
-from transfigure.evaluation.nodes import training_curves
 from transfigure.models import VARIANTS
-from transfigure.pipelines.data_validation.pipeline import validation_pipeline
-from transfigure.pipelines.evaluation import evaluation_pipeline
-from transfigure.pipelines.promotion import promotion_pipeline
 from transfigure.tracking.training import register_trained_model, run_tracked_training
 from transfigure.training import TrainingConfig
 from transfigure.training.distributed import broadcast_object, init_distributed
@@ -115,26 +109,3 @@ def _register(training_summary: dict[str, Any], validated_dataset: dict[str, Any
     logger.info("registered %s version %s; load it with transfigure.load_translator(%r, %s)",
                 out["name"], out["version"], out["name"], out["version"])
     return {"registered": True, **out}
-
-
-def training_pipeline(variant: str) -> Pipeline:
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
-    train_node = functools.update_wrapper(functools.partial(train, variant), train)
-    steps = Pipeline(
-        [
-            node(
-                train_node,
-                ["validated_dataset", "validation_report", "params:data", "params:model", "params:training",
-                 "params:tracking", "params:output_dir", "params:evaluation"],
-                "training_summary",
-                name="train",
-            ),
-            node(register_model, ["training_summary", "validated_dataset", "params:tracking"], "registered_model",
-                 name="register"),
-            node(training_curves, ["training_summary", "params:tracking"], ["loss_curve", "fid_curve"],
-                 name="training_curves"),
-        ]
-    )
-    return (validation_pipeline(variant) + Pipeline(steps, namespace=variant) + evaluation_pipeline(variant)
-            + promotion_pipeline(variant))

@@ -1,5 +1,0 @@
-"""The evaluate_pix2pix pipeline."""
-
-from transfigure.pipelines.evaluate_pix2pix.pipeline import create_pipeline
-
-__all__ = ["create_pipeline"]
