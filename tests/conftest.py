@@ -43,8 +43,10 @@ def tiny_unaligned(tmp_path) -> Path:
 
 
 
-#: programs a test not marked ``slow`` may start (the code under test records the git commit of each run)
-_FAST_PROGRAMS = {"git"}
+#: programs a test must be marked ``slow`` to start: interpreters, the stack's CLIs and servers (a library's own
+#: quick helpers such as ``git`` or ``uname`` stay allowed)
+_SLOW_PROGRAMS = ("python", "kedro", "dvc", "bentoml", "torchrun", "transfigure", "mlflow", "jupyter", "gunicorn",
+                  "uvicorn", "postgres", "pg_ctl", "initdb", "moto_server", "chromium", "chromedriver")
 
 
 @pytest.fixture(autouse=True)
@@ -57,8 +59,8 @@ def _slow_marker_is_honest(request, monkeypatch):
 
     def guarded(self, args, *a, **kw):
         argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
-        program = Path(os.fsdecode(argv[0])).name if argv else ""
-        if kw.get("shell") or program not in _FAST_PROGRAMS:
+        program = Path(os.fsdecode(argv[0]).split()[0]).name if argv else ""
+        if program.startswith(_SLOW_PROGRAMS):
             raise AssertionError(f"{request.node.nodeid} starts {argv[:3]}: mark it @pytest.mark.slow")
         real_init(self, args, *a, **kw)
 

@@ -124,6 +124,7 @@ def test_a_perfect_translator_scores_perfectly(tmp_path):
     assert set(m) == UNPAIRED_KEYS | PAIRED_KEYS  # a two-way model on a paired test set gets both families
 
 
+@pytest.mark.slow
 def test_same_checkpoint_and_data_give_the_same_numbers(tmp_path, default_root):
     folder = export_tiny("cyclegan", tmp_path / "generator")
     data = params("cyclegan")["data"]

@@ -41,6 +41,7 @@ def test_the_network_is_loaded_once_per_process_in_eval_mode():
     assert not model.training
 
 
+@pytest.mark.slow
 def test_fid_on_the_default_data_is_zero_for_identical_sets_and_rises_with_noise(day_night):
     day, night = day_night
     real = inception_features(day)

@@ -59,6 +59,7 @@ def test_an_unknown_name_is_a_key_error_so_kedro_can_suggest_close_names():
         register_pipelines()["train_cyclegna"]
 
 
+@pytest.mark.slow
 def test_asking_for_one_pipeline_imports_only_its_stage():
     """`kedro run --pipeline=validate_pix2pix` must not import training, MLflow and evaluation code."""
     code = ("import sys; from transfigure.pipeline_registry import register_pipelines; "

@@ -21,7 +21,7 @@ import transfigure
 from _support import git_checkout, make_aligned, make_labelmap, make_unaligned, project_catalog
 from transfigure.data.datasets import LabelIdError
 from transfigure.models import VARIANTS
-from transfigure.pipelines.training import build_dataset, model_config
+from transfigure.pipelines.training.nodes import build_dataset, model_config
 from transfigure.training import TrainingConfig
 from transfigure.validation import DataValidationError
 

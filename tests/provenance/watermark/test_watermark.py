@@ -67,6 +67,7 @@ def test_payload_survives_each_signal_processing_attack(photo, attack):
         assert detection.payload == payload
 
 
+@pytest.mark.slow
 def test_no_false_positives_on_clean_photos_crops_and_copies(photos, photo):
     """Three dozen unmarked images: photos at several sizes, crops of any aspect, flips, JPEG copies."""
     rng = np.random.default_rng(0)
