@@ -24,7 +24,6 @@ PROJECT = Path(__file__).resolve().parents[2]
 BENTOML = str(Path(sys.executable).with_name("bentoml"))
 SERVICE = "transfigure.serving.service:Transfigure"
 #: class colours of the tiny label-map dataset (ids 0..3)
-COLOURS = np.array([[70, 130, 180], [90, 90, 90], [200, 40, 40], [40, 160, 60]], np.uint8)
 LABEL_NC = 4
 
 
@@ -90,35 +89,7 @@ def ledger_holds(ledger: Path, provenance_id: str) -> bool:
     return False
 
 
-# -- tiny datasets and registered models --------------------------------------------------------------
-def make_unaligned(root: Path, size: int = 32, n: int = 4) -> Path:
-    for dom, seed in (("A", 0), ("B", 100)):
-        for split in ("train", "test"):
-            folder = root / f"{split}{dom}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(n if split == "train" else 2):
-                noise_image(size, size, seed=seed + i + (50 if split == "test" else 0)).save(folder / f"{dom}{i}.png")
-    return root
-
-
-def make_labelmap(root: Path, size: int = 32, n: int = 4) -> Path:
-    rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        for sub in ("label", "inst", "img"):
-            (root / f"{split}_{sub}").mkdir(parents=True, exist_ok=True)
-        for i in range(n if split == "train" else 2):
-            label = np.asarray(label_map(size, size)).copy()
-            x0, y0 = rng.integers(0, size - 8, 2)
-            label[y0 : y0 + 8, x0 : x0 + 6] = 3
-            inst = (label == 3).astype(np.uint8)
-            photo = COLOURS[label].astype(np.int16) + rng.integers(-20, 20, (size, size, 3))
-            name = f"{split}_{i:03d}.png"
-            Image.fromarray(label, mode="L").save(root / f"{split}_label" / name)
-            Image.fromarray(inst, mode="L").save(root / f"{split}_inst" / name)
-            Image.fromarray(photo.clip(0, 255).astype(np.uint8)).save(root / f"{split}_img" / name)
-    return root
-
-
+# -- tiny registered models (their data: _support's makers) --------------------------------------------------------------
 def train_cyclegan(out: Path, data: Path) -> dict[str, Any]:
     """A 2-step CycleGAN (ngf 4) trained with the real tracked engine and registered as ``cyclegan``."""
     from transfigure.data.datasets import make_dataset

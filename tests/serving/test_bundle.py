@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _serving import PROJECT, Server, encode, make_unaligned, noise_image, promote, train_cyclegan
+from _serving import PROJECT, Server, encode, noise_image, promote, train_cyclegan
+from _support import make_unaligned
 
 pytestmark = pytest.mark.slow
 

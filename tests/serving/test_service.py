@@ -22,14 +22,13 @@ from _serving import (
     encode,
     label_map,
     ledger_holds,
-    make_labelmap,
-    make_unaligned,
     noise_image,
     promote,
     psnr,
     train_cyclegan,
     train_spade,
 )
+from _support import make_labelmap, make_unaligned
 from PIL import Image
 
 pytestmark = pytest.mark.slow
