@@ -54,7 +54,7 @@ from typing import Final
 import numpy as np
 from PIL import Image
 
-from transfigure.data.datasets import list_images
+from transfigure.data.layout import list_images
 from transfigure.data.images import load_image
 
 __all__ = ["CMP_CLASSES", "CMP_PALETTE", "colours_to_ids", "convert_facades", "main", "split_pair"]
