@@ -20,8 +20,9 @@ a split whose folders are absent is simply not listed.
 Files with an image extension (:data:`transfigure.data.layout.IMAGE_EXTENSIONS`, case-insensitive) are
 always listed, decodable or not. Other files inside the image folders are not
 listed; their count is logged and kept in ``DataFrame.attrs["ignored_files"]``
-(and ``attrs["ignored_examples"]``) for the report summary. Hidden files and folders are
-skipped, as the trainer skips them.
+(and ``attrs["ignored_examples"]``) for the report summary. Hidden files (``.DS_Store``,
+``._x.png``) are never listed, as the trainer never reads them; they count as ignored.
+Hidden folders are not entered.
 """
 
 from __future__ import annotations
