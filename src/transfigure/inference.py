@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from transfigure.data.datasets import LabelIdError
+from transfigure.data.rules import DONTCARE_ID, LABEL_MODES, check_label_ids
 from transfigure.data.transforms import tensor_to_pil, to_tensor
 from transfigure.models.io import load_generators
 from transfigure.training.device import resolve_device
@@ -130,14 +130,9 @@ class Translator:
         label_nc, dontcare = int(cfg["label_nc"]), bool(cfg.get("contain_dontcare_label", False))
         name = str(getattr(label, "filename", "") or "<label map given to translate()>")
         ids = label_ids_from_image(label, name)
-        present = np.unique(ids)
-        bad = present[present >= label_nc]
+        check_label_ids(name, np.unique(ids).tolist(), label_nc, dontcare)
         if dontcare:
-            bad = bad[bad != 255]
-        if bad.size:
-            raise LabelIdError(name, bad.tolist(), label_nc, dontcare)
-        if dontcare:
-            ids = np.where(ids == 255, label_nc, ids)
+            ids = np.where(ids == DONTCARE_ID, label_nc, ids)
         inst_t = None
         if cfg.get("use_instance", False):
             if instance is None:
@@ -169,16 +164,12 @@ class Translator:
         return tensor_to_pil(y[0, :, :h, :w])
 
 
-#: PIL modes holding one integer id per pixel (palette images: the indices are the ids)
-LABEL_IMAGE_MODES = ("L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N", "1")
-
-
 def label_ids_from_image(image: Image.Image, name: str = "<label map>", what: str = "label map") -> np.ndarray:
     """A PIL label/instance map -> ``HxW`` int64 ids; colour images are refused with an explanation."""
-    if image.mode not in LABEL_IMAGE_MODES:
+    if image.mode not in LABEL_MODES:
         raise ValueError(
             f"{what} '{name}' has mode {image.mode!r}: a {what} must hold one class id per pixel as a "
-            f"single-channel image (modes {', '.join(LABEL_IMAGE_MODES[:4])}), not colours. Convert a "
+            f"single-channel image (modes {', '.join(LABEL_MODES)}), not colours. Convert a "
             "colour-coded map to ids first (CMP facades: python -m transfigure.data.facades)"
         )
     ids = np.asarray(image).astype(np.int64)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from transfigure.data.rules import MAX_PIXELS
 from transfigure.serving.config import ConfigError, ModelSpec, ServingConfig
 
 ENV = ("TRANSFIGURE_MODELS", "TRANSFIGURE_MODEL", "TRANSFIGURE_MODEL_ALIAS", "TRANSFIGURE_MODEL_SOURCE",
@@ -22,7 +23,7 @@ def clean_env(monkeypatch):
 def test_defaults():
     cfg = ServingConfig.from_env()
     assert cfg.models is None and cfg.model_source == "auto" and cfg.bundle_dir == Path("data/06_models/serving")
-    assert (cfg.max_body_bytes, cfg.max_pixels, cfg.min_side) == (20_000_000, 4096 * 4096, 64)
+    assert (cfg.max_body_bytes, cfg.max_pixels, cfg.min_side) == (20_000_000, MAX_PIXELS, 64)
     assert (cfg.workers, cfg.model_workers, cfg.gpus, cfg.timeout, cfg.max_batch_size) == (1, 1, 0, 60.0, 16)
 
 

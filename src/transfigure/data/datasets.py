@@ -25,8 +25,9 @@ Differences from the reference (junyanz/pytorch-CycleGAN-and-pix2pix):
   copy of the dataset and do not see it: use non-persistent workers).
 * Problems surface early and by name: missing/empty folders, orphan pairs,
   odd ``A|B`` widths and out-of-range label ids raise errors naming the file.
-* Hidden files and folders (names starting with ``.``, e.g. macOS ``._x.png``)
-  are skipped.
+* Files are listed by :func:`transfigure.data.layout.list_images` (the image
+  extensions data validation checks; hidden files and folders skipped), in the
+  folders :data:`transfigure.data.layout.LAYOUTS` names.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from transfigure.data.images import load_image, load_label_map
+from transfigure.data.layout import IMAGE_EXTENSIONS, LOSSY_EXTENSIONS, domain_folders, list_images
+from transfigure.data.rules import DONTCARE_ID, LabelIdError, check_label_ids
 from transfigure.data.transforms import (
     TransformConfig,
     TransformParams,
@@ -54,92 +57,18 @@ from transfigure.data.transforms import (
 
 __all__ = [
     "DATASET_FORMATS",
-    "IMAGE_EXTENSIONS",
     "AlignedDataset",
-    "LabelIdError",
+    "LabelIdError",  # re-exported: its home is transfigure.data.rules
     "LabelMapDataset",
     "PairedDataset",
     "TranslationDataset",
     "UnalignedDataset",
-    "list_images",
     "make_dataset",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: File extensions (lower case) that :func:`list_images` picks up, case-insensitively.
-IMAGE_EXTENSIONS: Final[frozenset[str]] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
-)
-_LOSSY_EXTENSIONS: Final = frozenset({".jpg", ".jpeg"})
 _DIRECTIONS: Final = ("AtoB", "BtoA")
-
-
-class LabelIdError(ValueError):
-    """A label map holds class ids that the model cannot represent.
-
-    Attributes:
-        path: the label file.
-        ids: the offending ids, sorted.
-        label_nc: the configured number of classes.
-    """
-
-    def __init__(self, path: str, ids: Sequence[int], label_nc: int, dontcare: bool) -> None:
-        self.path = str(path)
-        self.ids = [int(i) for i in ids]
-        self.label_nc = int(label_nc)
-        self.dontcare = bool(dontcare)
-        shown = ", ".join(str(i) for i in self.ids[:20]) + (" ..." if len(self.ids) > 20 else "")
-        valid = f"0..{self.label_nc - 1}"
-        if self.dontcare:
-            valid += " (and 255 = don't care)"
-        super().__init__(
-            f"label map '{self.path}' holds class ids [{shown}] outside the valid range "
-            f"{valid} for label_nc={self.label_nc}; raise label_nc"
-            + ("" if self.dontcare else " or set contain_dontcare_label=True if 255 means 'ignore'")
-            + ", or fix the label map"
-        )
-
-    def __reduce__(self) -> tuple[type[LabelIdError], tuple[str, list[int], int, bool]]:
-        return (type(self), (self.path, self.ids, self.label_nc, self.dontcare))
-
-
-def _is_hidden(name: str) -> bool:
-    return name.startswith(".")
-
-
-def list_images(folder: str | os.PathLike[str]) -> list[Path]:
-    """All image files under ``folder``, recursively, sorted by relative path.
-
-    Extensions are matched case-insensitively against :data:`IMAGE_EXTENSIONS`.
-    Hidden files and folders are skipped; symlinked folders are followed
-    (once each, so link loops are harmless).
-
-    Raises:
-        FileNotFoundError: ``folder`` does not exist.
-        NotADirectoryError: ``folder`` is a file.
-    """
-    root = Path(folder)
-    if not root.exists():
-        raise FileNotFoundError(f"image folder '{root}' does not exist")
-    if not root.is_dir():
-        raise NotADirectoryError(f"'{root}' is not a folder")
-    found: list[tuple[str, Path]] = []
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d))
-        for name in filenames:
-            if _is_hidden(name) or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
-                continue
-            path = Path(dirpath) / name
-            found.append((path.relative_to(root).as_posix(), path))
-    found.sort(key=lambda item: item[0])
-    return [path for _, path in found]
 
 
 def _require_images(folder: Path, layout: str) -> list[Path]:
@@ -336,7 +265,7 @@ class AlignedDataset(TranslationDataset):
             input_nc=input_nc,
             output_nc=output_nc,
         )
-        self.folder = self.root / self.split
+        self.folder = domain_folders(self.root, "aligned", self.split)["AB"]
         self.layout = (
             f"'{self.root}/{self.split}/<name>.png', each image holding A (left half) "
             "and B (right half) side by side"
@@ -401,13 +330,12 @@ class PairedDataset(TranslationDataset):
             input_nc=input_nc,
             output_nc=output_nc,
         )
-        self.dir_A = self.root / f"{self.split}A"
-        self.dir_B = self.root / f"{self.split}B"
+        folders = domain_folders(self.root, "paired", self.split)
+        self.dir_A, self.dir_B = folders["A"], folders["B"]
         self.layout = (
             f"'{self.dir_A}/<name>.<ext>' and '{self.dir_B}/<name>.<ext>' "
             "with the same names in both folders"
         )
-        folders = {"A": self.dir_A, "B": self.dir_B}
         listings = {role: _require_images(folder, self.layout) for role, folder in folders.items()}
         self.pairs: list[tuple[Path, Path]] = [
             (m["A"], m["B"]) for m in _match_by_stem(folders, listings, required=("A", "B"))
@@ -459,8 +387,8 @@ class UnalignedDataset(TranslationDataset):
             output_nc=output_nc,
         )
         self.serial_batches = bool(serial_batches)
-        dir_a = self.root / f"{self.split}A"
-        dir_b = self.root / f"{self.split}B"
+        folders = domain_folders(self.root, "unaligned", self.split)
+        dir_a, dir_b = folders["A"], folders["B"]
         self.layout = f"unpaired images in '{dir_a}/' and '{dir_b}/'"
         if self.direction == "BtoA":
             dir_a, dir_b = dir_b, dir_a
@@ -552,20 +480,18 @@ class LabelMapDataset(TranslationDataset):
         self.label_nc = label_nc
         self.contain_dontcare_label = bool(contain_dontcare_label)
         self.use_instance = bool(use_instance)
-        self.dir_label = self.root / f"{self.split}_label"
-        self.dir_img = self.root / f"{self.split}_img"
-        self.dir_inst = self.root / f"{self.split}_inst"
+        folders = domain_folders(self.root, "labelmap", self.split)
+        self.dir_label, self.dir_img, self.dir_inst = folders["label"], folders["image"], folders["instance"]
         self.layout = (
             f"'{self.dir_label}/<name>.png' (class ids), '{self.dir_img}/<name>.<ext>' (photos)"
             + (f" and '{self.dir_inst}/<name>.png' (instance ids)" if self.use_instance else "")
             + ", matched by name"
         )
-        folders = {"label": self.dir_label, "image": self.dir_img}
-        if self.use_instance:
-            folders["instance"] = self.dir_inst
+        if not self.use_instance:
+            del folders["instance"]
         listings = {role: _require_images(folder, self.layout) for role, folder in folders.items()}
         for role in ("label", "instance"):
-            lossy = [p for p in listings.get(role, []) if p.suffix.lower() in _LOSSY_EXTENSIONS]
+            lossy = [p for p in listings.get(role, []) if p.suffix.lower() in LOSSY_EXTENSIONS]
             if lossy:
                 raise ValueError(
                     f"{role} maps must be lossless (PNG/BMP/TIFF): JPEG compression changes ids; "
@@ -589,14 +515,9 @@ class LabelMapDataset(TranslationDataset):
 
     def _checked_label(self, path: Path) -> np.ndarray:
         label = load_label_map(path)
-        ids = np.unique(label)
-        bad = ids[ids >= self.label_nc]
+        check_label_ids(str(path), np.unique(label).tolist(), self.label_nc, self.contain_dontcare_label)
         if self.contain_dontcare_label:
-            bad = bad[bad != 255]
-        if bad.size:
-            raise LabelIdError(str(path), bad.tolist(), self.label_nc, self.contain_dontcare_label)
-        if self.contain_dontcare_label:
-            label = np.where(label == 255, self.label_nc, label)
+            label = np.where(label == DONTCARE_ID, self.label_nc, label)
         return label
 
     def check_labels(self) -> None:

@@ -53,6 +53,8 @@ from typing import Final
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from transfigure.data.layout import domain_folders
+
 __all__ = [
     "CLASSES",
     "DEFAULT_SUBSETS",
@@ -805,6 +807,9 @@ def _write_all(out: Path, size: int, n_train: int, n_test: int, seed: int) -> di
 
     counts = {"train": n_train, "test": n_test}
     for split, n in counts.items():
+        unaligned = domain_folders("day2night", "unaligned", split)
+        aligned = domain_folders("edges2photo", "aligned", split)
+        labelmap = domain_folders("labels2photo", "labelmap", split)
         for domain, key in (("A", "day"), ("B", "night")):
             for i in range(n):
                 scene, rseq = _make_scene(size, _scene_seed(seed, "day2night", split, domain, i))
@@ -813,23 +818,20 @@ def _write_all(out: Path, size: int, n_train: int, n_test: int, seed: int) -> di
                     np.random.default_rng(_child(rseq, 0 if key == "day" else 1)),
                     night=key == "night",
                 )
-                save(img, f"day2night/{split}{domain}/{i:04d}.png", scene)
+                save(img, f"{unaligned[domain].as_posix()}/{i:04d}.png", scene)
         for i in range(n):
             scene, rseq = _make_scene(size, _scene_seed(seed, "edges2photo", split, "", i))
             day = _render(scene, np.random.default_rng(_child(rseq, 0)), night=False)
             pair = Image.new("RGB", (2 * size, size))
             pair.paste(render_sketch(scene), (0, 0))
             pair.paste(day, (size, 0))
-            save(pair, f"edges2photo/{split}/{i:04d}.png", scene)
+            save(pair, f"{aligned['AB'].as_posix()}/{i:04d}.png", scene)
         for i in range(n):
             scene, rseq = _make_scene(size, _scene_seed(seed, "labels2photo", split, "", i))
             day = _render(scene, np.random.default_rng(_child(rseq, 0)), night=False)
-            base = "labels2photo"
-            save(day, f"{base}/{split}_img/{i:04d}.png", scene)
-            save(Image.fromarray(scene.label, mode="L"), f"{base}/{split}_label/{i:04d}.png", scene)
-            save(
-                Image.fromarray(scene.instance, mode="L"), f"{base}/{split}_inst/{i:04d}.png", scene
-            )
+            save(day, f"{labelmap['image'].as_posix()}/{i:04d}.png", scene)
+            save(Image.fromarray(scene.label, mode="L"), f"{labelmap['label'].as_posix()}/{i:04d}.png", scene)
+            save(Image.fromarray(scene.instance, mode="L"), f"{labelmap['instance'].as_posix()}/{i:04d}.png", scene)
     return scenes
 
 

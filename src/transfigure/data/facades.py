@@ -54,7 +54,7 @@ from typing import Final
 import numpy as np
 from PIL import Image
 
-from transfigure.data.datasets import list_images
+from transfigure.data.layout import domain_folders, list_images
 from transfigure.data.images import load_image
 
 __all__ = ["CMP_CLASSES", "CMP_PALETTE", "colours_to_ids", "convert_facades", "main", "split_pair"]
@@ -129,7 +129,7 @@ def convert_facades(
     files = list_images(src)
     if not files:
         raise FileNotFoundError(f"'{src}' holds no images")
-    ours = [out / f"{split}_{kind}" for split in ("train", "test") for kind in ("img", "label")]
+    ours = [domain_folders(out, "labelmap", split)[role] for split in ("train", "test") for role in ("image", "label")]
     ours.append(out / "classes.json")
     existing = [p for p in ours if p.exists()]
     if existing and not overwrite:
@@ -154,8 +154,8 @@ def convert_facades(
             photo, colours = split_pair(files[i], label_side)
             ids = colours_to_ids(colours)
             counts += np.bincount(ids.ravel(), minlength=len(CMP_PALETTE))
-            for kind, img in (("img", photo), ("label", Image.fromarray(ids, mode="L"))):
-                folder = tmp / f"{split}_{kind}"
+            for role, img in (("image", photo), ("label", Image.fromarray(ids, mode="L"))):
+                folder = domain_folders(tmp, "labelmap", split)[role]
                 folder.mkdir(parents=True, exist_ok=True)
                 img.save(folder / f"{stems[i]}.png")
             splits[split].append(stems[i])

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import warnings
 from pathlib import Path
 from typing import Final
@@ -31,10 +30,10 @@ from typing import Final
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from transfigure.data import rules
 from transfigure.untrusted import declared_pixels
 
 __all__ = [
-    "DEFAULT_MAX_PIXELS",
     "ImageLoadError",
     "convert_image",
     "load_image",
@@ -42,9 +41,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Default refusal threshold for :func:`load_image` (64 megapixels, e.g. 8000x8000).
-DEFAULT_MAX_PIXELS: Final[int] = 64_000_000
 
 _TARGET_MODES: Final = ("RGB", "L")
 _SIXTEEN_BIT_MODES: Final = ("I;16", "I;16B", "I;16L", "I;16N")
@@ -90,7 +86,7 @@ def _first_bytes(path: Path, n: int = 16) -> bytes:
         return b""
 
 
-def _open_decoded(path: str | os.PathLike[str], max_pixels: int) -> Image.Image:
+def _open_decoded(path: str | os.PathLike[str], max_pixels: int | None) -> Image.Image:
     """Open ``path``, check its declared size, decode it fully, apply EXIF orientation.
 
     Returns a loaded image detached from the file.
@@ -110,6 +106,8 @@ def _open_decoded(path: str | os.PathLike[str], max_pixels: int) -> Image.Image:
         raise ImageLoadError(path, f"cannot stat file ({exc})") from exc
     if n_bytes == 0:
         raise ImageLoadError(path, "file is empty (0 bytes)")
+    if max_pixels is None:  # read at call time: rules.MAX_PIXELS is the one limit every reader follows
+        max_pixels = rules.MAX_PIXELS
     if max_pixels < 1:
         raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
 
@@ -122,7 +120,7 @@ def _open_decoded(path: str | os.PathLike[str], max_pixels: int) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(p) as img:
                 width, height = img.size
-                if width * height > max_pixels:
+                if rules.exceeds_pixel_limit(width, height, max_pixels):
                     raise ImageLoadError(
                         path,
                         f"image declares {width}x{height} = {width * height:,} pixels, "
@@ -278,7 +276,7 @@ def convert_image(
 def load_image(
     path: str | os.PathLike[str],
     mode: str = "RGB",
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = None,
 ) -> Image.Image:
     """Load an image file fully decoded, EXIF-oriented and converted to ``mode``.
 
@@ -288,7 +286,8 @@ def load_image(
             Pillow mode is mapped (alpha is composited over white, 16-bit is
             scaled, not clipped).
         max_pixels: refuse images whose header declares more pixels than this
-            (decompression-bomb guard), before any pixel is decoded.
+            (decompression-bomb guard), before any pixel is decoded; default
+            :data:`transfigure.data.rules.MAX_PIXELS`.
 
     Returns:
         A loaded ``PIL.Image.Image`` of mode ``mode``, detached from the file.
@@ -306,15 +305,10 @@ def load_image(
     return convert_image(img, mode, path=path)
 
 
-_LABEL_MODES: Final = ("1", "L", "P", "I", *_SIXTEEN_BIT_MODES)
-
-
-def load_label_map(
-    path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS
-) -> np.ndarray:
+def load_label_map(path: str | os.PathLike[str], max_pixels: int | None = None) -> np.ndarray:
     """Load a label map (one class id per pixel) as an ``int64`` array of shape HxW.
 
-    Accepted modes: ``L`` (8-bit ids), ``P`` (the palette *indices* are the
+    Accepted modes (:data:`transfigure.data.rules.LABEL_MODES`): ``L`` (8-bit ids), ``P`` (the palette *indices* are the
     ids; the palette colours are ignored), ``I`` and ``I;16*`` (16/32-bit ids,
     kept exactly, not scaled) and ``1`` (ids 0/1). EXIF orientation is applied
     like for photos so a label stays aligned with its photo.
@@ -328,7 +322,7 @@ def load_label_map(
         ImageLoadError: unreadable file, or a colour / float / negative-id map.
     """
     img = _open_decoded(path, max_pixels)
-    if img.mode not in _LABEL_MODES:
+    if img.mode not in rules.LABEL_MODES:
         if img.mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LA", "PA", "HSV", "LAB"):
             raise ImageLoadError(
                 path,

@@ -23,19 +23,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from transfigure.data.datasets import list_images, make_dataset
+from transfigure.data.config import DataConfig
 from transfigure.data.images import load_image
+from transfigure.data.layout import domain_folders, held_out_split, list_images
 from transfigure.data.transforms import TransformConfig, TransformParams, apply_transform, tensor_to_pil
 
 Kind = Literal["unpaired", "paired", "labelmap"]
 
-#: held-out split names tried, in order, when ``evaluation.split`` is null
-HELD_OUT_SPLITS = ("test", "val")
-#: folder (template) whose presence says that a split exists, per format
-_SPLIT_PROBE = {"unaligned": "{split}A", "paired": "{split}A", "aligned": "{split}", "labelmap": "{split}_label"}
-_KIND = {"unaligned": "unpaired", "paired": "paired", "aligned": "paired", "labelmap": "labelmap"}
-#: keys of the data parameters the paired dataset classes take
-_DATASET_KEYS = ("direction", "input_nc", "output_nc", "label_nc", "contain_dontcare_label", "use_instance")
 
 
 @dataclass
@@ -82,24 +76,7 @@ def files_fingerprint(root: Path, files: list[str]) -> str:
 
 def resolve_split(root: Path, fmt: str, requested: str | None) -> str:
     """The held-out split to use: ``requested``, or the first of ``test``/``val`` the dataset has."""
-    if fmt not in _SPLIT_PROBE:
-        raise ValueError(f"cannot evaluate on a dataset of format {fmt!r}; known: {sorted(_SPLIT_PROBE)}")
-    probe = _SPLIT_PROBE[fmt]
-    if requested == "train":
-        raise ValueError(
-            f"evaluation.split 'train' is the training split of '{root}': metrics must come from held-out images "
-            "(test/ or val/)"
-        )
-    candidates = [requested] if requested else list(HELD_OUT_SPLITS)
-    for split in candidates:
-        if (root / probe.format(split=split)).is_dir():
-            return split
-    expected = " or ".join(f"'{probe.format(split=s)}/'" for s in candidates)
-    found = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    raise FileNotFoundError(
-        f"no held-out split to evaluate on in '{root}': expected {expected} (sub-folders: {found or 'none'}). "
-        "Evaluation needs images never used in training; add a test split or set evaluation.split"
-    )
+    return held_out_split(root, fmt, requested)
 
 
 def _fixed_transform(size: int) -> tuple[TransformConfig, TransformParams]:
@@ -115,11 +92,12 @@ def _cap(items: list[Any], max_images: int | None) -> list[Any]:
     return items if max_images is None else items[:max_images]
 
 
-def _load_unpaired(root: Path, split: str, data: dict[str, Any], size: int, max_images: int | None) -> HeldOutSet:
-    dirs = [root / f"{split}A", root / f"{split}B"]
-    if data.get("direction", "AtoB") == "BtoA":
+def _load_unpaired(root: Path, split: str, data: DataConfig, size: int, max_images: int | None) -> HeldOutSet:
+    folders = domain_folders(root, "unaligned", split)
+    dirs = [folders["A"], folders["B"]]
+    if data.direction == "BtoA":
         dirs.reverse()
-    modes = ["L" if int(data.get(k, 3)) == 1 else "RGB" for k in ("input_nc", "output_nc")]
+    modes = ["L" if nc == 1 else "RGB" for nc in (data.input_nc, data.output_nc)]
     cfg, params = _fixed_transform(size)
     domains: list[list[Image.Image]] = []
     files: list[str] = []
@@ -132,19 +110,12 @@ def _load_unpaired(root: Path, split: str, data: dict[str, Any], size: int, max_
     return HeldOutSet("unpaired", str(root), "unaligned", split, size, files, domains[0], domains[1])
 
 
-def _paired_dataset(root: Path, fmt: str, split: str, data: dict[str, Any], size: int) -> Any:
+def _paired_dataset(root: Path, fmt: str, split: str, data: DataConfig, size: int) -> Any:
     cfg, _ = _fixed_transform(size)
-    kwargs = {k: data[k] for k in _DATASET_KEYS if k in data}
-    if fmt != "labelmap":
-        kwargs = {k: v for k, v in kwargs.items() if k in ("direction", "input_nc", "output_nc")}
-    elif "label_nc" not in kwargs:
-        raise ValueError("evaluating label-map data needs data.label_nc (the number of classes)")
-    else:
-        kwargs.pop("direction", None)
-    return make_dataset(fmt, root, split, transform=cfg, seed=0, **kwargs)
+    return data.make_dataset(root, fmt, split, seed=0, transform=cfg)
 
 
-def _load_paired(root: Path, fmt: str, split: str, data: dict[str, Any], size: int, max_images: int | None) -> HeldOutSet:
+def _load_paired(root: Path, fmt: str, split: str, data: DataConfig, size: int, max_images: int | None) -> HeldOutSet:
     ds = _paired_dataset(root, fmt, split, data, size)
     n = len(ds) if max_images is None else min(len(ds), max_images)
     a, b, files = [], [], []
@@ -159,7 +130,7 @@ def _load_paired(root: Path, fmt: str, split: str, data: dict[str, Any], size: i
     return HeldOutSet("paired", str(root), fmt, split, size, files, a, b)
 
 
-def _load_labelmap(root: Path, split: str, data: dict[str, Any], size: int, max_images: int | None) -> HeldOutSet:
+def _load_labelmap(root: Path, split: str, data: DataConfig, size: int, max_images: int | None) -> HeldOutSet:
     ds = _paired_dataset(root, "labelmap", split, data, size)
     n = len(ds) if max_images is None else min(len(ds), max_images)
     labels, photos, instances, files = [], [], [], []
@@ -177,7 +148,7 @@ def _load_labelmap(root: Path, split: str, data: dict[str, Any], size: int, max_
 
 
 def load_held_out(
-    dataset: dict[str, Any], data: dict[str, Any], *, split: str | None = None, size: int | None = None,
+    dataset: dict[str, Any], data: dict[str, Any] | DataConfig, *, split: str | None = None, size: int | None = None,
     max_images: int | None = None,
 ) -> HeldOutSet:
     """Load the held-out split of ``dataset`` (``{"root", "format", ...}`` from the validation pipeline).
@@ -188,7 +159,8 @@ def load_held_out(
         if key not in dataset:
             raise ValueError(f"dataset must have a {key!r} (the validated_dataset of the validation pipeline), got {sorted(dataset)}")
     root, fmt = Path(dataset["root"]), str(dataset["format"])
-    size = int(size or data.get("crop_size") or 256)
+    data = DataConfig.from_params(data)
+    size = int(size or data.crop_size)
     if size < 16:
         raise ValueError(f"evaluation size {size} is too small; use at least 16 px (evaluation.size)")
     chosen = resolve_split(root, fmt, split)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from transfigure.data.rules import MAX_PIXELS
 from transfigure.provenance.keys import WATERMARK_KEY_ENV, derive, dev_watermark_key, watermark_key_from_text
 from transfigure.provenance.signing import DEV_CA, DEV_CHAIN, SignerMaterial, load_signer_material
 
@@ -37,8 +38,6 @@ TRUST_ANCHORS_ENV: Final = "TRANSFIGURE_TRUST_ANCHORS"
 LEDGER_ENV: Final = "TRANSFIGURE_LEDGER"
 DEFAULT_LEDGER: Final = Path("data/provenance/ledger.sqlite")
 DEV_CREDENTIALS_DIR: Final = Path("conf/local/provenance")
-#: Largest image (pixels) that verification decodes; bigger ones are refused as possible bombs.
-DEFAULT_MAX_PIXELS: Final = 64_000_000
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -67,7 +66,8 @@ class ProvenanceConfig:
     signing_cert_path: Path | None = None
     trust_anchors_path: Path | None = None
     dev_credentials_dir: Path = DEV_CREDENTIALS_DIR
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    #: largest image (pixels) verification decodes; bigger ones are refused as possible bombs
+    max_pixels: int = MAX_PIXELS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, root: Path | None = None) -> ProvenanceConfig:

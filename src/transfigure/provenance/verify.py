@@ -21,6 +21,7 @@ from typing import Any
 
 from PIL import Image
 
+from transfigure.data.rules import MAX_PIXELS
 from transfigure.provenance.config import ProvenanceConfig
 from transfigure.provenance.ledger import Ledger
 from transfigure.provenance.manifest import read_manifest
@@ -43,7 +44,7 @@ class ImageInputError(ValueError):
         super().__init__(f"{source}: {reason}")
 
 
-def decode_image_bytes(data: bytes, *, source: str = "<bytes>", max_pixels: int = 64_000_000) -> Image.Image:
+def decode_image_bytes(data: bytes, *, source: str = "<bytes>", max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode ``data`` completely, refusing anything that is not a sound image of at most ``max_pixels``.
 
     Raises:

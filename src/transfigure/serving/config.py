@@ -23,7 +23,8 @@ variable                                  meaning (default)
 ``TRANSFIGURE_MAX_BATCH_SIZE``            adaptive batching: largest batch (16)
 ``TRANSFIGURE_MAX_LATENCY_MS``            adaptive batching: longest a request may queue (50000)
 ``TRANSFIGURE_MAX_BODY_BYTES``            request body limit (20 MB = 20000000)
-``TRANSFIGURE_MAX_PIXELS``                input and output pixel-count limit (16777216 = 4096x4096)
+``TRANSFIGURE_MAX_PIXELS``                input and output pixel-count limit (67108864 = 8192x8192,
+                                          ``transfigure.data.rules.MAX_PIXELS``)
 ``TRANSFIGURE_MIN_SIDE``                  smallest output side in pixels (64: smaller images cannot carry
                                           a reliably detectable watermark)
 ========================================  ==========================================================
@@ -35,6 +36,8 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from transfigure.data.rules import MAX_PIXELS
 
 DEFAULT_MODEL = "cyclegan"
 DEFAULT_ALIAS = "champion"
@@ -126,7 +129,7 @@ class ServingConfig:
     max_batch_size: int = 16
     max_latency_ms: int = 50_000
     max_body_bytes: int = 20_000_000
-    max_pixels: int = 4096 * 4096
+    max_pixels: int = MAX_PIXELS
     min_side: int = 64
 
     @classmethod
@@ -148,7 +151,7 @@ class ServingConfig:
             max_batch_size=max_batch or 16,
             max_latency_ms=_env_int("TRANSFIGURE_MAX_LATENCY_MS", 50_000) or 50_000,
             max_body_bytes=_env_int("TRANSFIGURE_MAX_BODY_BYTES", 20_000_000) or 20_000_000,
-            max_pixels=_env_int("TRANSFIGURE_MAX_PIXELS", 4096 * 4096) or 4096 * 4096,
+            max_pixels=_env_int("TRANSFIGURE_MAX_PIXELS", MAX_PIXELS) or MAX_PIXELS,
             min_side=_env_int("TRANSFIGURE_MIN_SIDE", 64) or 64,
         )
 

@@ -251,7 +251,7 @@ def run_jobs(
     only (unknown model or direction, unusable label map); a failure inside the generator gives
     500 for its group, never for the others.
     """
-    from transfigure.data.datasets import LabelIdError
+    from transfigure.data.rules import LabelIdError
     from transfigure.inference import translate_and_stamp
 
     default = next(iter(models))

@@ -20,6 +20,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from transfigure.data.rules import LABEL_MODES
 from transfigure.untrusted import UntrustedImageError, decode_untrusted, open_untrusted
 
 #: Pillow decoders the service accepts (the others stay switched off: less attack surface)
@@ -32,8 +33,9 @@ RAW_BODY_TYPES: Final = ("application/octet-stream",)
 FILE_FIELDS: Final = ("file", "image")
 DIRECTIONS: Final = ("AtoB", "BtoA")
 TRANSLATE_PARAMS: Final = ("model", "direction", "width", "height", "format", "quality")
-#: modes a decoded image may keep on its way to the model (everything else is converted to RGB)
-_KEEP_MODES: Final = ("1", "L", "P", "I", "F", "I;16", "I;16B", "I;16L", "I;16N", "RGB", "RGBA", "LA", "PA", "La", "RGBa")
+#: modes a decoded image may keep on its way to the model (everything else is converted to RGB);
+#: every label-map mode, so that a label map reaches the model with its ids intact
+_KEEP_MODES: Final = (*LABEL_MODES, "F", "RGB", "RGBA", "LA", "PA", "La", "RGBa")
 _TO_RGB_MODES: Final = ("RGBX", "CMYK", "YCbCr", "HSV")
 
 SEND_HINT: Final = (

@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from transfigure.data.layout import FORMATS, IMAGE_EXTENSIONS, SPLITS
 from transfigure.validation.metadata import (
-    FORMATS,
-    IMAGE_EXTENSIONS,
     METADATA_COLUMNS,
     build_image_metadata,
     inspect_image,
@@ -53,7 +52,7 @@ def validate_dataset(
     root: str | Path,
     fmt: str,
     config: ValidationConfig | None = None,
-    splits: Sequence[str] = ("train", "test"),
+    splits: Sequence[str] = SPLITS,
 ) -> ValidationReport:
     """Scan ``root`` with :func:`build_image_metadata` and check it with :func:`run_validation`."""
     return run_validation(build_image_metadata(root, fmt, splits), fmt, config)

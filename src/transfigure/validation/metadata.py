@@ -4,44 +4,34 @@ The table (one row per image file, columns :data:`METADATA_COLUMNS`) is what
 :func:`transfigure.validation.suites.run_validation` checks with Great
 Expectations. Files are only *read* here, with PIL; nothing is written.
 
-Supported layouts (``fmt``), for each split ``s`` (``"train"``, ``"test"``, ...):
-
-``aligned``
-    ``root/s/*``: one side-by-side image per pair (left = A, right = B).
-    Domain ``"AB"``; ``pair_id`` = file stem.
-``paired``
-    ``root/sA/name.ext`` and ``root/sB/name.ext`` matched by stem.
-    Domains ``"A"``/``"B"``; ``pair_id`` = file stem.
-``unaligned``
-    ``root/sA/``, ``root/sB/`` (CycleGAN layout). Domains ``"A"``/``"B"``;
-    no pairs (``pair_id`` is ``None``).
-``labelmap``
-    ``root/s_label/*.png`` (class ids), ``root/s_img/*`` (photos) and optional
-    ``root/s_inst/*.png`` (instance maps), matched by stem. Domains
-    ``"label"``/``"image"``/``"instance"``; ``pair_id`` = file stem.
+The layouts (``fmt``), their folders and domains are those of
+:mod:`transfigure.data.layout`, and the files listed are exactly the ones the trainer
+reads (:func:`transfigure.data.layout.scan_folder`). ``pair_id`` is the file stem, or
+``None`` for ``unaligned`` data (no pairs).
 
 For the ``labelmap`` format every decodable single-channel label map (domain ``label``) is
 also read for the class ids it holds: ``label_max`` (the largest id) and ``label_ids`` (all
 distinct ids, space-separated, ascending); other rows have ``-1`` and ``""``. The suite
 checks them against ``label_nc`` (:class:`~transfigure.validation.suites.ValidationConfig`).
 
-The default splits are ``train``, ``test`` and ``val`` (COCO-Stuff/ADE20K-style datasets
-name their held-out split ``val``); a split whose folders are absent is simply not listed.
+The default splits are :data:`transfigure.data.layout.SPLITS` (``train``, ``test``, ``val``);
+a split whose folders are absent is simply not listed.
 
-Files with an image extension (:data:`IMAGE_EXTENSIONS`, case-insensitive) are
+Files with an image extension (:data:`transfigure.data.layout.IMAGE_EXTENSIONS`, case-insensitive) are
 always listed, decodable or not. Other files inside the image folders are not
 listed; their count is logged and kept in ``DataFrame.attrs["ignored_files"]``
-(and ``attrs["ignored_examples"]``) for the report summary.
+(and ``attrs["ignored_examples"]``) for the report summary. Hidden files (``.DS_Store``,
+``._x.png``) are never listed, as the trainer never reads them; they count as ignored.
+Hidden folders are not entered.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,13 +39,12 @@ from typing import Any
 import pandas as pd
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from transfigure.data import rules
+from transfigure.data.layout import LAYOUTS, SPLITS, check_format, scan_folder
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "DOMAINS",
-    "FORMATS",
-    "IMAGE_EXTENSIONS",
     "METADATA_COLUMNS",
     "build_image_metadata",
     "inspect_image",
@@ -80,38 +69,6 @@ METADATA_COLUMNS: list[str] = [
 #: Columns added for label maps; tables written before they existed lack them (filled with -1 / "").
 LABEL_COLUMNS: tuple[str, ...] = ("label_max", "label_ids")
 
-#: PIL modes whose pixels are integer ids (label maps of the ``labelmap`` format)
-_ID_MODES: frozenset[str] = frozenset({"1", "L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N"})
-
-#: Image file extensions (lower case, with dot) that are listed in the table.
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
-)
-
-#: Folder name template (``{split}`` substituted) and domain name, per format.
-_LAYOUTS: dict[str, tuple[tuple[str, str], ...]] = {
-    "aligned": (("{split}", "AB"),),
-    "paired": (("{split}A", "A"), ("{split}B", "B")),
-    "unaligned": (("{split}A", "A"), ("{split}B", "B")),
-    "labelmap": (
-        ("{split}_label", "label"),
-        ("{split}_img", "image"),
-        ("{split}_inst", "instance"),
-    ),
-}
-
-#: Supported dataset formats.
-FORMATS: tuple[str, ...] = tuple(sorted(_LAYOUTS))
-
-#: Domain names of each format, in table order.
-DOMAINS: dict[str, tuple[str, ...]] = {
-    fmt: tuple(domain for _, domain in layout) for fmt, layout in _LAYOUTS.items()
-}
-
-#: Images whose header declares more pixels than this are not decoded (a
-#: decompression bomb guard; 8192 x 8192, the default size limit of validation).
-DEFAULT_MAX_PIXELS: int = 8192 * 8192
-
 _MAX_REASON_CHARS = 200
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
@@ -127,13 +84,6 @@ class ImageInfo:
     decodable: bool
     error: str
     content_hash: str
-
-
-def check_format(fmt: str) -> str:
-    """Return ``fmt`` if it is a supported dataset format, else raise ``ValueError``."""
-    if fmt not in _LAYOUTS:
-        raise ValueError(f"unknown dataset format {fmt!r}; expected one of: {', '.join(FORMATS)}")
-    return fmt
 
 
 def _short_reason(exc: BaseException, path: Path) -> str:
@@ -175,13 +125,14 @@ def _file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def inspect_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+def inspect_image(path: str | Path, max_pixels: int | None = None) -> ImageInfo:
     """Open and fully decode one image file, never raising for a bad file.
 
     Args:
         path: the file to inspect.
         max_pixels: images whose header declares more pixels than this are
-            reported as not decodable without allocating their pixels.
+            reported as not decodable without allocating their pixels; default
+            :data:`transfigure.data.rules.MAX_PIXELS`, the limit the loaders apply.
 
     Returns:
         An :class:`ImageInfo`; ``decodable`` is True only when PIL identified
@@ -189,6 +140,8 @@ def inspect_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
         is over the decoded pixels when decodable, over the raw bytes otherwise.
     """
     path = Path(path)
+    if max_pixels is None:  # read at call time, like the loaders
+        max_pixels = rules.MAX_PIXELS
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -205,7 +158,7 @@ def inspect_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
             with Image.open(path) as image:
                 width, height = image.size
                 mode = image.mode
-                if width * height > max_pixels:
+                if rules.exceeds_pixel_limit(width, height, max_pixels):
                     return ImageInfo(
                         width,
                         height,
@@ -220,16 +173,6 @@ def inspect_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
                 return ImageInfo(width, height, mode, size, True, "", _pixel_hash(image))
     except Exception as exc:  # any decode failure (DecompressionBombWarning included)
         return ImageInfo(0, 0, "", size, False, _short_reason(exc, path), _file_hash(path))
-
-
-def _iter_files(folder: Path) -> Iterator[Path]:
-    """All regular files under ``folder``, recursively, in sorted order."""
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        for name in sorted(filenames):
-            candidate = Path(dirpath, name)
-            if candidate.is_file():
-                yield candidate
 
 
 def _empty_table() -> pd.DataFrame:
@@ -259,7 +202,7 @@ def label_id_info(path: str | Path) -> tuple[int, str]:
 
     try:
         with Image.open(path) as image:
-            if image.mode not in _ID_MODES:
+            if image.mode not in rules.LABEL_MODES:
                 return -1, ""
             ids = np.unique(np.asarray(image).astype(np.int64))
     except Exception:  # undecodable files are reported by the "decodable" check
@@ -279,15 +222,15 @@ def parse_label_ids(value: object) -> list[int]:
 def build_image_metadata(
     root: str | Path,
     fmt: str,
-    splits: Sequence[str] = ("train", "test", "val"),
+    splits: Sequence[str] = SPLITS,
     *,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = None,
 ) -> pd.DataFrame:
     """Build the per-file metadata table of a dataset.
 
     Args:
         root: dataset root folder.
-        fmt: one of :data:`FORMATS` (``aligned``, ``labelmap``, ``paired``, ``unaligned``).
+        fmt: one of :data:`transfigure.data.layout.FORMATS`.
         splits: split names to scan; a split whose folders do not exist is
             simply absent from the table.
         max_pixels: decompression bomb guard passed to :func:`inspect_image`.
@@ -325,15 +268,14 @@ def build_image_metadata(
         ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         for split in splits:
-            for template, domain in _LAYOUTS[fmt]:
-                folder = root / template.format(split=split)
+            for layout_folder in LAYOUTS[fmt]:
+                folder, domain = layout_folder.path(root, split), layout_folder.domain
                 if not folder.is_dir():
                     continue
-                for file in _iter_files(folder):
+                images, others = scan_folder(folder)
+                ignored += [file.relative_to(root).as_posix() for file in others]
+                for file in images:
                     relative = file.relative_to(root).as_posix()
-                    if file.suffix.lower() not in IMAGE_EXTENSIONS:
-                        ignored.append(relative)
-                        continue
                     info = inspect_image(file, max_pixels=max_pixels)
                     label_max, label_ids = -1, ""
                     if fmt == "labelmap" and domain == "label" and info.decodable:

@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from transfigure.validation.metadata import DOMAINS, LABEL_COLUMNS, METADATA_COLUMNS, check_format, parse_label_ids
+from transfigure.data import rules
+from transfigure.data.layout import DOMAINS, LAYOUTS, check_format
+from transfigure.validation.metadata import LABEL_COLUMNS, METADATA_COLUMNS, parse_label_ids
 
 if TYPE_CHECKING:
     from great_expectations.data_context.data_context.abstract_data_context import (
@@ -40,7 +42,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "LABEL_MODES",
     "DataValidationError",
     "Failure",
     "ValidationConfig",
@@ -52,16 +53,9 @@ __all__ = [
 #: Environment switches that keep Great Expectations offline (set before use).
 GX_OFFLINE_ENV: dict[str, str] = {"GX_ANALYTICS_ENABLED": "False"}
 
-#: PIL modes accepted for label and instance maps of the ``labelmap`` format
-#: (single-channel integer ids; RGB colour-coded maps are rejected).
-LABEL_MODES: tuple[str, ...] = ("1", "L", "P", "I", "I;16", "I;16B", "I;16L")
-
 #: Domains that each split present must contain (``instance`` is optional).
 _REQUIRED_DOMAINS: dict[str, tuple[str, ...]] = {
-    "aligned": ("AB",),
-    "paired": ("A", "B"),
-    "unaligned": ("A", "B"),
-    "labelmap": ("label", "image"),
+    fmt: tuple(folder.domain for folder in folders if folder.required) for fmt, folders in LAYOUTS.items()
 }
 
 _FILES_SHOWN = 20
@@ -94,23 +88,11 @@ class ValidationConfig:
     """
 
     min_width: int = 16
-    max_width: int = 8192
+    max_width: int = rules.MAX_SIDE
     min_height: int = 16
-    max_height: int = 8192
-    allowed_modes: tuple[str, ...] = (
-        "1",
-        "L",
-        "LA",
-        "P",
-        "RGB",
-        "RGBA",
-        "CMYK",
-        "YCbCr",
-        "I;16",
-        "I;16B",
-        "I;16L",
-        "I",
-    )
+    max_height: int = rules.MAX_SIDE
+    # every label-map mode is also an allowed image mode: a label map must pass both checks
+    allowed_modes: tuple[str, ...] = ("LA", "RGB", "RGBA", "CMYK", "YCbCr", *rules.LABEL_MODES)
     min_images_per_domain: int = 1
     max_images_per_domain: int = 1_000_000
     check_pairs: bool = True
@@ -441,15 +423,14 @@ def _add_size_match_column(table: pd.DataFrame) -> None:
 def _add_label_id_columns(table: pd.DataFrame, config: ValidationConfig) -> None:
     """labelmap: ``label_ids_valid`` is False for label maps holding ids >= ``label_nc``
     (255 allowed with ``contain_dontcare_label``); ``label_id_problem`` names those ids."""
-    label_nc = config.label_nc
+    label_nc, dontcare = config.label_nc, config.contain_dontcare_label
     valid, problems = [True] * len(table), [""] * len(table)
     if label_nc is not None:
-        allowed = f"0..{label_nc - 1}" + (" and 255 (don't care)" if config.contain_dontcare_label else "")
+        allowed = rules.allowed_ids(label_nc, dontcare)
         for row, (domain, ids) in enumerate(zip(table["domain"], table["label_ids"], strict=True)):
             if domain != "label":
                 continue
-            bad = [i for i in parse_label_ids(ids)
-                   if i >= label_nc and not (config.contain_dontcare_label and i == 255)]
+            bad = rules.bad_label_ids(parse_label_ids(ids), label_nc, dontcare)
             if bad:
                 shown = ", ".join(map(str, bad[:20])) + (" ..." if len(bad) > 20 else "")
                 valid[row] = False
@@ -568,19 +549,19 @@ def _build_checks(table: pd.DataFrame, fmt: str, config: ValidationConfig) -> li
             "label_mode",
             gxe.ExpectColumnValuesToBeInSet,
             "mode",
-            f"label/instance maps are single-channel ids, mode in {{{', '.join(LABEL_MODES)}}}",
+            f"label/instance maps are single-channel ids, mode in {{{', '.join(rules.LABEL_MODES)}}}",
             lambda row: f"mode {row['mode']}",
             column="mode",
-            value_set=list(LABEL_MODES),
+            value_set=list(rules.LABEL_MODES),
             row_condition=Column("domain").is_in(["label", "instance"]) & decodable,
         )
     if fmt == "labelmap" and config.label_nc is not None:
-        dontcare = " (and 255 = don't care)" if config.contain_dontcare_label else ""
         add(
             "label_ids",
             gxe.ExpectColumnValuesToBeInSet,
             "label_ids_valid",
-            f"label maps hold only class ids 0..{config.label_nc - 1}{dontcare} (label_nc={config.label_nc})",
+            f"label maps hold only class ids {rules.allowed_ids(config.label_nc, config.contain_dontcare_label)} "
+            f"(label_nc={config.label_nc})",
             lambda row: row["label_id_problem"],
             column="label_ids_valid",
             value_set=[True],

@@ -9,8 +9,9 @@ from typing import Any
 
 import pandas as pd
 
+from transfigure.data.config import DataConfig
 from transfigure.data.default_dataset import DEFAULT_SUBSETS, build_default_dataset
-from transfigure.data.discovery import resolve_format
+from transfigure.data.layout import resolve_format
 from transfigure.training.distributed import barrier, init_distributed
 from transfigure.validation import (
     DataValidationError,
@@ -29,21 +30,22 @@ def prepare_dataset(data: dict[str, Any]) -> dict[str, str]:
     ``data.path`` null -> the embedded default dataset, built offline and deterministically
     under ``data.default_root`` (a no-op when already built); otherwise the user's folder.
     """
-    if data.get("path"):
-        root = Path(data["path"]).expanduser()
+    cfg = DataConfig.from_params(data)
+    if cfg.path:
+        root = Path(cfg.path).expanduser()
         if not root.is_dir():
             raise FileNotFoundError(f"data.path '{root}' is not a folder (relative paths start at the project root)")
     else:
-        subset = data.get("default_subset", "day2night")
+        subset = cfg.default_subset
         if subset not in DEFAULT_SUBSETS:
             raise ValueError(f"unknown data.default_subset {subset!r}: use one of {sorted(DEFAULT_SUBSETS)}")
-        base = Path(data.get("default_root", "data/01_raw/default"))
+        base = Path(cfg.default_root)
         ctx = init_distributed()  # under torchrun, rank 0 builds while the others wait
         if ctx.is_main:
             build_default_dataset(base)
         barrier(ctx)
         root = base / subset
-    fmt = resolve_format(root, data.get("format"))
+    fmt = resolve_format(root, cfg.format)
     logger.info("dataset: %s (format %s)", root, fmt)
     return {"root": str(root), "format": fmt}
 

@@ -17,8 +17,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from transfigure.data.datasets import make_dataset
-from transfigure.data.transforms import TransformConfig
+from transfigure.data.config import DataConfig
 from transfigure.evaluation.curve import FidCurve
 from transfigure.models import VARIANTS
 from transfigure.tracking.training import register_trained_model, run_tracked_training
@@ -27,32 +26,18 @@ from transfigure.training.distributed import broadcast_object, init_distributed
 
 logger = logging.getLogger(__name__)
 
-#: data parameters that are not dataset-constructor arguments
-_NOT_DATASET_ARGS = {"path", "default_subset", "default_root", "format", "preprocess", "load_size", "crop_size", "flip"}
+def build_dataset(dataset: dict[str, Any], data: dict[str, Any] | DataConfig, split: str = "train",
+                  seed: int = 0) -> Dataset:
+    """The torch dataset for ``dataset`` (root + format) with the preprocessing and format
+    arguments (``direction``, ``input_nc``, ``label_nc``, ``use_instance`` ...) of ``data``."""
+    return DataConfig.from_params(data).make_dataset(dataset["root"], dataset["format"], split, seed=seed)
 
 
-def build_dataset(dataset: dict[str, Any], data: dict[str, Any], split: str = "train", seed: int = 0) -> Dataset:
-    """The torch dataset for ``dataset`` (root + format) with the preprocessing in ``data``.
-
-    Other keys of ``data`` (``direction``, ``input_nc``, ``label_nc``, ``use_instance`` ...) are passed
-    to the dataset class, so a variant's parameters file can configure its format fully.
-    """
-    transform = TransformConfig(
-        preprocess=data.get("preprocess", "resize_and_crop"),
-        load_size=int(data.get("load_size", 286)),
-        crop_size=int(data.get("crop_size", 256)),
-        flip=bool(data.get("flip", True)),
-    )
-    kwargs = {k: v for k, v in data.items() if k not in _NOT_DATASET_ARGS}
-    return make_dataset(dataset["format"], dataset["root"], split, transform=transform, seed=seed, **kwargs)
-
-
-def model_config(variant: str, data: dict[str, Any], model: dict[str, Any]) -> Any:
+def model_config(variant: str, data: dict[str, Any] | DataConfig, model: dict[str, Any]) -> Any:
     """The variant's typed config; what describes the data defaults to the data's values
     (``data.input_nc``, ``label_nc``, ``crop_size`` ...), so overriding the data section is enough."""
     config_class = VARIANTS[variant].config_class
-    keys = ("input_nc", "output_nc", "label_nc", "contain_dontcare_label", "use_instance", "crop_size")
-    shared = {k: data[k] for k in keys if k in data and k in config_class.model_fields}
+    shared = DataConfig.from_params(data).model_defaults(config_class.model_fields)
     return config_class(**{**shared, **model})
 
 
