@@ -23,7 +23,7 @@ def clean_env(monkeypatch):
 def test_defaults():
     cfg = ServingConfig.from_env()
     assert cfg.models is None and cfg.model_source == "auto" and cfg.bundle_dir == Path("data/06_models/serving")
-    assert (cfg.max_body_bytes, cfg.max_pixels, cfg.min_side) == (20_000_000, MAX_PIXELS, 64)
+    assert (cfg.max_body_bytes, cfg.max_pixels, cfg.min_side) == (20_000_000, 4096 * 4096, 64)
     assert (cfg.workers, cfg.model_workers, cfg.gpus, cfg.timeout, cfg.max_batch_size) == (1, 1, 0, 60.0, 16)
 
 
@@ -54,3 +54,11 @@ def test_bad_values_name_the_variable(monkeypatch, name, value, words):
     with pytest.raises(ConfigError, match=words) as info:
         ServingConfig.from_env()
     assert name in str(info.value)
+
+
+def test_the_pixel_budget_may_be_raised_only_up_to_what_transfigure_decodes(monkeypatch):
+    monkeypatch.setenv("TRANSFIGURE_MAX_PIXELS", str(MAX_PIXELS))
+    assert ServingConfig.from_env().max_pixels == MAX_PIXELS
+    monkeypatch.setenv("TRANSFIGURE_MAX_PIXELS", str(MAX_PIXELS + 1))
+    with pytest.raises(ConfigError, match="TRANSFIGURE_MAX_PIXELS=67108865 is above the largest image"):
+        ServingConfig.from_env()

@@ -23,8 +23,8 @@ variable                                  meaning (default)
 ``TRANSFIGURE_MAX_BATCH_SIZE``            adaptive batching: largest batch (16)
 ``TRANSFIGURE_MAX_LATENCY_MS``            adaptive batching: longest a request may queue (50000)
 ``TRANSFIGURE_MAX_BODY_BYTES``            request body limit (20 MB = 20000000)
-``TRANSFIGURE_MAX_PIXELS``                input and output pixel-count limit (67108864 = 8192x8192,
-                                          ``transfigure.data.rules.MAX_PIXELS``)
+``TRANSFIGURE_MAX_PIXELS``                input and output pixel-count limit (16777216 = 4096x4096; at most
+                                          ``transfigure.data.rules.MAX_PIXELS`` = 8192x8192)
 ``TRANSFIGURE_MIN_SIDE``                  smallest output side in pixels (64: smaller images cannot carry
                                           a reliably detectable watermark)
 ========================================  ==========================================================
@@ -97,6 +97,19 @@ def _env_float(name: str, default: float) -> float:
     return value
 
 
+#: a request's cost budget (input and output pixels), not the image rule: one 4096x4096 translation already takes
+#: a CPU worker tens of seconds; it may be raised up to the decodable limit ``data.rules.MAX_PIXELS``
+DEFAULT_MAX_PIXELS = 4096 * 4096
+
+
+def _max_pixels() -> int:
+    value = _env_int("TRANSFIGURE_MAX_PIXELS", DEFAULT_MAX_PIXELS) or DEFAULT_MAX_PIXELS
+    if value > MAX_PIXELS:
+        raise ConfigError(f"TRANSFIGURE_MAX_PIXELS={value} is above the largest image transfigure decodes "
+                          f"({MAX_PIXELS} = 8192x8192)")
+    return value
+
+
 def model_specs_from_env() -> tuple[ModelSpec, ...] | None:
     """The models named by the environment, or None when neither variable is set."""
     many = os.environ.get("TRANSFIGURE_MODELS", "").strip()
@@ -129,7 +142,7 @@ class ServingConfig:
     max_batch_size: int = 16
     max_latency_ms: int = 50_000
     max_body_bytes: int = 20_000_000
-    max_pixels: int = MAX_PIXELS
+    max_pixels: int = DEFAULT_MAX_PIXELS
     min_side: int = 64
 
     @classmethod
@@ -151,7 +164,7 @@ class ServingConfig:
             max_batch_size=max_batch or 16,
             max_latency_ms=_env_int("TRANSFIGURE_MAX_LATENCY_MS", 50_000) or 50_000,
             max_body_bytes=_env_int("TRANSFIGURE_MAX_BODY_BYTES", 20_000_000) or 20_000_000,
-            max_pixels=_env_int("TRANSFIGURE_MAX_PIXELS", MAX_PIXELS) or MAX_PIXELS,
+            max_pixels=_max_pixels(),
             min_side=_env_int("TRANSFIGURE_MIN_SIDE", 64) or 64,
         )
 
