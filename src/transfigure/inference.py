@@ -24,7 +24,7 @@ from PIL import Image
 from transfigure.data.datasets import LabelIdError
 from transfigure.data.transforms import tensor_to_pil, to_tensor
 from transfigure.models.io import load_generators
-from transfigure.training.device import resolve_device
+from transfigure.runtime.device import resolve_device
 
 if TYPE_CHECKING:
     from transfigure.provenance import ModelInfo, ProvenanceConfig, Stamped

@@ -38,7 +38,7 @@ from transfigure.evaluation.metrics import (
 )
 from transfigure.evaluation.report import png_bytes, report_grid
 from transfigure.inference import Translator
-from transfigure.training.device import resolve_device
+from transfigure.runtime.device import resolve_device
 
 logger = logging.getLogger(__name__)
 

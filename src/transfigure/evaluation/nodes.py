@@ -14,12 +14,11 @@ from PIL import Image
 
 from transfigure.evaluation.evaluate import (
     EvaluationConfig,
-    EvaluationResult,
     evaluate_logged_model,
     evaluate_registered,
 )
 from transfigure.evaluation.recording import metric_history_table, record_evaluation
-from transfigure.training.distributed import broadcast_object, init_distributed
+from transfigure.runtime.distributed import on_rank_zero
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +45,10 @@ def select_model(variant: str, evaluation: dict[str, Any], tracking: dict[str, A
             "registered_model_uri": model_uri, "tracking_uri": uri}
 
 
+@on_rank_zero
 def _evaluate(model: dict[str, Any], dataset: dict[str, Any], data: dict[str, Any], evaluation: dict[str, Any],
-              tracking: dict[str, Any]) -> EvaluationResult:
+              tracking: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
+    """Evaluate and record on rank 0; every rank gets (``metrics.json`` document, report PNG bytes)."""
     from transfigure.tracking.mlflow_utils import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking.get("tracking_uri"))
@@ -57,7 +58,7 @@ def _evaluate(model: dict[str, Any], dataset: dict[str, Any], data: dict[str, An
         result = evaluate_logged_model(model["source"], dataset, data, evaluation, run_id=model.get("run_id"),
                                        tracking_uri=uri)
     record_evaluation(result, tracking_uri=uri)
-    return result
+    return result.to_metrics_json(), result.report_png
 
 
 def evaluate_model(
@@ -69,13 +70,7 @@ def evaluate_model(
 ) -> tuple[dict[str, Any], Image.Image]:
     """Evaluate ``model`` (a ``registered_model`` document) on the held-out split of the validated dataset,
     record it in MLflow, and return (``metrics.json`` document, report image)."""
-    ctx = init_distributed()
-    if ctx.is_main:
-        result = _evaluate(model, validated_dataset, data, evaluation, tracking)
-        payload = (result.to_metrics_json(), result.report_png)
-    else:
-        payload = None
-    doc, png = broadcast_object(payload, ctx)
+    doc, png = _evaluate(model, validated_dataset, data, evaluation, tracking)
     report = Image.open(io.BytesIO(png)).convert("RGB") if png else Image.new("RGB", (1, 1), (255, 255, 255))
     return doc, report
 

@@ -16,7 +16,7 @@ from typing import Any
 from kedro.pipeline import Pipeline, node
 
 from transfigure.models import VARIANTS
-from transfigure.training.distributed import broadcast_object, init_distributed
+from transfigure.runtime.distributed import on_rank_zero
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ def _record_missing_metrics(client: Any, name: str, version: str, metrics: dict[
         client.set_model_version_tag(name, version, "eval_split_fingerprint", str(metrics["split_fingerprint"]))
 
 
+@on_rank_zero
 def promote_registered_model(
     registered_model: dict[str, Any],
     evaluation_metrics: dict[str, Any],
@@ -56,22 +57,6 @@ def promote_registered_model(
     gate can re-evaluate a champion that was evaluated on another split.
     Under torchrun only rank 0 decides; the others return its decision.
     """
-    ctx = init_distributed()
-    if not ctx.is_main:
-        return broadcast_object(None, ctx)
-    return broadcast_object(
-        _promote(registered_model, evaluation_metrics, promotion, validated_dataset, data, evaluation), ctx
-    )
-
-
-def _promote(
-    registered_model: dict[str, Any],
-    evaluation_metrics: dict[str, Any],
-    promotion: dict[str, Any],
-    validated_dataset: dict[str, Any] | None,
-    data: dict[str, Any] | None,
-    evaluation: dict[str, Any] | None,
-) -> dict[str, Any]:
     from transfigure.tracking.promotion import promote
     from transfigure.tracking.registry import registry_client
 

@@ -29,7 +29,7 @@ from transfigure.pipelines.evaluation import evaluation_pipeline
 from transfigure.pipelines.promotion import promotion_pipeline
 from transfigure.tracking.training import register_trained_model, run_tracked_training
 from transfigure.training import TrainingConfig
-from transfigure.training.distributed import broadcast_object, init_distributed
+from transfigure.runtime.distributed import on_rank_zero
 
 logger = logging.getLogger(__name__)
 
@@ -95,18 +95,12 @@ def train(
     )
 
 
+@on_rank_zero
 def register_model(training_summary: dict[str, Any], validated_dataset: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
     """Register the trained generator as a new version (unless ``tracking.register`` is false).
 
     Under torchrun only rank 0 registers; the others return its answer.
     """
-    ctx = init_distributed()
-    if not ctx.is_main:
-        return broadcast_object(None, ctx)
-    return broadcast_object(_register(training_summary, validated_dataset, tracking), ctx)
-
-
-def _register(training_summary: dict[str, Any], validated_dataset: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
     if not tracking.get("register", True):
         logger.info("tracking.register is false: not registering")
         return {"registered": False, "run_id": training_summary["run_id"], "source": training_summary["model_uri"]}

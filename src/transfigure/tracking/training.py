@@ -23,8 +23,8 @@ from transfigure.tracking.dvc_info import dvc_tags
 from transfigure.tracking.mlflow_utils import MlflowTrainingLogger, configure_mlflow, flatten_params, git_info
 from transfigure.tracking.registry import GENERATOR_ARTIFACT, log_generator_model, register_generator
 from transfigure.training import EpochCallback, Trainer, TrainingConfig
-from transfigure.training.distributed import broadcast_object, init_distributed
-from transfigure.training.samples import visuals_grid
+from transfigure.runtime.distributed import broadcast_object, init_distributed
+from transfigure.data.grid import visuals_grid
 
 import mlflow  # noqa: E402
 

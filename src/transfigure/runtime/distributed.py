@@ -9,10 +9,12 @@ epoch over the ranks, and only rank 0 writes checkpoints and MLflow runs.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -20,6 +22,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,22 @@ def broadcast_object(obj: Any, ctx: DistContext, src: int = 0) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def on_rank_zero(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run ``fn`` on rank 0 only and hand its result to every rank.
+
+    For the steps that talk to MLflow or the registry (register, evaluate, promote): one rank
+    must do it, and every rank must return the same outputs, since Kedro writes them on all
+    ranks. Without torchrun it just calls ``fn``.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        ctx = init_distributed()
+        return broadcast_object(fn(*args, **kwargs) if ctx.is_main else None, ctx)
+
+    return wrapper
 
 
 def barrier(ctx: DistContext) -> None:
