@@ -54,7 +54,7 @@ def register_model(root: Path, netg: str, ngf: int) -> str:
     from transfigure.data.datasets import make_dataset
     from transfigure.data.transforms import TransformConfig
     from transfigure.models import CycleGAN
-    from transfigure.tracking.training import register_trained_model, run_tracked_training
+    from transfigure.tracking.runs import register_trained_model, run_tracked_training
     from transfigure.training import TrainingConfig
 
     data = root / "data"

@@ -27,7 +27,8 @@ from transfigure.models import VARIANTS
 from transfigure.pipelines.data_validation.pipeline import validation_pipeline
 from transfigure.pipelines.evaluation import evaluation_pipeline
 from transfigure.pipelines.promotion import promotion_pipeline
-from transfigure.tracking.training import register_trained_model, run_tracked_training
+from transfigure.tracking.config import TrackingConfig
+from transfigure.tracking.runs import register_trained_model, run_tracked_training
 from transfigure.training import TrainingConfig
 from transfigure.runtime.distributed import on_rank_zero
 
@@ -86,7 +87,7 @@ def train(
         dataset=build_dataset(validated_dataset, data, "train", seed=train_cfg.seed),
         training=train_cfg,
         output_dir=output_dir,
-        tracking=tracking,
+        tracking=TrackingConfig.from_params(tracking),
         params={"data": data, "model": config.model_dump(), "training": train_cfg.model_dump()},
         validation_report=validation_report,
         tags={"dataset_root": validated_dataset["root"], "dataset_format": validated_dataset["format"],
@@ -101,7 +102,7 @@ def register_model(training_summary: dict[str, Any], validated_dataset: dict[str
 
     Under torchrun only rank 0 registers; the others return its answer.
     """
-    if not tracking.get("register", True):
+    if not TrackingConfig.from_params(tracking).register:
         logger.info("tracking.register is false: not registering")
         return {"registered": False, "run_id": training_summary["run_id"], "source": training_summary["model_uri"]}
     out = register_trained_model(training_summary, tracking,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from transfigure.serving.config import DEFAULT_ALIAS, DEFAULT_MODEL, ModelSpec, ServingConfig
+from transfigure.tracking.metric_tags import METRIC_TAG_PREFIX
 
 if TYPE_CHECKING:
     from transfigure.inference import Translator
@@ -111,7 +112,7 @@ def _run_metrics(client: Any, run_id: str | None, version_tags: dict[str, str]) 
         except Exception as exc:  # noqa: BLE001 - metrics are informative only
             logger.warning("cannot read the metrics of run %s: %s", run_id, exc)
     for key, value in version_tags.items():
-        if key.startswith("metric."):
+        if key.startswith(METRIC_TAG_PREFIX):
             try:
                 metrics[key] = float(value)
             except ValueError:
@@ -121,13 +122,12 @@ def _run_metrics(client: Any, run_id: str | None, version_tags: dict[str, str]) 
 
 def resolve_from_registry(spec: ModelSpec) -> ResolvedModel:
     """Resolve ``spec`` in the MLflow registry and download its generator (once per version) into the cache."""
-    from mlflow import MlflowClient
-
-    from transfigure.tracking.mlflow_utils import resolve_registry_uri, resolve_tracking_uri
+    from transfigure.tracking.client import mlflow_client
+    from transfigure.tracking.config import resolve_tracking_uri
     from transfigure.tracking.registry import download_generator, resolve_model_uri
 
     uri = resolve_tracking_uri()
-    client = MlflowClient(tracking_uri=uri, registry_uri=resolve_registry_uri(uri))
+    client = mlflow_client(uri)
     try:
         _, version = resolve_model_uri(client, spec.name, spec.ref)
     except LookupError as exc:

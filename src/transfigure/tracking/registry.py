@@ -10,11 +10,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from transfigure.tracking.mlflow_utils import configure_mlflow, resolve_registry_uri, resolve_tracking_uri
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
-import mlflow  # noqa: E402  (after tracking.mlflow_utils switched telemetry off)
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
+from transfigure.tracking.client import mlflow_client
+
+from transfigure.tracking.config import resolve_tracking_uri
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +71,6 @@ def log_generator_model(export_dir: str | Path, *, name: str = "generator") -> A
         signature=generator_signature(),
         input_example=_input_example(export_dir),
     )
-
-
-def registry_client(tracking_uri: str | None = None) -> MlflowClient:
-    """A client on the project's store (``$MLFLOW_TRACKING_URI`` > ``tracking_uri`` > ``sqlite:///mlruns.db``)."""
-    uri = resolve_tracking_uri(tracking_uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=resolve_registry_uri(uri))
 
 
 #: parameters copied onto each registered version as ``param.<key>`` (when the run has them)
@@ -173,7 +169,7 @@ def download_generator(
 ) -> Path:
     """Download a registered generator and return the folder holding its ``config.json``."""
     uri = resolve_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=resolve_registry_uri(uri))
+    client = mlflow_client(uri)
     model_uri, _ = resolve_model_uri(client, name, alias_or_version)
     mlflow.set_tracking_uri(uri)
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst) if dst else None))
@@ -184,6 +180,6 @@ def download_generator(
 
 
 __all__ = [
-    "configure_mlflow", "download_generator", "log_generator_model", "logged_model_id", "params_digest",
-    "register_generator", "registry_client", "resolve_model_uri", "version_tags_from_run",
+    "download_generator", "log_generator_model", "logged_model_id", "params_digest",
+    "register_generator", "resolve_model_uri", "version_tags_from_run",
 ]
