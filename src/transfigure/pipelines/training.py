@@ -102,7 +102,7 @@ def register_model(training_summary: dict[str, Any], validated_dataset: dict[str
 
     Under torchrun only rank 0 registers; the others return its answer.
     """
-    if not TrackingConfig.from_params(tracking).register:
+    if not TrackingConfig.from_params(tracking).register_model:
         logger.info("tracking.register is false: not registering")
         return {"registered": False, "run_id": training_summary["run_id"], "source": training_summary["model_uri"]}
     out = register_trained_model(training_summary, tracking,

@@ -28,13 +28,15 @@ def _validated(cls: type[BaseModel], section: str, params: dict[str, Any] | None
 class TrackingConfig(BaseModel):
     """The ``<variant>.tracking`` parameters: where a training is logged and registered."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     experiment: str | None = Field(None, description="MLflow experiment; null = 'transfigure-<variant>'")
     tracking_uri: str | None = Field(None, description="null = sqlite:///mlruns.db in the project; "
                                                        "$MLFLOW_TRACKING_URI wins")
     run_name: str | None = None
-    register: bool = Field(True, description="register the trained generator as a new model version")
+    # the YAML key is ``register``; as a field name it would shadow pydantic's (ABC) ``register``
+    register_model: bool = Field(True, alias="register",
+                                 description="register the trained generator as a new model version")
     registered_model_name: str | None = Field(None, description="null = the variant's name")
 
     @classmethod
