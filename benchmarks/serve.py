@@ -101,7 +101,7 @@ def bare_timings(model: str, ref: str, size: int, repeat: int) -> dict[str, floa
     import torch
 
     from transfigure.data.transforms import tensor_to_pil, to_tensor
-    from transfigure.inference import load_translator
+    from transfigure.tracking.registry import load_translator
     from transfigure.provenance import ModelInfo, embed_watermark, stamp_output
 
     translator = load_translator(model, ref)

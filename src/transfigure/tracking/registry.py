@@ -14,13 +14,15 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from transfigure.inference import Translator, pyfunc_model_path
 from transfigure.tracking.client import mlflow_client
 
 from transfigure.tracking.config import resolve_tracking_uri
 
 logger = logging.getLogger(__name__)
 
-PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+#: the "models from code" file MLflow copies into every logged generator model (it runs on load)
+PYFUNC_CODE = pyfunc_model_path()
 GENERATOR_ARTIFACT = "generator"
 
 
@@ -179,7 +181,25 @@ def download_generator(
     return folder
 
 
+def load_translator(
+    name: str = "cyclegan",
+    alias_or_version: str | int = "champion",
+    *,
+    tracking_uri: str | None = None,
+    device: str = "auto",
+) -> Translator:
+    """Load a registered generator from the MLflow model registry.
+
+    ``alias_or_version``: an alias (``"champion"``), a version number (``3`` or ``"3"``), or
+    ``"latest"``. Only safetensors weights and JSON are read: no code is unpickled.
+    """
+    folder = download_generator(name, alias_or_version, tracking_uri=tracking_uri)
+    translator = Translator.from_folder(folder, device=device)
+    logger.info("loaded %s %s from the registry (%s)", name, alias_or_version, folder)
+    return translator
+
+
 __all__ = [
-    "download_generator", "log_generator_model", "logged_model_id", "params_digest",
+    "download_generator", "load_translator", "log_generator_model", "logged_model_id", "params_digest",
     "register_generator", "resolve_model_uri", "version_tags_from_run",
 ]
