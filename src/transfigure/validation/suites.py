@@ -18,7 +18,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import time
 import warnings
 from collections import Counter, defaultdict
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from transfigure._env import disable_telemetry
 from transfigure.validation.metadata import DOMAINS, LABEL_COLUMNS, METADATA_COLUMNS, check_format, parse_label_ids
 
 if TYPE_CHECKING:
@@ -48,9 +48,6 @@ __all__ = [
     "run_validation",
     "save_report",
 ]
-
-#: Environment switches that keep Great Expectations offline (set before use).
-GX_OFFLINE_ENV: dict[str, str] = {"GX_ANALYTICS_ENABLED": "False"}
 
 #: PIL modes accepted for label and instance maps of the ``labelmap`` format
 #: (single-channel integer ids; RGB colour-coded maps are rejected).
@@ -664,8 +661,7 @@ def _pair_description(fmt: str) -> str:
 
 def _prepare_gx() -> None:
     """Switch GX analytics off and quieten its import chatter; call before importing GX."""
-    for name, value in GX_OFFLINE_ENV.items():
-        os.environ.setdefault(name, value)
+    disable_telemetry()  # GX reads GX_ANALYTICS_ENABLED when imported
     gx_logger = logging.getLogger("great_expectations")
     if gx_logger.level == logging.NOTSET:
         # GX logs hundreds of INFO lines about its own docs registry on import.
