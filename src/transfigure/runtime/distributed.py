@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -20,6 +19,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+from transfigure.runtime.config import launch_env
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +45,16 @@ class DistContext:
 
 def init_distributed() -> DistContext:
     """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1); idempotent."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    launch = launch_env()
+    if launch.world_size <= 1:
         return DistContext()
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(launch.local_rank)
         dist.init_process_group(backend=backend)
         logger.info("joined process group: rank %d of %d (%s)", dist.get_rank(), dist.get_world_size(), backend)
-    return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return DistContext(dist.get_rank(), dist.get_world_size(), launch.local_rank)
 
 
 def device_for(ctx: DistContext, requested: torch.device) -> torch.device:
