@@ -54,7 +54,7 @@ def register_model(root: Path, netg: str, ngf: int) -> str:
     from transfigure.data.datasets import make_dataset
     from transfigure.data.transforms import TransformConfig
     from transfigure.models import CycleGAN
-    from transfigure.tracking.training import register_trained_model, run_tracked_training
+    from transfigure.tracking.runs import register_trained_model, run_tracked_training
     from transfigure.training import TrainingConfig
 
     data = root / "data"
@@ -101,7 +101,7 @@ def bare_timings(model: str, ref: str, size: int, repeat: int) -> dict[str, floa
     import torch
 
     from transfigure.data.transforms import tensor_to_pil, to_tensor
-    from transfigure.inference import load_translator
+    from transfigure.tracking.registry import load_translator
     from transfigure.provenance import ModelInfo, embed_watermark, stamp_output
 
     translator = load_translator(model, ref)

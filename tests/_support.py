@@ -131,7 +131,7 @@ def default_dataset(base: Path, subset: str = "day2night") -> dict:
 def train_and_register(params: dict, dataset: dict, variant: str = "cyclegan") -> dict:
     """Train with the real tracked engine (MLflow run + logged pyfunc model) and register a version."""
     from transfigure.pipelines.training.nodes import train
-    from transfigure.tracking.training import register_trained_model
+    from transfigure.tracking.runs import register_trained_model
 
     summary = train(variant, {**dataset, "fingerprint": "test"}, {"success": True, "summary": {}}, params["data"],
                     params["model"], params["training"], params["tracking"], params["output_dir"])

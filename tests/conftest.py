@@ -20,10 +20,12 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
         os.environ.setdefault(_var, str(_threads))
 # tests/_support.py: plain helpers test modules import (pytest runs with --import-mode=importlib)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-# No test may reach the network or the project's own MLflow store.
-for _k, _v in {"KEDRO_DISABLE_TELEMETRY": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "BENTOML_DO_NOT_TRACK": "true",
-               "DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "true"}.items():
-    os.environ.setdefault(_k, _v)
+# No test may reach the network or the project's own MLflow store: the telemetry switches go into
+# os.environ before any test runs, so every subprocess a test starts (kedro, dvc, bentoml, torchrun,
+# an MLflow server) inherits them.
+from transfigure._env import disable_telemetry  # noqa: E402
+
+disable_telemetry()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ __all__ = ["__version__", "load_translator"]
 
 def __getattr__(name: str):  # lazy: importing the package must stay cheap
     if name == "load_translator":
-        from transfigure.inference import load_translator
+        from transfigure.tracking.registry import load_translator
 
         return load_translator
     raise AttributeError(f"module 'transfigure' has no attribute {name!r}")

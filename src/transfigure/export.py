@@ -274,13 +274,13 @@ def _load_source(source: str | Path, tmp_root: Path) -> tuple[Path, dict[str, An
         if not (folder / CONFIG_NAME).is_file():
             raise ExportError(f"'{folder}' is not an exported generator folder ({CONFIG_NAME} missing)")
         return folder, {"source": str(folder)}
-    from transfigure.tracking.registry import GENERATOR_ARTIFACT
-    from transfigure.tracking.mlflow_utils import resolve_tracking_uri
-
     import mlflow
 
-    mlflow.set_tracking_uri(resolve_tracking_uri())
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text, dst_path=str(tmp_root)))
+    from transfigure.tracking.config import resolve_tracking_uri
+    from transfigure.tracking.registry import GENERATOR_ARTIFACT
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text, dst_path=str(tmp_root),
+                                                     tracking_uri=resolve_tracking_uri()))
     folder = local / "artifacts" / GENERATOR_ARTIFACT
     if not (folder / CONFIG_NAME).is_file():
         raise ExportError(f"{text} holds no transfigure generator (looked in {folder})")
@@ -350,9 +350,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _registered_source(model: str, ref: str) -> tuple[str, str, str | None]:
     """``models:/name/version`` URI, the concrete version and its run id (LookupError when unknown)."""
-    from transfigure.tracking.registry import registry_client, resolve_model_uri
+    from transfigure.tracking.client import mlflow_client
+    from transfigure.tracking.registry import resolve_model_uri
 
-    client = registry_client()
+    client = mlflow_client()
     uri, version = resolve_model_uri(client, model, ref)
     return uri, version, client.get_model_version(model, version).run_id
 
@@ -385,11 +386,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"{'ok  ' if e['ok'] else 'FAIL'} {Path(out) / e['file']}  max abs diff vs PyTorch ({sizes})")
     print(f"report: {Path(out) / REPORT_NAME}")
     if args.log_artifacts and run_id:
-        from transfigure.tracking.registry import registry_client
+        from transfigure.tracking.client import mlflow_client
 
         files = [Path(out) / REPORT_NAME] + [Path(out) / e[f]["file"] for e in report["directions"].values()
                                                for f in args.formats]
-        client = registry_client()
+        client = mlflow_client()
         for f in files:
             client.log_artifact(run_id, str(f), "export")
         print(f"logged {len(files)} file(s) to run {run_id} under export/")

@@ -3,6 +3,7 @@
 from kedro.config import OmegaConfigLoader
 
 from transfigure._env import disable_telemetry
+from transfigure.runtime.config import launch_env
 
 disable_telemetry()
 
@@ -13,9 +14,7 @@ def rank_suffix() -> str:
     files; the other ranks write their (identical) outputs beside them instead of racing
     rank 0 on the same file.
     """
-    import os
-
-    rank = int(os.environ.get("RANK", "0"))
+    rank = launch_env().rank
     return "" if rank == 0 else f".rank{rank}"
 
 

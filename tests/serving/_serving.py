@@ -95,7 +95,7 @@ def train_cyclegan(out: Path, data: Path) -> dict[str, Any]:
     from transfigure.data.datasets import make_dataset
     from transfigure.data.transforms import TransformConfig
     from transfigure.models import CycleGAN
-    from transfigure.tracking.training import register_trained_model, run_tracked_training
+    from transfigure.tracking.runs import register_trained_model, run_tracked_training
     from transfigure.training import TrainingConfig
 
     ds = make_dataset("unaligned", data, "train", transform=TransformConfig(load_size=32, crop_size=32, flip=False))
@@ -111,7 +111,7 @@ def train_spade(out: Path, data: Path) -> dict[str, Any]:
     from transfigure.data.datasets import make_dataset
     from transfigure.data.transforms import TransformConfig
     from transfigure.models import SPADE
-    from transfigure.tracking.training import register_trained_model, run_tracked_training
+    from transfigure.tracking.runs import register_trained_model, run_tracked_training
     from transfigure.training import TrainingConfig
 
     ds = make_dataset("labelmap", data, "train", transform=TransformConfig(load_size=32, crop_size=32, flip=False),

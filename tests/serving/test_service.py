@@ -83,7 +83,7 @@ def served(tmp_path_factory):
 @pytest.fixture(scope="module")
 def local_cyclegan(served):
     """The champion loaded in this process, to compare the server's outputs against."""
-    from transfigure.inference import load_translator
+    from transfigure.tracking.registry import load_translator
 
     return load_translator("cyclegan", served.cyclegan["version"])
 

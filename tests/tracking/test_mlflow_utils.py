@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import os
 
-from transfigure.tracking.mlflow_utils import configure_mlflow, flatten_params, resolve_registry_uri, resolve_tracking_uri
+from transfigure.tracking.config import resolve_registry_uri, resolve_tracking_uri
+from transfigure.tracking.mlflow_utils import configure_mlflow, flatten_params
 
 
 def test_tracking_uri_precedence(tmp_path, monkeypatch):

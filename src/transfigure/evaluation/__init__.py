@@ -17,7 +17,6 @@ from transfigure.evaluation.evaluate import (
 )
 from transfigure.evaluation.inception import PROTOCOL, inception_features
 from transfigure.evaluation.metrics import (
-    METRIC_DIRECTIONS,
     PSNR_CAP,
     frechet_distance,
     kernel_inception_distance,
@@ -25,7 +24,8 @@ from transfigure.evaluation.metrics import (
     psnr,
     ssim,
 )
-from transfigure.evaluation.recording import METRIC_TAG_PREFIX, record_evaluation, version_tags
+from transfigure.evaluation.recording import champion_reevaluator, record_evaluation, version_tags
+from transfigure.tracking.metric_tags import METRIC_DIRECTIONS, METRIC_TAG_PREFIX
 
 __all__ = [
     "METRIC_DIRECTIONS",
@@ -34,6 +34,7 @@ __all__ = [
     "PSNR_CAP",
     "EvaluationConfig",
     "EvaluationResult",
+    "champion_reevaluator",
     "evaluate_held_out",
     "evaluate_logged_model",
     "evaluate_registered",

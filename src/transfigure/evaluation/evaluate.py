@@ -1,6 +1,6 @@
 """Evaluate a translator on the held-out split: FID/KID (offline Inception), L1/PSNR/SSIM, cycle L1, a report.
 
-Metric keys (directions in :data:`~transfigure.evaluation.metrics.METRIC_DIRECTIONS`):
+Metric keys (directions in :data:`~transfigure.tracking.metric_tags.METRIC_DIRECTIONS`):
 
 * two-way models (CycleGAN, UNIT): ``fid_AtoB``, ``fid_BtoA``, ``kid_AtoB``, ``kid_BtoA``
   (each against the real images of the target domain), ``cycle_l1_A`` (``|G_BA(G_AB(a)) - a|``),
@@ -20,8 +20,10 @@ from __future__ import annotations
 import logging
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import torch
 from PIL import Image
@@ -38,7 +40,10 @@ from transfigure.evaluation.metrics import (
 )
 from transfigure.evaluation.report import png_bytes, report_grid
 from transfigure.inference import Translator
-from transfigure.training.device import resolve_device
+from transfigure.tracking.client import mlflow_client
+from transfigure.tracking.config import resolve_tracking_uri
+from transfigure.tracking.registry import GENERATOR_ARTIFACT, download_generator, resolve_model_uri
+from transfigure.runtime.device import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -262,13 +267,8 @@ def evaluate_registered(
 
     The store is ``$MLFLOW_TRACKING_URI``, else ``tracking_uri``, else the project's sqlite store.
     """
-    from transfigure.tracking.mlflow_utils import resolve_registry_uri, resolve_tracking_uri
-    from transfigure.tracking.registry import download_generator, resolve_model_uri
-
-    from mlflow import MlflowClient
-
     uri = resolve_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=resolve_registry_uri(uri))
+    client = mlflow_client(uri)
     _, version = resolve_model_uri(client, name, version_or_alias)
     mv = client.get_model_version(name, version)
     with tempfile.TemporaryDirectory(prefix="transfigure-eval-") as tmp:
@@ -287,13 +287,6 @@ def evaluate_logged_model(
     tracking_uri: str | None = None,
 ) -> EvaluationResult:
     """Evaluate a logged (not registered) generator model, e.g. ``models:/m-...`` or ``runs:/<id>/generator``."""
-    from pathlib import Path
-
-    from transfigure.tracking.mlflow_utils import resolve_tracking_uri
-    from transfigure.tracking.registry import GENERATOR_ARTIFACT
-
-    import mlflow
-
     uri = resolve_tracking_uri(tracking_uri)
     with tempfile.TemporaryDirectory(prefix="transfigure-eval-") as tmp:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp, tracking_uri=uri))

@@ -28,21 +28,6 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 PSNR_CAP: Final = 100.0
 SSIM_WINDOW: Final = 11
 
-#: "min" (lower is better) or "max" for every metric key an evaluation can produce
-METRIC_DIRECTIONS: Final[dict[str, str]] = {
-    "fid": "min",
-    "kid": "min",
-    "fid_AtoB": "min",
-    "fid_BtoA": "min",
-    "kid_AtoB": "min",
-    "kid_BtoA": "min",
-    "cycle_l1_A": "min",
-    "cycle_l1_B": "min",
-    "l1": "min",
-    "psnr": "max",
-    "ssim": "max",
-}
-
 
 def _features(f: np.ndarray, name: str) -> np.ndarray:
     f = np.asarray(f, dtype=np.float64)

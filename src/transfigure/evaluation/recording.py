@@ -14,23 +14,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
+
 import pandas as pd
+from mlflow.entities import Metric, RunTag
 
-from transfigure.evaluation.evaluate import EvaluationResult
-from transfigure.tracking.mlflow_utils import resolve_registry_uri, resolve_tracking_uri
-
-from mlflow import MlflowClient  # noqa: E402  (after tracking.mlflow_utils switched telemetry off)
-from mlflow.entities import Metric, RunTag  # noqa: E402
+from transfigure.evaluation.evaluate import EvaluationResult, evaluate_registered
+from transfigure.tracking.client import mlflow_client
+from transfigure.tracking.metric_tags import METRIC_TAG_PREFIX
 
 logger = logging.getLogger(__name__)
-
-#: prefix of the registered-version tags holding metric values (``metric.fid``)
-METRIC_TAG_PREFIX = "metric."
-
-
-def _client(tracking_uri: str | None) -> MlflowClient:
-    uri = resolve_tracking_uri(tracking_uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=resolve_registry_uri(uri))
 
 
 def split_tags(result: EvaluationResult) -> dict[str, str]:
@@ -59,7 +53,7 @@ def artifact_dir(result: EvaluationResult) -> str:
 
 def record_evaluation(result: EvaluationResult, *, tracking_uri: str | None = None) -> None:
     """Log ``result`` into the model's training run and tag its registered version (when it has one)."""
-    client = _client(tracking_uri)
+    client = mlflow_client(tracking_uri)
     run_id = result.model.get("run_id")
     if run_id:
         step = int(result.model.get("step") or 0)
@@ -85,6 +79,25 @@ def record_evaluation(result: EvaluationResult, *, tracking_uri: str | None = No
         logger.info("tagged %s version %s with its evaluation (%d tags)", name, version, len(version_tags(result)))
 
 
+def champion_reevaluator(
+    dataset: dict[str, Any], data: dict[str, Any], evaluation: dict[str, Any], *, tracking_uri: str | None = None,
+) -> Callable[[str, str, str], dict[str, str]]:
+    """The promotion gate's ``reevaluate`` (:data:`transfigure.tracking.promotion.Reevaluate`) on this data.
+
+    It evaluates a registered version on the held-out split of ``dataset`` and records the
+    evaluation only when that split is the one the gate compares on (else the version keeps
+    the tags of its earlier evaluation); it returns the evaluation's version tags either way.
+    """
+
+    def reevaluate(name: str, version: str, split_fingerprint: str) -> dict[str, str]:
+        result = evaluate_registered(name, version, dataset, data, evaluation, tracking_uri=tracking_uri)
+        if str(result.split.get("fingerprint", "")) == split_fingerprint:
+            record_evaluation(result, tracking_uri=tracking_uri)
+        return version_tags(result)
+
+    return reevaluate
+
+
 def metric_history_table(run_id: str, keys: list[str], *, tracking_uri: str | None = None,
                          extra: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per step of run ``run_id``: ``step`` and each metric of ``keys`` logged at it.
@@ -92,7 +105,7 @@ def metric_history_table(run_id: str, keys: list[str], *, tracking_uri: str | No
     ``extra`` maps more metric names to column names (e.g. ``{"fid_epoch": "epoch"}``). Steps
     where a metric was not logged hold NaN; the last value logged at a step wins.
     """
-    client = _client(tracking_uri)
+    client = mlflow_client(tracking_uri)
     columns: dict[str, dict[int, float]] = {}
     for key, column in [*((k, k) for k in keys), *(extra or {}).items()]:
         columns[column] = {m.step: m.value for m in sorted(client.get_metric_history(run_id, key),

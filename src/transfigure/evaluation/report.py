@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from transfigure.data.transforms import to_tensor
-from transfigure.training.samples import make_grid
+from transfigure.data.grid import make_grid
 
 #: colour of the "don't care" id 255 in label-map previews
 DONTCARE_COLOUR = (0, 0, 0)

@@ -14,6 +14,8 @@ variable                                  meaning (default)
 ``TRANSFIGURE_MODEL_SOURCE``              ``auto`` (a bundled model folder when the Bento has one, else
                                           the MLflow registry), ``registry`` or ``bundle``
 ``TRANSFIGURE_BUNDLE_DIR``                where bundled models live (``data/06_models/serving``)
+``TRANSFIGURE_MODEL_CACHE``               where registry downloads are kept (``$XDG_CACHE_HOME`` or
+                                          ``~/.cache``, then ``transfigure/models``)
 ``TRANSFIGURE_DEVICE``                    ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``
 ``TRANSFIGURE_GPUS``                      GPUs BentoML assigns to the model workers (0: none declared)
 ``TRANSFIGURE_WORKERS``                   HTTP worker processes (decode, validate, verify) (1)
@@ -38,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from transfigure.data.rules import MAX_PIXELS
+#: environment variable through which the main process hands resolved models to the workers
+RESOLVED_ENV = "TRANSFIGURE_RESOLVED_MODELS"
 
 DEFAULT_MODEL = "cyclegan"
 DEFAULT_ALIAS = "champion"
@@ -45,6 +49,20 @@ DEFAULT_BUNDLE_DIR = "data/06_models/serving"
 MODEL_SOURCES = ("auto", "registry", "bundle")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def model_cache_dir() -> Path:
+    """Where downloaded generators are kept (``$TRANSFIGURE_MODEL_CACHE``, default ``~/.cache/transfigure/models``)."""
+    configured = os.environ.get("TRANSFIGURE_MODEL_CACHE", "").strip()
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return Path(base) / "transfigure" / "models"
+
+
+def resolved_models_json() -> str | None:
+    """The resolved models the main process handed to this worker (:data:`RESOLVED_ENV`), if any."""
+    return os.environ.get(RESOLVED_ENV) or None
 
 
 class ConfigError(ValueError):

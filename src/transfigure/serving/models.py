@@ -3,7 +3,7 @@
 Resolution happens once per ``bentoml serve``, in its main process, before any worker starts
 (:func:`resolve_models`, called from the service's ``on_deployment`` hook): each ``name@alias``
 becomes a concrete version whose generator folder is downloaded once and handed to the model
-workers through the environment (:data:`RESOLVED_ENV`), so every worker serves the same version
+workers through the environment (:data:`~transfigure.serving.config.RESOLVED_ENV`), so every worker serves the same version
 even if the alias moves meanwhile. A model whose folder is bundled into the Bento
 (``data/06_models/serving/<name>/``, written by :mod:`transfigure.serving.bundle`) needs no
 registry at all.
@@ -23,7 +23,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from transfigure.serving.config import DEFAULT_ALIAS, DEFAULT_MODEL, ModelSpec, ServingConfig
+from transfigure.serving.config import (
+    DEFAULT_ALIAS,
+    DEFAULT_MODEL,
+    ModelSpec,
+    ServingConfig,
+    model_cache_dir,
+    resolved_models_json,
+)
+from transfigure.tracking.metric_tags import METRIC_TAG_PREFIX
 
 if TYPE_CHECKING:
     from transfigure.inference import Translator
@@ -31,8 +39,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: environment variable through which the main process hands resolved models to the workers
-RESOLVED_ENV = "TRANSFIGURE_RESOLVED_MODELS"
 #: metadata file written next to a bundled generator
 BUNDLE_META = "transfigure_model.json"
 #: ordered list of the bundled models
@@ -93,15 +99,6 @@ def load_bundled(bundle_dir: Path, name: str) -> ResolvedModel:
 
 
 # -- the registry ----------------------------------------------------------------------------------
-def model_cache_dir() -> Path:
-    """Where downloaded generators are kept (``$TRANSFIGURE_MODEL_CACHE``, default ``~/.cache/transfigure/models``)."""
-    configured = os.environ.get("TRANSFIGURE_MODEL_CACHE", "").strip()
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
-    return Path(base) / "transfigure" / "models"
-
-
 def _run_metrics(client: Any, run_id: str | None, version_tags: dict[str, str]) -> dict[str, float]:
     """Latest run metrics plus evaluation metrics tagged on the version (``metric.<key>``)."""
     metrics: dict[str, float] = {}
@@ -111,7 +108,7 @@ def _run_metrics(client: Any, run_id: str | None, version_tags: dict[str, str]) 
         except Exception as exc:  # noqa: BLE001 - metrics are informative only
             logger.warning("cannot read the metrics of run %s: %s", run_id, exc)
     for key, value in version_tags.items():
-        if key.startswith("metric."):
+        if key.startswith(METRIC_TAG_PREFIX):
             try:
                 metrics[key] = float(value)
             except ValueError:
@@ -121,13 +118,12 @@ def _run_metrics(client: Any, run_id: str | None, version_tags: dict[str, str]) 
 
 def resolve_from_registry(spec: ModelSpec) -> ResolvedModel:
     """Resolve ``spec`` in the MLflow registry and download its generator (once per version) into the cache."""
-    from mlflow import MlflowClient
-
-    from transfigure.tracking.mlflow_utils import resolve_registry_uri, resolve_tracking_uri
+    from transfigure.tracking.client import mlflow_client
+    from transfigure.tracking.config import resolve_tracking_uri
     from transfigure.tracking.registry import download_generator, resolve_model_uri
 
     uri = resolve_tracking_uri()
-    client = MlflowClient(tracking_uri=uri, registry_uri=resolve_registry_uri(uri))
+    client = mlflow_client(uri)
     try:
         _, version = resolve_model_uri(client, spec.name, spec.ref)
     except LookupError as exc:
@@ -186,7 +182,7 @@ def resolve_models(cfg: ServingConfig) -> list[ResolvedModel]:
 
 
 def resolved_from_env() -> list[ResolvedModel] | None:
-    raw = os.environ.get(RESOLVED_ENV)
+    raw = resolved_models_json()
     if not raw:
         return None
     return [ResolvedModel(**item) for item in json.loads(raw)]

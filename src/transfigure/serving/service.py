@@ -215,7 +215,8 @@ class Transfigure:
     def resolve_models() -> None:  # type: ignore[misc]
         """Once per ``bentoml serve``, before workers start: pin each ``name@alias`` to a version and
         download it, or stop the server with instructions when a model is missing."""
-        from transfigure.serving.models import RESOLVED_ENV, ModelUnavailable
+        from transfigure.serving.config import RESOLVED_ENV
+        from transfigure.serving.models import ModelUnavailable
         from transfigure.serving.models import resolve_models as resolve
 
         config = CONFIG

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from transfigure.tracking.config import dvc_root_from_env, dvc_stage_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class DvcDataVersion:
 def find_dvc_root(start: str | Path | None = None) -> Path | None:
     """The DVC repository root: ``$DVC_ROOT`` (set by ``dvc repro``), else the nearest folder at or
     above ``start`` (default: the working directory) that holds a ``.dvc/`` folder; None outside one."""
-    env_root = os.environ.get("DVC_ROOT")
+    env_root = dvc_root_from_env()
     if env_root and (Path(env_root) / ".dvc").is_dir():
         return Path(env_root).resolve()
     here = Path(start or Path.cwd()).resolve()
@@ -175,7 +176,7 @@ def dvc_data_version(data_path: str | Path, root: str | Path | None = None) -> D
     ``root``: the DVC repository (default: :func:`find_dvc_root`). Never raises for missing or
     unreadable DVC files: the answer is then ``untracked``.
     """
-    stage = os.environ.get("DVC_STAGE", "")
+    stage = dvc_stage_from_env()
     dvc_root = Path(root).resolve() if root else find_dvc_root()
     data = Path(data_path).expanduser().resolve()
     if dvc_root is None:

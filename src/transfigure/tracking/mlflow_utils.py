@@ -1,14 +1,12 @@
-"""MLflow plumbing: where runs go, experiments, parameter flattening, git provenance, the logger.
+"""MLflow plumbing: experiments, parameter flattening, git provenance, the training logger.
 
-Default store: ``sqlite:///<project>/mlruns.db`` with artifacts under ``<project>/mlartifacts``
-(MLflow 3's ``./mlruns`` file store is in maintenance mode). ``MLFLOW_TRACKING_URI`` overrides it,
-e.g. ``http://127.0.0.1:5000`` for a tracking server, which then decides where artifacts go.
+With the embedded store (:mod:`transfigure.tracking.client`) artifacts go under
+``<project>/mlartifacts``; a tracking server decides where its artifacts go.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,43 +14,16 @@ from typing import Any
 
 from PIL import Image
 
-from transfigure._env import disable_telemetry
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric
 
-disable_telemetry()
-
-import mlflow  # noqa: E402  (telemetry must be off before mlflow is imported)
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.entities import Metric  # noqa: E402
+from transfigure.tracking.client import is_local_store, mlflow_client
+from transfigure.tracking.config import resolve_tracking_uri
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DB = "mlruns.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
-
-
-def resolve_tracking_uri(configured: str | None = None, project_root: str | Path | None = None) -> str:
-    """``$MLFLOW_TRACKING_URI`` > the configured URI > ``sqlite:///<project_root>/mlruns.db``."""
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    if configured:
-        return configured
-    root = Path(project_root or Path.cwd()).resolve()
-    return f"sqlite:///{root / DEFAULT_DB}"
-
-
-def resolve_registry_uri(tracking_uri: str) -> str:
-    """The model registry: ``$MLFLOW_REGISTRY_URI`` when the user set one, else the tracking store.
-
-    transfigure never calls ``mlflow.set_registry_uri``: MLflow stores that value in
-    ``os.environ``, where it outlives the call and leaks into child processes (a later run
-    with another tracking store would register its models in the old one).
-    """
-    return os.environ.get("MLFLOW_REGISTRY_URI") or tracking_uri
-
-
-def is_local_store(uri: str) -> bool:
-    return uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri
 
 
 def configure_mlflow(
@@ -67,7 +38,7 @@ def configure_mlflow(
     """
     uri = resolve_tracking_uri(tracking_uri, project_root)
     mlflow.set_tracking_uri(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=resolve_registry_uri(uri))
+    client = mlflow_client(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":

@@ -18,6 +18,8 @@ import json
 import sys
 from typing import Any
 
+from mlflow.exceptions import MlflowException
+
 from transfigure.tracking.promotion import (
     PromotionDecision,
     PromotionError,
@@ -26,9 +28,7 @@ from transfigure.tracking.promotion import (
     promotion_status,
     rollback,
 )
-from transfigure.tracking.registry import registry_client
-
-from mlflow.exceptions import MlflowException  # noqa: E402
+from transfigure.tracking.client import mlflow_client
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if (args.force or args.rollback) and not (args.reason or "").strip():
         return _usage_error(f"{'--force' if args.force else '--rollback'} needs --reason \"why\" (it is recorded)")
     try:
-        client = registry_client()
+        client = mlflow_client()
         if args.status:
             _print_status(promotion_status(args.model, client=client), args.json)
             return 0
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     except PromotionError as exc:
         return _usage_error(str(exc))
     except MlflowException as exc:
-        return _usage_error(f"MLflow store {registry_client()._registry_uri}: {exc.message}")
+        return _usage_error(f"MLflow store {mlflow_client()._registry_uri}: {exc.message}")
     _print_decision(decision, args.json)
     return 0 if decision.promoted else 1
 

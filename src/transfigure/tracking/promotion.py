@@ -6,12 +6,14 @@ A registered version is a *candidate*; the alias ``champion`` marks the version 
 1. reads the candidate's evaluation (version tags ``metric.<key>``, ``eval_split_fingerprint``,
    written by :mod:`transfigure.evaluation`);
 2. compares it with the current champion on the SAME evaluation split. When the champion was
-   evaluated on another split and an evaluation context (``dataset``, ``data``, ``evaluation``
-   dicts, as the Kedro pipeline has them) is given, the champion is re-evaluated on the
-   candidate's split; otherwise the gate refuses and says so;
+   evaluated on another split and the caller passes a ``reevaluate`` callable (the promotion
+   pipeline builds one from its validated data with
+   :func:`transfigure.evaluation.champion_reevaluator`), the champion is re-evaluated on the
+   candidate's split; otherwise the gate refuses and says so. Taking the re-evaluation as a
+   callable keeps this package free of evaluation, which records through it;
 3. moves ``champion`` only if the candidate wins on the primary metric, direction-aware
-   (:data:`transfigure.evaluation.METRIC_DIRECTIONS`), by more than ``margin``. A loser gets the
-   alias ``challenger``.
+   (:data:`transfigure.tracking.metric_tags.METRIC_DIRECTIONS`), by more than ``margin``. A
+   loser gets the alias ``challenger``.
 
 Every decision is recorded: on the candidate version (``promotion.*`` tags, plus ``promoted_by``
 and ``promoted_at`` when it becomes champion), on its MLflow run (tag ``promotion.decision`` and a
@@ -21,20 +23,21 @@ JSON artifact under ``promotion/``) and, for changes of champion, in the registe
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
 import math
-import os
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from transfigure.tracking.registry import registry_client
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 
-from mlflow import MlflowClient  # noqa: E402  (after tracking.registry switched telemetry off)
-from mlflow.entities.model_registry import ModelVersion  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
+from transfigure.tracking.client import mlflow_client
+from transfigure.tracking.config import default_actor
+from transfigure.tracking.metric_tags import METRIC_DIRECTIONS, METRIC_TAG_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +47,18 @@ CHALLENGER = "challenger"
 HISTORY_TAG = "champion_history"
 #: registered-model tag values are VARCHAR(5000) in MLflow's SQL stores: the oldest entries go first
 HISTORY_MAX_CHARS = 5000
-METRIC_TAG_PREFIX = "metric."
 SPLIT_TAG = "eval_split_fingerprint"
 #: besides the split, evaluations are comparable only with the same image size and FID protocol
 CONDITION_TAGS = {"eval_image_size": "image size", "eval_protocol": "evaluation protocol"}
 
 #: decision kinds (``PromotionDecision.action``)
 PROMOTE, FORCE, REFUSE, ROLLBACK, UNCHANGED = "promote", "force", "refuse", "rollback", "unchanged"
+
+#: ``reevaluate(name, version, split_fingerprint)``: evaluates that version on the caller's data,
+#: records the evaluation when it ran on ``split_fingerprint``, and returns the version tags the
+#: evaluation describes itself with (``metric.<key>``, ``eval_split_fingerprint``,
+#: ``eval_image_size``, ``eval_protocol``)
+Reevaluate = Callable[[str, str, str], Mapping[str, str]]
 
 
 class PromotionError(ValueError):
@@ -100,14 +108,6 @@ class _Comparison:
 
 
 # -- small helpers ---------------------------------------------------------------------------------
-def default_actor() -> str:
-    """Who acts: ``$USER``, else the login name, else ``unknown``."""
-    try:
-        return os.environ.get("USER") or getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
-
-
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -120,8 +120,6 @@ def fmt(value: float) -> str:
 
 def metric_direction(metric: str) -> str:
     """``"min"`` or ``"max"`` for a metric key of :mod:`transfigure.evaluation`."""
-    from transfigure.evaluation import METRIC_DIRECTIONS
-
     if metric not in METRIC_DIRECTIONS:
         raise PromotionError(f"unknown metric {metric!r}: use one of {', '.join(sorted(METRIC_DIRECTIONS))}")
     direction = METRIC_DIRECTIONS[metric]
@@ -132,7 +130,11 @@ def metric_direction(metric: str) -> str:
 
 def metric_value(mv: ModelVersion, metric: str) -> float | None:
     """The version's evaluated ``metric`` (tag ``metric.<metric>``), None when absent or not a finite number."""
-    raw = (mv.tags or {}).get(METRIC_TAG_PREFIX + metric)
+    return _tagged_value(mv.tags or {}, metric)
+
+
+def _tagged_value(tags: Mapping[str, str], metric: str) -> float | None:
+    raw = tags.get(METRIC_TAG_PREFIX + metric)
     try:
         value = float(raw) if raw is not None else None
     except ValueError:
@@ -205,7 +207,7 @@ def champion_stack(history: list[dict[str, Any]]) -> list[str]:
 
 
 # -- the gate --------------------------------------------------------------------------------------
-def _condition_mismatch(a: dict[str, str], b: dict[str, str]) -> str | None:
+def _condition_mismatch(a: Mapping[str, str], b: Mapping[str, str]) -> str | None:
     """Which evaluation condition (image size, protocol) two versions' tags disagree on, if any."""
     for tag, what in CONDITION_TAGS.items():
         if a.get(tag) and b.get(tag) and a[tag] != b[tag]:
@@ -214,32 +216,27 @@ def _condition_mismatch(a: dict[str, str], b: dict[str, str]) -> str | None:
 
 
 def _reevaluate_champion(
-    name: str, champion: ModelVersion, metric: str, split: str, evaluation_context: dict[str, Any],
-    candidate_tags: dict[str, str],
+    name: str, champion: ModelVersion, metric: str, split: str, reevaluate: Reevaluate,
+    candidate_tags: Mapping[str, str],
 ) -> tuple[float | None, str | None]:
     """Evaluate the champion on the candidate's split: (value, refusal reason or None).
 
     The new evaluation is recorded like any other (the champion's run and version tags), so the
     champion's ``metric.*`` tags then describe the candidate's split.
     """
-    from transfigure.evaluation import evaluate_registered, record_evaluation
-
-    ctx = {k: evaluation_context[k] for k in ("dataset", "data", "evaluation")}
     logger.info("re-evaluating champion %s v%s on the candidate's split %s", name, champion.version, split[:12])
-    result = evaluate_registered(name, champion.version, ctx["dataset"], ctx["data"], ctx["evaluation"])
-    got = str(result.split.get("fingerprint", ""))
+    tags = reevaluate(name, str(champion.version), split)
+    got = str(tags.get(SPLIT_TAG, ""))
     if got != split:
         return None, (f"the evaluation context's split ({got[:12] or 'unknown'}) is not the candidate's "
                       f"({split[:12]}): cannot compare on the same split")
-    record_evaluation(result)
-    mismatch = _condition_mismatch(candidate_tags, {"eval_image_size": str(result.split.get("size", "")),
-                                                    "eval_protocol": str(result.protocol)})
+    mismatch = _condition_mismatch(candidate_tags, tags)
     if mismatch:
         return None, f"re-evaluating champion v{champion.version} used another {mismatch} than the candidate's"
-    value = result.metrics.get(metric)
-    if value is None or not math.isfinite(float(value)):
+    value = _tagged_value(tags, metric)
+    if value is None:
         return None, f"re-evaluating champion v{champion.version} gave no finite {metric}"
-    return float(value), None
+    return value, None
 
 
 def _compare(
@@ -249,7 +246,7 @@ def _compare(
     metric: str,
     direction: str,
     margin: float,
-    evaluation_context: dict[str, Any] | None,
+    reevaluate: Reevaluate | None,
 ) -> _Comparison:
     cand_value = metric_value(candidate, metric)
     split = (candidate.tags or {}).get(SPLIT_TAG) or None
@@ -278,10 +275,10 @@ def _compare(
                    f"({(champ_split or 'none')[:12]} vs the candidate's {split[:12]})")
         else:
             why = f"champion v{champion.version} was evaluated with another {mismatch}"
-        if not evaluation_context:
+        if reevaluate is None:
             return _Comparison(False, f"{why}; re-evaluate it on the candidate's split (the promote pipeline "
                                       "does, given the data) before promoting", cand_value, split_fingerprint=split)
-        champ_value, refusal = _reevaluate_champion(name, champion, metric, split, evaluation_context,
+        champ_value, refusal = _reevaluate_champion(name, champion, metric, split, reevaluate,
                                                     candidate.tags or {})
         if refusal:
             return _Comparison(False, f"{why}; {refusal}", cand_value, split_fingerprint=split)
@@ -308,16 +305,17 @@ def promote(
     force: bool = False,
     reason: str | None = None,
     actor: str | None = None,
-    evaluation_context: dict[str, Any] | None = None,
+    reevaluate: Reevaluate | None = None,
     client: MlflowClient | None = None,
 ) -> PromotionDecision:
     """Promote ``name`` version ``version`` to ``champion`` if it beats the current champion.
 
     ``force=True`` promotes regardless (``reason`` required) and is recorded as forced, with what
-    the gate would have said. Raises :class:`PromotionError` for unknown models, versions or
+    the gate would have said. ``reevaluate`` lets the gate re-evaluate a champion that was
+    evaluated on another split (see :data:`Reevaluate`). Raises :class:`PromotionError` for unknown models, versions or
     metrics and bad arguments; a refusal is a decision (``promoted=False``) with its reason.
     """
-    client = client or registry_client()
+    client = client or mlflow_client()
     margin = float(margin)
     if not math.isfinite(margin) or margin < 0:
         raise PromotionError(f"margin must be a finite number >= 0, got {margin}")
@@ -337,7 +335,7 @@ def promote(
         decision.candidate_value = metric_value(candidate, primary_metric)
         decision.reason = f"version {candidate.version} is already the champion"
         return decision
-    cmp = _compare(name, candidate, champion, primary_metric, direction, margin, evaluation_context)
+    cmp = _compare(name, candidate, champion, primary_metric, direction, margin, reevaluate)
     decision.candidate_value, decision.champion_value = cmp.candidate_value, cmp.champion_value
     decision.split_fingerprint, decision.champion_reevaluated = cmp.split_fingerprint, cmp.champion_reevaluated
     if force:
@@ -412,7 +410,7 @@ def rollback(
     name: str, actor: str | None = None, reason: str | None = None, *, client: MlflowClient | None = None
 ) -> PromotionDecision:
     """Give ``champion`` back to the version that held it before the current one (per the history)."""
-    client = client or registry_client()
+    client = client or mlflow_client()
     why = (reason or "").strip()
     if not why:
         raise PromotionError("a rollback needs a reason (rollback(name, actor, reason='why'))")
@@ -467,7 +465,7 @@ def _version_summary(mv: ModelVersion | None) -> dict[str, Any] | None:
 
 def promotion_status(name: str, *, client: MlflowClient | None = None) -> dict[str, Any]:
     """Champion, challenger and the champion history of ``name`` (JSON-able)."""
-    client = client or registry_client()
+    client = client or mlflow_client()
     try:
         model = client.get_registered_model(name)
     except MlflowException as exc:
@@ -484,6 +482,6 @@ def promotion_status(name: str, *, client: MlflowClient | None = None) -> dict[s
 
 
 __all__ = [
-    "CHALLENGER", "CHAMPION", "HISTORY_TAG", "PromotionDecision", "PromotionError", "champion_stack",
+    "CHALLENGER", "CHAMPION", "HISTORY_TAG", "PromotionDecision", "PromotionError", "Reevaluate", "champion_stack",
     "promote", "promotion_status", "read_history", "rollback",
 ]

@@ -10,15 +10,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from transfigure.tracking.mlflow_utils import configure_mlflow, resolve_registry_uri, resolve_tracking_uri
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
-import mlflow  # noqa: E402  (after tracking.mlflow_utils switched telemetry off)
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
+from transfigure.inference import Translator, pyfunc_model_path
+from transfigure.tracking.client import mlflow_client
+
+from transfigure.tracking.config import resolve_tracking_uri
 
 logger = logging.getLogger(__name__)
 
-PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+#: the "models from code" file MLflow copies into every logged generator model (it runs on load)
+PYFUNC_CODE = pyfunc_model_path()
 GENERATOR_ARTIFACT = "generator"
 
 
@@ -69,12 +73,6 @@ def log_generator_model(export_dir: str | Path, *, name: str = "generator") -> A
         signature=generator_signature(),
         input_example=_input_example(export_dir),
     )
-
-
-def registry_client(tracking_uri: str | None = None) -> MlflowClient:
-    """A client on the project's store (``$MLFLOW_TRACKING_URI`` > ``tracking_uri`` > ``sqlite:///mlruns.db``)."""
-    uri = resolve_tracking_uri(tracking_uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=resolve_registry_uri(uri))
 
 
 #: parameters copied onto each registered version as ``param.<key>`` (when the run has them)
@@ -173,7 +171,7 @@ def download_generator(
 ) -> Path:
     """Download a registered generator and return the folder holding its ``config.json``."""
     uri = resolve_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=resolve_registry_uri(uri))
+    client = mlflow_client(uri)
     model_uri, _ = resolve_model_uri(client, name, alias_or_version)
     mlflow.set_tracking_uri(uri)
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst) if dst else None))
@@ -183,7 +181,25 @@ def download_generator(
     return folder
 
 
+def load_translator(
+    name: str = "cyclegan",
+    alias_or_version: str | int = "champion",
+    *,
+    tracking_uri: str | None = None,
+    device: str = "auto",
+) -> Translator:
+    """Load a registered generator from the MLflow model registry.
+
+    ``alias_or_version``: an alias (``"champion"``), a version number (``3`` or ``"3"``), or
+    ``"latest"``. Only safetensors weights and JSON are read: no code is unpickled.
+    """
+    folder = download_generator(name, alias_or_version, tracking_uri=tracking_uri)
+    translator = Translator.from_folder(folder, device=device)
+    logger.info("loaded %s %s from the registry (%s)", name, alias_or_version, folder)
+    return translator
+
+
 __all__ = [
-    "configure_mlflow", "download_generator", "log_generator_model", "logged_model_id", "params_digest",
-    "register_generator", "registry_client", "resolve_model_uri", "version_tags_from_run",
+    "download_generator", "load_translator", "log_generator_model", "logged_model_id", "params_digest",
+    "register_generator", "resolve_model_uri", "version_tags_from_run",
 ]

@@ -34,15 +34,15 @@ from transfigure.training.checkpoint import (
     rotate_checkpoints,
 )
 from transfigure.training.config import TrainingConfig
-from transfigure.training.device import resolve_device, resolve_precision
-from transfigure.training.distributed import (
+from transfigure.runtime.device import resolve_device, resolve_precision
+from transfigure.runtime.distributed import (
     init_distributed,
     device_for,
     plain_state_dict,
     unwrap_children,
     wrap_trainable_children,
 )
-from transfigure.training.samples import visuals_grid
+from transfigure.data.grid import visuals_grid
 from transfigure.training.schedulers import build_scheduler
 
 logger = logging.getLogger(__name__)

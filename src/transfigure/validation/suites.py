@@ -18,7 +18,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import time
 import warnings
 from collections import Counter, defaultdict
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from transfigure._env import disable_telemetry
 from transfigure.data import rules
 from transfigure.data.layout import DOMAINS, LAYOUTS, check_format
 from transfigure.validation.metadata import LABEL_COLUMNS, METADATA_COLUMNS, parse_label_ids
@@ -50,8 +50,6 @@ __all__ = [
     "save_report",
 ]
 
-#: Environment switches that keep Great Expectations offline (set before use).
-GX_OFFLINE_ENV: dict[str, str] = {"GX_ANALYTICS_ENABLED": "False"}
 
 #: Domains that each split present must contain (``instance`` is optional).
 _REQUIRED_DOMAINS: dict[str, tuple[str, ...]] = {
@@ -645,8 +643,7 @@ def _pair_description(fmt: str) -> str:
 
 def _prepare_gx() -> None:
     """Switch GX analytics off and quieten its import chatter; call before importing GX."""
-    for name, value in GX_OFFLINE_ENV.items():
-        os.environ.setdefault(name, value)
+    disable_telemetry()  # GX reads GX_ANALYTICS_ENABLED when imported
     gx_logger = logging.getLogger("great_expectations")
     if gx_logger.level == logging.NOTSET:
         # GX logs hundreds of INFO lines about its own docs registry on import.

@@ -12,7 +12,7 @@ import pandas as pd
 from transfigure.data.config import DataConfig
 from transfigure.data.default_dataset import DEFAULT_SUBSETS, build_default_dataset
 from transfigure.data.layout import resolve_format
-from transfigure.training.distributed import barrier, init_distributed
+from transfigure.runtime.distributed import on_rank_zero
 from transfigure.validation import (
     DataValidationError,
     ValidationConfig,
@@ -40,10 +40,7 @@ def prepare_dataset(data: dict[str, Any]) -> dict[str, str]:
         if subset not in DEFAULT_SUBSETS:
             raise ValueError(f"unknown data.default_subset {subset!r}: use one of {sorted(DEFAULT_SUBSETS)}")
         base = Path(cfg.default_root)
-        ctx = init_distributed()  # under torchrun, rank 0 builds while the others wait
-        if ctx.is_main:
-            build_default_dataset(base)
-        barrier(ctx)
+        on_rank_zero(build_default_dataset)(base)  # under torchrun, rank 0 builds while the others wait
         root = base / subset
     fmt = resolve_format(root, cfg.format)
     logger.info("dataset: %s (format %s)", root, fmt)

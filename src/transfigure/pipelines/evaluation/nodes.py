@@ -14,12 +14,14 @@ from PIL import Image
 
 from transfigure.evaluation.evaluate import (
     EvaluationConfig,
-    EvaluationResult,
     evaluate_logged_model,
     evaluate_registered,
 )
 from transfigure.evaluation.recording import metric_history_table, record_evaluation
-from transfigure.training.distributed import broadcast_object, init_distributed
+from transfigure.runtime.distributed import on_rank_zero
+from transfigure.tracking.client import mlflow_client
+from transfigure.tracking.config import TrackingConfig, resolve_tracking_uri
+from transfigure.tracking.registry import resolve_model_uri
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +31,12 @@ FID_CURVE_COLUMNS = ["epoch", "step", "fid"]
 def select_model(variant: str, evaluation: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
     """The registered version ``evaluation.model_version`` (a number or alias; null = the latest) of
     ``tracking.registered_model_name``, described like the train pipeline's ``registered_model``."""
-    from transfigure.tracking.mlflow_utils import resolve_registry_uri, resolve_tracking_uri
-    from transfigure.tracking.registry import resolve_model_uri
-
-    from mlflow import MlflowClient
-
-    name = tracking.get("registered_model_name") or variant
+    tracking_cfg = TrackingConfig.from_params(tracking)
+    name = tracking_cfg.model_name_for(variant)
     ref = EvaluationConfig.from_params(evaluation).model_version
     ref = "latest" if ref in (None, "") else ref
-    uri = resolve_tracking_uri(tracking.get("tracking_uri"))
-    client = MlflowClient(tracking_uri=uri, registry_uri=resolve_registry_uri(uri))
+    uri = resolve_tracking_uri(tracking_cfg.tracking_uri)
+    client = mlflow_client(uri)
     model_uri, version = resolve_model_uri(client, name, ref)
     mv = client.get_model_version(name, version)
     logger.info("evaluating %s version %s (%s)", name, version, ref)
@@ -46,18 +44,18 @@ def select_model(variant: str, evaluation: dict[str, Any], tracking: dict[str, A
             "registered_model_uri": model_uri, "tracking_uri": uri}
 
 
+@on_rank_zero
 def _evaluate(model: dict[str, Any], dataset: dict[str, Any], data: dict[str, Any], evaluation: dict[str, Any],
-              tracking: dict[str, Any]) -> EvaluationResult:
-    from transfigure.tracking.mlflow_utils import resolve_tracking_uri
-
-    uri = resolve_tracking_uri(tracking.get("tracking_uri"))
+              tracking: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
+    """Evaluate and record on rank 0; every rank gets (``metrics.json`` document, report PNG bytes)."""
+    uri = resolve_tracking_uri(TrackingConfig.from_params(tracking).tracking_uri)
     if model.get("registered"):
         result = evaluate_registered(model["name"], model["version"], dataset, data, evaluation, tracking_uri=uri)
     else:
         result = evaluate_logged_model(model["source"], dataset, data, evaluation, run_id=model.get("run_id"),
                                        tracking_uri=uri)
     record_evaluation(result, tracking_uri=uri)
-    return result
+    return result.to_metrics_json(), result.report_png
 
 
 def evaluate_model(
@@ -69,13 +67,7 @@ def evaluate_model(
 ) -> tuple[dict[str, Any], Image.Image]:
     """Evaluate ``model`` (a ``registered_model`` document) on the held-out split of the validated dataset,
     record it in MLflow, and return (``metrics.json`` document, report image)."""
-    ctx = init_distributed()
-    if ctx.is_main:
-        result = _evaluate(model, validated_dataset, data, evaluation, tracking)
-        payload = (result.to_metrics_json(), result.report_png)
-    else:
-        payload = None
-    doc, png = broadcast_object(payload, ctx)
+    doc, png = _evaluate(model, validated_dataset, data, evaluation, tracking)
     report = Image.open(io.BytesIO(png)).convert("RGB") if png else Image.new("RGB", (1, 1), (255, 255, 255))
     return doc, report
 
@@ -83,9 +75,7 @@ def evaluate_model(
 def training_curves(training_summary: dict[str, Any], tracking: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``plots/loss.csv`` (step + every loss) and ``plots/fid.csv`` (epoch, step, fid; empty without
     ``eval_every``), read back from the training's MLflow run, so a resumed run's curves are whole."""
-    from transfigure.tracking.mlflow_utils import resolve_tracking_uri
-
-    uri = resolve_tracking_uri(training_summary.get("tracking_uri") or tracking.get("tracking_uri"))
+    uri = resolve_tracking_uri(training_summary.get("tracking_uri") or TrackingConfig.from_params(tracking).tracking_uri)
     run_id = training_summary["run_id"]
     losses = [f"loss_{k}" for k in training_summary.get("losses", {})]
     loss = metric_history_table(run_id, losses, tracking_uri=uri)

@@ -20,9 +20,10 @@ from torch.utils.data import Dataset
 from transfigure.data.config import DataConfig
 from transfigure.evaluation.curve import FidCurve
 from transfigure.models import VARIANTS
-from transfigure.tracking.training import register_trained_model, run_tracked_training
+from transfigure.tracking.config import TrackingConfig
+from transfigure.tracking.runs import register_trained_model, run_tracked_training
 from transfigure.training import TrainingConfig
-from transfigure.training.distributed import broadcast_object, init_distributed
+from transfigure.runtime.distributed import on_rank_zero
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def train(
         dataset=build_dataset(validated_dataset, data, "train", seed=train_cfg.seed),
         training=train_cfg,
         output_dir=output_dir,
-        tracking=tracking,
+        tracking=TrackingConfig.from_params(tracking),
         params={"data": data, "model": config.model_dump(), "training": train_cfg.model_dump()},
         validation_report=validation_report,
         tags={"dataset_root": validated_dataset["root"], "dataset_format": validated_dataset["format"],
@@ -74,19 +75,13 @@ def train(
     )
 
 
+@on_rank_zero
 def register_model(training_summary: dict[str, Any], validated_dataset: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
     """Register the trained generator as a new version (unless ``tracking.register`` is false).
 
     Under torchrun only rank 0 registers; the others return its answer.
     """
-    ctx = init_distributed()
-    if not ctx.is_main:
-        return broadcast_object(None, ctx)
-    return broadcast_object(_register(training_summary, validated_dataset, tracking), ctx)
-
-
-def _register(training_summary: dict[str, Any], validated_dataset: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
-    if not tracking.get("register", True):
+    if not TrackingConfig.from_params(tracking).register_model:
         logger.info("tracking.register is false: not registering")
         return {"registered": False, "run_id": training_summary["run_id"], "source": training_summary["model_uri"]}
     out = register_trained_model(training_summary, tracking,

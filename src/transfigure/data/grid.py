@@ -1,4 +1,4 @@
-"""Sample grids: the images of a training step side by side, as one PIL image."""
+"""Image grids: the images of a training step, or an evaluation report, side by side as one PIL image."""
 
 from __future__ import annotations
 

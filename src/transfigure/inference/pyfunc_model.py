@@ -1,9 +1,13 @@
 """MLflow "models from code" definition of a transfigure generator.
 
-MLflow stores this file (not a pickle) next to the safetensors weights; loading the
-model runs this file and reads weights + JSON. Input: a pandas DataFrame with a column
-``image`` (encoded image bytes) and optionally ``direction``; output: a DataFrame with
-``image`` (PNG bytes).
+MLflow stores a copy of this file (not a pickle) next to the safetensors weights; loading
+the model runs that copy and reads weights + JSON. Copies stored by earlier releases (logged
+from ``transfigure/tracking/pyfunc_model.py``) run the same way: they need only
+``transfigure.inference.Translator``, which must therefore stay importable under that name
+(tests/inference/test_pyfunc_model.py loads such a copy).
+
+Input: a pandas DataFrame with a column ``image`` (encoded image bytes) and optionally
+``direction``; output: a DataFrame with ``image`` (PNG bytes).
 """
 
 from __future__ import annotations

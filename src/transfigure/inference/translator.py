@@ -1,6 +1,7 @@
-"""Use a trained generator: ``load_translator("cyclegan", "champion").translate(image)``.
+"""Use a trained generator: ``Translator.from_folder(folder).translate(image)``.
 
-The same :class:`Translator` serves the Python API, the MLflow pyfunc and the BentoML
+``transfigure.load_translator("cyclegan", "champion")`` fetches the folder from the MLflow
+registry first. The same :class:`Translator` serves the Python API, the MLflow pyfunc and the BentoML
 service, so all of them translate identically; the service translates and watermarks through
 :func:`translate_and_stamp`, which batch jobs can call too.
 
@@ -11,7 +12,6 @@ optionally an instance map and a style image, and return an RGB image of the lab
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,12 +24,10 @@ from PIL import Image
 from transfigure.data.rules import DONTCARE_ID, LABEL_MODES, check_label_ids
 from transfigure.data.transforms import tensor_to_pil, to_tensor
 from transfigure.models.io import load_generators
-from transfigure.training.device import resolve_device
+from transfigure.runtime.device import resolve_device
 
 if TYPE_CHECKING:
     from transfigure.provenance import ModelInfo, ProvenanceConfig, Stamped
-
-logger = logging.getLogger(__name__)
 
 
 class Translator:
@@ -178,26 +176,6 @@ def label_ids_from_image(image: Image.Image, name: str = "<label map>", what: st
     if ids.size and int(ids.min()) < 0:
         raise ValueError(f"{what} '{name}' holds negative ids (min {int(ids.min())})")
     return ids
-
-
-def load_translator(
-    name: str = "cyclegan",
-    alias_or_version: str | int = "champion",
-    *,
-    tracking_uri: str | None = None,
-    device: str = "auto",
-) -> Translator:
-    """Load a registered generator from the MLflow model registry.
-
-    ``alias_or_version``: an alias (``"champion"``), a version number (``3`` or ``"3"``), or
-    ``"latest"``. Only safetensors weights and JSON are read: no code is unpickled.
-    """
-    from transfigure.tracking.registry import download_generator
-
-    folder = download_generator(name, alias_or_version, tracking_uri=tracking_uri)
-    translator = Translator.from_folder(folder, device=device)
-    logger.info("loaded %s %s from the registry (%s)", name, alias_or_version, folder)
-    return translator
 
 
 def translate_and_stamp(

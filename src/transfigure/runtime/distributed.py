@@ -9,17 +9,23 @@ epoch over the ranks, and only rank 0 writes checkpoints and MLflow runs.
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from transfigure.runtime.config import launch_env
+
 logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -39,16 +45,16 @@ class DistContext:
 
 def init_distributed() -> DistContext:
     """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1); idempotent."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    launch = launch_env()
+    if launch.world_size <= 1:
         return DistContext()
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(launch.local_rank)
         dist.init_process_group(backend=backend)
         logger.info("joined process group: rank %d of %d (%s)", dist.get_rank(), dist.get_world_size(), backend)
-    return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return DistContext(dist.get_rank(), dist.get_world_size(), launch.local_rank)
 
 
 def device_for(ctx: DistContext, requested: torch.device) -> torch.device:
@@ -99,6 +105,22 @@ def broadcast_object(obj: Any, ctx: DistContext, src: int = 0) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def on_rank_zero(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run ``fn`` on rank 0 only and hand its result to every rank.
+
+    For the steps that talk to MLflow or the registry (register, evaluate, promote): one rank
+    must do it, and every rank must return the same outputs, since Kedro writes them on all
+    ranks. Without torchrun it just calls ``fn``.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        ctx = init_distributed()
+        return broadcast_object(fn(*args, **kwargs) if ctx.is_main else None, ctx)
+
+    return wrapper
 
 
 def barrier(ctx: DistContext) -> None:

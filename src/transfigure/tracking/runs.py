@@ -9,24 +9,23 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import mlflow
 from torch.utils.data import Dataset
 
 from transfigure.models.base import TranslationModel
 from transfigure.models.io import save_generators
+from transfigure.tracking.config import TrackingConfig, resolve_tracking_uri
 from transfigure.tracking.dvc_info import dvc_tags
 from transfigure.tracking.mlflow_utils import MlflowTrainingLogger, configure_mlflow, flatten_params, git_info
 from transfigure.tracking.registry import GENERATOR_ARTIFACT, log_generator_model, register_generator
 from transfigure.training import EpochCallback, Trainer, TrainingConfig
-from transfigure.training.distributed import broadcast_object, init_distributed
-from transfigure.training.samples import visuals_grid
-
-import mlflow  # noqa: E402
+from transfigure.runtime.distributed import broadcast_object, init_distributed
+from transfigure.data.grid import visuals_grid
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ def run_tracked_training(
     dataset: Dataset,
     training: TrainingConfig,
     output_dir: str | Path,
-    tracking: dict[str, Any],
+    tracking: TrackingConfig | dict[str, Any],
     params: dict[str, Any],
     validation_report: dict[str, Any] | None = None,
     tags: dict[str, str] | None = None,
@@ -48,18 +47,18 @@ def run_tracked_training(
     ``callbacks`` run every ``training.eval_every`` epochs (e.g. the FID curve); what they return
     is logged as metrics at the current step.
 
-    ``tracking``: ``experiment`` (name), ``tracking_uri`` (optional, overridden by
-    ``$MLFLOW_TRACKING_URI``), ``run_name`` (optional). ``params`` are logged flattened.
+    ``tracking``: the ``tracking`` parameters (:class:`~transfigure.tracking.config.TrackingConfig`;
+    ``$MLFLOW_TRACKING_URI`` overrides its ``tracking_uri``). ``params`` are logged flattened.
     Under torchrun every rank trains; rank 0 alone talks to MLflow and exports, and every
     rank returns rank 0's summary (so Kedro writes the same outputs on all ranks).
     """
     output_dir = Path(output_dir)
+    tracking = TrackingConfig.from_params(tracking)
     ctx = init_distributed()
     if not ctx.is_main:
         Trainer(model, dataset, training, output_dir, callbacks=callbacks).fit()
         return broadcast_object(None, ctx)
-    client, experiment_id = configure_mlflow(tracking.get("experiment", f"transfigure-{model.variant}"),
-                                             tracking.get("tracking_uri"))
+    client, experiment_id = configure_mlflow(tracking.experiment_for(model.variant), tracking.tracking_uri)
     trainer = Trainer(model, dataset, training, output_dir, callbacks=callbacks)
     previous_run = trainer.resume_metadata().get("mlflow_run_id")
     if previous_run:
@@ -67,7 +66,7 @@ def run_tracked_training(
     # the DVC version of the data (tags dvc_data_md5, dvc_lock_md5 ...; "untracked" outside DVC)
     run_tags = {"variant": model.variant, **git_info(), **dvc_tags((tags or {}).get("dataset_root")), **(tags or {})}
     with mlflow.start_run(run_id=previous_run, experiment_id=None if previous_run else experiment_id,
-                          run_name=None if previous_run else tracking.get("run_name")) as run:
+                          run_name=None if previous_run else tracking.run_name) as run:
         run_id = run.info.run_id
         trainer.logger = MlflowTrainingLogger(client, run_id)
         trainer.run_metadata["mlflow_run_id"] = run_id
@@ -120,10 +119,12 @@ def run_tracked_training(
     return broadcast_object(summary, ctx)
 
 
-def register_trained_model(summary: dict[str, Any], tracking: dict[str, Any], extra_tags: dict[str, str] | None = None) -> dict[str, Any]:
-    """Register the model a training logged as a new version of ``tracking['registered_model_name']``."""
-    name = tracking.get("registered_model_name") or summary["variant"]
-    client, _ = configure_mlflow(tracking.get("experiment", f"transfigure-{summary['variant']}"), tracking.get("tracking_uri"))
+def register_trained_model(summary: dict[str, Any], tracking: TrackingConfig | dict[str, Any],
+                           extra_tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """Register the model a training logged as a new version of ``tracking.registered_model_name``."""
+    tracking = TrackingConfig.from_params(tracking)
+    name = tracking.model_name_for(summary["variant"])
+    client, _ = configure_mlflow(tracking.experiment_for(summary["variant"]), tracking.tracking_uri)
     run_tags = client.get_run(summary["run_id"]).data.tags
     tags = {"variant": summary["variant"], "run_id": summary["run_id"], "step": str(summary["step"]),
             **{k: v for k, v in git_info().items() if k == "git_commit"},
@@ -132,4 +133,4 @@ def register_trained_model(summary: dict[str, Any], tracking: dict[str, Any], ex
     mv = register_generator(client, summary["model_uri"], name, run_id=summary["run_id"], tags=tags,
                             description=f"{summary['variant']} trained for {summary['step']} steps (run {summary['run_id']})")
     return {"name": name, "version": str(mv.version), "run_id": summary["run_id"], "source": summary["model_uri"],
-            "registered_model_uri": f"models:/{name}/{mv.version}", "tracking_uri": os.environ.get("MLFLOW_TRACKING_URI") or summary["tracking_uri"]}
+            "registered_model_uri": f"models:/{name}/{mv.version}", "tracking_uri": resolve_tracking_uri(summary["tracking_uri"])}

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from transfigure.models import Precision
-from transfigure.training.device import resolve_device, resolve_precision
+from transfigure.runtime.device import resolve_device, resolve_precision
 
 
 def test_auto_device_follows_cuda_availability():
