@@ -14,7 +14,7 @@ from transfigure.data import DataConfig, TransformConfig, make_dataset
 from transfigure.data.default_dataset import build_default_dataset
 from transfigure.data.layout import resolve_format
 from transfigure.models import VARIANTS
-from transfigure.pipelines.training import build_dataset, model_config
+from transfigure.pipelines.training.nodes import build_dataset, model_config
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 VARIANT_NAMES = ("cyclegan", "pix2pix", "spade", "unit")
