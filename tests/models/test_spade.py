@@ -16,15 +16,6 @@ from transfigure.models.layers import instance_edges, label_to_onehot
 from transfigure.models.losses import VGG19, MultiscaleGANLoss, VGGWeightsError, feature_matching_loss, load_vgg19
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a busy 2-core machine OpenMP's spin-waiting makes 2 threads ~10x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def n_params(net: torch.nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 

@@ -19,15 +19,6 @@ from transfigure.models import VARIANTS, Precision, TranslationModel
 from transfigure.models.io import load_generators, save_generators
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a busy 2-core machine OpenMP's spin-waiting makes 2 threads ~10x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _images(seed: int, size: int = 32) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return {"A": torch.rand(2, 3, size, size, generator=g) * 2 - 1, "B": torch.rand(2, 3, size, size, generator=g) * 2 - 1}
