@@ -101,8 +101,8 @@ def bare_timings(model: str, ref: str, size: int, repeat: int) -> dict[str, floa
     import torch
 
     from transfigure.data.transforms import tensor_to_pil, to_tensor
-    from transfigure.tracking.registry import load_translator
     from transfigure.provenance import ModelInfo, embed_watermark, stamp_output
+    from transfigure.tracking.registry import load_translator
 
     translator = load_translator(model, ref)
     img = test_image(size)

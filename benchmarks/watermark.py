@@ -65,7 +65,7 @@ SHARED = ROOT.parent / "shared" / "datasets"
 KEY = watermark_key_from_text("transfigure watermark benchmark")
 #: every row: name -> edit(image, photo index)
 ROWS: dict[str, Callable[[Image.Image, int], Image.Image]] = {
-    **{name: (lambda f: lambda im, i: f(im))(f) for name, f in ATTACKS.items()}, **GEOMETRIC}
+    **{name: (lambda f: lambda im, i: f(im))(f) for name, f in ATTACKS.items()}, **GEOMETRIC}  # noqa: B023 (f bound by the outer lambda)
 #: the previous release (the last commit with the single-module watermark)
 LEGACY_REV = "19326dc"
 LEGACY_ROWS = ("none", "jpeg75", "resize0.5", "brightness+20", "crop90 centre")

@@ -379,7 +379,7 @@ def run(args: argparse.Namespace) -> int:
         report = export_generator(source, out, args.formats, directions=args.directions, tolerance=args.tolerance)
     except ExportError as exc:
         return _usage_error(str(exc))
-    for name, entry in report["directions"].items():
+    for entry in report["directions"].values():
         for fmt in args.formats:
             e = entry[fmt]
             sizes = ", ".join(f"{c['height']}x{c['width']}: {c['max_abs_diff']:.2e}" for c in e["checks"])

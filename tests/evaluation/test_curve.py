@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from transfigure.data.transforms import TransformConfig
 from transfigure.data.datasets import make_dataset
+from transfigure.data.transforms import TransformConfig
 from transfigure.evaluation import evaluate_translator
 from transfigure.evaluation.curve import FidCurve
 from transfigure.inference import Translator

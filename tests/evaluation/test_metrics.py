@@ -11,7 +11,15 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from transfigure.evaluation import METRIC_DIRECTIONS, PSNR_CAP, frechet_distance, kernel_inception_distance, l1_distance, psnr, ssim
+from transfigure.evaluation import (
+    METRIC_DIRECTIONS,
+    PSNR_CAP,
+    frechet_distance,
+    kernel_inception_distance,
+    l1_distance,
+    psnr,
+    ssim,
+)
 from transfigure.evaluation.metrics import _trace_sqrt_product
 
 pytestmark = pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save")

@@ -180,7 +180,7 @@ def test_exported_generator_is_deterministic_and_rebuilds_from_json(tmp_path):
     model.train()  # even in training mode the exported path decodes mu, without noise
     x = torch.rand(1, 3, 40, 56) * 2 - 1
     gens = model.generators()
-    for direction, gen in gens.items():
+    for gen in gens.values():
         assert isinstance(gen, UNITGenerator) and gen.size_multiple == 8
         with torch.no_grad():
             y1, y2 = gen(x), gen(x)

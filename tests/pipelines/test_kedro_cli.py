@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from _support import env_with_default_store, project_copy
 from mlflow import MlflowClient
+
+from _support import env_with_default_store, project_copy
 
 KEDRO = str(Path(sys.executable).with_name("kedro"))
 

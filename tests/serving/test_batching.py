@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from _serving import LABEL_NC, label_map, ledger_holds, noise_image, psnr
 from PIL import Image
 
+from _serving import LABEL_NC, label_map, ledger_holds, noise_image, psnr
 from transfigure.data.datasets import LabelIdError
 from transfigure.data.transforms import to_tensor
 from transfigure.inference import Translator, translate_and_stamp

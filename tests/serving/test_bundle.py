@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from _serving import PROJECT, Server, encode, noise_image, promote, train_cyclegan
 from _support import make_unaligned
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
+
 from _serving import (
     PROJECT,
     Server,
@@ -29,7 +31,6 @@ from _serving import (
     train_spade,
 )
 from _support import make_labelmap, make_unaligned
-from PIL import Image
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-from _serving import bomb_png, encode, noise_image
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,6 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from _serving import bomb_png, encode, noise_image
 from transfigure.serving.middleware import BodyLimitMiddleware
 from transfigure.serving.validation import (
     TRANSLATE_PARAMS,

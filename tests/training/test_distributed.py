@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from _support import env_with_default_store, project_copy
 from mlflow import MlflowClient
+
+from _support import env_with_default_store, project_copy
 
 TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
 KEDRO = str(Path(sys.executable).with_name("kedro"))

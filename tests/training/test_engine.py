@@ -14,10 +14,9 @@ import pytest
 import torch
 
 from transfigure.models import CycleGAN
-from transfigure.training import Trainer, TrainingConfig, TrainingInterrupted
+from transfigure.training import Trainer, TrainingConfig
 from transfigure.training.checkpoint import atomic_torch_save, load_checkpoint
 from transfigure.training.schedulers import linear_decay_factor
-
 
 BASE = dict(n_epochs=2, n_epochs_decay=2, batch_size=2, checkpoint_every=4, log_every=1, sample_every=3, progress=False)
 

@@ -22,7 +22,13 @@ from transfigure.data.images import ImageLoadError, load_image, load_label_map
 from transfigure.data.layout import IMAGE_EXTENSIONS
 from transfigure.data.transforms import TransformConfig
 from transfigure.inference import label_ids_from_image
-from transfigure.validation import ValidationConfig, build_image_metadata, inspect_image, run_validation, validate_dataset
+from transfigure.validation import (
+    ValidationConfig,
+    build_image_metadata,
+    inspect_image,
+    run_validation,
+    validate_dataset,
+)
 
 #: every PIL mode a decoded file can have
 ALL_MODES = ("1", "L", "P", "I", "F", "I;16", "I;16B", "I;16L", "I;16N", "LA", "PA", "La", "RGB", "RGBA", "RGBa",

@@ -54,8 +54,8 @@ from typing import Final
 import numpy as np
 from PIL import Image
 
-from transfigure.data.layout import domain_folders, list_images
 from transfigure.data.images import load_image
+from transfigure.data.layout import domain_folders, list_images
 
 __all__ = ["CMP_CLASSES", "CMP_PALETTE", "colours_to_ids", "convert_facades", "main", "split_pair"]
 

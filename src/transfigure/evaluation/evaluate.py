@@ -40,10 +40,10 @@ from transfigure.evaluation.metrics import (
 )
 from transfigure.evaluation.report import png_bytes, report_grid
 from transfigure.inference import Translator
+from transfigure.runtime.device import resolve_device
 from transfigure.tracking.client import mlflow_client
 from transfigure.tracking.config import resolve_tracking_uri
 from transfigure.tracking.registry import GENERATOR_ARTIFACT, download_generator, resolve_model_uri
-from transfigure.runtime.device import resolve_device
 
 logger = logging.getLogger(__name__)
 

@@ -78,7 +78,7 @@ def _sha1(path: Path) -> str:
     return h.hexdigest()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_inception(device: str = "cpu") -> torch.jit.ScriptModule:
     """The TorchScript Inception in eval mode on ``device``; loaded (and checksummed) once per process and device."""
     path = inception_path()

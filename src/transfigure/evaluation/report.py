@@ -12,8 +12,8 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw
 
-from transfigure.data.transforms import to_tensor
 from transfigure.data.grid import make_grid
+from transfigure.data.transforms import to_tensor
 
 #: colour of the "don't care" id 255 in label-map previews
 DONTCARE_COLOUR = (0, 0, 0)

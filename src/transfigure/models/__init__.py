@@ -14,7 +14,7 @@ from transfigure.models.discriminators import (
     PixelDiscriminator,
     build_discriminator,
 )
-from transfigure.models.generators import ResnetGenerator, SPADEGenerator, UNITGenerator, UnetGenerator, build_generator
+from transfigure.models.generators import ResnetGenerator, SPADEGenerator, UnetGenerator, UNITGenerator, build_generator
 from transfigure.models.losses import GANLoss, ImagePool
 from transfigure.models.pix2pix import Pix2Pix, Pix2PixConfig
 from transfigure.models.spade import SPADE, SPADEConfig

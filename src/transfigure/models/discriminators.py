@@ -9,9 +9,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from transfigure.models.layers import NormType, get_norm_layer, uses_bias
-from transfigure.models.layers import add_nonspade_norm  # SPADE
-from transfigure.models.layers import ActivationType, Conv2dBlock, ConvNormType, PaddingType  # UNIT
+from transfigure.models.layers import (  # UNIT
+    ActivationType,
+    Conv2dBlock,
+    ConvNormType,
+    NormType,
+    PaddingType,
+    add_nonspade_norm,  # SPADE
+    get_norm_layer,
+    uses_bias,
+)
 
 
 class NLayerDiscriminator(nn.Module):

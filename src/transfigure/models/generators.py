@@ -13,21 +13,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from transfigure.models.layers import (
+from transfigure.models.layers import (  # UNIT  # SPADE
+    ActivationType,
+    Conv2dBlock,
     NormType,
     PaddingType,
     ResnetBlock,
-    get_norm_layer,
-    padding_layers,
-    uses_bias,
-)
-from transfigure.models.layers import ActivationType, Conv2dBlock, res_blocks  # UNIT
-from transfigure.models.layers import (  # SPADE
     SPADEResnetBlock,
     add_nonspade_norm,
+    get_norm_layer,
     init_weights_spectral,
     instance_edges,
     label_to_onehot,
+    padding_layers,
+    res_blocks,
+    uses_bias,
 )
 
 

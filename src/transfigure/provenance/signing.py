@@ -63,7 +63,7 @@ def _name(common_name: str) -> x509.Name:
 
 def _dev_chain(days: int) -> tuple[bytes, bytes, bytes]:
     """(signer key PEM, chain PEM = signer + CA, CA PEM), freshly generated."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("transfigure development CA")
     ca = (

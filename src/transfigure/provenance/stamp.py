@@ -149,7 +149,7 @@ def _claims(provenance_id: str, model: ModelInfo, config: ProvenanceConfig, imag
 
     return {
         "provenance_id": provenance_id,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "model": model.to_dict(),
         "watermark": {"scheme": WATERMARK_SCHEME, "payload": provenance_id, "key_id": config.key_id},
         "pixels": {"sha256": pixels, "width": image.width, "height": image.height, "media_type": media_type},

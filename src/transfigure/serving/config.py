@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from transfigure.data.rules import MAX_PIXELS
+
 #: environment variable through which the main process hands resolved models to the workers
 RESOLVED_ENV = "TRANSFIGURE_RESOLVED_MODELS"
 

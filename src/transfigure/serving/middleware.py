@@ -111,7 +111,7 @@ class BodyLimitMiddleware:
 
         try:
             return await asyncio.wait_for(_loop(), timeout=self.drain_seconds)
-        except (asyncio.TimeoutError, OSError, RuntimeError):
+        except (TimeoutError, OSError, RuntimeError):
             return False
 
     async def _send_413(self, send: Any, *, close: bool) -> None:

@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric
+from PIL import Image
 
 from transfigure.tracking.client import is_local_store, mlflow_client
 from transfigure.tracking.config import resolve_tracking_uri

@@ -20,6 +20,7 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 
+from transfigure.tracking.client import mlflow_client
 from transfigure.tracking.promotion import (
     PromotionDecision,
     PromotionError,
@@ -28,7 +29,6 @@ from transfigure.tracking.promotion import (
     promotion_status,
     rollback,
 )
-from transfigure.tracking.client import mlflow_client
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -159,7 +159,7 @@ def get_version(client: MlflowClient, name: str, version: str | int) -> ModelVer
     try:
         return client.get_model_version(name, str(version))
     except MlflowException as exc:
-        versions = sorted((int(v.version) for v in client.search_model_versions(f"name='{name}'")))
+        versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
         raise PromotionError(
             f"model {name!r} has no version {version}; versions: {', '.join(map(str, versions)) or 'none'}"
         ) from exc

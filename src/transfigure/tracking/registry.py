@@ -16,7 +16,6 @@ from mlflow.exceptions import MlflowException
 
 from transfigure.inference import Translator, pyfunc_model_path
 from transfigure.tracking.client import mlflow_client
-
 from transfigure.tracking.config import resolve_tracking_uri
 
 logger = logging.getLogger(__name__)

@@ -17,15 +17,15 @@ from typing import Any
 import mlflow
 from torch.utils.data import Dataset
 
+from transfigure.data.grid import visuals_grid
 from transfigure.models.base import TranslationModel
 from transfigure.models.io import save_generators
+from transfigure.runtime.distributed import broadcast_object, init_distributed
 from transfigure.tracking.config import TrackingConfig, resolve_tracking_uri
 from transfigure.tracking.dvc_info import dvc_tags
 from transfigure.tracking.mlflow_utils import MlflowTrainingLogger, configure_mlflow, flatten_params, git_info
 from transfigure.tracking.registry import GENERATOR_ARTIFACT, log_generator_model, register_generator
 from transfigure.training import EpochCallback, Trainer, TrainingConfig
-from transfigure.runtime.distributed import broadcast_object, init_distributed
-from transfigure.data.grid import visuals_grid
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,16 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from transfigure.data.grid import visuals_grid
 from transfigure.models.base import Precision, TranslationModel
+from transfigure.runtime.device import resolve_device, resolve_precision
+from transfigure.runtime.distributed import (
+    device_for,
+    init_distributed,
+    plain_state_dict,
+    unwrap_children,
+    wrap_trainable_children,
+)
 from transfigure.training.checkpoint import (
     CHECKPOINT_FORMAT,
     atomic_torch_save,
@@ -34,15 +43,6 @@ from transfigure.training.checkpoint import (
     rotate_checkpoints,
 )
 from transfigure.training.config import TrainingConfig
-from transfigure.runtime.device import resolve_device, resolve_precision
-from transfigure.runtime.distributed import (
-    init_distributed,
-    device_for,
-    plain_state_dict,
-    unwrap_children,
-    wrap_trainable_children,
-)
-from transfigure.data.grid import visuals_grid
 from transfigure.training.schedulers import build_scheduler
 
 logger = logging.getLogger(__name__)

@@ -12,9 +12,8 @@ import pytest
 from PIL import Image
 
 from transfigure.provenance.attacks import rotate
-from transfigure.provenance.watermark import cues, embed_watermark, nearest
+from transfigure.provenance.watermark import cues, embed_watermark, nearest, sync
 from transfigure.provenance.watermark import planes as pl
-from transfigure.provenance.watermark import sync
 from transfigure.provenance.watermark.layout import cell_size, layout
 from transfigure.provenance.watermark.read import Geometry, read
 

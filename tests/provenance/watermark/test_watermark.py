@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from transfigure.provenance import detect_watermark, embed_watermark
-from transfigure.provenance import keys
+from transfigure.provenance import detect_watermark, embed_watermark, keys
 from transfigure.provenance.attacks import ATTACKS
 from transfigure.provenance.watermark import MAX_DECODES, psnr
 

@@ -13,7 +13,6 @@ from kedro.pipeline import Pipeline, node
 from transfigure.pipelines.data_validation.nodes import describe_images, prepare_dataset, require_valid, validate_images
 
 
-
 def validation_pipeline(namespace: str) -> Pipeline:
     base = Pipeline(
         [

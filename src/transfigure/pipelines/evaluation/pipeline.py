@@ -15,9 +15,9 @@ import functools
 
 from kedro.pipeline import Pipeline, node
 
-from transfigure.pipelines.evaluation.nodes import evaluate_model, select_model
 from transfigure.models import VARIANTS
 from transfigure.pipelines.data_validation.pipeline import validation_pipeline
+from transfigure.pipelines.evaluation.nodes import evaluate_model, select_model
 
 
 def _check(variant: str) -> None:

@@ -20,10 +20,10 @@ from torch.utils.data import Dataset
 from transfigure.data.config import DataConfig
 from transfigure.evaluation.curve import FidCurve
 from transfigure.models import VARIANTS
+from transfigure.runtime.distributed import on_rank_zero
 from transfigure.tracking.config import TrackingConfig
 from transfigure.tracking.runs import register_trained_model, run_tracked_training
 from transfigure.training import TrainingConfig
-from transfigure.runtime.distributed import on_rank_zero
 
 logger = logging.getLogger(__name__)
 

@@ -102,7 +102,6 @@ from transfigure.provenance.watermark.planes import clamped_read as _clamped_rea
 from transfigure.provenance.watermark.planes import read_channels as _channels
 from transfigure.provenance.watermark.planes import read_clamp as _read_clamp
 
-
 CELLS: Final = 32  # cells per tile side
 SAMPLES_PER_CELL: Final = 2  # working pixels per cell side
 TILE: Final = CELLS * SAMPLES_PER_CELL  # 64 working pixels

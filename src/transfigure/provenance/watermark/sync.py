@@ -58,11 +58,37 @@ from transfigure.provenance.keys import resolve_watermark_key
 from transfigure.provenance.watermark import cues, nearest
 from transfigure.provenance.watermark import legacy as legacy_watermark
 from transfigure.provenance.watermark import planes as pl
-from transfigure.provenance.watermark.decode import (DECODE_GAINS, JITTER_MIN_MATCHED, MAX_DECODES, Decoded, Detection,
-                                                     binomial_tail, decode, fitness)
-from transfigure.provenance.watermark.layout import CELL_SIZES, CELLS_ACROSS, CHANNELS, DELTA, TILE, Layout, cell_size, layout
-from transfigure.provenance.watermark.read import (Geometry, Planes, Reading, band_planes, block_channels, block_offset,
-                                                   block_weights, level, read)
+from transfigure.provenance.watermark.decode import (
+    DECODE_GAINS,
+    JITTER_MIN_MATCHED,
+    MAX_DECODES,
+    Decoded,
+    Detection,
+    binomial_tail,
+    decode,
+    fitness,
+)
+from transfigure.provenance.watermark.layout import (
+    CELL_SIZES,
+    CELLS_ACROSS,
+    CHANNELS,
+    DELTA,
+    TILE,
+    Layout,
+    cell_size,
+    layout,
+)
+from transfigure.provenance.watermark.read import (
+    Geometry,
+    Planes,
+    Reading,
+    band_planes,
+    block_channels,
+    block_offset,
+    block_weights,
+    level,
+    read,
+)
 
 __all__ = ["detect_watermark", "read_identity"]
 
