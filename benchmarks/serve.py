@@ -64,9 +64,14 @@ def register_model(root: Path, netg: str, ngf: int) -> str:
         for i in range(2):
             Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(data / split / f"{i}.png")
     ds = make_dataset("unaligned", data, "train", transform=TransformConfig(load_size=32, crop_size=32, flip=False))
-    summary = run_tracked_training(model=CycleGAN(ngf=ngf, ndf=8, netG=netg), dataset=ds,
-                                   training=TrainingConfig(max_steps=1, progress=False), output_dir=root / "out",
-                                   tracking={"experiment": "serve-benchmark"}, params={})
+    summary = run_tracked_training(
+        model=CycleGAN(ngf=ngf, ndf=8, netG=netg),
+        dataset=ds,
+        training=TrainingConfig(max_steps=1, progress=False),
+        output_dir=root / "out",
+        tracking={"experiment": "serve-benchmark"},
+        params={},
+    )
     version = register_trained_model(summary, {"registered_model_name": "cyclegan"})["version"]
     MlflowClient(os.environ["MLFLOW_TRACKING_URI"]).set_registered_model_alias("cyclegan", "champion", version)
     return version
@@ -76,7 +81,9 @@ def test_image(size: int, seed: int = 0) -> Image.Image:
     """A smooth colour field with noise: PNG-compresses like a photo, not like flat colour."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:size, 0:size] / size
-    img = np.stack([128 + 100 * np.sin(6 * x + 4 * y * c + c) for c in range(3)], -1) + rng.normal(0, 10, (size, size, 3))
+    img = np.stack([128 + 100 * np.sin(6 * x + 4 * y * c + c) for c in range(3)], -1) + rng.normal(
+        0, 10, (size, size, 3)
+    )
     return Image.fromarray(img.clip(0, 255).astype(np.uint8))
 
 
@@ -134,8 +141,11 @@ def free_port() -> int:
 
 
 def start_server(port: int, log: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([BENTOML, "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [BENTOML, "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -152,7 +162,9 @@ def start_server(port: int, log: Path) -> subprocess.Popen:
     raise SystemExit("server not ready in 180 s")
 
 
-def run_clients(port: int, body: bytes, clients: int, requests: int, on_done: Any = None) -> tuple[list[float], int, float]:
+def run_clients(
+    port: int, body: bytes, clients: int, requests: int, on_done: Any = None
+) -> tuple[list[float], int, float]:
     """``requests`` POSTs spread over ``clients`` keep-alive connections: (latencies in ms, errors, wall s)."""
     latencies: list[float] = []
     errors = 0
@@ -239,8 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ngf", type=int, default=64, help="width of the temporary model")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--requests", type=int, help="requests per concurrency level, at least 4 per client (64; --quick 16)")
-    parser.add_argument("--soak", type=int, help="requests of the soak run at the largest concurrency, 0 skips it (2000; --quick 200)")
+    parser.add_argument(
+        "--requests", type=int, help="requests per concurrency level, at least 4 per client (64; --quick 16)"
+    )
+    parser.add_argument(
+        "--soak", type=int, help="requests of the soak run at the largest concurrency, 0 skips it (2000; --quick 200)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     if args.quick:
@@ -278,8 +294,17 @@ def main(argv: list[str] | None = None) -> int:
             for clients in args.clients:
                 n = max(args.requests, 4 * clients)
                 lat, errors, wall = run_clients(port, body, clients, n)
-                results["levels"].append({"clients": clients, "requests": n, "errors": errors, "p50": percentile(lat, 50),
-                                          "p95": percentile(lat, 95), "p99": percentile(lat, 99), "throughput": n / wall})
+                results["levels"].append(
+                    {
+                        "clients": clients,
+                        "requests": n,
+                        "errors": errors,
+                        "p50": percentile(lat, 50),
+                        "p95": percentile(lat, 95),
+                        "p99": percentile(lat, 99),
+                        "throughput": n / wall,
+                    }
+                )
             if args.soak:
                 mark = max(1, args.soak // 4)
                 rss: dict[str, float] = {}
@@ -290,9 +315,16 @@ def main(argv: list[str] | None = None) -> int:
 
                 lat, errors, wall = run_clients(port, body, max(args.clients), args.soak, on_done=sample)
                 rss["at_end"] = tree_rss_mb(server.pid)
-                results["soak"] = {"requests": args.soak, "clients": max(args.clients), "errors": errors, "mark": mark,
-                                   "rss_mb_at_mark": rss.get("at_mark", float("nan")), "rss_mb_at_end": rss["at_end"],
-                                   "p50": percentile(lat, 50), "throughput": args.soak / wall}
+                results["soak"] = {
+                    "requests": args.soak,
+                    "clients": max(args.clients),
+                    "errors": errors,
+                    "mark": mark,
+                    "rss_mb_at_mark": rss.get("at_mark", float("nan")),
+                    "rss_mb_at_end": rss["at_end"],
+                    "p50": percentile(lat, 50),
+                    "throughput": args.soak / wall,
+                }
         finally:
             server.terminate()
             try:
@@ -308,24 +340,32 @@ def main(argv: list[str] | None = None) -> int:
 def print_table(r: dict[str, Any]) -> None:
     b = r["bare_ms"]
     print(f"\nbare work per {r['size']}x{r['size']} image ({b['device']}, this process), median ms")
-    print("| forward | PNG decode | PNG encode | watermark embed | stamp_output (wm + encode + manifest + ledger) | forward + decode + stamp |")
+    print(
+        "| forward | PNG decode | PNG encode | watermark embed | stamp_output (wm + encode + manifest + ledger) | forward + decode + stamp |"
+    )
     print("|---|---|---|---|---|---|")
-    print(f"| {b['forward']:.1f} | {b['png_decode']:.1f} | {b['png_encode']:.1f} | {b['watermark']:.1f} | "
-          f"{b['stamp_output']:.1f} | {r['baseline_ms']:.1f} |")
+    print(
+        f"| {b['forward']:.1f} | {b['png_decode']:.1f} | {b['png_encode']:.1f} | {b['watermark']:.1f} | "
+        f"{b['stamp_output']:.1f} | {r['baseline_ms']:.1f} |"
+    )
     print("\nbentoml serve, POST /translate (PNG in, stamped PNG out)")
     print("| clients | requests | errors | p50 ms | p95 ms | p99 ms | images/s | p50 overhead vs bare |")
     print("|---|---|---|---|---|---|---|---|")
     for lv in r["levels"]:
         # queueing makes p50 at several clients a throughput figure; the overhead is read at one client
         overhead = f"{100 * (lv['p50'] / r['baseline_ms'] - 1):+.0f}%" if lv["clients"] == 1 else "-"
-        print(f"| {lv['clients']} | {lv['requests']} | {lv['errors']} | {lv['p50']:.1f} | {lv['p95']:.1f} | "
-              f"{lv['p99']:.1f} | {lv['throughput']:.2f} | {overhead} |")
+        print(
+            f"| {lv['clients']} | {lv['requests']} | {lv['errors']} | {lv['p50']:.1f} | {lv['p95']:.1f} | "
+            f"{lv['p99']:.1f} | {lv['throughput']:.2f} | {overhead} |"
+        )
     if "soak" in r:
         s = r["soak"]
         growth = 100 * (s["rss_mb_at_end"] / s["rss_mb_at_mark"] - 1)
-        print(f"\nsoak: {s['requests']} requests at {s['clients']} clients: {s['errors']} errors, "
-              f"{s['throughput']:.2f} images/s, p50 {s['p50']:.1f} ms; server RSS {s['rss_mb_at_mark']:.0f} MB at request "
-              f"{s['mark']} -> {s['rss_mb_at_end']:.0f} MB at {s['requests']} ({growth:+.1f}%)")
+        print(
+            f"\nsoak: {s['requests']} requests at {s['clients']} clients: {s['errors']} errors, "
+            f"{s['throughput']:.2f} images/s, p50 {s['p50']:.1f} ms; server RSS {s['rss_mb_at_mark']:.0f} MB at request "
+            f"{s['mark']} -> {s['rss_mb_at_end']:.0f} MB at {s['requests']} ({growth:+.1f}%)"
+        )
 
 
 if __name__ == "__main__":

@@ -83,8 +83,10 @@ def bench(variant: str, size: int, batch: int, precision: str, args: argparse.Na
     batch_data = make_batch(model, size, batch, device)
     if args.channels_last:
         model.to(memory_format=torch.channels_last)
-        batch_data = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 and v.is_floating_point() else v
-                      for k, v in batch_data.items()}
+        batch_data = {
+            k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 and v.is_floating_point() else v
+            for k, v in batch_data.items()
+        }
     if args.compile:
         for gen in model.generators().values():
             gen.compile()
@@ -122,11 +124,17 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     peak = peak_tflops(device, args.peak_tflops)
-    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU x{torch.get_num_threads()} threads"
-    print(f"device={dev_name} torch={torch.__version__} channels_last={args.channels_last} compile={args.compile} "
-          f"iters={args.iters} (median) warmup={args.warmup} peak={peak or '-'} TFLOP/s")
-    header = (f"{'variant':<9}| {'size':>4} | {'batch':>5} | {'prec':<4} | {'s/iter':>8} | {'img/s':>8} | {'GFLOP/it':>9} |"
-              f" {'TFLOP/s':>8} | {'MFU':>6} | {'mem GiB':>7} | {'ref s/iter':>10} | {'vs ref':>6}")
+    dev_name = (
+        torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU x{torch.get_num_threads()} threads"
+    )
+    print(
+        f"device={dev_name} torch={torch.__version__} channels_last={args.channels_last} compile={args.compile} "
+        f"iters={args.iters} (median) warmup={args.warmup} peak={peak or '-'} TFLOP/s"
+    )
+    header = (
+        f"{'variant':<9}| {'size':>4} | {'batch':>5} | {'prec':<4} | {'s/iter':>8} | {'img/s':>8} | {'GFLOP/it':>9} |"
+        f" {'TFLOP/s':>8} | {'MFU':>6} | {'mem GiB':>7} | {'ref s/iter':>10} | {'vs ref':>6}"
+    )
     print(header)
     print("-" * len(header))
     for variant in args.variants:
@@ -142,10 +150,12 @@ def main() -> None:
                         mem = f"{r['mem']:.1f}" if r["mem"] is not None else "-"
                         ref_s = f"{ref:.2f}" if ref else "-"
                         vs_ref = f"{ref / r['s']:.2f}x" if ref else "-"
-                        print(f"{variant:<9}| {size:>4} | {batch:>5} | {precision:<4} | {r['s']:>8.3f} | {batch / r['s']:>8.2f} |"
-                              f" {flops / 1e9:>9.1f} | {tflops:>8.3f} | {mfu:>6} | {mem:>7} |"
-                              f" {ref_s:>10} | {vs_ref:>6}",
-                              flush=True)
+                        print(
+                            f"{variant:<9}| {size:>4} | {batch:>5} | {precision:<4} | {r['s']:>8.3f} | {batch / r['s']:>8.2f} |"
+                            f" {flops / 1e9:>9.1f} | {tflops:>8.3f} | {mfu:>6} | {mem:>7} |"
+                            f" {ref_s:>10} | {vs_ref:>6}",
+                            flush=True,
+                        )
 
 
 if __name__ == "__main__":

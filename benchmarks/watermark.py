@@ -58,14 +58,40 @@ from transfigure.provenance import watermark as wm  # noqa: E402
 from transfigure.provenance.attacks import ATTACKS, GEOMETRIC, TARGETS  # noqa: E402
 from transfigure.provenance.keys import watermark_key_from_text  # noqa: E402
 
-SKIMAGE_PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
-                  "moon", "coins", "grass", "gravel", "brick", "retina", "stereo_motorcycle", "cell", "clock", "page", "text")
+SKIMAGE_PHOTOS = (
+    "astronaut",
+    "camera",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "moon",
+    "coins",
+    "grass",
+    "gravel",
+    "brick",
+    "retina",
+    "stereo_motorcycle",
+    "cell",
+    "clock",
+    "page",
+    "text",
+)
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
 KEY = watermark_key_from_text("transfigure watermark benchmark")
+
+
 #: every row: name -> edit(image, photo index)
+def _ignoring_index(edit: Callable[[Image.Image], Image.Image]) -> Callable[[Image.Image, int], Image.Image]:
+    return lambda image, index: edit(image)
+
+
 ROWS: dict[str, Callable[[Image.Image, int], Image.Image]] = {
-    **{name: (lambda f: lambda im, i: f(im))(f) for name, f in ATTACKS.items()}, **GEOMETRIC}  # noqa: B023 (f bound by the outer lambda)
+    **{name: _ignoring_index(edit) for name, edit in ATTACKS.items()},
+    **GEOMETRIC,
+}
 #: the previous release (the last commit with the single-module watermark)
 LEGACY_REV = "19326dc"
 LEGACY_ROWS = ("none", "jpeg75", "resize0.5", "brightness+20", "crop90 centre")
@@ -162,8 +188,11 @@ def _photo_rows(job: tuple[int, str, Image.Image, int, list[str]]) -> dict:
         det = wm.detect_watermark(ROWS[row](marked, index), KEY)
         truth = bits_of(payload)
         accuracy = float(np.mean(bits_of(det.raw_payload) == truth)) if det.raw_payload is not None else 0.5
-        out["rows"][row] = (bool(det.detected and det.payload == payload), bool(det.detected and det.payload != payload),
-                            accuracy)
+        out["rows"][row] = (
+            bool(det.detected and det.payload == payload),
+            bool(det.detected and det.payload != payload),
+            accuracy,
+        )
     return out
 
 
@@ -177,12 +206,21 @@ def robustness(photos: list[tuple[str, Image.Image]], size: int, rows: list[str]
     table, failures = {}, []
     for row in rows:
         hits = [r["rows"][row] for r in results]
-        table[row] = {"detection_rate": float(np.mean([h[0] for h in hits])), "wrong_payload": sum(h[1] for h in hits),
-                      "bit_accuracy": float(np.mean([h[2] for h in hits]))}
+        table[row] = {
+            "detection_rate": float(np.mean([h[0] for h in hits])),
+            "wrong_payload": sum(h[1] for h in hits),
+            "bit_accuracy": float(np.mean([h[2] for h in hits])),
+        }
         failures += [f"{size}px {row}: {r['name']}" for r in results if not r["rows"][row][0]]
     psnrs = [r["psnr"] for r in results]
-    return {"size": size, "images": len(photos), "psnr_mean": float(np.mean(psnrs)), "psnr_min": float(np.min(psnrs)),
-            "rows": table, "failures": failures}
+    return {
+        "size": size,
+        "images": len(photos),
+        "psnr_mean": float(np.mean(psnrs)),
+        "psnr_min": float(np.min(psnrs)),
+        "rows": table,
+        "failures": failures,
+    }
 
 
 def false_positives(clean: list[Image.Image]) -> dict:
@@ -193,8 +231,13 @@ def false_positives(clean: list[Image.Image]) -> dict:
         times.append(time.perf_counter() - t)
         hits += int(det.detected)
         p_values.append(det.p_value)
-    return {"images": len(clean), "detections": hits, "min_p_value": float(min(p_values)),
-            "analytic_fpr_bound": 2 * wm.MAX_DECODES * 2.0**-32, "median_ms": 1000 * statistics.median(times)}
+    return {
+        "images": len(clean),
+        "detections": hits,
+        "min_p_value": float(min(p_values)),
+        "analytic_fpr_bound": 2 * wm.MAX_DECODES * 2.0**-32,
+        "median_ms": 1000 * statistics.median(times),
+    }
 
 
 # --- baselines --------------------------------------------------------------------------------------------
@@ -226,16 +269,23 @@ def baselines(photos: list[tuple[str, Image.Image]], size: int, rows: list[str])
                 except Exception:  # noqa: BLE001 (a baseline that cannot read an edited size reads nothing)
                     correct = nbits // 2
                 stats[row].append(correct)
-        out[method] = {row: {"detection_rate": float(np.mean([c >= need for c in v])),
-                             "bit_accuracy": float(np.mean(v) / nbits)} for row, v in stats.items()}
+        out[method] = {
+            row: {"detection_rate": float(np.mean([c >= need for c in v])), "bit_accuracy": float(np.mean(v) / nbits)}
+            for row, v in stats.items()
+        }
     return out
 
 
 # --- marks of the previous release --------------------------------------------------------------------------
 def load_revision(rev: str):
     """The single-module watermark as it was at ``rev`` (imported under another name)."""
-    source = subprocess.run(["git", "show", f"{rev}:src/transfigure/provenance/watermark.py"], cwd=ROOT,
-                            check=True, capture_output=True, text=True).stdout
+    source = subprocess.run(
+        ["git", "show", f"{rev}:src/transfigure/provenance/watermark.py"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     path = Path(tempfile.mkdtemp()) / "watermark_legacy_rev.py"
     path.write_text(source)
     name = f"watermark_at_{rev}"
@@ -289,15 +339,20 @@ def speed(photo: Image.Image, size: int, repeats: int) -> dict:
 
 
 def print_speeds(speeds: list[dict]) -> None:
-    print("\nSpeed, one thread (median ms): size | embed | detect marked | crop 70 % corner | rotated +5 | "
-          "unmarked (worst case)")
+    print(
+        "\nSpeed, one thread (median ms): size | embed | detect marked | crop 70 % corner | rotated +5 | "
+        "unmarked (worst case)"
+    )
     for s in speeds:
-        print(f"  {s['size']} | {s['embed_ms']:.1f} | {s['detect_marked_ms']:.1f} | {s['detect_cropped_ms']:.1f} | "
-              f"{s['detect_rotated_ms']:.1f} | {s['detect_clean_ms']:.1f}")
+        print(
+            f"  {s['size']} | {s['embed_ms']:.1f} | {s['detect_marked_ms']:.1f} | {s['detect_cropped_ms']:.1f} | "
+            f"{s['detect_rotated_ms']:.1f} | {s['detect_clean_ms']:.1f}"
+        )
 
 
-def print_report(results: list[dict], base: dict[int, dict | None], fp: dict, legacy: dict[int, dict | None],
-                 speeds: list[dict]) -> None:
+def print_report(
+    results: list[dict], base: dict[int, dict | None], fp: dict, legacy: dict[int, dict | None], speeds: list[dict]
+) -> None:
     rows = list(results[0]["rows"])
     sizes = [r["size"] for r in results]
     head = "| edit | " + " | ".join(f"{s} px det. | bits" for s in sizes) + " | target |"
@@ -321,15 +376,21 @@ def print_report(results: list[dict], base: dict[int, dict | None], fp: dict, le
     print("\n(* below target)")
     for r in results:
         wrong = sum(v["wrong_payload"] for v in r["rows"].values())
-        print(f"{r['size']} px: {r['images']} photos, PSNR mean {r['psnr_mean']:.2f} dB, min {r['psnr_min']:.2f} dB "
-              f"(target >= 42); detections with a wrong payload: {wrong}")
-    print(f"\nFalse positives: {fp['detections']} of {fp['images']} clean images and edited copies "
-          f"(analytic bound per image {fp['analytic_fpr_bound']:.1e}; smallest p-value seen {fp['min_p_value']:.2g}; "
-          f"median detect on clean {fp['median_ms']:.0f} ms)")
+        print(
+            f"{r['size']} px: {r['images']} photos, PSNR mean {r['psnr_mean']:.2f} dB, min {r['psnr_min']:.2f} dB "
+            f"(target >= 42); detections with a wrong payload: {wrong}"
+        )
+    print(
+        f"\nFalse positives: {fp['detections']} of {fp['images']} clean images and edited copies "
+        f"(analytic bound per image {fp['analytic_fpr_bound']:.1e}; smallest p-value seen {fp['min_p_value']:.2g}; "
+        f"median detect on clean {fp['median_ms']:.0f} ms)"
+    )
     for s, found in legacy.items():
         if found:
-            print(f"Marks of the previous release ({LEGACY_REV}) at {s} px, found: "
-                  + ", ".join(f"{row} {v:.2f}" for row, v in found.items()))
+            print(
+                f"Marks of the previous release ({LEGACY_REV}) at {s} px, found: "
+                + ", ".join(f"{row} {v:.2f}" for row, v in found.items())
+            )
     print_speeds(speeds)
     failures = [f for r in results for f in r["failures"]]
     if failures:
@@ -342,7 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="12 photos, 200 clean images, 3 timing repeats")
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
-    parser.add_argument("--clean", type=int, default=None, help="clean images for the false-positive count (default 1000)")
+    parser.add_argument(
+        "--clean", type=int, default=None, help="clean images for the false-positive count (default 1000)"
+    )
     parser.add_argument("--rows", nargs="+", default=None, help="only rows whose name contains one of these")
     parser.add_argument("--jobs", type=int, default=1, help="processes for the robustness rows")
     parser.add_argument("--baseline-photos", type=int, default=12, help="photos for the invisible-watermark baselines")
@@ -357,12 +420,15 @@ def main(argv: list[str] | None = None) -> int:
         print_speeds([speed(photos[0][1], size, 10) for size in args.sizes])
         return 0
     if args.quick:
-        photos = photos[:6] + photos[len(SKIMAGE_PHOTOS):len(SKIMAGE_PHOTOS) + 6] if len(photos) > 12 else photos[:12]
+        photos = photos[:6] + photos[len(SKIMAGE_PHOTOS) : len(SKIMAGE_PHOTOS) + 6] if len(photos) > 12 else photos[:12]
     rows = [r for r in ROWS if not args.rows or any(k in r for k in args.rows)]
     clean_count = args.clean or (200 if args.quick else 1000)
     step = max(1, len(photos) // args.baseline_photos)
-    print(f"{len(photos)} photos ({sum(n.startswith('shared:') for n, _ in photos)} from {SHARED}), sizes {args.sizes}, "
-          f"{len(rows)} edits, {clean_count} clean images", file=sys.stderr)
+    print(
+        f"{len(photos)} photos ({sum(n.startswith('shared:') for n, _ in photos)} from {SHARED}), sizes {args.sizes}, "
+        f"{len(rows)} edits, {clean_count} clean images",
+        file=sys.stderr,
+    )
     results, base, legacy = [], {}, {}
     for size in args.sizes:
         t = time.perf_counter()
@@ -378,8 +444,12 @@ def main(argv: list[str] | None = None) -> int:
     speeds = [speed(photos[0][1], size, 3 if args.quick else 10) for size in args.sizes]
     print_report(results, base, fp, legacy, speeds)
     if args.json:
-        args.json.write_text(json.dumps({"robustness": results, "baselines": base, "legacy": legacy,
-                                         "false_positives": fp, "speed": speeds}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"robustness": results, "baselines": base, "legacy": legacy, "false_positives": fp, "speed": speeds},
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -53,8 +53,12 @@ def worker(size: int) -> None:
         photo = photo.resize((size, size), Image.Resampling.LANCZOS)
         marked = embed_watermark(photo, bytes(range(8)), KEY)
         w, h = marked.size
-        images[name] = {"photo": photo, "marked": marked, "rotated": marked.rotate(5),
-                        "cropped": marked.crop((w // 10, h // 10, w // 10 + round(0.8 * w), h // 10 + round(0.8 * h)))}
+        images[name] = {
+            "photo": photo,
+            "marked": marked,
+            "rotated": marked.rotate(5),
+            "cropped": marked.crop((w // 10, h // 10, w // 10 + round(0.8 * w), h // 10 + round(0.8 * h))),
+        }
     calls = {
         "embed": lambda im: embed_watermark(im["photo"], bytes(range(8)), KEY),
         "detect marked": lambda im: detect_watermark(im["marked"], KEY),
@@ -76,8 +80,13 @@ def worker(size: int) -> None:
 class Side:
     def __init__(self, src: Path, size: int) -> None:
         env = {**os.environ, "PYTHONPATH": str(src)}
-        self.proc = subprocess.Popen([sys.executable, __file__, "--worker", "--size", str(size)], env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker", "--size", str(size)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout.readline().strip() == "ready"
 
     def time(self, case: str, photo: str) -> dict:
@@ -125,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for side in sides.values():
                 side.close()
-    print(f"{args.size} px, one thread, mean of {len(PHOTOS)} photos' medians ({args.repeats} repeats), "
-          f"old = {args.rev}; found: share of detect calls that found the mark")
+    print(
+        f"{args.size} px, one thread, mean of {len(PHOTOS)} photos' medians ({args.repeats} repeats), "
+        f"old = {args.rev}; found: share of detect calls that found the mark"
+    )
     print("| case | old ms | new ms | new / old | old found | new found |")
     print("|---|---|---|---|---|---|")
     for case, by in times.items():

@@ -34,9 +34,19 @@ from transfigure.provenance.watermark.layout import layout  # noqa: E402
 from transfigure.provenance.watermark.planes import read_channels  # noqa: E402
 
 #: (module, function) pairs timed as inner stages
-STAGES = ((sync, "dense_screen"), (sync, "screen_geometries"), (sync, "refine"), (sync, "decode"),
-          (sync.Source, "read"), (sync.Source, "planes"), (cues, "rotation_fill"), (cues, "upscale_factors"),
-          (cues, "content_box"), (cues, "rotation_traces"), (nearest, "unrotate"))
+STAGES = (
+    (sync, "dense_screen"),
+    (sync, "screen_geometries"),
+    (sync, "refine"),
+    (sync, "decode"),
+    (sync.Source, "read"),
+    (sync.Source, "planes"),
+    (cues, "rotation_fill"),
+    (cues, "upscale_factors"),
+    (cues, "content_box"),
+    (cues, "rotation_traces"),
+    (nearest, "unrotate"),
+)
 
 
 def instrument(seconds: collections.Counter, calls: collections.Counter) -> None:
@@ -68,8 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     photo = Image.fromarray(skimage.data.astronaut()).resize((args.size, args.size), Image.Resampling.LANCZOS)
     key = b"watermark stage benchmark"
     marked = embed_watermark(photo, bytes(range(8)), key)
-    cases = {"unmarked": photo, "marked": marked, "cropped 80 % (corner)": crop(marked, 0.8, "bottom-right"),
-             "rotated +5 deg": ATTACKS["rotate+5"](marked)}
+    cases = {
+        "unmarked": photo,
+        "marked": marked,
+        "cropped 80 % (corner)": crop(marked, 0.8, "bottom-right"),
+        "rotated +5 deg": ATTACKS["rotate+5"](marked),
+    }
     seconds: collections.Counter = collections.Counter()
     calls: collections.Counter = collections.Counter()
     instrument(seconds, calls)

@@ -19,8 +19,12 @@ PROJECT = Path(__file__).resolve().parents[1]
 def project_catalog() -> DataCatalog:
     """The project's real conf/base/catalog.yml, resolved as `kedro run` resolves it (OmegaConfigLoader
     with the project's resolvers); relative paths point into the test's working directory."""
-    loader = OmegaConfigLoader(str(PROJECT / "conf"), base_env="base", default_run_env="base",
-                               custom_resolvers=settings.CONFIG_LOADER_ARGS["custom_resolvers"])
+    loader = OmegaConfigLoader(
+        str(PROJECT / "conf"),
+        base_env="base",
+        default_run_env="base",
+        custom_resolvers=settings.CONFIG_LOADER_ARGS["custom_resolvers"],
+    )
     return DataCatalog.from_config(loader["catalog"])
 
 
@@ -111,10 +115,19 @@ def tiny_variant_params(variant: str, output_dir: Path, *, max_steps: int = 2, s
     p["output_dir"] = str(output_dir)
     p["data"].update(load_size=36, crop_size=32)
     width = {"unit": {"dim": 4, "dis_dim": 4}, "pix2pix": {"ngf": 4, "ndf": 4, "num_downs": 5}}.get(
-        variant, {"ngf": 4, "ndf": 4})
+        variant, {"ngf": 4, "ndf": 4}
+    )
     p["model"].update({**width, "seed": seed, **model})
-    p["training"].update({"progress": False, "max_steps": max_steps, "log_every": 1, "sample_every": 1000,
-                          "checkpoint_every": 1000, "seed": seed})
+    p["training"].update(
+        {
+            "progress": False,
+            "max_steps": max_steps,
+            "log_every": 1,
+            "sample_every": 1000,
+            "checkpoint_every": 1000,
+            "seed": seed,
+        }
+    )
     p.setdefault("evaluation", {}).update({"max_images": 4, "kid_subset_size": 2, "kid_subsets": 5, "report_rows": 2})
     return p
 
@@ -133,8 +146,16 @@ def train_and_register(params: dict, dataset: dict, variant: str = "cyclegan") -
     from transfigure.pipelines.training.nodes import train
     from transfigure.tracking.runs import register_trained_model
 
-    summary = train(variant, {**dataset, "fingerprint": "test"}, {"success": True, "summary": {}}, params["data"],
-                    params["model"], params["training"], params["tracking"], params["output_dir"])
+    summary = train(
+        variant,
+        {**dataset, "fingerprint": "test"},
+        {"success": True, "summary": {}},
+        params["data"],
+        params["model"],
+        params["training"],
+        params["tracking"],
+        params["output_dir"],
+    )
     return register_trained_model(summary, params["tracking"])
 
 
@@ -145,8 +166,9 @@ def git_checkout(root: Path) -> str:
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q", str(root)], check=True)
     subprocess.run([*git, "-C", str(root), "commit", "-q", "--allow-empty", "-m", "x"], check=True)
-    return subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def add_evaluated_version(client, name: str, registered: dict, split: str | None = "split-1", **metrics: float) -> str:
@@ -163,5 +185,12 @@ def add_evaluated_version(client, name: str, registered: dict, split: str | None
         tags["eval_split_fingerprint"] = split
     from transfigure.tracking.registry import logged_model_id
 
-    return str(client.create_model_version(name, registered["source"], run_id=registered["run_id"], tags=tags,
-                                           model_id=logged_model_id(registered["source"])).version)
+    return str(
+        client.create_model_version(
+            name,
+            registered["source"],
+            run_id=registered["run_id"],
+            tags=tags,
+            model_id=logged_model_id(registered["source"]),
+        ).version
+    )

@@ -44,11 +44,26 @@ def tiny_unaligned(tmp_path) -> Path:
     return make_unaligned(tmp_path / "tiny_unaligned")
 
 
-
 #: programs a test must be marked ``slow`` to start: interpreters, the stack's CLIs and servers (a library's own
 #: quick helpers such as ``git`` or ``uname`` stay allowed)
-_SLOW_PROGRAMS = ("python", "kedro", "dvc", "bentoml", "torchrun", "transfigure", "mlflow", "jupyter", "gunicorn",
-                  "uvicorn", "postgres", "pg_ctl", "initdb", "moto_server", "chromium", "chromedriver")
+_SLOW_PROGRAMS = (
+    "python",
+    "kedro",
+    "dvc",
+    "bentoml",
+    "torchrun",
+    "transfigure",
+    "mlflow",
+    "jupyter",
+    "gunicorn",
+    "uvicorn",
+    "postgres",
+    "pg_ctl",
+    "initdb",
+    "moto_server",
+    "chromium",
+    "chromedriver",
+)
 
 
 @pytest.fixture(autouse=True)

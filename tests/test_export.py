@@ -23,8 +23,15 @@ TINY = {
     "cyclegan": {"ngf": 4, "ndf": 4, "netG": "resnet_6blocks"},
     "pix2pix": {"ngf": 4, "ndf": 4, "netG": "unet", "num_downs": 5},
     "unit": {"dim": 4, "dis_dim": 4},
-    "spade": {"ngf": 4, "ndf": 4, "label_nc": 8, "contain_dontcare_label": True, "use_instance": True,
-              "crop_size": 32, "spade_hidden": 8},
+    "spade": {
+        "ngf": 4,
+        "ndf": 4,
+        "label_nc": 8,
+        "contain_dontcare_label": True,
+        "use_instance": True,
+        "crop_size": 32,
+        "spade_hidden": 8,
+    },
 }
 
 
@@ -32,6 +39,7 @@ def lively(generator: nn.Module, config: dict) -> nn.Module:
     """Give an untrained tiny generator outputs spread over (-1, 1), so that the numeric check is not
     vacuous: batch-norm statistics from a few forward passes, then the last conv scaled to std ~0.5."""
     inputs = sample_inputs(config, (64, 64), seed=7)
+
     def call() -> torch.Tensor:
         return generator(inputs[0], inputs[1]) if "label_nc" in config else generator(inputs[0])
 
@@ -88,10 +96,23 @@ def test_export_matches_pytorch_at_two_sizes(variant, tmp_path):
 
 @pytest.mark.slow
 def test_export_cli_for_a_registered_version(mlflow_uri, tmp_path, capsys):
-    registered = train_and_register(tiny_variant_params("cyclegan", tmp_path / "models"), default_dataset(tmp_path / "data"))
+    registered = train_and_register(
+        tiny_variant_params("cyclegan", tmp_path / "models"), default_dataset(tmp_path / "data")
+    )
     out = tmp_path / "exported"
-    code = main(["export", "cyclegan", "--version", registered["version"], "--format", "onnx", "--out", str(out),
-                 "--log-artifacts"])
+    code = main(
+        [
+            "export",
+            "cyclegan",
+            "--version",
+            registered["version"],
+            "--format",
+            "onnx",
+            "--out",
+            str(out),
+            "--log-artifacts",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0 and "AtoB.onnx" in printed and "max abs diff vs PyTorch" in printed
     assert sorted(p.name for p in out.iterdir()) == ["AtoB.onnx", "BtoA.onnx", "export_report.json"]
@@ -101,8 +122,22 @@ def test_export_cli_for_a_registered_version(mlflow_uri, tmp_path, capsys):
     logged = {a.path for a in MlflowClient(mlflow_uri).list_artifacts(registered["run_id"], "export")}
     assert logged == {"export/AtoB.onnx", "export/BtoA.onnx", "export/export_report.json"}
     # a numeric check that cannot pass (tolerance 0 against float rounding) fails the command with 1
-    code = main(["export", "cyclegan", "--alias", "latest", "--format", "onnx", "--direction", "AtoB",
-                 "--out", str(tmp_path / "strict"), "--tolerance", "0"])
+    code = main(
+        [
+            "export",
+            "cyclegan",
+            "--alias",
+            "latest",
+            "--format",
+            "onnx",
+            "--direction",
+            "AtoB",
+            "--out",
+            str(tmp_path / "strict"),
+            "--tolerance",
+            "0",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1 and "FAIL" in captured.out and "FAILED the numeric check" in captured.err
     # usage errors: exit 2 with a message

@@ -82,7 +82,7 @@ def _find_cycle(edges: dict[tuple[str, str], tuple[str, str]]) -> list[str] | No
         path.append(node)
         for nxt in succ.get(node, []):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         path.pop()

@@ -19,10 +19,16 @@ import click
 
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "promote": ("transfigure.tracking.promote_cli", "promote a registered model version (metric-gated), force it, or roll back"),
+    "promote": (
+        "transfigure.tracking.promote_cli",
+        "promote a registered model version (metric-gated), force it, or roll back",
+    ),
     "export": ("transfigure.export", "export a registered generator to ONNX / TorchScript, checked against PyTorch"),
     "verify": ("transfigure.provenance.verify_cli", "verify the watermark, manifest and ledger record of images"),
-    "provenance-cert": ("transfigure.provenance.cert_cli", "create the development signing certificate (conf/local/provenance)"),
+    "provenance-cert": (
+        "transfigure.provenance.cert_cli",
+        "create the development signing certificate (conf/local/provenance)",
+    ),
 }
 
 

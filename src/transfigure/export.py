@@ -170,22 +170,33 @@ def _keyword_inputs(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict
     return dict(zip(keys, inputs, strict=True))
 
 
-def export_onnx(module: nn.Module, inputs: tuple[torch.Tensor, ...], names: list[str], path: Path,
-                size_multiple: int) -> None:
+def export_onnx(
+    module: nn.Module, inputs: tuple[torch.Tensor, ...], names: list[str], path: Path, size_multiple: int
+) -> None:
     """ONNX via ``torch.export`` (dynamo) with dynamic batch and height/width in multiples of the model's."""
     from torch.export import Dim
 
     blocks_h, blocks_w = Dim("blocks_h", min=1), Dim("blocks_w", min=1)
     batch = Dim("batch", min=1)
     kwargs = _keyword_inputs(module, inputs)
-    shapes = {key: {0: batch} if key == "z" else {0: batch, 2: size_multiple * blocks_h, 3: size_multiple * blocks_w}
-              for key in kwargs}
+    shapes = {
+        key: {0: batch} if key == "z" else {0: batch, 2: size_multiple * blocks_h, 3: size_multiple * blocks_w}
+        for key in kwargs
+    }
     # the exporter warns, once per op table, that torchvision (not a dependency here) is missing
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(module, (), kwargs=kwargs, dynamic_shapes=shapes, input_names=names,
-                                    output_names=["output"], dynamo=True, verbose=False)
+        program = torch.onnx.export(
+            module,
+            (),
+            kwargs=kwargs,
+            dynamic_shapes=shapes,
+            input_names=names,
+            output_names=["output"],
+            dynamo=True,
+            verbose=False,
+        )
     program.save(str(path))
 
 
@@ -233,8 +244,11 @@ def _export_direction(d: _Direction, out_dir: Path, formats: Sequence[str], tole
     sizes = check_sizes(d.size_multiple)
     example = sample_inputs(d.config, sizes[0], seed=1)
     entry: dict[str, Any] = {
-        "inputs": names, "output": "output", "size_multiple": d.size_multiple,
-        "takes_label_maps": takes_label_maps(d.config), "generator_config": d.config,
+        "inputs": names,
+        "output": "output",
+        "size_multiple": d.size_multiple,
+        "takes_label_maps": takes_label_maps(d.config),
+        "generator_config": d.config,
     }
     checks = [(size, sample_inputs(d.config, size, seed=2 + i)) for i, size in enumerate(sizes)]
     references = [reference_output(d.generator, d.config, inputs) for _, inputs in checks]
@@ -253,15 +267,29 @@ def _export_direction(d: _Direction, out_dir: Path, formats: Sequence[str], tole
             out = runner(inputs)
             if out.shape != ref.shape:
                 raise ExportError(
-                    f"{path.name} at {size[0]}x{size[1]}: output shape {out.shape}, PyTorch gives {ref.shape}")
+                    f"{path.name} at {size[0]}x{size[1]}: output shape {out.shape}, PyTorch gives {ref.shape}"
+                )
             diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
-            results.append({"height": size[0], "width": size[1], "batch": int(ref.shape[0]),
-                            "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
-                            "output_abs_max": float(np.abs(ref).max()),
-                            "unsaturated_fraction": float((np.abs(ref) < 0.99).mean())})
+            results.append(
+                {
+                    "height": size[0],
+                    "width": size[1],
+                    "batch": int(ref.shape[0]),
+                    "max_abs_diff": float(diff.max()),
+                    "mean_abs_diff": float(diff.mean()),
+                    "output_abs_max": float(np.abs(ref).max()),
+                    "unsaturated_fraction": float((np.abs(ref) < 0.99).mean()),
+                }
+            )
         worst = max(r["max_abs_diff"] for r in results)
-        entry[fmt] = {"file": path.name, "bytes": path.stat().st_size, "export_seconds": round(seconds, 2),
-                      "checks": results, "max_abs_diff": worst, "ok": worst <= tolerance}
+        entry[fmt] = {
+            "file": path.name,
+            "bytes": path.stat().st_size,
+            "export_seconds": round(seconds, 2),
+            "checks": results,
+            "max_abs_diff": worst,
+            "ok": worst <= tolerance,
+        }
         logger.info("%s %s: max abs diff %.3g over %s", d.name, fmt, worst, [f"{h}x{w}" for h, w in sizes])
     return entry
 
@@ -279,8 +307,11 @@ def _load_source(source: str | Path, tmp_root: Path) -> tuple[Path, dict[str, An
     from transfigure.tracking.config import resolve_tracking_uri
     from transfigure.tracking.registry import GENERATOR_ARTIFACT
 
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text, dst_path=str(tmp_root),
-                                                     tracking_uri=resolve_tracking_uri()))
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=text, dst_path=str(tmp_root), tracking_uri=resolve_tracking_uri()
+        )
+    )
     folder = local / "artifacts" / GENERATOR_ARTIFACT
     if not (folder / CONFIG_NAME).is_file():
         raise ExportError(f"{text} holds no transfigure generator (looked in {folder})")
@@ -316,14 +347,19 @@ def export_generator(
     import onnxruntime
 
     report: dict[str, Any] = {
-        **origin, "variant": doc.get("variant"), "metadata": doc.get("metadata", {}), "tolerance": tolerance,
-        "formats": list(formats), "value_range": [-1.0, 1.0],
+        **origin,
+        "variant": doc.get("variant"),
+        "metadata": doc.get("metadata", {}),
+        "tolerance": tolerance,
+        "formats": list(formats),
+        "value_range": [-1.0, 1.0],
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
         "directions": {},
     }
     for name in chosen:
         report["directions"][name] = _export_direction(
-            _Direction(name, generators[name], doc["generators"][name]), out_dir, formats, tolerance)
+            _Direction(name, generators[name], doc["generators"][name]), out_dir, formats, tolerance
+        )
     report["max_abs_diff"] = max(e[f]["max_abs_diff"] for e in report["directions"].values() for f in formats)
     report["ok"] = all(e[f]["ok"] for e in report["directions"].values() for f in formats)
     (out_dir / REPORT_NAME).write_text(json.dumps(report, indent=2))
@@ -337,15 +373,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--version", help="registered version to export")
     which.add_argument("--alias", help="registered alias to export, e.g. champion")
     which.add_argument("--from-dir", help="export a local generator folder (config.json + *.safetensors) instead")
-    parser.add_argument("--format", nargs="+", choices=FORMATS, default=list(FORMATS), dest="formats",
-                        help="onnx and/or torchscript (default: both)")
+    parser.add_argument(
+        "--format",
+        nargs="+",
+        choices=FORMATS,
+        default=list(FORMATS),
+        dest="formats",
+        help="onnx and/or torchscript (default: both)",
+    )
     parser.add_argument("--direction", nargs="+", dest="directions", help="directions to export (default: all)")
-    parser.add_argument("--out", help="output folder (default: data/07_model_output/<model>/export_v<version>, "
-                                      "with --from-dir data/07_model_output/export)")
-    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
-                        help=f"max abs difference to PyTorch on [-1, 1] outputs (default: {DEFAULT_TOLERANCE})")
-    parser.add_argument("--log-artifacts", action="store_true",
-                        help="also log the files and the report as artifacts of the version's MLflow run (export/)")
+    parser.add_argument(
+        "--out",
+        help="output folder (default: data/07_model_output/<model>/export_v<version>, "
+        "with --from-dir data/07_model_output/export)",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help=f"max abs difference to PyTorch on [-1, 1] outputs (default: {DEFAULT_TOLERANCE})",
+    )
+    parser.add_argument(
+        "--log-artifacts",
+        action="store_true",
+        help="also log the files and the report as artifacts of the version's MLflow run (export/)",
+    )
 
 
 def _registered_source(model: str, ref: str) -> tuple[str, str, str | None]:
@@ -388,8 +440,9 @@ def run(args: argparse.Namespace) -> int:
     if args.log_artifacts and run_id:
         from transfigure.tracking.client import mlflow_client
 
-        files = [Path(out) / REPORT_NAME] + [Path(out) / e[f]["file"] for e in report["directions"].values()
-                                               for f in args.formats]
+        files = [Path(out) / REPORT_NAME] + [
+            Path(out) / e[f]["file"] for e in report["directions"].values() for f in args.formats
+        ]
         client = mlflow_client()
         for f in files:
             client.log_artifact(run_id, str(f), "export")

@@ -7,6 +7,7 @@ from transfigure.runtime.config import launch_env
 
 disable_telemetry()
 
+
 def rank_suffix() -> str:
     """``""`` on rank 0 (or without torchrun), ``".rank<N>"`` on the other ranks.
 

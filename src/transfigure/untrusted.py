@@ -53,21 +53,28 @@ def open_untrusted(data: bytes, *, max_pixels: int, formats: tuple[str, ...] | N
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=list(formats) if formats else None)
     except Image.DecompressionBombError as exc:
-        raise UntrustedImageError("too_large", f"the image declares {declared_pixels(exc)}, more than the limit of "
-                                               f"{max_pixels:,} (possible decompression bomb); refused without decoding") from None
+        raise UntrustedImageError(
+            "too_large",
+            f"the image declares {declared_pixels(exc)}, more than the limit of "
+            f"{max_pixels:,} (possible decompression bomb); refused without decoding",
+        ) from None
     except UnidentifiedImageError:
         accepted = f" ({', '.join(formats)})" if formats else ""
-        raise UntrustedImageError("not_image", f"not a recognised image format{accepted}: {len(data):,} bytes, "
-                                               f"starting with {data[:12]!r}") from None
+        raise UntrustedImageError(
+            "not_image", f"not a recognised image format{accepted}: {len(data):,} bytes, starting with {data[:12]!r}"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - OSError, SyntaxError, ...: a decoder bug must not escape as a crash
         raise UntrustedImageError("corrupt", f"the image header cannot be read ({type(exc).__name__}: {exc})") from None
     width, height = image.size
     if width < 1 or height < 1:
         raise UntrustedImageError("corrupt", f"the image declares an empty {width}x{height} image")
     if width * height > max_pixels:
-        raise UntrustedImageError("too_large", f"the image declares {width}x{height} = {width * height:,} pixels, more "
-                                               f"than the limit of {max_pixels:,} (possible decompression bomb); "
-                                               "refused without decoding")
+        raise UntrustedImageError(
+            "too_large",
+            f"the image declares {width}x{height} = {width * height:,} pixels, more "
+            f"than the limit of {max_pixels:,} (possible decompression bomb); "
+            "refused without decoding",
+        )
     return image
 
 
@@ -83,8 +90,11 @@ def decode_untrusted(data: bytes, *, max_pixels: int, formats: tuple[str, ...] |
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image.load()
     except Image.DecompressionBombError as exc:
-        raise UntrustedImageError("too_large", f"the image declares {declared_pixels(exc)}, more than the limit of "
-                                               f"{max_pixels:,} (possible decompression bomb)") from None
+        raise UntrustedImageError(
+            "too_large",
+            f"the image declares {declared_pixels(exc)}, more than the limit of "
+            f"{max_pixels:,} (possible decompression bomb)",
+        ) from None
     except Exception as exc:  # noqa: BLE001 - OSError, SyntaxError, EOFError, ...
         text = str(exc) or type(exc).__name__
         kind = "truncated" if ("truncated" in text.lower() or isinstance(exc, EOFError)) else "corrupt"

@@ -34,8 +34,16 @@ def _data(variant: str, env: str = "base") -> dict[str, Any]:
 
 def _legacy_dataset(dataset: dict[str, str], data: dict[str, Any], split: str = "train", seed: int = 0) -> Any:
     """How pipelines/training.py built datasets before DataConfig (its deny-list, verbatim)."""
-    not_dataset_args = {"path", "default_subset", "default_root", "format", "preprocess", "load_size", "crop_size",
-                        "flip"}
+    not_dataset_args = {
+        "path",
+        "default_subset",
+        "default_root",
+        "format",
+        "preprocess",
+        "load_size",
+        "crop_size",
+        "flip",
+    }
     transform = TransformConfig(
         preprocess=data.get("preprocess", "resize_and_crop"),
         load_size=int(data.get("load_size", 286)),

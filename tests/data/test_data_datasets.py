@@ -130,9 +130,7 @@ def test_index_errors(aligned_root: Path) -> None:
 # ------------------------------------------------------------------ paired
 
 
-def _write_paired(
-    root: Path, names: list[str], pattern: Callable[..., np.ndarray], split: str = "train"
-) -> None:
+def _write_paired(root: Path, names: list[str], pattern: Callable[..., np.ndarray], split: str = "train") -> None:
     for i, name in enumerate(names):
         p = pattern(30, 24, seed=i)
         a = np.zeros((24, 30, 3), np.uint8)
@@ -145,9 +143,7 @@ def _write_paired(
         Image.fromarray(b).save(root / f"{split}B" / f"{name}.bmp")  # extension may differ
 
 
-def test_paired_matches_by_stem_and_shares_params(
-    tmp_path: Path, pattern: Callable[..., np.ndarray]
-) -> None:
+def test_paired_matches_by_stem_and_shares_params(tmp_path: Path, pattern: Callable[..., np.ndarray]) -> None:
     _write_paired(tmp_path, ["x", "y", "z"], pattern)
     ds = PairedDataset(tmp_path, transform=CROP)
     assert len(ds) == 3
@@ -251,9 +247,7 @@ def test_unaligned_loader_workers_match_direct_indexing(unaligned_root: Path) ->
 # ------------------------------------------------------------------ labelmap
 
 
-def _write_labelmap(
-    root: Path, labels: dict[str, np.ndarray], split: str = "train", inst: bool = True
-) -> None:
+def _write_labelmap(root: Path, labels: dict[str, np.ndarray], split: str = "train", inst: bool = True) -> None:
     for name, label in labels.items():
         for sub in ("label", "img", "inst"):
             (root / f"{split}_{sub}").mkdir(parents=True, exist_ok=True)
@@ -261,9 +255,7 @@ def _write_labelmap(
         photo = np.stack([label * 20, label * 10, 255 - label], -1).astype(np.uint8)
         Image.fromarray(photo).save(root / f"{split}_img" / f"{name}.jpg")
         if inst:
-            Image.fromarray((label * 3 + 1).astype(np.uint8)).save(
-                root / f"{split}_inst" / f"{name}.png"
-            )
+            Image.fromarray((label * 3 + 1).astype(np.uint8)).save(root / f"{split}_inst" / f"{name}.png")
 
 
 def _labels(seed: int, ids: list[int], w: int = 37, h: int = 29) -> np.ndarray:
@@ -350,9 +342,7 @@ def test_labelmap_colour_label_refused(tmp_path: Path) -> None:
         ("labelmap", "train_label", {"label_nc": 3}),
     ],
 )
-def test_missing_and_empty_folders(
-    tmp_path: Path, fmt: str, folder: str, extra: dict[str, int]
-) -> None:
+def test_missing_and_empty_folders(tmp_path: Path, fmt: str, folder: str, extra: dict[str, int]) -> None:
     with pytest.raises(FileNotFoundError, match=rf"{folder}' does not exist; expected layout"):
         make_dataset(fmt, tmp_path, "train", transform=CROP, **extra)
     for sub in ("train", "trainA", "trainB", "train_label", "train_img"):
@@ -366,9 +356,7 @@ def test_make_dataset_factory(aligned_root: Path) -> None:
     assert set(DATASET_FORMATS) == {"aligned", "paired", "unaligned", "labelmap"}
     ds = make_dataset("aligned", aligned_root, "train", transform=CROP)
     assert isinstance(ds, AlignedDataset) and len(ds) == 4
-    with pytest.raises(
-        ValueError, match=r"unknown dataset format 'folder'.*aligned, paired, unaligned, labelmap"
-    ):
+    with pytest.raises(ValueError, match=r"unknown dataset format 'folder'.*aligned, paired, unaligned, labelmap"):
         make_dataset("folder", aligned_root)
     with pytest.raises(TypeError, match="TransformConfig"):
         make_dataset("aligned", aligned_root, transform={"load_size": 8})

@@ -49,11 +49,7 @@ def test_layout_and_counts(default_root: Path) -> None:
         "day2night/testB": 12,
         "edges2photo/train": 48,
         "edges2photo/test": 12,
-        **{
-            f"labels2photo/{s}_{k}": n
-            for s, n in (("train", 48), ("test", 12))
-            for k in ("img", "label", "inst")
-        },
+        **{f"labels2photo/{s}_{k}": n for s, n in (("train", 48), ("test", 12)) for k in ("img", "label", "inst")},
     }
     for rel, n in expected.items():
         files = _files(root / rel)
@@ -73,7 +69,6 @@ def test_layout_and_counts(default_root: Path) -> None:
     rel = "labels2photo/test_label/0003.png"
     assert manifest["files"][rel] == hashlib.sha256((root / rel).read_bytes()).hexdigest()
     assert verify_default_dataset(root) == []
-
 
 
 def test_image_formats(default_root: Path) -> None:

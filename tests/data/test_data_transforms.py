@@ -77,9 +77,7 @@ def test_config_defaults_and_crop_mode_ignores_load_size() -> None:
         ("none", 64, 32, (3, 1), (4, 4)),
     ],
 )
-def test_output_sizes(
-    preprocess: str, load: int, crop: int, size: tuple[int, int], expected: tuple[int, int]
-) -> None:
+def test_output_sizes(preprocess: str, load: int, crop: int, size: tuple[int, int], expected: tuple[int, int]) -> None:
     cfg = TransformConfig(preprocess=preprocess, load_size=load, crop_size=crop)  # type: ignore[arg-type]
     assert output_size(size, cfg) == expected
     img = Image.new("RGB", size, (10, 20, 30))
@@ -104,9 +102,7 @@ def test_sample_params_in_range_deterministic_and_varied() -> None:
     assert all(0 <= p.crop_pos[0] <= 6 and 0 <= p.crop_pos[1] <= 6 for p in drawn)
     assert {p.crop_pos[0] for p in drawn} == set(range(7))
     assert {p.flip for p in drawn} == {True, False}
-    assert sample_params((100, 60), cfg, random.Random(7)) == sample_params(
-        (100, 60), cfg, random.Random(7)
-    )
+    assert sample_params((100, 60), cfg, random.Random(7)) == sample_params((100, 60), cfg, random.Random(7))
 
 
 def test_sample_params_no_crop_no_flip() -> None:
@@ -127,9 +123,7 @@ def test_crop_takes_the_window_at_crop_pos_and_flip_mirrors(
     np.testing.assert_array_equal(flipped, arr[5:37, 10:42][:, ::-1])
     # flip=False in the config wins over params.flip
     off = TransformConfig(preprocess="crop", crop_size=32, flip=False)
-    np.testing.assert_array_equal(
-        np.asarray(apply_transform(img, off, TransformParams((10, 5), True))), out
-    )
+    np.testing.assert_array_equal(np.asarray(apply_transform(img, off, TransformParams((10, 5), True))), out)
 
 
 def test_bad_crop_pos_rejected() -> None:
@@ -191,9 +185,7 @@ def _blocky_labels(w: int, h: int, ids: list[int], seed: int = 0) -> np.ndarray:
     return np.kron(coarse, np.ones((5, 5), np.int64))[:h, :w].astype(np.int64)
 
 
-@pytest.mark.parametrize(
-    "preprocess", ["resize_and_crop", "scale_width_and_crop", "none", "scale_width"]
-)
+@pytest.mark.parametrize("preprocess", ["resize_and_crop", "scale_width_and_crop", "none", "scale_width"])
 def test_transform_label_nearest_never_invents_ids(preprocess: str) -> None:
     label = _blocky_labels(101, 63, [0, 3, 7, 200])
     cfg = TransformConfig(preprocess=preprocess, load_size=70, crop_size=48)  # type: ignore[arg-type]
@@ -204,9 +196,7 @@ def test_transform_label_nearest_never_invents_ids(preprocess: str) -> None:
         assert out.dtype == torch.int64 and out.shape == (1, h, w)
         assert set(np.unique(out.numpy()).tolist()) <= {0, 3, 7, 200}
         # identical geometry to the image path, only the resampling differs
-        ref = apply_transform(
-            Image.fromarray(label.astype(np.uint8)), cfg, params, Image.Resampling.NEAREST
-        )
+        ref = apply_transform(Image.fromarray(label.astype(np.uint8)), cfg, params, Image.Resampling.NEAREST)
         np.testing.assert_array_equal(out[0].numpy(), np.asarray(ref))
     # bicubic on the same map would create in-between ids: nearest matters
     bicubic = Image.fromarray(label.astype(np.uint8)).resize((70, 70), Image.Resampling.BICUBIC)

@@ -90,11 +90,13 @@ def test_hold_out_is_deterministic_and_readable_as_labelmap(tmp_path):
     assert not set(a["splits"]["test"]) & set(a["splits"]["train"])
     for name in a["splits"]["test"]:
         assert (tmp_path / "a" / "test_label" / f"{name}.png").read_bytes() == (
-            tmp_path / "b" / "test_label" / f"{name}.png").read_bytes()
+            tmp_path / "b" / "test_label" / f"{name}.png"
+        ).read_bytes()
     saved = json.loads((tmp_path / "a" / "classes.json").read_text())
     assert saved["classes"] == list(CMP_CLASSES) and saved["palette"][0] == [0, 0, 222]
-    ds = make_dataset("labelmap", tmp_path / "a", "train", transform=TransformConfig(preprocess="none", flip=False),
-                      label_nc=12)
+    ds = make_dataset(
+        "labelmap", tmp_path / "a", "train", transform=TransformConfig(preprocess="none", flip=False), label_nc=12
+    )
     assert len(ds) == 7 and int(ds[0]["label"].max()) <= 11
 
 

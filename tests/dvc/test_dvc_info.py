@@ -41,8 +41,12 @@ def test_outside_a_dvc_repository_the_data_is_untracked(tmp_path, monkeypatch):
     assert find_dvc_root() is None
     version = dvc_data_version(data)
     assert (version.status, version.md5, version.lock_md5, version.out) == (UNTRACKED, UNTRACKED, UNTRACKED, "")
-    assert dvc_tags(data) == {"dvc_data_path": str(data), "dvc_data_status": UNTRACKED, "dvc_data_md5": UNTRACKED,
-                              "dvc_lock_md5": UNTRACKED}
+    assert dvc_tags(data) == {
+        "dvc_data_path": str(data),
+        "dvc_data_status": UNTRACKED,
+        "dvc_data_md5": UNTRACKED,
+        "dvc_lock_md5": UNTRACKED,
+    }
     assert dvc_tags(None) == {}
 
 
@@ -60,8 +64,12 @@ def test_a_folder_added_with_dvc_add_is_traced_to_its_md5_and_a_later_change_is_
     assert version.lock_md5 == UNTRACKED  # no dvc.lock in this repository
     # a subfolder is traced to the added folder that holds it
     inner = dvc_data_version(data / "trainA")
-    assert (inner.path, inner.out, inner.md5, inner.status) == ("data/01_raw/mine/trainA", "data/01_raw/mine",
-                                                                  recorded, "clean")
+    assert (inner.path, inner.out, inner.md5, inner.status) == (
+        "data/01_raw/mine/trainA",
+        "data/01_raw/mine",
+        recorded,
+        "clean",
+    )
 
     (data / "trainA" / "1.png").write_text("x" * 11)  # changed after `dvc add`
     changed = dvc_data_version(data)
@@ -70,12 +78,24 @@ def test_a_folder_added_with_dvc_add_is_traced_to_its_md5_and_a_later_change_is_
 
 @pytest.mark.slow
 def test_dvc_lock_outputs_and_dependencies_name_the_data_a_stage_used(repo, monkeypatch, tmp_path):
-    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
-        "make": {"cmd": "python -c \"import pathlib; p = pathlib.Path('out/sub'); p.mkdir(parents=True); "
+    (repo / "dvc.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "stages": {
+                    "make": {
+                        "cmd": "python -c \"import pathlib; p = pathlib.Path('out/sub'); p.mkdir(parents=True); "
                         "(p / 'a.txt').write_text('a'); (p.parent / 'b.txt').write_text('bb')\"",
-                 "outs": ["out"]},
-        "use": {"cmd": "python -c \"open('used.txt', 'w').write('ok')\"", "deps": ["out/sub"], "outs": ["used.txt"]},
-    }}))
+                        "outs": ["out"],
+                    },
+                    "use": {
+                        "cmd": "python -c \"open('used.txt', 'w').write('ok')\"",
+                        "deps": ["out/sub"],
+                        "outs": ["used.txt"],
+                    },
+                }
+            }
+        )
+    )
     dvc(repo, "repro")
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     out_md5 = lock["make"]["outs"][0]["md5"]

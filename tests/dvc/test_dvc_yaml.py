@@ -51,8 +51,13 @@ def stage_pipeline(stage: str) -> Pipeline:
 def stage_catalog(stage: str) -> DataCatalog:
     """The project's catalog as the stage's `kedro run` resolves it (its --params are runtime params)."""
     runtime = {k: v for k, v in (p.split("=", 1) for p in kedro_args(stage).get("params", "").split(",") if p)}
-    loader = OmegaConfigLoader(str(PROJECT / "conf"), base_env="base", default_run_env="base",
-                               custom_resolvers=settings.CONFIG_LOADER_ARGS["custom_resolvers"], runtime_params=runtime)
+    loader = OmegaConfigLoader(
+        str(PROJECT / "conf"),
+        base_env="base",
+        default_run_env="base",
+        custom_resolvers=settings.CONFIG_LOADER_ARGS["custom_resolvers"],
+        runtime_params=runtime,
+    )
     return DataCatalog.from_config(loader["catalog"])
 
 
@@ -94,7 +99,9 @@ def test_every_file_the_stage_writes_is_declared_and_every_file_it_reads_is_a_de
     written = persisted_paths(catalog, pipeline.all_outputs())
     assert written <= declared_outs(stage), f"{stage} writes undeclared outputs {written - declared_outs(stage)}"
     read = persisted_paths(catalog, pipeline.inputs())
-    assert read <= paths(STAGES[stage]["deps"]), f"{stage} reads undeclared inputs {read - paths(STAGES[stage]['deps'])}"
+    assert read <= paths(STAGES[stage]["deps"]), (
+        f"{stage} reads undeclared inputs {read - paths(STAGES[stage]['deps'])}"
+    )
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
@@ -106,7 +113,8 @@ def test_every_parameter_group_the_stage_reads_is_tracked(stage):
         key = name.removeprefix("params:")
         # the group itself, a parent of it, or (for a group read only in part) some of its keys
         assert any(k == key or key.startswith(f"{k}.") or k.startswith(f"{key}.") for k in listed), (
-            f"{stage} reads {name} but dvc.yaml tracks none of it")
+            f"{stage} reads {name} but dvc.yaml tracks none of it"
+        )
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
@@ -116,8 +124,11 @@ def test_code_and_config_deps_exist_and_params_name_existing_keys_of_the_stage_v
             assert (PROJECT / dep).exists(), f"{stage}: dependency {dep} does not exist"
     variant = stage.split("_", 1)[1] if stage != "prepare_data" else "prepare_data"
     for file, keys in param_keys(stage).items():
-        assert file == ("conf/base/parameters_prepare_data.yml" if variant == "prepare_data"
-                        else f"conf/base/parameters_train_{variant}.yml")
+        assert file == (
+            "conf/base/parameters_prepare_data.yml"
+            if variant == "prepare_data"
+            else f"conf/base/parameters_train_{variant}.yml"
+        )
         doc = yaml.safe_load((PROJECT / file).read_text())
         for key in keys:
             assert key.split(".")[0] == variant, f"{stage} lists another pipeline's parameter {key}"

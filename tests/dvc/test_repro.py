@@ -54,8 +54,9 @@ def test_repro_train_cyclegan_builds_validates_trains_evaluates_and_records_the_
     assert header[0] == "step" and {"loss_G", "loss_D_A", "loss_D_B"} <= set(header)
 
     # the training run and the registered version name the exact data: the hash dvc.lock records for it
-    day2night = next(d for d in locked(dvc_project)["validate_cyclegan"]["deps"]
-                     if d["path"] == "data/01_raw/default/day2night")
+    day2night = next(
+        d for d in locked(dvc_project)["validate_cyclegan"]["deps"] if d["path"] == "data/01_raw/default/day2night"
+    )
     registered = read_json(dvc_project, "data/08_reporting/cyclegan/registered_model.json")
     client = MlflowClient(f"sqlite:///{dvc_project / 'mlruns.db'}")
     version_tags = client.get_model_version("cyclegan", registered["version"]).tags
@@ -87,7 +88,8 @@ def test_evaluate_stage_reproduces_the_training_metrics_and_a_second_repro_is_a_
 
 
 def test_an_experiment_changing_one_cyclegan_parameter_reruns_only_the_cyclegan_training_and_evaluation(
-        dvc_project, tmp_path):
+    dvc_project, tmp_path
+):
     dvc(dvc_project, "repro", *TARGETS)  # a no-op after the tests above
     commit_all(dvc_project, "reproduced")
 
@@ -99,13 +101,23 @@ def test_an_experiment_changing_one_cyclegan_parameter_reruns_only_the_cyclegan_
     diff = dvc_json(dvc_project, "metrics", "diff")["data/08_reporting/cyclegan/metrics.json"]
     assert diff["model_version"]["new"] == diff["model_version"]["old"] + 1  # the experiment registered a version
     (workspace,) = dvc_json(dvc_project, "metrics", "show").values()
-    assert workspace["data"]["data/08_reporting/cyclegan/metrics.json"]["data"]["model_version"] == diff[
-        "model_version"]["new"]
+    assert (
+        workspace["data"]["data/08_reporting/cyclegan/metrics.json"]["data"]["model_version"]
+        == diff["model_version"]["new"]
+    )
 
     # plots: the loss curve, the (empty without eval_every) FID curve and the report image, as HTML
     html_dir = tmp_path / "plots"
-    dvc(dvc_project, "plots", "show", "-o", str(html_dir), "cyclegan_losses", "cyclegan_fid",
-        "data/08_reporting/cyclegan/eval_report.png")
+    dvc(
+        dvc_project,
+        "plots",
+        "show",
+        "-o",
+        str(html_dir),
+        "cyclegan_losses",
+        "cyclegan_fid",
+        "data/08_reporting/cyclegan/eval_report.png",
+    )
     html = (html_dir / "index.html").read_text()
     assert "loss_D_A" in html and list((html_dir / "static").glob("*eval_report.png"))
 
@@ -138,7 +150,8 @@ def test_push_then_pull_restores_data_and_checkpoints_here_and_on_another_clone(
 
     outputs = cached_outputs(dvc_project, CHAIN)
     assert {"data/01_raw/default", "data/06_models/cyclegan/checkpoints", "data/06_models/cyclegan/generator"} <= {
-        p.relative_to(dvc_project).as_posix() for p in outputs}
+        p.relative_to(dvc_project).as_posix() for p in outputs
+    }
     before = content_hashes(dvc_project, outputs)
 
     # lose the cache and every cached output, then pull them back

@@ -17,8 +17,9 @@ from transfigure.models.io import save_generators
 from transfigure.training import Trainer, TrainingConfig
 
 #: 4 training images at batch 1: 4 steps per epoch
-CONFIG = dict(n_epochs=2, n_epochs_decay=2, batch_size=1, checkpoint_every=1000, log_every=1, sample_every=1000,
-              progress=False)
+CONFIG = dict(
+    n_epochs=2, n_epochs_decay=2, batch_size=1, checkpoint_every=1000, log_every=1, sample_every=1000, progress=False
+)
 EVALUATION = {"curve_images": 2, "max_images": 2, "kid_subset_size": 2, "kid_subsets": 2}
 
 
@@ -61,15 +62,22 @@ def tiny() -> CycleGAN:
 @pytest.mark.slow
 def test_callbacks_run_every_eval_every_epochs_and_their_metrics_are_logged(tmp_path, data_root):
     probe, second, log = Probe(), Probe(), ListLogger()
-    trainer = Trainer(tiny(), train_dataset(data_root), TrainingConfig(**CONFIG, eval_every=2), tmp_path,
-                      logger_=log, callbacks=[probe, second])
+    trainer = Trainer(
+        tiny(),
+        train_dataset(data_root),
+        TrainingConfig(**CONFIG, eval_every=2),
+        tmp_path,
+        logger_=log,
+        callbacks=[probe, second],
+    )
     result = trainer.fit()
     assert probe.calls == [(2, 8, True), (4, 16, True)] and second.calls == probe.calls
     assert [(s, m) for s, m in log.metrics if "probe" in m] == [(8, {"probe": 2.0}), (16, {"probe": 4.0})]
     assert result.evaluations == [{"epoch": 2.0, "step": 8.0, "probe": 2.0}, {"epoch": 4.0, "step": 16.0, "probe": 4.0}]
     # eval_every null = off
-    off = Trainer(tiny(), train_dataset(data_root), TrainingConfig(**CONFIG, max_steps=8), tmp_path / "b",
-                  callbacks=[probe])
+    off = Trainer(
+        tiny(), train_dataset(data_root), TrainingConfig(**CONFIG, max_steps=8), tmp_path / "b", callbacks=[probe]
+    )
     assert off.callbacks == [probe]
     off.fit()
     assert len(probe.calls) == 2
@@ -81,8 +89,13 @@ def test_the_fid_curve_does_not_change_training_and_ends_at_the_final_fid(tmp_pa
     data = {"crop_size": 32}
     curve = FidCurve(dataset, data, EVALUATION)
     plain = Trainer(tiny(), train_dataset(data_root), TrainingConfig(**CONFIG), tmp_path / "plain")
-    tracked = Trainer(tiny(), train_dataset(data_root), TrainingConfig(**CONFIG, eval_every=1), tmp_path / "tracked",
-                      callbacks=[curve])
+    tracked = Trainer(
+        tiny(),
+        train_dataset(data_root),
+        TrainingConfig(**CONFIG, eval_every=1),
+        tmp_path / "tracked",
+        callbacks=[curve],
+    )
     r_plain, r_tracked = plain.fit(), tracked.fit()
     # the callback switched the generators to eval mode and back, used no RNG: bit-identical training
     for (k, a), (_, b) in zip(plain.model.state_dict().items(), tracked.model.state_dict().items()):

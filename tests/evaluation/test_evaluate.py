@@ -49,8 +49,13 @@ def export_tiny(variant: str, folder: Path, seed: int = 0) -> Path:
     p = params(variant)
     p["model"]["seed"] = seed  # the variants initialise their weights from the config's seed
     model = VARIANTS[variant](model_config(variant, p["data"], p["model"]))
-    return save_generators(folder, model.generators(), variant=variant, model_config=model.config.model_dump(),
-                           metadata={"mlflow_run_id": "run-x", "step": 7})
+    return save_generators(
+        folder,
+        model.generators(),
+        variant=variant,
+        model_config=model.config.model_dump(),
+        metadata={"mlflow_run_id": "run-x", "step": 7},
+    )
 
 
 def dataset(default_root: Path, variant: str) -> dict:
@@ -69,8 +74,9 @@ class Identity(torch.nn.Module):
 
 def identity_translator(directions: tuple[str, ...] = ("AtoB", "BtoA")) -> Translator:
     gens = {d: Identity() for d in directions}
-    return Translator(gens, {"variant": "identity", "generators": {d: Identity.config for d in directions}},
-                      torch.device("cpu"))
+    return Translator(
+        gens, {"variant": "identity", "generators": {d: Identity.config for d in directions}}, torch.device("cpu")
+    )
 
 
 @pytest.mark.parametrize("variant", ["cyclegan", "unit"])
@@ -103,7 +109,11 @@ def test_one_way_models_on_paired_data(tmp_path, default_root, variant):
     if variant == "pix2pix":  # one A|B file per pair
         assert result.split["n"] == 4 and [f.split("/")[0] for f in files] == ["test"] * 4
     else:  # label map, photo, instance map per item
-        assert result.split["n"] == 4 and [f.split("/")[0] for f in files[:3]] == ["test_label", "test_img", "test_inst"]
+        assert result.split["n"] == 4 and [f.split("/")[0] for f in files[:3]] == [
+            "test_label",
+            "test_img",
+            "test_inst",
+        ]
         assert len(files) == 12
     report = Image.open(io.BytesIO(result.report_png))
     assert report.size == (3 * 130 + 2, 2 * 130 + 2 + 14)  # input | output | target, 2 rows
@@ -116,8 +126,9 @@ def test_a_perfect_translator_scores_perfectly(tmp_path):
     for i in range(4):
         a = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
         Image.fromarray(np.concatenate([a, a], axis=1)).save(tmp_path / "test" / f"{i}.png")
-    result = evaluate_translator(identity_translator(), {"root": str(tmp_path), "format": "aligned"},
-                                 {"crop_size": 32}, {"kid_subset_size": 4})
+    result = evaluate_translator(
+        identity_translator(), {"root": str(tmp_path), "format": "aligned"}, {"crop_size": 32}, {"kid_subset_size": 4}
+    )
     m = result.metrics
     assert m["l1"] == 0.0 and m["psnr"] == PSNR_CAP and m["ssim"] == pytest.approx(1.0)
     assert m["fid"] == pytest.approx(0.0, abs=1e-6) and m["cycle_l1_A"] == 0.0 and m["cycle_l1_B"] == 0.0
@@ -134,8 +145,12 @@ def test_same_checkpoint_and_data_give_the_same_numbers(tmp_path, default_root):
     assert first.metrics == second.metrics
     assert first.split == second.split and first.report_png == second.report_png
     # another checkpoint gives other numbers
-    other = evaluate_translator(Translator.from_folder(export_tiny("cyclegan", tmp_path / "g2", seed=1)),
-                                dataset(default_root, "cyclegan"), data, EVALUATION)
+    other = evaluate_translator(
+        Translator.from_folder(export_tiny("cyclegan", tmp_path / "g2", seed=1)),
+        dataset(default_root, "cyclegan"),
+        data,
+        EVALUATION,
+    )
     assert other.metrics["fid"] != first.metrics["fid"]
 
 
@@ -155,9 +170,12 @@ def test_split_fingerprint_follows_the_content_of_the_files_used(tmp_path, defau
 
 
 def test_preprocessing_is_a_plain_resize(default_root):
-    held = load_held_out({"root": str(default_root / "day2night"), "format": "unaligned"}, {"crop_size": 64},
-                         size=48, max_images=2)
-    expected = Image.open(default_root / "day2night" / held.files[0]).convert("RGB").resize((48, 48), Image.Resampling.BICUBIC)
+    held = load_held_out(
+        {"root": str(default_root / "day2night"), "format": "unaligned"}, {"crop_size": 64}, size=48, max_images=2
+    )
+    expected = (
+        Image.open(default_root / "day2night" / held.files[0]).convert("RGB").resize((48, 48), Image.Resampling.BICUBIC)
+    )
     assert held.a[0].size == (48, 48)
     assert np.array_equal(np.asarray(held.a[0]), np.asarray(expected))  # no crop, no flip
 
@@ -186,8 +204,9 @@ def test_val_split_is_used_when_there_is_no_test_split(tmp_path, default_root):
     shutil.copytree(default_root / "labels2photo", root)
     for sub in ("label", "img", "inst"):
         (root / f"test_{sub}").rename(root / f"val_{sub}")
-    held = load_held_out({"root": str(root), "format": "labelmap"}, {"crop_size": 32, "label_nc": 8, "use_instance": True},
-                         max_images=2)
+    held = load_held_out(
+        {"root": str(root), "format": "labelmap"}, {"crop_size": 32, "label_nc": 8, "use_instance": True}, max_images=2
+    )
     assert held.split == "val" and held.files[0].startswith("val_label/")
     assert held.a[0].mode == "I" and held.instances[0] is not None
 
@@ -197,20 +216,40 @@ def test_a_model_and_data_of_different_kinds_are_refused(tmp_path, default_root)
     with pytest.raises(ValueError, match=r"translates label maps.*'unaligned'"):
         evaluate_translator(spade, dataset(default_root, "cyclegan"), {"crop_size": 32}, EVALUATION)
     with pytest.raises(ValueError, match=r"translates images.*'labelmap'"):
-        evaluate_translator(identity_translator(), dataset(default_root, "spade"),
-                            {"crop_size": 32, "label_nc": 8, "use_instance": True}, EVALUATION)
+        evaluate_translator(
+            identity_translator(),
+            dataset(default_root, "spade"),
+            {"crop_size": 32, "label_nc": 8, "use_instance": True},
+            EVALUATION,
+        )
 
 
 def test_bad_evaluation_parameters_are_named(default_root):
     with pytest.raises(ValueError, match=r"evaluation\.max_image: Extra inputs"):
-        evaluate_translator(identity_translator(), dataset(default_root, "cyclegan"), {"crop_size": 32}, {"max_image": 4})
+        evaluate_translator(
+            identity_translator(), dataset(default_root, "cyclegan"), {"crop_size": 32}, {"max_image": 4}
+        )
     with pytest.raises(ValueError, match=r"evaluation\.max_images: Input should be greater than or equal to 2"):
-        evaluate_translator(identity_translator(), dataset(default_root, "cyclegan"), {"crop_size": 32}, {"max_images": 1})
+        evaluate_translator(
+            identity_translator(), dataset(default_root, "cyclegan"), {"crop_size": 32}, {"max_images": 1}
+        )
 
 
 def test_metrics_json_is_flat():
-    result = EvaluationResult(metrics={"fid": 12.5, "kid": 0.01}, model={"name": "pix2pix", "version": "3", "run_id": "r"},
-                              split={"split": "test", "fingerprint": "ab" * 32, "n": 6, "size": 64, "files": ["x"]})
-    assert result.to_metrics_json() == {"fid": 12.5, "kid": 0.01, "n_images": 6, "image_size": 64, "split": "test",
-                                        "split_fingerprint": "ab" * 32, "model_name": "pix2pix", "model_version": 3,
-                                        "run_id": "r", "split_files": ["x"]}
+    result = EvaluationResult(
+        metrics={"fid": 12.5, "kid": 0.01},
+        model={"name": "pix2pix", "version": "3", "run_id": "r"},
+        split={"split": "test", "fingerprint": "ab" * 32, "n": 6, "size": 64, "files": ["x"]},
+    )
+    assert result.to_metrics_json() == {
+        "fid": 12.5,
+        "kid": 0.01,
+        "n_images": 6,
+        "image_size": 64,
+        "split": "test",
+        "split_fingerprint": "ab" * 32,
+        "model_name": "pix2pix",
+        "model_version": 3,
+        "run_id": "r",
+        "split_files": ["x"],
+    }

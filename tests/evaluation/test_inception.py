@@ -14,8 +14,9 @@ from transfigure.evaluation.inception import FEATURE_DIM, load_inception, tf_bil
 @pytest.fixture(scope="module")
 def day_night(default_root) -> tuple[torch.Tensor, torch.Tensor]:
     """8 day and 8 night test images of the embedded default data at 64 px, in [0, 1]."""
-    held = load_held_out({"root": str(default_root / "day2night"), "format": "unaligned"}, {"crop_size": 64},
-                         max_images=8)
+    held = load_held_out(
+        {"root": str(default_root / "day2night"), "format": "unaligned"}, {"crop_size": 64}, max_images=8
+    )
     return to_batch(held.a), to_batch(held.b)
 
 
@@ -28,8 +29,9 @@ def test_features_equal_the_wheels_fid_helper_protocol(day_night):
     day = day_night[0][:4]
     ours = inception_features(day)
     assert ours.shape == (4, FEATURE_DIM) and ours.dtype == np.float64
-    reference = FidHelper().extract_feats(day, data_range=[0, 1], resize_hw=(299, 299),
-                                          resample_mode="nv_bilinear_float", quant=True)
+    reference = FidHelper().extract_feats(
+        day, data_range=[0, 1], resize_hw=(299, 299), resample_mode="nv_bilinear_float", quant=True
+    )
     np.testing.assert_array_equal(ours, reference)
     pixels = (day * 255).round()
     assert torch.equal(tf_bilinear_resize(pixels), nv_bilinear(pixels, (299, 299)))

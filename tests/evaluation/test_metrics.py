@@ -89,7 +89,9 @@ def test_kid_matches_torchmetrics_and_is_deterministic(rng):
     kid.update(torch.tensor(f1), real=True)
     kid.update(torch.tensor(f2), real=False)
     # subset_size = n: every subset is the whole set whatever the draw, so the estimators must agree
-    assert kernel_inception_distance(f1, f2, subset_size=10, subsets=3)[0] == pytest.approx(float(kid.compute()[0]), rel=1e-9)
+    assert kernel_inception_distance(f1, f2, subset_size=10, subsets=3)[0] == pytest.approx(
+        float(kid.compute()[0]), rel=1e-9
+    )
     small = kernel_inception_distance(f1, f2, subset_size=4, subsets=20, seed=3)
     assert small == kernel_inception_distance(f1, f2, subset_size=4, subsets=20, seed=3)
     assert small != kernel_inception_distance(f1, f2, subset_size=4, subsets=20, seed=4)
@@ -138,4 +140,5 @@ def test_every_metric_has_a_direction():
     assert {k for k, v in METRIC_DIRECTIONS.items() if v == "max"} == {"psnr", "ssim"}
     assert set(METRIC_DIRECTIONS.values()) == {"min", "max"}
     assert {"fid", "kid", "fid_AtoB", "fid_BtoA", "kid_AtoB", "kid_BtoA", "cycle_l1_A", "cycle_l1_B", "l1"} <= {
-        k for k, v in METRIC_DIRECTIONS.items() if v == "min"}
+        k for k, v in METRIC_DIRECTIONS.items() if v == "min"
+    }

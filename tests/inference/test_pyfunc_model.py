@@ -29,8 +29,12 @@ def generator_folder(tmp_path_factory):
     torch.manual_seed(0)
     config = VARIANTS["cyclegan"].config_class(ngf=4, ndf=4, netG="resnet_6blocks")
     model = VARIANTS["cyclegan"](config)
-    return save_generators(tmp_path_factory.mktemp("gen") / "generator", model.generators(), variant="cyclegan",
-                           model_config=config.model_dump())
+    return save_generators(
+        tmp_path_factory.mktemp("gen") / "generator",
+        model.generators(),
+        variant="cyclegan",
+        model_config=config.model_dump(),
+    )
 
 
 def _png(image: Image.Image) -> bytes:
@@ -48,10 +52,16 @@ def test_logged_pyfunc_translates_like_the_translator(code, generator_folder, tm
         code_file.write_text(PREVIOUS_RELEASE_PYFUNC)
     model_dir = tmp_path / "model"
     # pip_requirements given: MLflow would otherwise infer them by loading the model in a subprocess
-    mlflow.pyfunc.save_model(str(model_dir), python_model=str(code_file),
-                             artifacts={"generator": str(generator_folder)}, pip_requirements=["transfigure"])
+    mlflow.pyfunc.save_model(
+        str(model_dir),
+        python_model=str(code_file),
+        artifacts={"generator": str(generator_folder)},
+        pip_requirements=["transfigure"],
+    )
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 40, 3), dtype=np.uint8))
-    out = mlflow.pyfunc.load_model(str(model_dir)).predict(pd.DataFrame({"image": [_png(image)], "direction": ["BtoA"]}))
+    out = mlflow.pyfunc.load_model(str(model_dir)).predict(
+        pd.DataFrame({"image": [_png(image)], "direction": ["BtoA"]})
+    )
     expected = Translator.from_folder(generator_folder, device="cpu").translate(image, direction="BtoA")
     got = Image.open(io.BytesIO(out["image"][0]))
     assert got.size == (40, 32)

@@ -27,17 +27,32 @@ SNAPSHOT = Path(__file__).with_name("checkpoint_layout.json")
 
 #: variant -> small config, and the discriminators to probe with their input channels
 SPECS: dict[str, dict[str, Any]] = {
-    "cyclegan": {"config": {"ngf": 8, "ndf": 8, "netG": "resnet_6blocks", "seed": 5},
-                 "discriminators": {"D_A": 3, "D_B": 3}},
-    "pix2pix": {"config": {"netG": "unet", "num_downs": 5, "ngf": 8, "ndf": 8, "seed": 5},
-                "discriminators": {"D": 6}},
-    "unit": {"config": {"dim": 8, "n_res": 2, "n_shared": 1, "dis_dim": 8, "dis_n_layer": 3, "dis_norm": "bn",
-                        "seed": 5},
-             "discriminators": {"dis_A": 3, "dis_B": 3}},
-    "spade": {"config": {"label_nc": 4, "contain_dontcare_label": True, "use_instance": True, "ngf": 4, "ndf": 4,
-                         "spade_hidden": 8, "crop_size": 64, "norm_G": "spectralspadeinstance3x3", "use_vae": True,
-                         "z_dim": 8, "seed": 5},
-              "discriminators": {"netD": 4 + 1 + 1 + 3}, "size": 64},  # a 2x2 latent grid: instance norm works
+    "cyclegan": {
+        "config": {"ngf": 8, "ndf": 8, "netG": "resnet_6blocks", "seed": 5},
+        "discriminators": {"D_A": 3, "D_B": 3},
+    },
+    "pix2pix": {"config": {"netG": "unet", "num_downs": 5, "ngf": 8, "ndf": 8, "seed": 5}, "discriminators": {"D": 6}},
+    "unit": {
+        "config": {"dim": 8, "n_res": 2, "n_shared": 1, "dis_dim": 8, "dis_n_layer": 3, "dis_norm": "bn", "seed": 5},
+        "discriminators": {"dis_A": 3, "dis_B": 3},
+    },
+    "spade": {
+        "config": {
+            "label_nc": 4,
+            "contain_dontcare_label": True,
+            "use_instance": True,
+            "ngf": 4,
+            "ndf": 4,
+            "spade_hidden": 8,
+            "crop_size": 64,
+            "norm_G": "spectralspadeinstance3x3",
+            "use_vae": True,
+            "z_dim": 8,
+            "seed": 5,
+        },
+        "discriminators": {"netD": 4 + 1 + 1 + 3},
+        "size": 64,
+    },  # a 2x2 latent grid: instance norm works
 }
 
 
@@ -93,9 +108,12 @@ def _close(actual: list[float], expected: list[float]) -> bool:
     """Equal up to float rounding, measured against the tensor's typical magnitude (sums cancel)."""
     n, abs_sum = expected[0], expected[2]
     mean_abs = abs_sum / n if n else 0.0
-    return (actual[0] == n and actual[2] == pytest.approx(abs_sum, rel=1e-5, abs=1e-12)
-            and actual[1] == pytest.approx(expected[1], abs=1e-5 * abs_sum + 1e-12)
-            and actual[3:] == pytest.approx(expected[3:], abs=1e-4 * mean_abs + 1e-12))
+    return (
+        actual[0] == n
+        and actual[2] == pytest.approx(abs_sum, rel=1e-5, abs=1e-12)
+        and actual[1] == pytest.approx(expected[1], abs=1e-5 * abs_sum + 1e-12)
+        and actual[3:] == pytest.approx(expected[3:], abs=1e-4 * mean_abs + 1e-12)
+    )
 
 
 @pytest.mark.parametrize("variant", sorted(SPECS))

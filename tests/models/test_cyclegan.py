@@ -16,7 +16,10 @@ def tiny(**kw) -> CycleGAN:
 
 def batch(seed: int = 0, size: int = 32) -> dict:
     g = torch.Generator().manual_seed(seed)
-    return {"A": torch.rand(2, 3, size, size, generator=g) * 2 - 1, "B": torch.rand(2, 3, size, size, generator=g) * 2 - 1}
+    return {
+        "A": torch.rand(2, 3, size, size, generator=g) * 2 - 1,
+        "B": torch.rand(2, 3, size, size, generator=g) * 2 - 1,
+    }
 
 
 def test_training_step_gives_finite_losses_and_changes_all_networks():
@@ -29,7 +32,9 @@ def test_training_step_gives_finite_losses_and_changes_all_networks():
     for prefix in ("G_A.", "G_B.", "D_A.", "D_B."):
         changed = [k for k in before if k.startswith(prefix) and not torch.equal(before[k], model.state_dict()[k])]
         assert changed, f"{prefix} weights did not change"
-    assert losses["G"] == pytest.approx(sum(losses[k] for k in ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B")), rel=1e-6)
+    assert losses["G"] == pytest.approx(
+        sum(losses[k] for k in ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B")), rel=1e-6
+    )
 
 
 def test_identity_loss_off_when_lambda_zero():
@@ -43,8 +48,14 @@ def test_cycle_loss_decreases_with_training():
     opts = model.configure_optimizers()
     # smooth images (a colour ramp per sample) are learnable in a few steps, unlike white noise
     ramp = torch.linspace(-1, 1, 32)
-    b = {"A": torch.stack([ramp.view(1, -1).expand(32, 32), ramp.view(-1, 1).expand(32, 32), -ramp.view(1, -1).expand(32, 32)]).unsqueeze(0),
-         "B": torch.stack([ramp.view(-1, 1).expand(32, 32), -ramp.view(1, -1).expand(32, 32), ramp.view(1, -1).expand(32, 32)]).unsqueeze(0)}
+    b = {
+        "A": torch.stack(
+            [ramp.view(1, -1).expand(32, 32), ramp.view(-1, 1).expand(32, 32), -ramp.view(1, -1).expand(32, 32)]
+        ).unsqueeze(0),
+        "B": torch.stack(
+            [ramp.view(-1, 1).expand(32, 32), -ramp.view(1, -1).expand(32, 32), ramp.view(1, -1).expand(32, 32)]
+        ).unsqueeze(0),
+    }
     first = model.training_step(b, opts, Precision("fp32"))
     for _ in range(30):
         last = model.training_step(b, opts, Precision("fp32"))

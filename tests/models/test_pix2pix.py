@@ -34,12 +34,20 @@ def unet_params_by_hand(num_downs: int, ngf: int = 64, nc: int = 3) -> int:
 
     def level(outer: int, inner: int) -> int:  # Conv, BN(inner), ConvT(2*inner->outer), BN(outer)
         return outer * inner * k + 2 * inner + 2 * inner * outer * k + 2 * outer
+
     innermost = 8 * ngf * 8 * ngf * k + 8 * ngf * 8 * ngf * k + 2 * 8 * ngf  # Conv, ConvT, BN(outer)
-    return (outermost + level(ngf, 2 * ngf) + level(2 * ngf, 4 * ngf) + level(4 * ngf, 8 * ngf)
-            + (num_downs - 5) * level(8 * ngf, 8 * ngf) + innermost)
+    return (
+        outermost
+        + level(ngf, 2 * ngf)
+        + level(2 * ngf, 4 * ngf)
+        + level(4 * ngf, 8 * ngf)
+        + (num_downs - 5) * level(8 * ngf, 8 * ngf)
+        + innermost
+    )
 
 
 # -- architecture -------------------------------------------------------------------------
+
 
 def test_unet_256_parameter_count_matches_reference():
     # reference: networks.define_G(3, 3, 64, 'unet_256', 'batch', use_dropout=True) -> 54.414 M
@@ -68,7 +76,14 @@ def test_default_config_is_the_paper_setup():
     model = Pix2Pix()
     c = model.config
     assert (c.netG, c.norm, c.use_dropout, c.gan_mode, c.lambda_L1, c.lr, c.beta1) == (
-        "unet_256", "batch", True, "vanilla", 100.0, 2e-4, 0.5)
+        "unet_256",
+        "batch",
+        True,
+        "vanilla",
+        100.0,
+        2e-4,
+        0.5,
+    )
     assert isinstance(model.G, UnetGenerator) and model.G.size_multiple == 256
     assert count_parameters(model.G) == 54_413_955 and count_parameters(model.D) == 2_768_705
     assert VARIANTS["pix2pix"] is Pix2Pix
@@ -82,8 +97,12 @@ def test_unet_256_layer_structure_follows_the_reference():
     assert len(dropouts) == 3 and all(m.p == 0.5 for m in dropouts)  # CD512 x3 next to the bottleneck
     assert sum(isinstance(m, nn.LeakyReLU) and m.negative_slope == 0.2 for m in mods) == 7  # every down but the first
     assert sum(isinstance(m, nn.ReLU) for m in mods) == 8  # every up
-    assert sum(isinstance(m, nn.Conv2d) for m in mods) == 8 and sum(isinstance(m, nn.ConvTranspose2d) for m in mods) == 8
-    assert sum(isinstance(m, nn.BatchNorm2d) for m in mods) == 2 * 6 + 1  # none on the first down, the bottleneck or the output
+    assert (
+        sum(isinstance(m, nn.Conv2d) for m in mods) == 8 and sum(isinstance(m, nn.ConvTranspose2d) for m in mods) == 8
+    )
+    assert (
+        sum(isinstance(m, nn.BatchNorm2d) for m in mods) == 2 * 6 + 1
+    )  # none on the first down, the bottleneck or the output
     assert isinstance(g.model.model[-1], nn.Tanh)
     assert not any(isinstance(m, nn.Dropout) for m in UnetGenerator(3, 3, 8, 8, use_dropout=False).modules())
     # reference state-dict layout (loads the reference's latest_net_G.pth key for key)
@@ -119,14 +138,26 @@ def test_unet_rejects_sizes_that_are_not_multiples_clearly():
 def test_unet_rebuilds_from_config_and_named_generators():
     g = UnetGenerator(1, 3, num_downs=6, ngf=4, norm="instance", use_dropout=True)
     g2 = build_generator(g.config)
-    assert g2.config == g.config == {"type": "unet", "input_nc": 1, "output_nc": 3, "num_downs": 6, "ngf": 4,
-                                     "norm": "instance", "use_dropout": True}
+    assert (
+        g2.config
+        == g.config
+        == {
+            "type": "unet",
+            "input_nc": 1,
+            "output_nc": 3,
+            "num_downs": 6,
+            "ngf": 4,
+            "norm": "instance",
+            "use_dropout": True,
+        }
+    )
     assert [p.shape for p in g.parameters()] == [p.shape for p in g2.parameters()]
     assert NAMED_GENERATORS["unet_256"] == {"type": "unet", "num_downs": 8}
     assert NAMED_GENERATORS["unet_128"] == {"type": "unet", "num_downs": 7}
 
 
 # -- config ---------------------------------------------------------------------------------
+
 
 def test_config_validation():
     assert Pix2PixConfig(netG="unet", num_downs=6).generator_config()["num_downs"] == 6
@@ -142,13 +173,17 @@ def test_config_validation():
 
 # -- training ---------------------------------------------------------------------------------
 
+
 def tiny(**kw) -> Pix2Pix:
     return Pix2Pix(**{"netG": "unet", "num_downs": 5, "ngf": 8, "ndf": 8, **kw})
 
 
 def batch(seed: int = 0, size: int = 32, nc_a: int = 3) -> dict:
     g = torch.Generator().manual_seed(seed)
-    return {"A": torch.rand(2, nc_a, size, size, generator=g) * 2 - 1, "B": torch.rand(2, 3, size, size, generator=g) * 2 - 1}
+    return {
+        "A": torch.rand(2, nc_a, size, size, generator=g) * 2 - 1,
+        "B": torch.rand(2, 3, size, size, generator=g) * 2 - 1,
+    }
 
 
 def test_training_step_gives_finite_losses_and_changes_both_networks():
@@ -164,7 +199,9 @@ def test_training_step_gives_finite_losses_and_changes_both_networks():
     assert 30 < losses["G_L1"] < 110
     after = model.state_dict()
     for prefix in ("G.", "D."):
-        changed = [k for k in before if k.startswith(prefix) and k.endswith("weight") and not torch.equal(before[k], after[k])]
+        changed = [
+            k for k in before if k.startswith(prefix) and k.endswith("weight") and not torch.equal(before[k], after[k])
+        ]
         assert changed, f"{prefix} weights did not change"
     assert all(p.requires_grad for p in model.D.parameters())  # D unfrozen again after the G update
     vis = model.visuals()

@@ -50,8 +50,14 @@ def test_generator_parameter_counts_match_the_reference_construction():
     with torch.device("meta"):
         coco = SPADEGenerator(label_nc=182, contain_dontcare_label=True, use_instance=True)  # S = 184
         ade = SPADEGenerator(label_nc=150, contain_dontcare_label=True, use_instance=False)  # S = 151
-        city = SPADEGenerator(label_nc=35, contain_dontcare_label=False, use_instance=True, crop_size=512,
-                              aspect_ratio=2.0, num_upsampling_layers="more")  # S = 36
+        city = SPADEGenerator(
+            label_nc=35,
+            contain_dontcare_label=False,
+            use_instance=True,
+            crop_size=512,
+            aspect_ratio=2.0,
+            num_upsampling_layers="more",
+        )  # S = 36
     assert n_params(coco) == spade_generator(184) == 97_480_899
     assert n_params(ade) == spade_generator(151) == 96_492_483  # the paper's "96.5M" SPADE generator
     assert n_params(city) == spade_generator(36) == 93_048_003  # "more" adds an upsampling, no layer
@@ -104,8 +110,15 @@ def test_instance_edges_and_onehot_helpers():
 
 @pytest.mark.parametrize(("mode", "multiple"), [("normal", 32), ("more", 64), ("most", 128)])
 def test_generator_shapes_and_size_multiple(mode, multiple):
-    g = SPADEGenerator(label_nc=4, contain_dontcare_label=False, use_instance=False, ngf=4, spade_hidden=8,
-                       crop_size=128, num_upsampling_layers=mode).eval()
+    g = SPADEGenerator(
+        label_nc=4,
+        contain_dontcare_label=False,
+        use_instance=False,
+        ngf=4,
+        spade_hidden=8,
+        crop_size=128,
+        num_upsampling_layers=mode,
+    ).eval()
     assert g.size_multiple == multiple
     label = torch.randint(0, 4, (2, 1, multiple, 2 * multiple))
     y = g(label)
@@ -115,8 +128,16 @@ def test_generator_shapes_and_size_multiple(mode, multiple):
 
 
 def test_vae_style_encoder_and_random_z():
-    g = SPADEGenerator(label_nc=4, contain_dontcare_label=False, use_instance=False, ngf=4, spade_hidden=8,
-                       crop_size=64, use_vae=True, z_dim=8).eval()
+    g = SPADEGenerator(
+        label_nc=4,
+        contain_dontcare_label=False,
+        use_instance=False,
+        ngf=4,
+        spade_hidden=8,
+        crop_size=64,
+        use_vae=True,
+        z_dim=8,
+    ).eval()
     assert g.encoder.n_layers == 5 and g.encoder.input_size == 128  # below 256 px: 5 convs (reference bug fixed)
     label = torch.randint(0, 4, (1, 1, 64, 64))
     style = torch.rand(1, 3, 50, 70) * 2 - 1  # any size
@@ -138,7 +159,8 @@ def test_hinge_loss_and_feature_matching_values():
     assert crit(x, True, for_discriminator=False).item() == pytest.approx(0.5 / 3)  # -mean(x)
     # multi-scale: the last element of each scale's list is the logits; averaged over scales
     assert crit([[torch.ones(1), x], [torch.ones(1), x + 1]], True).item() == pytest.approx(
-        ((0 + 0.5 + 4) / 3 + (0 + 0 + 3) / 3) / 2)
+        ((0 + 0.5 + 4) / 3 + (0 + 0 + 3) / 3) / 2
+    )
     fake = [[torch.zeros(2), torch.zeros(3), torch.full((1,), 9.0)], [torch.zeros(2), torch.full((1,), 9.0)]]
     real = [[torch.ones(2), torch.full((3,), 2.0), torch.zeros(1)], [torch.full((2,), 3.0), torch.zeros(1)]]
     # logits excluded; (1 + 2) from scale 0, 3 from scale 1, times lambda_feat / num_D
@@ -147,16 +169,27 @@ def test_hinge_loss_and_feature_matching_values():
 
 # -- the model -------------------------------------------------------------------------------
 def tiny(**kw) -> SPADE:
-    args = dict(label_nc=4, contain_dontcare_label=True, use_instance=True, ngf=4, ndf=4, spade_hidden=8, crop_size=32,
-                norm_G="spectralspadebatch3x3")
+    args = dict(
+        label_nc=4,
+        contain_dontcare_label=True,
+        use_instance=True,
+        ngf=4,
+        ndf=4,
+        spade_hidden=8,
+        crop_size=32,
+        norm_G="spectralspadebatch3x3",
+    )
     return SPADE(**{**args, **kw})
 
 
 def batch(seed: int = 0, size: int = 32) -> dict:
     g = torch.Generator().manual_seed(seed)
     label = torch.randint(0, 5, (2, 1, size, size), generator=g)  # 4 = the mapped "don't care"
-    return {"label": label, "instance": torch.randint(0, 3, (2, 1, size, size), generator=g).float(),
-            "image": torch.rand(2, 3, size, size, generator=g) * 2 - 1}
+    return {
+        "label": label,
+        "instance": torch.randint(0, 3, (2, 1, size, size), generator=g).float(),
+        "image": torch.rand(2, 3, size, size, generator=g) * 2 - 1,
+    }
 
 
 def test_training_step_gives_finite_losses_and_changes_g_and_d():
@@ -170,8 +203,11 @@ def test_training_step_gives_finite_losses_and_changes_g_and_d():
     assert losses["D"] == pytest.approx(losses["D_Fake"] + losses["D_real"], rel=1e-6)
     after = model.state_dict()
     for prefix in ("netG.", "netD."):
-        changed = [k for k in before if k.startswith(prefix) and k.endswith("weight_orig")
-                   and not torch.equal(before[k], after[k])]
+        changed = [
+            k
+            for k in before
+            if k.startswith(prefix) and k.endswith("weight_orig") and not torch.equal(before[k], after[k])
+        ]
         assert changed, f"{prefix} weights did not change"
     assert set(model.visuals()) == {"input_label", "synthesized_image", "real_image"}
     assert all(v.shape == (2, 3, 32, 32) for v in model.visuals().values())
@@ -234,9 +270,22 @@ def test_exported_generator_rebuilds_from_json_and_maps_raw_dontcare_ids(tmp_pat
 # -- VGG19 perceptual loss --------------------------------------------------------------------
 #: torchvision.models.vgg19().state_dict() "features" keys and shapes (the classifier is not used)
 TORCHVISION_VGG19_FEATURES = {
-    0: (64, 3), 2: (64, 64), 5: (128, 64), 7: (128, 128), 10: (256, 128), 12: (256, 256), 14: (256, 256),
-    16: (256, 256), 19: (512, 256), 21: (512, 512), 23: (512, 512), 25: (512, 512), 28: (512, 512),
-    30: (512, 512), 32: (512, 512), 34: (512, 512),
+    0: (64, 3),
+    2: (64, 64),
+    5: (128, 64),
+    7: (128, 128),
+    10: (256, 128),
+    12: (256, 256),
+    14: (256, 256),
+    16: (256, 256),
+    19: (512, 256),
+    21: (512, 512),
+    23: (512, 512),
+    25: (512, 512),
+    28: (512, 512),
+    30: (512, 512),
+    32: (512, 512),
+    34: (512, 512),
 }
 
 
@@ -250,8 +299,13 @@ def test_vgg19_matches_torchvision_state_dict_layout():
     assert {k: tuple(v.shape) for k, v in vgg.state_dict().items()} == expected
     assert len(vgg.features) == 37 and n_params(vgg) == 20_024_384  # torchvision: 143,667,240 with the classifier
     feats = VGG19()(torch.zeros(1, 3, 32, 32))
-    assert [tuple(f.shape) for f in feats] == [(1, 64, 32, 32), (1, 128, 16, 16), (1, 256, 8, 8), (1, 512, 4, 4),
-                                               (1, 512, 2, 2)]
+    assert [tuple(f.shape) for f in feats] == [
+        (1, 64, 32, 32),
+        (1, 128, 16, 16),
+        (1, 256, 8, 8),
+        (1, 512, 4, 4),
+        (1, 512, 2, 2),
+    ]
 
 
 def test_vgg_loss_is_off_by_default_and_needs_a_weights_file(tmp_path):

@@ -23,8 +23,10 @@ def tiny(**kw) -> UNIT:
 
 def batch(seed: int = 0, size: int = 32, n: int = 2) -> dict:
     g = torch.Generator().manual_seed(seed)
-    return {"A": torch.rand(n, 3, size, size, generator=g) * 2 - 1,
-            "B": torch.rand(n, 3, size, size, generator=g) * 2 - 1}
+    return {
+        "A": torch.rand(n, 3, size, size, generator=g) * 2 - 1,
+        "B": torch.rand(n, 3, size, size, generator=g) * 2 - 1,
+    }
 
 
 def smooth_batch(size: int = 32) -> dict:
@@ -85,7 +87,11 @@ def test_multiscale_discriminator_outputs_and_size_check():
         d(torch.randn(1, 3, 32, 32))
     three_layers = MsImageDiscriminator(3, dim=8, n_layer=3, num_scales=3)
     assert three_layers.min_input_size() == 29
-    assert [tuple(o.shape) for o in three_layers(torch.randn(1, 3, 32, 32))] == [(1, 1, 4, 4), (1, 1, 2, 2), (1, 1, 1, 1)]
+    assert [tuple(o.shape) for o in three_layers(torch.randn(1, 3, 32, 32))] == [
+        (1, 1, 4, 4),
+        (1, 1, 2, 2),
+        (1, 1, 1, 1),
+    ]
 
 
 def test_one_channel_domain():
@@ -190,8 +196,17 @@ def test_exported_generator_is_deterministic_and_rebuilds_from_json(tmp_path):
             assert torch.allclose(rebuilt.eval()(x), y1, atol=1e-6)
     save_generators(tmp_path / "gen", gens, variant="unit", model_config=model.config.model_dump())
     doc, loaded = load_generators(tmp_path / "gen")
-    assert doc["generators"]["AtoB"] == {"type": "unit", "input_nc": 3, "output_nc": 3, "dim": 8, "n_downsample": 3,
-                                         "n_res": 2, "n_shared": 1, "activ": "relu", "pad_type": "reflect"}
+    assert doc["generators"]["AtoB"] == {
+        "type": "unit",
+        "input_nc": 3,
+        "output_nc": 3,
+        "dim": 8,
+        "n_downsample": 3,
+        "n_res": 2,
+        "n_shared": 1,
+        "activ": "relu",
+        "pad_type": "reflect",
+    }
     translator = Translator(loaded, doc, torch.device("cpu"))
     assert translator.size_multiple == 8
     img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 100, 3), dtype=np.uint8))

@@ -21,14 +21,19 @@ from transfigure.models.io import load_generators, save_generators
 
 def _images(seed: int, size: int = 32) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return {"A": torch.rand(2, 3, size, size, generator=g) * 2 - 1, "B": torch.rand(2, 3, size, size, generator=g) * 2 - 1}
+    return {
+        "A": torch.rand(2, 3, size, size, generator=g) * 2 - 1,
+        "B": torch.rand(2, 3, size, size, generator=g) * 2 - 1,
+    }
 
 
 def _label_maps(seed: int, size: int = 32) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return {"label": torch.randint(0, 5, (2, 1, size, size), generator=g),  # 4 = the mapped "don't care"
-            "instance": torch.randint(0, 3, (2, 1, size, size), generator=g).float(),
-            "image": torch.rand(2, 3, size, size, generator=g) * 2 - 1}
+    return {
+        "label": torch.randint(0, 5, (2, 1, size, size), generator=g),  # 4 = the mapped "don't care"
+        "instance": torch.randint(0, 3, (2, 1, size, size), generator=g).float(),
+        "image": torch.rand(2, 3, size, size, generator=g) * 2 - 1,
+    }
 
 
 #: variant -> (small config, batch of 32 px samples for a training step)
@@ -36,8 +41,19 @@ CASES: dict[str, tuple[dict[str, Any], Callable[[int], dict[str, torch.Tensor]]]
     "cyclegan": ({"ngf": 8, "ndf": 8, "netG": "resnet_6blocks", "pool_size": 4}, _images),
     "pix2pix": ({"netG": "unet", "num_downs": 5, "ngf": 8, "ndf": 8}, _images),
     "unit": ({"dim": 8, "n_res": 2, "n_shared": 1, "dis_dim": 8, "dis_n_layer": 3}, _images),
-    "spade": ({"label_nc": 4, "contain_dontcare_label": True, "use_instance": True, "ngf": 4, "ndf": 4,
-               "spade_hidden": 8, "crop_size": 32, "norm_G": "spectralspadebatch3x3"}, _label_maps),
+    "spade": (
+        {
+            "label_nc": 4,
+            "contain_dontcare_label": True,
+            "use_instance": True,
+            "ngf": 4,
+            "ndf": 4,
+            "spade_hidden": 8,
+            "crop_size": 32,
+            "norm_G": "spectralspadebatch3x3",
+        },
+        _label_maps,
+    ),
 }
 #: variants whose translate() takes a direction (SPADE's takes label maps and has one)
 DIRECTIONAL = sorted(v for v, cls in VARIANTS.items() if "direction" in inspect.signature(cls.translate).parameters)

@@ -52,8 +52,17 @@ def tiny_params(variant: str, data_path: Path, output_dir: Path, **training) -> 
     p["output_dir"] = str(output_dir)
     p["data"].update(path=str(data_path), load_size=36, crop_size=32)
     p["model"].update(TINY_MODEL[variant])
-    p["training"].update({"progress": False, "max_steps": 2, "log_every": 1, "sample_every": 1000,
-                          "checkpoint_every": 1000, **({"batch_size": 2} if variant == "spade" else {}), **training})
+    p["training"].update(
+        {
+            "progress": False,
+            "max_steps": 2,
+            "log_every": 1,
+            "sample_every": 1000,
+            "checkpoint_every": 1000,
+            **({"batch_size": 2} if variant == "spade" else {}),
+            **training,
+        }
+    )
     p["evaluation"].update(max_images=4, kid_subset_size=4, kid_subsets=10, report_rows=2, curve_images=2)
     return p
 
@@ -65,8 +74,10 @@ def run(pipeline: str, variant: str, params: dict) -> dict:
         catalog[f"params:{variant}.{key}"] = value
     SequentialRunner().run(register_pipelines()[pipeline], catalog)
     reporting = Path("data/08_reporting") / variant
-    out = {"metrics": json.loads((reporting / "metrics.json").read_text()),
-           "report": Image.open(reporting / "eval_report.png")}
+    out = {
+        "metrics": json.loads((reporting / "metrics.json").read_text()),
+        "report": Image.open(reporting / "eval_report.png"),
+    }
     if pipeline.startswith("train_"):
         out["registered"] = json.loads((reporting / "registered_model.json").read_text())
     return out
@@ -74,8 +85,9 @@ def run(pipeline: str, variant: str, params: dict) -> dict:
 
 def test_train_cyclegan_evaluates_logs_tags_and_plots(tmp_path, mlflow_uri, tiny_unaligned):
     """Unpaired family end to end: train (with the FID curve) -> register -> evaluate; then evaluate_cyclegan."""
-    params = tiny_params("cyclegan", tiny_unaligned, tmp_path / "models", max_steps=None, n_epochs=1,
-                         n_epochs_decay=1, eval_every=1)
+    params = tiny_params(
+        "cyclegan", tiny_unaligned, tmp_path / "models", max_steps=None, n_epochs=1, n_epochs_decay=1, eval_every=1
+    )
     out = run("train_cyclegan", "cyclegan", params)
     metrics, registered = out["metrics"], out["registered"]
     assert UNPAIRED_KEYS <= set(metrics)
@@ -91,9 +103,19 @@ def test_train_cyclegan_evaluates_logs_tags_and_plots(tmp_path, mlflow_uri, tiny
     assert run_.data.tags["eval_split_fingerprint"] == metrics["split_fingerprint"]
     folder = f"evaluation/test-{metrics['split_fingerprint'][:12]}"
     assert {a.path for a in client.list_artifacts(run_.info.run_id, folder)} == {
-        f"{folder}/split.json", f"{folder}/metrics.json", f"{folder}/eval_report.png"}
-    split = json.loads(Path(client.download_artifacts(run_.info.run_id, f"{folder}/split.json", str(tmp_path))).read_text())
-    assert split["files"] == ["testA/testA_000.png", "testA/testA_001.png", "testB/testB_000.png", "testB/testB_001.png"]
+        f"{folder}/split.json",
+        f"{folder}/metrics.json",
+        f"{folder}/eval_report.png",
+    }
+    split = json.loads(
+        Path(client.download_artifacts(run_.info.run_id, f"{folder}/split.json", str(tmp_path))).read_text()
+    )
+    assert split["files"] == [
+        "testA/testA_000.png",
+        "testA/testA_001.png",
+        "testB/testB_000.png",
+        "testB/testB_001.png",
+    ]
     assert metrics["split_files"] == split["files"] and split["fingerprint"] == metrics["split_fingerprint"]
     # the registered version carries what the promotion gate reads
     tags = client.get_model_version("cyclegan", "1").tags
@@ -104,7 +126,9 @@ def test_train_cyclegan_evaluates_logs_tags_and_plots(tmp_path, mlflow_uri, tiny
     loss = pd.read_csv("data/08_reporting/cyclegan/plots/loss.csv")
     assert list(loss["step"]) == list(range(1, 9)) and {"loss_G", "loss_cycle_A", "loss_D_B"} <= set(loss.columns)
     fid = pd.read_csv("data/08_reporting/cyclegan/plots/fid.csv")
-    assert list(fid.columns) == ["epoch", "step", "fid"] and list(fid["epoch"]) == [1, 2] and list(fid["step"]) == [4, 8]
+    assert (
+        list(fid.columns) == ["epoch", "step", "fid"] and list(fid["epoch"]) == [1, 2] and list(fid["step"]) == [4, 8]
+    )
     assert [m.value for m in client.get_metric_history(run_.info.run_id, "fid")] == list(fid["fid"])
     # the curve's last point used the same 2 + 2 images as the final evaluation: the same FID
     assert fid["fid"].iloc[-1] == pytest.approx(metrics["fid"], rel=1e-9)
@@ -167,10 +191,18 @@ def test_kedro_run_evaluate_on_the_default_data(tmp_path, monkeypatch):
     params = tiny_params("pix2pix", root / "data/01_raw/default/edges2photo", root / "data/06_models/pix2pix")
     build_default_dataset(root / "data/01_raw/default")
     trained = run("train_pix2pix", "pix2pix", params)["metrics"]
-    cli = ("pix2pix.data.load_size=36,pix2pix.data.crop_size=32,pix2pix.evaluation.max_images=4,"
-           "pix2pix.evaluation.kid_subset_size=4,pix2pix.evaluation.kid_subsets=10,pix2pix.evaluation.report_rows=2")
-    proc = subprocess.run([KEDRO, "run", "--pipeline=evaluate_pix2pix", f"--params={cli}"], cwd=root,
-                          env=env_with_default_store(), capture_output=True, text=True, timeout=600)
+    cli = (
+        "pix2pix.data.load_size=36,pix2pix.data.crop_size=32,pix2pix.evaluation.max_images=4,"
+        "pix2pix.evaluation.kid_subset_size=4,pix2pix.evaluation.kid_subsets=10,pix2pix.evaluation.report_rows=2"
+    )
+    proc = subprocess.run(
+        [KEDRO, "run", "--pipeline=evaluate_pix2pix", f"--params={cli}"],
+        cwd=root,
+        env=env_with_default_store(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((root / "data/08_reporting/pix2pix/metrics.json").read_text())
     assert metrics == trained  # same version, same default data, another process: the same numbers

@@ -16,9 +16,14 @@ KEDRO = str(Path(sys.executable).with_name("kedro"))
 
 
 def kedro_run(root: Path, params: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([KEDRO, "run", "--pipeline=train_cyclegan", f"--params={params}"], cwd=root,
-                          env=env_with_default_store(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [KEDRO, "run", "--pipeline=train_cyclegan", f"--params={params}"],
+        cwd=root,
+        env=env_with_default_store(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.slow

@@ -23,7 +23,9 @@ RECORDED = Path(__file__).with_name("registered_pipelines.json")
 
 
 def wiring(pipeline: Pipeline) -> dict[str, str]:
-    return {n.name: f"{', '.join(n.inputs)} -> {', '.join(n.outputs)}" for n in sorted(pipeline.nodes, key=lambda n: n.name)}
+    return {
+        n.name: f"{', '.join(n.inputs)} -> {', '.join(n.outputs)}" for n in sorted(pipeline.nodes, key=lambda n: n.name)
+    }
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -62,9 +64,11 @@ def test_an_unknown_name_is_a_key_error_so_kedro_can_suggest_close_names():
 @pytest.mark.slow
 def test_asking_for_one_pipeline_imports_only_its_stage():
     """`kedro run --pipeline=validate_pix2pix` must not import training, MLflow and evaluation code."""
-    code = ("import sys; from transfigure.pipeline_registry import register_pipelines; "
-            "register_pipelines()['validate_pix2pix']; "
-            "print(sorted(m for m in sys.modules if m.startswith('transfigure.pipelines.')))")
+    code = (
+        "import sys; from transfigure.pipeline_registry import register_pipelines; "
+        "register_pipelines()['validate_pix2pix']; "
+        "print(sorted(m for m in sys.modules if m.startswith('transfigure.pipelines.')))"
+    )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "transfigure.pipelines.data_validation.pipeline" in loaded
     assert "transfigure.pipelines.training" not in loaded and "transfigure.pipelines.evaluation" not in loaded

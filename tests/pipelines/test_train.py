@@ -45,24 +45,52 @@ class Case:
 
 
 CASES = {
-    "cyclegan": Case(make_unaligned, {"ngf": 4, "ndf": 4},
-                     params={"model.ngf": "4", "model.lambda_A": "10.0"}, losses=("loss_G", "loss_D_A", "loss_cycle_A")),
-    "pix2pix": Case(make_aligned, {"num_downs": 5, "ngf": 4, "ndf": 4},
-                    params={"model.netG": "unet", "model.num_downs": "5", "model.lambda_L1": "100.0",
-                            "model.gan_mode": "vanilla", "data.direction": "AtoB"},
-                    losses=("loss_G_GAN", "loss_G_L1", "loss_G", "loss_D_real", "loss_D_fake", "loss_D"),
-                    directions=("AtoB",), size_multiple=32),
+    "cyclegan": Case(
+        make_unaligned,
+        {"ngf": 4, "ndf": 4},
+        params={"model.ngf": "4", "model.lambda_A": "10.0"},
+        losses=("loss_G", "loss_D_A", "loss_cycle_A"),
+    ),
+    "pix2pix": Case(
+        make_aligned,
+        {"num_downs": 5, "ngf": 4, "ndf": 4},
+        params={
+            "model.netG": "unet",
+            "model.num_downs": "5",
+            "model.lambda_L1": "100.0",
+            "model.gan_mode": "vanilla",
+            "data.direction": "AtoB",
+        },
+        losses=("loss_G_GAN", "loss_G_L1", "loss_G", "loss_D_real", "loss_D_fake", "loss_D"),
+        directions=("AtoB",),
+        size_multiple=32,
+    ),
     # 32 px images: 3 discriminator layers so that the third scale (8 px) still fits
-    "unit": Case(make_unaligned, {"dim": 4, "dis_dim": 4, "dis_n_layer": 3},
-                 params={"model.dim": "4", "model.n_shared": "1", "model.recon_kl_w": "0.01",
-                         "model.weight_decay": "0.0001", "training.lr_policy": "step"},
-                 losses=("loss_G", "loss_D_A", "loss_D_B", "loss_recon_x_A", "loss_kl_B", "loss_cyc_x_A", "loss_adv_B"),
-                 lr=(1e-4, 1e-4)),
+    "unit": Case(
+        make_unaligned,
+        {"dim": 4, "dis_dim": 4, "dis_n_layer": 3},
+        params={
+            "model.dim": "4",
+            "model.n_shared": "1",
+            "model.recon_kl_w": "0.01",
+            "model.weight_decay": "0.0001",
+            "training.lr_policy": "step",
+        },
+        losses=("loss_G", "loss_D_A", "loss_D_B", "loss_recon_x_A", "loss_kl_B", "loss_cyc_x_A", "loss_adv_B"),
+        lr=(1e-4, 1e-4),
+    ),
     # batch 2: batch norm at the 1x1 latent grid of a 32 px crop needs more than one value per channel;
     # TTUR: lr_G = lr / 2, lr_D = lr * 2
-    "spade": Case(make_labelmap, {"ngf": 4, "ndf": 4, "spade_hidden": 8, "crop_size": 32}, {"batch_size": 2},
-                  params={"model.label_nc": str(LABEL_NC), "model.gan_mode": "hinge", "model.use_instance": "True"},
-                  losses=("loss_GAN_Feat",), lr=(1e-4, 4e-4), directions=("AtoB",), size_multiple=32),
+    "spade": Case(
+        make_labelmap,
+        {"ngf": 4, "ndf": 4, "spade_hidden": 8, "crop_size": 32},
+        {"batch_size": 2},
+        params={"model.label_nc": str(LABEL_NC), "model.gan_mode": "hinge", "model.use_instance": "True"},
+        losses=("loss_GAN_Feat",),
+        lr=(1e-4, 4e-4),
+        directions=("AtoB",),
+        size_multiple=32,
+    ),
 }
 
 
@@ -90,8 +118,17 @@ def tiny_params(variant: str, data_path: Path, output_dir: Path, **training) -> 
     if variant == "spade":
         p["data"]["label_nc"] = p["validation"]["label_nc"] = LABEL_NC
     p["model"].update(case.model)
-    p["training"].update({"progress": False, "max_steps": 4, "log_every": 1, "sample_every": 2, "checkpoint_every": 2,
-                          **case.training, **training})
+    p["training"].update(
+        {
+            "progress": False,
+            "max_steps": 4,
+            "log_every": 1,
+            "sample_every": 2,
+            "checkpoint_every": 2,
+            **case.training,
+            **training,
+        }
+    )
     return p
 
 
@@ -180,12 +217,19 @@ def test_cyclegan_second_training_is_version_2_and_the_gate_records_its_decision
     data = tmp_path / "tiny_cyclegan"
     out2 = run_pipeline("cyclegan", tiny_params("cyclegan", data, tmp_path / "models2"))
     assert out2["registered_model"]["version"] == "2"
-    assert transfigure.load_translator("cyclegan", "latest").metadata["mlflow_run_id"] == out2["registered_model"]["run_id"]
+    assert (
+        transfigure.load_translator("cyclegan", "latest").metadata["mlflow_run_id"]
+        == out2["registered_model"]["run_id"]
+    )
     # promoted or refused, the decision and its reason are on record
     client = MlflowClient(mlflow_uri)
     decision = out2["promotion"]
-    assert str(client.get_model_version_by_alias("cyclegan", "champion").version) == ("2" if decision["promoted"] else "1")
-    assert decision["reason"] and client.get_model_version("cyclegan", "2").tags["promotion.reason"] == decision["reason"]
+    assert str(client.get_model_version_by_alias("cyclegan", "champion").version) == (
+        "2" if decision["promoted"] else "1"
+    )
+    assert (
+        decision["reason"] and client.get_model_version("cyclegan", "2").tags["promotion.reason"] == decision["reason"]
+    )
 
 
 @pytest.mark.slow
@@ -194,10 +238,14 @@ def test_unit_decoders_differ_and_pix2pix_has_one_direction(tmp_path, mlflow_uri
     translator = transfigure.load_translator("unit", unit["registered_model"]["version"])
     assert translator.config["generators"]["AtoB"]["type"] == "unit"
     img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 100, 3), dtype=np.uint8))
-    assert not np.array_equal(np.asarray(translator.translate(img, "AtoB")), np.asarray(translator.translate(img, "BtoA")))
+    assert not np.array_equal(
+        np.asarray(translator.translate(img, "AtoB")), np.asarray(translator.translate(img, "BtoA"))
+    )
 
     train_tiny("pix2pix", tmp_path / "pix2pix")
-    with pytest.raises(ValueError, match="unknown direction .BtoA.*AtoB"):  # one mapping only (the dataset did the swap)
+    with pytest.raises(
+        ValueError, match="unknown direction .BtoA.*AtoB"
+    ):  # one mapping only (the dataset did the swap)
         transfigure.load_translator("pix2pix", 1).translate(img, "BtoA")
 
 
@@ -242,11 +290,14 @@ def _bad_label_ids(data: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("variant", "damage", "message"), [
-    ("cyclegan", _truncate, r"trainA_001\.png"),
-    ("pix2pix", _odd_width, r"(?s)train/001\.png.*odd width 63"),
-    ("spade", _bad_label_ids, r"(?s)train_label/train_001\.png: class ids \[7, 12\]"),
-])
+@pytest.mark.parametrize(
+    ("variant", "damage", "message"),
+    [
+        ("cyclegan", _truncate, r"trainA_001\.png"),
+        ("pix2pix", _odd_width, r"(?s)train/001\.png.*odd width 63"),
+        ("spade", _bad_label_ids, r"(?s)train_label/train_001\.png: class ids \[7, 12\]"),
+    ],
+)
 def test_bad_data_stops_before_training_and_names_the_file(variant, damage, message, tmp_path, mlflow_uri):
     data = CASES[variant].make_data(tmp_path / "data")
     damage(data)
@@ -294,16 +345,32 @@ def test_base_parameters_are_valid_and_tiny():
 
 
 def test_paper_environment_merges_into_the_paper_setup():
-    loader = OmegaConfigLoader(conf_source=str(PROJECT / "conf"), base_env="base", default_run_env="paper",
-                               merge_strategy={"parameters": "soft"})  # as settings.py configures Kedro
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT / "conf"),
+        base_env="base",
+        default_run_env="paper",
+        merge_strategy={"parameters": "soft"},
+    )  # as settings.py configures Kedro
     paper = loader["parameters"]["pix2pix"]
     config = model_config("pix2pix", paper["data"], paper["model"])
-    assert config.generator_config() == {"type": "unet", "num_downs": 8, "input_nc": 3, "output_nc": 3, "ngf": 64,
-                                         "norm": "batch", "use_dropout": True}
+    assert config.generator_config() == {
+        "type": "unet",
+        "num_downs": 8,
+        "input_nc": 3,
+        "output_nc": 3,
+        "ngf": 64,
+        "norm": "batch",
+        "use_dropout": True,
+    }
     assert (config.ndf, config.netD, config.gan_mode, config.lambda_L1) == (64, "basic", "vanilla", 100.0)
     assert (paper["data"]["load_size"], paper["data"]["crop_size"]) == (286, 256)
     training = TrainingConfig(**paper["training"])
-    assert (training.batch_size, training.n_epochs, training.n_epochs_decay, training.lr_policy) == (1, 100, 100, "linear")
+    assert (training.batch_size, training.n_epochs, training.n_epochs_decay, training.lr_policy) == (
+        1,
+        100,
+        100,
+        "linear",
+    )
 
 
 def test_direction_btoa_swaps_input_and_target(tmp_path):
@@ -325,5 +392,7 @@ def test_paired_images_of_different_sizes_fail_clearly_without_resizing(tmp_path
     Image.new("RGB", (40, 32)).save(root / "trainB" / "x.png")
     data = {**base_params("pix2pix")["data"], "preprocess": "crop", "crop_size": 32}
     dataset = build_dataset({"root": str(root), "format": "paired"}, data)
-    with pytest.raises(ValueError, match=r"paired images differ in size: '.*trainA/x\.png' is 32x32, '.*trainB/x\.png' is 40x32"):
+    with pytest.raises(
+        ValueError, match=r"paired images differ in size: '.*trainA/x\.png' is 32x32, '.*trainB/x\.png' is 40x32"
+    ):
         dataset[0]

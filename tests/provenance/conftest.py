@@ -9,8 +9,26 @@ from PIL import Image
 
 from transfigure.provenance import ProvenanceConfig
 
-PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "moon", "coins", "brick", "gravel", "grass",
-               "immunohistochemistry", "hubble_deep_field", "retina", "cell", "clock", "page", "text", "stereo_motorcycle")
+PHOTO_NAMES = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "camera",
+    "moon",
+    "coins",
+    "brick",
+    "gravel",
+    "grass",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "retina",
+    "cell",
+    "clock",
+    "page",
+    "text",
+    "stereo_motorcycle",
+)
 
 
 @pytest.fixture(scope="session")

@@ -94,8 +94,10 @@ def test_a_changed_manifest_is_invalid(provenance_config, photo):
 
 def test_stripped_metadata_is_absent_and_the_watermark_alone_finds_the_record(provenance_config, photo):
     stamped = stamp_output(photo("rocket", 256), model=MODEL, fmt="PNG", config=provenance_config)
-    for data in (encode(Image.open(io.BytesIO(stamped.data))),  # re-saved: the caBX chunk is gone
-                 encode(Image.open(io.BytesIO(stamped.data)).convert("RGB"), "JPEG", quality=80)):
+    for data in (
+        encode(Image.open(io.BytesIO(stamped.data))),  # re-saved: the caBX chunk is gone
+        encode(Image.open(io.BytesIO(stamped.data)).convert("RGB"), "JPEG", quality=80),
+    ):
         report = verify_image_bytes(data, config=provenance_config, source="copy")
         assert report["manifest"]["status"] == "absent"
         assert report["verdict"] == "traced" and report["found"]
@@ -131,8 +133,12 @@ def png_declaring(width: int, height: int) -> bytes:
 
 @pytest.mark.parametrize(
     ("data", "message"),
-    [(b"", "0 bytes"), (b"this is a text file, not a picture", "not a recognised image"),
-     (png_declaring(50_000, 50_000), "decompression bomb"), (png_declaring(9_000, 9_000), "decompression bomb")],
+    [
+        (b"", "0 bytes"),
+        (b"this is a text file, not a picture", "not a recognised image"),
+        (png_declaring(50_000, 50_000), "decompression bomb"),
+        (png_declaring(9_000, 9_000), "decompression bomb"),
+    ],
 )
 def test_bad_inputs_raise_a_clear_image_input_error(provenance_config, data, message):
     with pytest.raises(ImageInputError, match=message) as info:
@@ -173,7 +179,10 @@ def test_concurrent_stamping_gives_unique_recorded_ids(provenance_config, photo)
     ids = {r.provenance_id for r in results}
     assert len(ids) == len(images) == Ledger(provenance_config.ledger_path).count()
     for r in results:
-        assert detect_watermark(Image.open(io.BytesIO(r.data)), provenance_config.watermark_key).provenance_id == r.provenance_id
+        assert (
+            detect_watermark(Image.open(io.BytesIO(r.data)), provenance_config.watermark_key).provenance_id
+            == r.provenance_id
+        )
 
 
 def test_stamping_refuses_unknown_formats_and_qualities(provenance_config, photo):
@@ -210,8 +219,11 @@ def test_a_flipped_cropped_or_rotated_copy_is_traced_and_its_report_is_json(prov
     stamped = stamp_output(photo("chelsea", 256), model=MODEL, fmt="PNG", config=provenance_config)
     with Image.open(io.BytesIO(stamped.data)) as image:
         image = image.convert("RGB")
-        copy = (crop(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 0.7, "top-left") if edit == "flip + crop"
-                else rotate(image, 12))
+        copy = (
+            crop(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 0.7, "top-left")
+            if edit == "flip + crop"
+            else rotate(image, 12)
+        )
     report = verify_image_bytes(encode(copy, "JPEG", quality=85), config=provenance_config)
     assert report["verdict"] == "traced" and report["watermark"]["provenance_id"] == stamped.provenance_id
     assert report["watermark"]["flipped"] is (edit == "flip + crop")

@@ -26,8 +26,11 @@ def transfigure(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Comple
 @pytest.fixture
 def cli_env(provenance_config, tmp_path) -> dict[str, str]:
     """The test's key and ledger for the subprocess (it runs in tmp_path, beside the dev certificate)."""
-    return {**os.environ, "TRANSFIGURE_WATERMARK_KEY": os.environ["TRANSFIGURE_WATERMARK_KEY"],
-            "TRANSFIGURE_LEDGER": str(provenance_config.ledger_path)}
+    return {
+        **os.environ,
+        "TRANSFIGURE_WATERMARK_KEY": os.environ["TRANSFIGURE_WATERMARK_KEY"],
+        "TRANSFIGURE_LEDGER": str(provenance_config.ledger_path),
+    }
 
 
 def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
@@ -70,8 +73,9 @@ def test_bad_files_get_a_clear_message_exit_2_and_no_traceback(provenance_config
     (tmp_path / "empty.png").write_bytes(b"")
     ihdr = struct.pack(">IIBBBBB", 50_000, 50_000, 8, 2, 0, 0, 0)
     chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))  # noqa: E731
-    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 99))
-                                        + chunk(b"IEND", b""))
+    (tmp_path / "bomb.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 99)) + chunk(b"IEND", b"")
+    )
     names = ["good.png", "notes.png", "truncated.png", "empty.png", "bomb.png", "missing.png"]
 
     result = transfigure("verify", *names, cwd=tmp_path, env=cli_env)

@@ -68,7 +68,9 @@ def bomb_png(width: int = 50000, height: int = 50000) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 4096)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 4096)) + chunk(b"IEND", b"")
+    )
 
 
 def psnr(a: Image.Image, b: Image.Image) -> float:
@@ -100,8 +102,12 @@ def train_cyclegan(out: Path, data: Path) -> dict[str, Any]:
 
     ds = make_dataset("unaligned", data, "train", transform=TransformConfig(load_size=32, crop_size=32, flip=False))
     summary = run_tracked_training(
-        model=CycleGAN(ngf=4, ndf=4, netG="resnet_6blocks"), dataset=ds,
-        training=TrainingConfig(max_steps=2, progress=False), output_dir=out, tracking={"experiment": "serve-test"}, params={},
+        model=CycleGAN(ngf=4, ndf=4, netG="resnet_6blocks"),
+        dataset=ds,
+        training=TrainingConfig(max_steps=2, progress=False),
+        output_dir=out,
+        tracking={"experiment": "serve-test"},
+        params={},
     )
     return register_trained_model(summary, {"registered_model_name": "cyclegan"})
 
@@ -114,12 +120,24 @@ def train_spade(out: Path, data: Path) -> dict[str, Any]:
     from transfigure.tracking.runs import register_trained_model, run_tracked_training
     from transfigure.training import TrainingConfig
 
-    ds = make_dataset("labelmap", data, "train", transform=TransformConfig(load_size=32, crop_size=32, flip=False),
-                      label_nc=LABEL_NC, use_instance=True)
-    model = SPADE(label_nc=LABEL_NC, contain_dontcare_label=False, use_instance=True, crop_size=32, ngf=4, ndf=4, spade_hidden=8)
+    ds = make_dataset(
+        "labelmap",
+        data,
+        "train",
+        transform=TransformConfig(load_size=32, crop_size=32, flip=False),
+        label_nc=LABEL_NC,
+        use_instance=True,
+    )
+    model = SPADE(
+        label_nc=LABEL_NC, contain_dontcare_label=False, use_instance=True, crop_size=32, ngf=4, ndf=4, spade_hidden=8
+    )
     summary = run_tracked_training(
-        model=model, dataset=ds, training=TrainingConfig(max_steps=1, batch_size=2, progress=False), output_dir=out,
-        tracking={"experiment": "serve-test-spade"}, params={},
+        model=model,
+        dataset=ds,
+        training=TrainingConfig(max_steps=1, batch_size=2, progress=False),
+        output_dir=out,
+        tracking={"experiment": "serve-test-spade"},
+        params={},
     )
     return register_trained_model(summary, {"registered_model_name": "spade"})
 
@@ -152,13 +170,24 @@ class Server:
     ``args`` default to the service's import path (any working directory); ``[]`` serves the
     bentofile.yaml of ``cwd``, ``["transfigure:TAG"]`` a built Bento."""
 
-    def __init__(self, cwd: Path, args: list[str] | None = None, env: dict[str, str] | None = None, port: int | None = None):
+    def __init__(
+        self, cwd: Path, args: list[str] | None = None, env: dict[str, str] | None = None, port: int | None = None
+    ):
         self.port = port or free_port()
         self.log = Path(cwd) / f"bentoml-serve-{self.port}.log"
         self._log_file = self.log.open("w")
-        cmd = [BENTOML, "serve", *(args if args is not None else [SERVICE]), "--host", "127.0.0.1", "--port", str(self.port)]
-        self.proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=self._log_file,
-                                     stderr=subprocess.STDOUT, text=True)
+        cmd = [
+            BENTOML,
+            "serve",
+            *(args if args is not None else [SERVICE]),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        self.proc = subprocess.Popen(
+            cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=self._log_file, stderr=subprocess.STDOUT, text=True
+        )
 
     def output(self) -> str:
         self._log_file.flush()
@@ -177,8 +206,15 @@ class Server:
             time.sleep(0.5)
         raise AssertionError(f"server not ready in {timeout} s:\n{self.output()[-4000:]}")
 
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-                timeout: float = 60, chunked: bool = False) -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 60,
+        chunked: bool = False,
+    ) -> Reply:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             if chunked:
@@ -202,8 +238,9 @@ class Server:
     def post_image(self, path: str, data: bytes, content_type: str = "image/png", **headers: str) -> Reply:
         return self.request("POST", path, data, {"Content-Type": content_type, **headers})
 
-    def post_multipart(self, path: str, files: dict[str, tuple[str, bytes, str]], fields: dict[str, str] | None = None,
-                       **headers: str) -> Reply:
+    def post_multipart(
+        self, path: str, files: dict[str, tuple[str, bytes, str]], fields: dict[str, str] | None = None, **headers: str
+    ) -> Reply:
         body, ctype = multipart(files, fields or {})
         return self.request("POST", path, body, {"Content-Type": ctype, **headers})
 

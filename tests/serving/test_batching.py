@@ -31,7 +31,9 @@ def cyclegan(tmp_path_factory) -> Translator:
 
 @pytest.fixture(scope="module")
 def spade(tmp_path_factory) -> Translator:
-    model = SPADE(label_nc=LABEL_NC, contain_dontcare_label=False, use_instance=True, crop_size=32, ngf=4, ndf=4, spade_hidden=8)
+    model = SPADE(
+        label_nc=LABEL_NC, contain_dontcare_label=False, use_instance=True, crop_size=32, ngf=4, ndf=4, spade_hidden=8
+    )
     return export(model, tmp_path_factory.mktemp("spade") / "generator")
 
 
@@ -43,7 +45,11 @@ def provenance(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     from transfigure.provenance import ModelInfo, ProvenanceConfig
 
-    return ProvenanceConfig.from_env(), ModelInfo(name="cyclegan", version="7", run_id="run-1", variant="cyclegan"), tmp_path / "ledger.sqlite"
+    return (
+        ProvenanceConfig.from_env(),
+        ModelInfo(name="cyclegan", version="7", run_id="run-1", variant="cyclegan"),
+        tmp_path / "ledger.sqlite",
+    )
 
 
 def decode(data: bytes) -> Image.Image:
@@ -91,14 +97,21 @@ def test_a_batch_of_equal_sizes_gives_the_pixels_of_one_by_one(cyclegan):
 
 def test_output_size_and_format(cyclegan, provenance):
     config, info, _ = provenance
-    images = [noise_image(128, 64, seed=1), noise_image(20, 30, seed=2).convert("L"), noise_image(33, 33, seed=3).convert("RGBA")]
-    outputs = translate_and_stamp(cyclegan, images, model_info=info, direction="BtoA", size=(80, 64), fmt="JPEG",
-                                  quality=90, config=config)
+    images = [
+        noise_image(128, 64, seed=1),
+        noise_image(20, 30, seed=2).convert("L"),
+        noise_image(33, 33, seed=3).convert("RGBA"),
+    ]
+    outputs = translate_and_stamp(
+        cyclegan, images, model_info=info, direction="BtoA", size=(80, 64), fmt="JPEG", quality=90, config=config
+    )
     for out in outputs:
         assert out.media_type == "image/jpeg"
         img = decode(out.data)
         assert img.format == "JPEG" and img.size == (80, 64) and img.mode == "RGB"
-    too_small = translate_and_stamp(cyclegan, [noise_image(64, 64), noise_image(16, 16)], model_info=info, config=config)
+    too_small = translate_and_stamp(
+        cyclegan, [noise_image(64, 64), noise_image(16, 16)], model_info=info, config=config
+    )
     assert decode(too_small[0].data).size == (64, 64)
     assert isinstance(too_small[1], ValueError) and "16x16" in str(too_small[1])  # refused, not returned unmarked
 

@@ -21,8 +21,11 @@ def project_copy(dst: Path) -> Path:
     """What `bentoml build` reads from the project: bentofile.yaml, the package sources, conf/base."""
     dst.mkdir()
     shutil.copy(PROJECT / "bentofile.yaml", dst / "bentofile.yaml")
-    shutil.copytree(PROJECT / "src" / "transfigure", dst / "src" / "transfigure",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        PROJECT / "src" / "transfigure",
+        dst / "src" / "transfigure",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
     shutil.copytree(PROJECT / "conf" / "base", dst / "conf" / "base")
     return dst
 
@@ -36,7 +39,9 @@ def test_bento_bundles_the_champion_and_serves_it_without_a_registry(tmp_path, m
 
     built = subprocess.run(
         [sys.executable, "-m", "transfigure.serving.bundle", "--project-dir", str(project), "--build"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert built.returncode == 0, built.stderr[-3000:]
     tag = built.stdout.split("built Bento ")[1].split(";")[0]
@@ -56,8 +61,14 @@ def test_bento_bundles_the_champion_and_serves_it_without_a_registry(tmp_path, m
     # a fresh, empty registry: the Bento must serve what it bundled
     empty = tmp_path / "elsewhere"
     empty.mkdir()
-    server = Server(empty, args=[tag], env={"MLFLOW_TRACKING_URI": f"sqlite:///{empty / 'mlruns.db'}",
-                                            "TRANSFIGURE_LEDGER": str(empty / "ledger.sqlite")})
+    server = Server(
+        empty,
+        args=[tag],
+        env={
+            "MLFLOW_TRACKING_URI": f"sqlite:///{empty / 'mlruns.db'}",
+            "TRANSFIGURE_LEDGER": str(empty / "ledger.sqlite"),
+        },
+    )
     try:
         server.wait_ready()
         reply = server.post_image("/translate", encode(noise_image(80, 64)))

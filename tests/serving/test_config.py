@@ -9,9 +9,19 @@ import pytest
 from transfigure.data.rules import MAX_PIXELS
 from transfigure.serving.config import ConfigError, ModelSpec, ServingConfig
 
-ENV = ("TRANSFIGURE_MODELS", "TRANSFIGURE_MODEL", "TRANSFIGURE_MODEL_ALIAS", "TRANSFIGURE_MODEL_SOURCE",
-       "TRANSFIGURE_MAX_BODY_BYTES", "TRANSFIGURE_MAX_PIXELS", "TRANSFIGURE_WORKERS", "TRANSFIGURE_MAX_BATCH_SIZE",
-       "TRANSFIGURE_TIMEOUT", "TRANSFIGURE_GPUS", "TRANSFIGURE_BUNDLE_DIR")
+ENV = (
+    "TRANSFIGURE_MODELS",
+    "TRANSFIGURE_MODEL",
+    "TRANSFIGURE_MODEL_ALIAS",
+    "TRANSFIGURE_MODEL_SOURCE",
+    "TRANSFIGURE_MAX_BODY_BYTES",
+    "TRANSFIGURE_MAX_PIXELS",
+    "TRANSFIGURE_WORKERS",
+    "TRANSFIGURE_MAX_BATCH_SIZE",
+    "TRANSFIGURE_TIMEOUT",
+    "TRANSFIGURE_GPUS",
+    "TRANSFIGURE_BUNDLE_DIR",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -29,8 +39,11 @@ def test_defaults():
 
 def test_model_lists(monkeypatch):
     monkeypatch.setenv("TRANSFIGURE_MODELS", "cyclegan, pix2pix@3,spade@staging")
-    assert ServingConfig.from_env().models == (ModelSpec("cyclegan", "champion"), ModelSpec("pix2pix", "3"),
-                                               ModelSpec("spade", "staging"))
+    assert ServingConfig.from_env().models == (
+        ModelSpec("cyclegan", "champion"),
+        ModelSpec("pix2pix", "3"),
+        ModelSpec("spade", "staging"),
+    )
     monkeypatch.delenv("TRANSFIGURE_MODELS")
     monkeypatch.setenv("TRANSFIGURE_MODEL", "unit")
     monkeypatch.setenv("TRANSFIGURE_MODEL_ALIAS", "challenger")

@@ -112,8 +112,9 @@ def check_stamped(served: Served, reply, expected_size: tuple[int, int], media_t
 # -- translate -------------------------------------------------------------------------------------------
 def test_multipart_upload_returns_the_stamped_translation(served, local_cyclegan):
     source = noise_image(96, 80, seed=1)  # watermarks need >= 64 px
-    reply = served.server.post_multipart("/translate", {"file": ("day.png", encode(source), "image/png")},
-                                         {"direction": "BtoA"})
+    reply = served.server.post_multipart(
+        "/translate", {"file": ("day.png", encode(source), "image/png")}, {"direction": "BtoA"}
+    )
     image = check_stamped(served, reply, (96, 80))
     assert reply.headers["x-model-name"] == "cyclegan" and reply.headers["x-model-variant"] == "cyclegan"
     assert reply.headers["x-model-version"] == served.cyclegan["version"]
@@ -133,8 +134,12 @@ def test_raw_body_with_size_format_and_json_answer(served, local_cyclegan):
     assert reply.status == 200 and reply.headers["content-type"] == "application/json"
     doc = reply.json()
     assert doc["provenance_id"] == reply.headers["x-provenance-id"] and doc["media_type"] == "image/jpeg"
-    assert doc["model"] == {"name": "cyclegan", "version": served.cyclegan["version"], "variant": "cyclegan",
-                            "run_id": served.cyclegan["run_id"]}
+    assert doc["model"] == {
+        "name": "cyclegan",
+        "version": served.cyclegan["version"],
+        "variant": "cyclegan",
+        "run_id": served.cyclegan["run_id"],
+    }
     assert isinstance(doc["manifest"], dict) and doc["manifest"]
     image = Image.open(io.BytesIO(base64.b64decode(doc["image"])))
     assert image.format == "JPEG" and image.size == (77, 64)
@@ -145,7 +150,9 @@ def test_spade_translates_label_maps_and_refuses_unknown_ids(served):
     check_stamped(served, reply, (80, 96))
     assert reply.headers["x-model-name"] == "spade" and reply.headers["x-model-version"] == served.spade["version"]
 
-    bad = served.server.post_multipart("/translate?model=spade", {"file": ("labels.png", encode(label_map(80, 96, (0, 1, 9, 200))), "image/png")})
+    bad = served.server.post_multipart(
+        "/translate?model=spade", {"file": ("labels.png", encode(label_map(80, 96, (0, 1, 9, 200))), "image/png")}
+    )
     assert bad.status == 422, bad.body
     assert bad.json()["error"] == "unknown label ids"
     assert "[9, 200]" in bad.json()["detail"] and "labels.png" in bad.json()["detail"]
@@ -184,7 +191,9 @@ def batch_histogram(server: Server) -> tuple[float, float]:
     text = server.request("GET", "/metrics").body.decode()
     values = {}
     for kind in ("count", "sum"):
-        found = re.findall(rf'adaptive_batch_size_{kind}{{[^}}]*method_name="translate_batch"[^}}]*}} ([0-9.e+]+)', text)
+        found = re.findall(
+            rf'adaptive_batch_size_{kind}{{[^}}]*method_name="translate_batch"[^}}]*}} ([0-9.e+]+)', text
+        )
         values[kind] = sum(float(v) for v in found)
     return values["count"], values["sum"]
 
@@ -200,21 +209,53 @@ BAD_REQUESTS = {
     "non-image bytes": (("/translate", b"hello, not an image", {"Content-Type": "image/png"}), 422, "not an image"),
     "truncated PNG": (("/translate", truncated_png(), {"Content-Type": "image/png"}), 422, "truncated"),
     "zero bytes": (("/translate", b"", {"Content-Type": "image/png"}), 400, "empty"),
-    "text content type": (("/translate", encode(noise_image(64, 64)), {"Content-Type": "text/plain"}), 415, "content type"),
+    "text content type": (
+        ("/translate", encode(noise_image(64, 64)), {"Content-Type": "text/plain"}),
+        415,
+        "content type",
+    ),
     "json content type": (("/translate", b"{}", {"Content-Type": "application/json"}), 415, "content type"),
     "no content type": (("/translate", encode(noise_image(64, 64)), {}), 415, "content type"),
     "decompression bomb": (("/translate", bomb_png(), {"Content-Type": "image/png"}), 413, "too large"),
-    "too many pixels": (("/translate", encode(Image.new("L", (1100, 1000))), {"Content-Type": "image/png"}), 413, "too large"),
-    "output too large": (("/translate?width=1100&height=1000", encode(noise_image(64, 64)), {"Content-Type": "image/png"}), 413, "too large"),
+    "too many pixels": (
+        ("/translate", encode(Image.new("L", (1100, 1000))), {"Content-Type": "image/png"}),
+        413,
+        "too large",
+    ),
+    "output too large": (
+        ("/translate?width=1100&height=1000", encode(noise_image(64, 64)), {"Content-Type": "image/png"}),
+        413,
+        "too large",
+    ),
     "body over limit": (("/translate", b"\0" * (MAX_BODY + 1), {"Content-Type": "image/png"}), 413, "body too large"),
     "image too small": (("/translate", encode(noise_image(48, 48)), {"Content-Type": "image/png"}), 422, "too small"),
-    "bad direction": (("/translate?direction=sideways", encode(noise_image(64, 64)), {"Content-Type": "image/png"}), 400, "direction"),
-    "bad format": (("/translate?format=gif", encode(noise_image(64, 64)), {"Content-Type": "image/png"}), 400, "format"),
+    "bad direction": (
+        ("/translate?direction=sideways", encode(noise_image(64, 64)), {"Content-Type": "image/png"}),
+        400,
+        "direction",
+    ),
+    "bad format": (
+        ("/translate?format=gif", encode(noise_image(64, 64)), {"Content-Type": "image/png"}),
+        400,
+        "format",
+    ),
     "bad width": (("/translate?width=abc", encode(noise_image(64, 64)), {"Content-Type": "image/png"}), 400, "width"),
     "zero height": (("/translate?height=0", encode(noise_image(64, 64)), {"Content-Type": "image/png"}), 400, "height"),
-    "quality for png": (("/translate?quality=80", encode(noise_image(64, 64)), {"Content-Type": "image/png"}), 400, "quality"),
-    "unknown parameter": (("/translate?widht=64", encode(noise_image(64, 64)), {"Content-Type": "image/png"}), 400, "unknown parameter"),
-    "unknown model": (("/translate?model=pix2pix", encode(noise_image(64, 64)), {"Content-Type": "image/png"}), 404, "unknown model"),
+    "quality for png": (
+        ("/translate?quality=80", encode(noise_image(64, 64)), {"Content-Type": "image/png"}),
+        400,
+        "quality",
+    ),
+    "unknown parameter": (
+        ("/translate?widht=64", encode(noise_image(64, 64)), {"Content-Type": "image/png"}),
+        400,
+        "unknown parameter",
+    ),
+    "unknown model": (
+        ("/translate?model=pix2pix", encode(noise_image(64, 64)), {"Content-Type": "image/png"}),
+        404,
+        "unknown model",
+    ),
     "verify non-image": (("/verify", b"GIF89a-not-really", {"Content-Type": "image/gif"}), 422, "image"),
     "verify bomb": (("/verify", bomb_png(), {"Content-Type": "image/png"}), 413, "too large"),
 }
@@ -240,7 +281,10 @@ def test_bad_multipart_uploads_and_streamed_oversize_bodies(served):
     big = b"\0" * (MAX_BODY + 100_000)
     for path in ("/translate", "/verify", "/info"):  # BentoML's own JSON endpoint is limited too
         streamed = server.request("POST", path, big, {"Content-Type": "image/png"}, chunked=True)
-        assert streamed.status == 413 and streamed.json()["error"] == "request body too large", (path, streamed.body[:200])
+        assert streamed.status == 413 and streamed.json()["error"] == "request body too large", (
+            path,
+            streamed.body[:200],
+        )
     multipart_big = server.post_multipart("/translate", {"file": ("big.png", big, "image/png")})
     assert multipart_big.status == 413
 

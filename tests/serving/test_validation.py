@@ -102,8 +102,11 @@ def test_size_is_checked_before_any_pixel_is_decoded():
 
 # -- parameters ---------------------------------------------------------------------------------------------
 def test_parameters_parse_and_default():
-    p = parse_translate_params({"direction": "BtoA", "width": "64", "format": "JPG", "quality": "80", "model": "cyclegan"},
-                               min_side=16, max_pixels=MP)
+    p = parse_translate_params(
+        {"direction": "BtoA", "width": "64", "format": "JPG", "quality": "80", "model": "cyclegan"},
+        min_side=16,
+        max_pixels=MP,
+    )
     assert p == TranslateParams(model="cyclegan", direction="BtoA", width=64, height=None, fmt="JPEG", quality=80)
     assert parse_translate_params({}, min_side=16, max_pixels=MP) == TranslateParams()
 
@@ -132,7 +135,10 @@ def test_output_size_keeps_the_aspect_ratio_and_enforces_limits():
     assert output_size((200, 100), TranslateParams(), min_side=16, max_pixels=MP) is None
     assert refused(output_size, (200, 10), TranslateParams(width=64), min_side=16, max_pixels=MP).status == 400
     assert refused(output_size, (8, 8), TranslateParams(), min_side=16, max_pixels=MP).status == 422
-    assert refused(output_size, (10, 10), TranslateParams(width=1001, height=1000), min_side=16, max_pixels=MP).status == 413
+    assert (
+        refused(output_size, (10, 10), TranslateParams(width=1001, height=1000), min_side=16, max_pixels=MP).status
+        == 413
+    )
 
 
 # -- uploads and the body limit, over ASGI ----------------------------------------------------------------
@@ -153,7 +159,9 @@ async def json_endpoint(request: Request) -> JSONResponse:
 
 @pytest.fixture(scope="module")
 def client():
-    app = Starlette(routes=[Route("/upload", upload_endpoint, methods=["POST"]), Route("/json", json_endpoint, methods=["POST"])])
+    app = Starlette(
+        routes=[Route("/upload", upload_endpoint, methods=["POST"]), Route("/json", json_endpoint, methods=["POST"])]
+    )
     with TestClient(BodyLimitMiddleware(app, max_body_bytes=LIMIT)) as c:
         yield c
 
@@ -162,7 +170,11 @@ def test_multipart_and_raw_uploads(client):
     png = encode(noise_image(32, 32))
     r = client.post("/upload?direction=BtoA", files={"file": ("a.png", png, "image/png")}, data={"width": "64"})
     assert r.status_code == 200
-    assert r.json() == {"bytes": len(png), "source": "form field 'file' (a.png)", "params": {"direction": "BtoA", "width": "64"}}
+    assert r.json() == {
+        "bytes": len(png),
+        "source": "form field 'file' (a.png)",
+        "params": {"direction": "BtoA", "width": "64"},
+    }
     r = client.post("/upload", content=png, headers={"Content-Type": "image/png"})
     assert r.status_code == 200 and r.json()["source"] == "request body (image/png)"
 
@@ -175,11 +187,31 @@ def test_multipart_and_raw_uploads(client):
         ({"content": b"", "headers": {"Content-Type": "image/png"}}, 400, "empty image"),
         ({"files": {"picture": ("a.png", b"x", "image/png")}}, 400, "unknown form field"),
         ({"data": {"direction": "AtoB"}, "files": {"other": ("", b"", "text/plain")}}, 400, "unknown form field"),
-        ({"files": {"file": ("a.png", b"x", "image/png")}, "data": {"width": "64"}, "params": {"width": "32"}}, 400, "conflicting parameter"),
-        ({"content": b"x", "headers": {"Content-Type": "image/png"}, "params": {"colour": "red"}}, 400, "unknown parameter"),
-        ({"content": b"--x\r\nno headers", "headers": {"Content-Type": "multipart/form-data"}}, 400, "malformed multipart body"),
-        ({"content": b"garbage", "headers": {"Content-Type": "multipart/form-data; boundary=zz"}}, 400, "malformed multipart body"),
-        ({"files": [("file", ("a.png", b"x", "image/png")), ("file", ("b.png", b"y", "image/png"))]}, 400, "malformed multipart body"),
+        (
+            {"files": {"file": ("a.png", b"x", "image/png")}, "data": {"width": "64"}, "params": {"width": "32"}},
+            400,
+            "conflicting parameter",
+        ),
+        (
+            {"content": b"x", "headers": {"Content-Type": "image/png"}, "params": {"colour": "red"}},
+            400,
+            "unknown parameter",
+        ),
+        (
+            {"content": b"--x\r\nno headers", "headers": {"Content-Type": "multipart/form-data"}},
+            400,
+            "malformed multipart body",
+        ),
+        (
+            {"content": b"garbage", "headers": {"Content-Type": "multipart/form-data; boundary=zz"}},
+            400,
+            "malformed multipart body",
+        ),
+        (
+            {"files": [("file", ("a.png", b"x", "image/png")), ("file", ("b.png", b"y", "image/png"))]},
+            400,
+            "malformed multipart body",
+        ),
     ],
 )
 def test_bad_uploads(client, kwargs, status, error):
@@ -192,10 +224,14 @@ def test_body_limit_declared_streamed_and_multipart(client):
     declared = client.post("/upload", content=big, headers={"Content-Type": "image/png"})
     streamed = client.post("/upload", content=iter([big[:30_000], big[30_000:]]), headers={"Content-Type": "image/png"})
     form = client.post("/upload", files={"file": ("a.png", big, "image/png")})
-    unprotected = client.post("/json", content=iter([big[:30_000], big[30_000:]]), headers={"Content-Type": "application/json"})
+    unprotected = client.post(
+        "/json", content=iter([big[:30_000], big[30_000:]]), headers={"Content-Type": "application/json"}
+    )
     for r in (declared, streamed, form, unprotected):
         assert r.status_code == 413 and r.json()["error"] == "request body too large", r.text
-    assert client.post("/json", content=iter([b"{}"]), headers={"Content-Type": "application/json"}).json() == {"bytes": 2}
+    assert client.post("/json", content=iter([b"{}"]), headers={"Content-Type": "application/json"}).json() == {
+        "bytes": 2
+    }
     assert client.post("/upload", content=b"\0" * LIMIT, headers={"Content-Type": "image/png"}).json()["bytes"] == LIMIT
 
 
@@ -212,7 +248,10 @@ def test_body_limit_guards_what_the_application_reads():
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    messages = [{"type": "http.request", "body": b"\0" * 40, "more_body": True}, {"type": "http.request", "body": b"\0" * 40, "more_body": False}]
+    messages = [
+        {"type": "http.request", "body": b"\0" * 40, "more_body": True},
+        {"type": "http.request", "body": b"\0" * 40, "more_body": False},
+    ]
     sent = []
 
     async def receive():

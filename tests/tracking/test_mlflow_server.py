@@ -38,10 +38,23 @@ def mlflow_server(tmp_path, monkeypatch):
     log = (tmp_path / "server.log").open("w")
     exe = Path(sys.executable).with_name("mlflow")
     proc = subprocess.Popen(
-        [str(exe), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server_artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(exe),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "server_artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -113,8 +126,11 @@ def test_train_evaluate_promote_rollback_through_a_tracking_server(mlflow_server
     # decisions are artifacts of the training run, stored by the server
     logged = [a.path for a in client.list_artifacts(registered["run_id"], "promotion")]
     assert len(logged) == 4
-    doc = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=registered["run_id"],
-                                                              artifact_path=sorted(logged)[0])).read_text())
+    doc = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(run_id=registered["run_id"], artifact_path=sorted(logged)[0])
+        ).read_text()
+    )
     assert doc["model"] == "cyclegan"
 
     # the champion loads by alias from the server and translates any size
@@ -124,7 +140,12 @@ def test_train_evaluate_promote_rollback_through_a_tracking_server(mlflow_server
 
     # and the CLI talks to the same server
     exe = Path(sys.executable).with_name("transfigure")
-    status = subprocess.run([str(exe), "promote", "cyclegan", "--status", "--json"], capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_server})
+    status = subprocess.run(
+        [str(exe), "promote", "cyclegan", "--status", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_server},
+    )
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["aliases"] == {"champion": v1, "challenger": worse}

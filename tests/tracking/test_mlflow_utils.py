@@ -33,4 +33,8 @@ def test_local_experiment_artifacts_live_beside_the_store(mlflow_uri, tmp_path):
 
 def test_flatten_params():
     assert flatten_params({"model": {"ngf": 64, "norm": "instance"}, "lr": 1e-4, "x": None}) == {
-        "model.ngf": "64", "model.norm": "instance", "lr": "0.0001", "x": "None"}
+        "model.ngf": "64",
+        "model.norm": "instance",
+        "lr": "0.0001",
+        "x": "None",
+    }

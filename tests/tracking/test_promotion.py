@@ -49,8 +49,15 @@ def store(tmp_path_factory):
         dataset = default_dataset(root / "data")
         params = tiny_variant_params("cyclegan", root / "models")
         registered = train_and_register(params, dataset)
-        yield {"uri": uri, "client": MlflowClient(uri), "registered": registered, "dataset": dataset,
-               "params": params, "commit": commit, "root": root}
+        yield {
+            "uri": uri,
+            "client": MlflowClient(uri),
+            "registered": registered,
+            "dataset": dataset,
+            "params": params,
+            "commit": commit,
+            "root": root,
+        }
 
 
 def add_version(store: dict, name: str, split: str | None = SPLIT, **metrics: float) -> str:
@@ -96,7 +103,11 @@ def test_first_candidate_becomes_champion_and_the_decision_is_recorded(store):
 
 def test_better_candidate_promoted_worse_refused_with_reason(store):
     client, name = store["client"], "gate"
-    v1, v2, v3 = add_version(store, name, fid=40.0), add_version(store, name, fid=38.0), add_version(store, name, fid=41.2)
+    v1, v2, v3 = (
+        add_version(store, name, fid=40.0),
+        add_version(store, name, fid=38.0),
+        add_version(store, name, fid=41.2),
+    )
     promote(name, v1)
     better = promote(name, v2)
     assert better.promoted and better.previous_champion == v1 and better.champion_value == 40.0
@@ -119,10 +130,16 @@ def test_better_candidate_promoted_worse_refused_with_reason(store):
 
 def test_margin_must_be_exceeded(store):
     client, name = store["client"], "margin"
-    v1, v2, v3 = add_version(store, name, fid=38.0), add_version(store, name, fid=37.8), add_version(store, name, fid=37.4)
+    v1, v2, v3 = (
+        add_version(store, name, fid=38.0),
+        add_version(store, name, fid=37.8),
+        add_version(store, name, fid=37.4),
+    )
     promote(name, v1)
     small = promote(name, v2, margin=0.5)
-    assert not small.promoted and "fid 37.8 is not better than champion" in small.reason and "margin 0.5" in small.reason
+    assert (
+        not small.promoted and "fid 37.8 is not better than champion" in small.reason and "margin 0.5" in small.reason
+    )
     big = promote(name, v3, margin=0.5)
     assert big.promoted and big.margin == 0.5 and alias(client, name, CHAMPION) == v3
     equal = add_version(store, name, fid=37.4)
@@ -206,8 +223,13 @@ def test_rollback_restores_the_previous_champion_and_records_it(store):
     bad = client.get_model_version(name, v3).tags
     assert bad["rolled_back_by"] == "bob" and bad["rolled_back_reason"] == "artefacts on night scenes"
     assert client.get_model_version(name, v2).tags["promotion.decision"] == "rollback"
-    assert read_history(client, name)[-1] == {**read_history(client, name)[-1], "version": v2, "action": "rollback",
-                                              "previous": v3, "by": "bob"}
+    assert read_history(client, name)[-1] == {
+        **read_history(client, name)[-1],
+        "version": v2,
+        "action": "rollback",
+        "previous": v3,
+        "by": "bob",
+    }
     assert rollback(name, "bob", "again").candidate == v1  # one more step back
     refused = rollback(name, "bob", "and again")
     assert not refused.promoted and "records no champion before" in refused.reason
@@ -217,8 +239,13 @@ def test_rollback_restores_the_previous_champion_and_records_it(store):
 
 
 def test_champion_stack_follows_promotions_and_rollbacks():
-    h = [{"version": "1", "action": "promote"}, {"version": "2", "action": "promote"},
-         {"version": "3", "action": "force"}, {"version": "2", "action": "rollback"}, {"version": "4", "action": "promote"}]
+    h = [
+        {"version": "1", "action": "promote"},
+        {"version": "2", "action": "promote"},
+        {"version": "3", "action": "force"},
+        {"version": "2", "action": "rollback"},
+        {"version": "4", "action": "promote"},
+    ]
     assert champion_stack(h) == ["1", "2", "4"]
     assert champion_stack([]) == []
 

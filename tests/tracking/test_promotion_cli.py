@@ -25,7 +25,9 @@ def store(tmp_path_factory):
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         mp.setenv("USER", "tester")
         mp.chdir(root)
-        registered = train_and_register(tiny_variant_params("cyclegan", root / "models"), default_dataset(root / "data"))
+        registered = train_and_register(
+            tiny_variant_params("cyclegan", root / "models"), default_dataset(root / "data")
+        )
         yield {"uri": uri, "client": MlflowClient(uri), "registered": registered}
 
 
@@ -47,8 +49,9 @@ def test_gate_exit_codes_and_messages(store, capsys):
     assert code == 0 and f"fid 38.0 beats champion v{v1}'s 40.0" in out
     code, out, _ = promote_cli(capsys, "cli", "--version", v3)
     assert code == 1
-    assert out.strip() == (f"REFUSED cli v{v3}: refused: fid 41.2 is not better than champion v{v2}'s 38.0 "
-                           "by margin 0.0 (lower is better)")
+    assert out.strip() == (
+        f"REFUSED cli v{v3}: refused: fid 41.2 is not better than champion v{v2}'s 38.0 by margin 0.0 (lower is better)"
+    )
     code, out, _ = promote_cli(capsys, "cli", "--version", v2)
     assert code == 0 and out.startswith("UNCHANGED")
 
@@ -69,7 +72,9 @@ def test_force_rollback_and_status(store, capsys):
     assert promote_cli(capsys, "ops", "--version", v1)[0] == 0
     code, _, err = promote_cli(capsys, "ops", "--version", v2, "--force")
     assert code == 2 and "--force needs --reason" in err
-    code, out, _ = promote_cli(capsys, "ops", "--version", v2, "--force", "--reason", "customer demo", "--actor", "alice")
+    code, out, _ = promote_cli(
+        capsys, "ops", "--version", v2, "--force", "--reason", "customer demo", "--actor", "alice"
+    )
     assert code == 0 and out.startswith(f"FORCED ops v{v2}: forced by alice: customer demo")
     code, _, err = promote_cli(capsys, "ops", "--rollback")
     assert code == 2 and "--rollback needs --reason" in err

@@ -37,8 +37,12 @@ def test_promote_pipelines_are_registered_for_every_variant():
     for variant in VARIANTS:
         nodes = pipelines[f"promote_{variant}"].nodes
         promote_node = next(n for n in nodes if n.name == f"{variant}.promote")
-        assert {f"{variant}.registered_model", f"{variant}.evaluation_metrics", f"params:{variant}.promotion",
-                f"{variant}.validated_dataset"} <= set(promote_node.inputs)
+        assert {
+            f"{variant}.registered_model",
+            f"{variant}.evaluation_metrics",
+            f"params:{variant}.promotion",
+            f"{variant}.validated_dataset",
+        } <= set(promote_node.inputs)
         assert promote_node.outputs == [f"{variant}.promotion"]
         assert nodes.index(promote_node) > [n.name for n in nodes].index(f"{variant}.require_valid")
     # it composes with the training pipeline by dataset names (as train_<variant> + promotion)
@@ -56,8 +60,13 @@ def test_two_trainings_better_promoted_worse_refused_rollback(mlflow_uri, tmp_pa
         # train_cyclegan ends with the gate itself (tests/pipelines/test_train_cyclegan.py); here the gate runs
         # separately so that the worse version can be gated first, whichever of the two it turns out to be
         catalog = run(training_pipeline("cyclegan") - promotion_pipeline("cyclegan"), params)
-        runs.append({"params": params, "registered": catalog["cyclegan.registered_model"].load(),
-                     "metrics": catalog["cyclegan.evaluation_metrics"].load()})
+        runs.append(
+            {
+                "params": params,
+                "registered": catalog["cyclegan.registered_model"].load(),
+                "metrics": catalog["cyclegan.evaluation_metrics"].load(),
+            }
+        )
     (a, b) = runs
     assert [r["registered"]["version"] for r in runs] == ["1", "2"]
     assert a["metrics"]["split_fingerprint"] == b["metrics"]["split_fingerprint"]  # the same held-out split
@@ -67,8 +76,13 @@ def test_two_trainings_better_promoted_worse_refused_rollback(mlflow_uri, tmp_pa
     validated = prepare_dataset(a["params"]["data"])  # what the validation pipeline hands on: root + format
 
     def gate(r: dict) -> dict:
-        catalog = run(promotion_pipeline("cyclegan"), r["params"], registered_model=r["registered"],
-                      evaluation_metrics=r["metrics"], validated_dataset=validated)
+        catalog = run(
+            promotion_pipeline("cyclegan"),
+            r["params"],
+            registered_model=r["registered"],
+            evaluation_metrics=r["metrics"],
+            validated_dataset=validated,
+        )
         decision = catalog["cyclegan.promotion"].load()  # data/08_reporting/cyclegan/promotion.json
         assert decision == json.loads(Path("data/08_reporting/cyclegan/promotion.json").read_text())
         return decision
@@ -98,8 +112,13 @@ def test_two_trainings_better_promoted_worse_refused_rollback(mlflow_uri, tmp_pa
     assert [h["action"] for h in read_history(client, "cyclegan")] == ["promote", "promote", "rollback"]
 
     # stale metrics (they describe another version) are refused, not promoted
-    stale = run(promotion_pipeline("cyclegan"), better["params"], registered_model=better["registered"],
-                evaluation_metrics=worse["metrics"], validated_dataset=validated)["cyclegan.promotion"].load()
+    stale = run(
+        promotion_pipeline("cyclegan"),
+        better["params"],
+        registered_model=better["registered"],
+        evaluation_metrics=worse["metrics"],
+        validated_dataset=validated,
+    )["cyclegan.promotion"].load()
     assert not stale["promoted"] and "evaluate it first" in stale["reason"]
 
     # a champion evaluated on another split is re-evaluated on the candidate's split (real evaluation)
@@ -110,4 +129,6 @@ def test_two_trainings_better_promoted_worse_refused_rollback(mlflow_uri, tmp_pa
     decision = gate(better)
     assert decision["champion_reevaluated"] and decision["promoted"]
     assert decision["champion_value"] == pytest.approx(fid_w)  # same model, same split: same number
-    assert client.get_model_version("cyclegan", champ).tags["eval_split_fingerprint"] == a["metrics"]["split_fingerprint"]
+    assert (
+        client.get_model_version("cyclegan", champ).tags["eval_split_fingerprint"] == a["metrics"]["split_fingerprint"]
+    )

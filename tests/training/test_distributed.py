@@ -54,8 +54,9 @@ def test_two_gloo_ranks_shard_data_and_agree_on_gradients(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(ENGINE_SCRIPT.format(tests=str(PROJECT / "tests"), out=str(tmp_path / "run")))
     (tmp_path / "run").mkdir()
-    proc = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node=2", str(script)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [TORCHRUN, "--standalone", "--nproc_per_node=2", str(script)], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     r0, r1 = (json.loads((tmp_path / "run" / f"rank{i}.json").read_text()) for i in (0, 1))
     assert r0["world"] == r1["world"] == 2
@@ -79,10 +80,26 @@ def test_two_gloo_ranks_shard_data_and_agree_on_gradients(tmp_path):
 def test_torchrun_kedro_pipeline_logs_and_registers_once(tmp_path):
     root = project_copy(tmp_path)
     env = env_with_default_store()
-    params = ("cyclegan.training.max_steps=3,cyclegan.model.ngf=4,cyclegan.model.ndf=4,"
-              "cyclegan.training.progress=false,cyclegan.training.log_every=1")
-    proc = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node=2", KEDRO, "run", "--pipeline=train_cyclegan",
-                           f"--params={params}"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    params = (
+        "cyclegan.training.max_steps=3,cyclegan.model.ngf=4,cyclegan.model.ndf=4,"
+        "cyclegan.training.progress=false,cyclegan.training.log_every=1"
+    )
+    proc = subprocess.run(
+        [
+            TORCHRUN,
+            "--standalone",
+            "--nproc_per_node=2",
+            KEDRO,
+            "run",
+            "--pipeline=train_cyclegan",
+            f"--params={params}",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     client = MlflowClient(f"sqlite:///{root / 'mlruns.db'}")
     runs = client.search_runs(experiment_ids=[client.get_experiment_by_name("transfigure-cyclegan").experiment_id])
@@ -101,8 +118,16 @@ def test_only_rank_zero_writes_the_canonical_catalog_files(monkeypatch):
     from _support import project_catalog
 
     monkeypatch.setenv("RANK", "0")
-    assert project_catalog().get("cyclegan.training_summary")._filepath.as_posix().endswith(
-        "data/08_reporting/cyclegan/training_summary.json")
+    assert (
+        project_catalog()
+        .get("cyclegan.training_summary")
+        ._filepath.as_posix()
+        .endswith("data/08_reporting/cyclegan/training_summary.json")
+    )
     monkeypatch.setenv("RANK", "1")
-    assert project_catalog().get("cyclegan.training_summary")._filepath.as_posix().endswith(
-        "data/08_reporting/cyclegan.rank1/training_summary.json")
+    assert (
+        project_catalog()
+        .get("cyclegan.training_summary")
+        ._filepath.as_posix()
+        .endswith("data/08_reporting/cyclegan.rank1/training_summary.json")
+    )

@@ -60,7 +60,10 @@ def test_fit_runs_all_epochs_logs_and_decays_lr(tmp_path, pairs):
     ckpt = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert ckpt["step"] == 12 and ckpt["variant"] == "cyclegan"
     # rotation: keep_checkpoints=2 numbered + last
-    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*.pt")) == ["step_00000008.pt", "step_00000012.pt"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*.pt")) == [
+        "step_00000008.pt",
+        "step_00000012.pt",
+    ]
 
 
 def test_resume_continues_exactly_where_it_stopped(tmp_path, pairs):
@@ -185,8 +188,20 @@ def test_killed_run_resumes_from_last_checkpoint_not_from_zero(tmp_path, pairs):
     saved = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert saved["step"] >= 6 and saved["step"] % 3 == 0
 
-    trainer = Trainer(tiny_model(), pairs(), TrainingConfig(n_epochs=50, n_epochs_decay=0, batch_size=2,
-                      checkpoint_every=3, progress=False, resume=True, max_steps=saved["step"] + 2), tmp_path / "run")
+    trainer = Trainer(
+        tiny_model(),
+        pairs(),
+        TrainingConfig(
+            n_epochs=50,
+            n_epochs_decay=0,
+            batch_size=2,
+            checkpoint_every=3,
+            progress=False,
+            resume=True,
+            max_steps=saved["step"] + 2,
+        ),
+        tmp_path / "run",
+    )
     result = trainer.fit()
     assert result.resumed_from_step == saved["step"]
     assert result.step == saved["step"] + 2
@@ -209,7 +224,9 @@ def test_lr_policies_per_epoch(tmp_path, pairs, policy, extra, expected):
 
 
 def test_plateau_decays_when_the_watched_loss_stops_improving(tmp_path, pairs):
-    cfg = TrainingConfig(**{**BASE, "lr_policy": "plateau", "plateau_metric": "D_A", "plateau_patience": 1, "lr_gamma": 0.5})
+    cfg = TrainingConfig(
+        **{**BASE, "lr_policy": "plateau", "plateau_metric": "D_A", "plateau_patience": 1, "lr_gamma": 0.5}
+    )
     trainer = Trainer(tiny_model(), pairs(), cfg, tmp_path)
     lrs = []
     for mean in [1.0, 0.5, 0.5, 0.5, 0.5, 0.2]:  # improves, then flat for 3 epochs, then improves
@@ -221,5 +238,9 @@ def test_plateau_decays_when_the_watched_loss_stops_improving(tmp_path, pairs):
     result = Trainer(tiny_model(), pairs(), cfg, tmp_path / "run").fit()
     assert result.epoch == 4
     with pytest.raises(KeyError, match="not a loss"):
-        Trainer(tiny_model(), pairs(), TrainingConfig(**{**BASE, "lr_policy": "plateau", "plateau_metric": "nope"}),
-                tmp_path / "x").fit()
+        Trainer(
+            tiny_model(),
+            pairs(),
+            TrainingConfig(**{**BASE, "lr_policy": "plateau", "plateau_metric": "nope"}),
+            tmp_path / "x",
+        ).fit()

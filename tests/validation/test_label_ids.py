@@ -120,8 +120,16 @@ def test_dataset_refuses_ids_outside_label_nc(tmp_path):
 @pytest.fixture
 def translator(tmp_path) -> Translator:
     torch.manual_seed(0)
-    model = SPADE(label_nc=4, contain_dontcare_label=True, use_instance=True, ngf=4, ndf=4, spade_hidden=8,
-                  crop_size=32, norm_G="spectralspadeinstance3x3")
+    model = SPADE(
+        label_nc=4,
+        contain_dontcare_label=True,
+        use_instance=True,
+        ngf=4,
+        ndf=4,
+        spade_hidden=8,
+        crop_size=32,
+        norm_G="spectralspadeinstance3x3",
+    )
     folder = save_generators(tmp_path / "generator", model.generators(), variant="spade")
     return Translator.from_folder(folder, device="cpu")
 

@@ -31,8 +31,28 @@ from transfigure.validation import (
 )
 
 #: every PIL mode a decoded file can have
-ALL_MODES = ("1", "L", "P", "I", "F", "I;16", "I;16B", "I;16L", "I;16N", "LA", "PA", "La", "RGB", "RGBA", "RGBa",
-             "RGBX", "CMYK", "YCbCr", "LAB", "HSV")
+ALL_MODES = (
+    "1",
+    "L",
+    "P",
+    "I",
+    "F",
+    "I;16",
+    "I;16B",
+    "I;16L",
+    "I;16N",
+    "LA",
+    "PA",
+    "La",
+    "RGB",
+    "RGBA",
+    "RGBa",
+    "RGBX",
+    "CMYK",
+    "YCbCr",
+    "LAB",
+    "HSV",
+)
 SIZE = (64, 32)  # an aligned pair of two 32x32 halves
 
 
@@ -84,8 +104,9 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    )
     return path
 
 

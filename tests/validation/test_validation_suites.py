@@ -58,9 +58,7 @@ def test_the_same_data_gives_a_byte_identical_report(make_dataset: Callable[...,
     assert "validation_time" not in first and "checkpoint_id" not in first
 
 
-def test_undecodable_files_are_named(
-    make_dataset: Callable[..., Path], image_writer: Callable[..., Path]
-) -> None:
+def test_undecodable_files_are_named(make_dataset: Callable[..., Path], image_writer: Callable[..., Path]) -> None:
     root = make_dataset("unaligned")
     data = image_writer(root / "trainA" / "cut.jpg", (48, 48), seed=5).read_bytes()
     (root / "trainA" / "cut.jpg").write_bytes(data[: len(data) // 2])
@@ -251,9 +249,7 @@ def test_max_bytes_and_disabled_checks(make_dataset: Callable[..., Path]) -> Non
     assert {"file_size", "pairs", "leakage"} <= _checks(strict)
     assert len(_failure(strict, "file_size").files) == len(metadata)
 
-    relaxed = run_validation(
-        metadata, "paired", ValidationConfig(check_pairs=False, check_leakage=False)
-    )
+    relaxed = run_validation(metadata, "paired", ValidationConfig(check_pairs=False, check_leakage=False))
     assert relaxed.success, relaxed.format()
 
 
@@ -309,9 +305,7 @@ def test_save_report_and_error(make_dataset: Callable[..., Path], tmp_path: Path
     assert isinstance(caught.value, RuntimeError)
 
 
-def test_metadata_survives_csv_round_trip(
-    make_dataset: Callable[..., Path], tmp_path: Path
-) -> None:
+def test_metadata_survives_csv_round_trip(make_dataset: Callable[..., Path], tmp_path: Path) -> None:
     root = make_dataset("paired")
     (root / "trainB" / "train_00.png").unlink()
     metadata = build_image_metadata(root, "paired")
@@ -379,9 +373,7 @@ class TestValidationConfig:
         assert config.to_dict()["allowed_modes"] == ["RGB", "L"]
 
     def test_from_dict_rejects_unknown_keys(self) -> None:
-        with pytest.raises(
-            ValueError, match=r"unknown validation parameter\(s\): min_widht"
-        ) as err:
+        with pytest.raises(ValueError, match=r"unknown validation parameter\(s\): min_widht") as err:
             ValidationConfig.from_dict({"min_widht": 32})
         assert "min_width" in str(err.value)  # lists the allowed keys
 

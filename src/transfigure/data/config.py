@@ -121,4 +121,3 @@ class DataConfig(BaseModel):
         Only keys the parameters set explicitly: an unset key leaves the model's own default.
         """
         return {key: getattr(self, key) for key in _MODEL_KEYS if key in fields and key in self.model_fields_set}
-

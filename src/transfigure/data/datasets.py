@@ -74,9 +74,7 @@ _DIRECTIONS: Final = ("AtoB", "BtoA")
 def _require_images(folder: Path, layout: str) -> list[Path]:
     """:func:`list_images` that explains the expected layout when ``folder`` is missing/empty."""
     if not folder.is_dir():
-        raise FileNotFoundError(
-            f"dataset folder '{folder}' does not exist; expected layout: {layout}"
-        )
+        raise FileNotFoundError(f"dataset folder '{folder}' does not exist; expected layout: {layout}")
     paths = list_images(folder)
     if not paths:
         raise FileNotFoundError(
@@ -267,8 +265,7 @@ class AlignedDataset(TranslationDataset):
         )
         self.folder = domain_folders(self.root, "aligned", self.split)["AB"]
         self.layout = (
-            f"'{self.root}/{self.split}/<name>.png', each image holding A (left half) "
-            "and B (right half) side by side"
+            f"'{self.root}/{self.split}/<name>.png', each image holding A (left half) and B (right half) side by side"
         )
         self.paths = _require_images(self.folder, self.layout)
         logger.info("aligned dataset %s/%s: %d pairs", self.root, self.split, len(self.paths))
@@ -284,8 +281,7 @@ class AlignedDataset(TranslationDataset):
         w, h = ab.size
         if w % 2:
             raise ValueError(
-                f"aligned image '{path}' is {w}x{h}: its width must be even "
-                "(A and B side by side, each half the width)"
+                f"aligned image '{path}' is {w}x{h}: its width must be even (A and B side by side, each half the width)"
             )
         half = w // 2
         left = ab.crop((0, 0, half, h))
@@ -332,10 +328,7 @@ class PairedDataset(TranslationDataset):
         )
         folders = domain_folders(self.root, "paired", self.split)
         self.dir_A, self.dir_B = folders["A"], folders["B"]
-        self.layout = (
-            f"'{self.dir_A}/<name>.<ext>' and '{self.dir_B}/<name>.<ext>' "
-            "with the same names in both folders"
-        )
+        self.layout = f"'{self.dir_A}/<name>.<ext>' and '{self.dir_B}/<name>.<ext>' with the same names in both folders"
         listings = {role: _require_images(folder, self.layout) for role, folder in folders.items()}
         self.pairs: list[tuple[Path, Path]] = [
             (m["A"], m["B"]) for m in _match_by_stem(folders, listings, required=("A", "B"))
@@ -474,9 +467,7 @@ class LabelMapDataset(TranslationDataset):
                 f"is supported, got {self.direction!r}"
             )
         if isinstance(label_nc, bool) or not isinstance(label_nc, int) or label_nc < 1:
-            raise ValueError(
-                f"label_nc must be a positive int (number of classes), got {label_nc!r}"
-            )
+            raise ValueError(f"label_nc must be a positive int (number of classes), got {label_nc!r}")
         self.label_nc = label_nc
         self.contain_dontcare_label = bool(contain_dontcare_label)
         self.use_instance = bool(use_instance)
@@ -498,9 +489,7 @@ class LabelMapDataset(TranslationDataset):
                     f"found {', '.join(repr(str(p)) for p in lossy[:5])}"
                     + (f" and {len(lossy) - 5} more" if len(lossy) > 5 else "")
                 )
-        self.items: list[dict[str, Path]] = _match_by_stem(
-            folders, listings, required=tuple(folders)
-        )
+        self.items: list[dict[str, Path]] = _match_by_stem(folders, listings, required=tuple(folders))
         logger.info(
             "labelmap dataset %s/%s: %d items (label_nc=%d, instances %s)",
             self.root,
@@ -565,9 +554,7 @@ DATASET_FORMATS: Final[dict[str, type[TranslationDataset]]] = {
 }
 
 
-def make_dataset(
-    fmt: str, root: str | os.PathLike[str], split: str = "train", **kwargs: Any
-) -> TranslationDataset:
+def make_dataset(fmt: str, root: str | os.PathLike[str], split: str = "train", **kwargs: Any) -> TranslationDataset:
     """Build the dataset class registered for ``fmt`` in :data:`DATASET_FORMATS`.
 
     Raises:
@@ -576,7 +563,5 @@ def make_dataset(
     try:
         cls = DATASET_FORMATS[fmt]
     except KeyError:
-        raise ValueError(
-            f"unknown dataset format {fmt!r}; known formats: {', '.join(DATASET_FORMATS)}"
-        ) from None
+        raise ValueError(f"unknown dataset format {fmt!r}; known formats: {', '.join(DATASET_FORMATS)}") from None
     return cls(root, split, **kwargs)

@@ -185,9 +185,7 @@ class _Canvas:
     def _values(self, cls: int, inst: int, part: int, window: int) -> dict[str, int]:
         return {"label": cls, "instance": inst, "part": part, "window": window}
 
-    def polygon(
-        self, pts: Sequence[Point], cls: int, inst: int = 0, part: int = 0, window: int = 0
-    ) -> None:
+    def polygon(self, pts: Sequence[Point], cls: int, inst: int = 0, part: int = 0, window: int = 0) -> None:
         flat = [(float(x), float(y)) for x, y in pts]
         for key, value in self._values(cls, inst, part, window).items():
             self.draw[key].polygon(flat, fill=value)
@@ -337,9 +335,7 @@ def _layout_town(c: _Canvas, rng: np.random.Generator, scene: Scene) -> None:
     mid = (road_top + road_bottom) / 2
     x = -_u(rng, 0, dash)
     while x < s:
-        c.rect(
-            x, mid - max(0.5, s * 0.008), x + dash * 0.6, mid + max(0.5, s * 0.008), ROAD, 0, _LANE
-        )
+        c.rect(x, mid - max(0.5, s * 0.008), x + dash * 0.6, mid + max(0.5, s * 0.008), ROAD, 0, _LANE)
         x += dash * 1.6
     x = -s * _u(rng, 0.0, 0.1)
     gaps: list[tuple[float, float]] = []
@@ -358,9 +354,7 @@ def _layout_town(c: _Canvas, rng: np.random.Generator, scene: Scene) -> None:
     for _ in range(int(rng.integers(0, 3))):  # trees in front, below the road
         if road_bottom + s * 0.1 < s:
             r = s * _u(rng, 0.05, 0.09)
-            scene.trees.append(
-                _tree(c, rng, s * _u(rng, 0.05, 0.95), _u(rng, road_bottom + s * 0.1, s), r)
-            )
+            scene.trees.append(_tree(c, rng, s * _u(rng, 0.05, 0.95), _u(rng, road_bottom + s * 0.1, s), r))
     for k in range(int(rng.integers(2, 4))):
         scene.lamps.append((s * (k + _u(rng, 0.2, 0.8)) / 3, road_top))
 
@@ -395,9 +389,7 @@ def _layout_street(c: _Canvas, rng: np.random.Generator, scene: Scene) -> None:
 
         # sidewalk between facades and road
         road_edge_x = xl if side == "left" else xr
-        c.polygon(
-            [(near_x, bottom_near), (vx, h0), (road_edge_x, s), (near_x, s)], GROUND, 0, _PAVEMENT
-        )
+        c.polygon([(near_x, bottom_near), (vx, h0), (road_edge_x, s), (near_x, s)], GROUND, 0, _PAVEMENT)
         n = int(rng.integers(2, 5))
         # nearer buildings look wider: split the depth axis, not x, evenly-ish
         depth = np.sort(rng.uniform(0.0, 1.0, n - 1))
@@ -474,9 +466,7 @@ def _layout_landscape(c: _Canvas, rng: np.random.Generator, scene: Scene) -> Non
     edge = [
         (
             x,
-            h0
-            + a1 * math.sin(2 * math.pi * f1 * x / s + p1)
-            + a2 * math.sin(2 * math.pi * f2 * x / s + p2),
+            h0 + a1 * math.sin(2 * math.pi * f1 * x / s + p1) + a2 * math.sin(2 * math.pi * f2 * x / s + p2),
         )
         for x in np.linspace(-1, s + 1, 33)
     ]
@@ -521,9 +511,7 @@ def layout_scene(size: int, rng: np.random.Generator) -> Scene:
     celestial = _celestial(c, rng, horizon)
     empty = np.zeros((size, size), np.uint8)
     scene = Scene(kind, empty, empty, empty, np.zeros((size, size), np.int32), horizon, celestial)
-    {"town": _layout_town, "street": _layout_street, "landscape": _layout_landscape}[kind](
-        c, rng, scene
-    )
+    {"town": _layout_town, "street": _layout_street, "landscape": _layout_landscape}[kind](c, rng, scene)
     scene.label = np.asarray(c.layers["label"], dtype=np.uint8).copy()
     scene.instance = np.asarray(c.layers["instance"], dtype=np.uint8).copy()
     scene.part = np.asarray(c.layers["part"], dtype=np.uint8).copy()
@@ -643,9 +631,7 @@ def _render(scene: Scene, rng: np.random.Generator, night: bool) -> Image.Image:
     road = lab == ROAD
     base_road = (32, 32, 37) if night else tuple(_jitter(rng, (104, 104, 108), 12))
     asphalt = np.asarray(base_road, np.float32) * (1 + 0.05 * mid + 0.06 * hi)[..., None]
-    lane_colour = (
-        (120, 112, 80) if night else ((236, 234, 222) if rng.random() < 0.6 else (232, 196, 70))
-    )
+    lane_colour = (120, 112, 80) if night else ((236, 234, 222) if rng.random() < 0.6 else (232, 196, 70))
     img[road] = asphalt[road]
     img[road & (part == _LANE)] = np.asarray(lane_colour, np.float32)
 
@@ -680,9 +666,7 @@ def _render(scene: Scene, rng: np.random.Generator, night: bool) -> Image.Image:
         img[lit] = lamp[lit]
         spill = (
             np.asarray(
-                Image.fromarray((lit * 255).astype(np.uint8)).filter(
-                    ImageFilter.GaussianBlur(max(1.0, s / 48))
-                ),
+                Image.fromarray((lit * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(max(1.0, s / 48))),
                 np.float32,
             )
             / 255.0
@@ -690,9 +674,7 @@ def _render(scene: Scene, rng: np.random.Generator, night: bool) -> Image.Image:
         img += (spill * 0.6)[..., None] * np.array([120, 90, 40], np.float32) * (~lit)[..., None]
     else:
         glass = _jitter(rng, (112, 140, 170), 14)
-        reflect = (
-            glass * (0.8 + 0.35 * wv)[..., None] + 20 * (1 - np.clip(yy / h0, 0, 1))[..., None]
-        )
+        reflect = glass * (0.8 + 0.35 * wv)[..., None] + 20 * (1 - np.clip(yy / h0, 0, 1))[..., None]
         img[win] = reflect[win]
 
     # trees: textured canopy shaded from the upper left, brown trunks
@@ -738,11 +720,7 @@ def _render(scene: Scene, rng: np.random.Generator, night: bool) -> Image.Image:
 
 def render_sketch(scene: Scene) -> Image.Image:
     """Black 1-pixel lines on white where label, instance or sub-part change."""
-    key = (
-        scene.label.astype(np.int64)
-        | (scene.instance.astype(np.int64) << 8)
-        | (scene.part.astype(np.int64) << 16)
-    )
+    key = scene.label.astype(np.int64) | (scene.instance.astype(np.int64) << 8) | (scene.part.astype(np.int64) << 16)
     edge = np.zeros(key.shape, bool)
     edge[:, :-1] |= key[:, :-1] != key[:, 1:]
     edge[:-1, :] |= key[:-1, :] != key[1:, :]
@@ -769,9 +747,7 @@ def render_scene(scene: Scene, seed: np.random.SeedSequence) -> dict[str, Image.
 # --------------------------------------------------------------------------- building
 
 
-def _scene_seed(
-    seed: int, subset: str, split: str, domain: str, index: int
-) -> np.random.SeedSequence:
+def _scene_seed(seed: int, subset: str, split: str, domain: str, index: int) -> np.random.SeedSequence:
     """Independent seed per (subset, split, domain, index): disjoint scenes everywhere."""
     return np.random.SeedSequence(
         entropy=seed,
@@ -961,9 +937,7 @@ def build_default_dataset(
     if manifest is not None and manifest.get("parameters") == params and not overwrite:
         files = manifest.get("files", {})
         if isinstance(files, dict) and files and all((root / rel).is_file() for rel in files):
-            logger.info(
-                "default dataset already built in '%s' with %s; nothing to do", root, params
-            )
+            logger.info("default dataset already built in '%s' with %s; nothing to do", root, params)
             return root
         logger.warning("default dataset in '%s' is incomplete; rebuilding it", root)
     elif not overwrite and manifest is not None and _same_but_older(manifest, params):
@@ -994,9 +968,7 @@ def build_default_dataset(
     try:
         scenes = _write_all(tmp, size, n_train, n_test, seed)
         manifest_data = _manifest(tmp, params, scenes)
-        (tmp / MANIFEST_NAME).write_text(
-            json.dumps(manifest_data, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-        )
+        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest_data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         root.mkdir(parents=True, exist_ok=True)
         for path in ours:  # manifest last: it marks a complete build
             if path.is_dir():
@@ -1024,22 +996,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m transfigure.data.default_dataset OUT_DIR [options]``."""
     parser = argparse.ArgumentParser(
         prog="python -m transfigure.data.default_dataset",
-        description=(
-            "Build transfigure's procedurally generated default dataset (offline, deterministic)."
-        ),
+        description=("Build transfigure's procedurally generated default dataset (offline, deterministic)."),
     )
     parser.add_argument("out_dir", type=Path, help="output folder")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
-    parser.add_argument(
-        "--n-train", type=int, default=48, help="training scenes per domain (default 48)"
-    )
-    parser.add_argument(
-        "--n-test", type=int, default=12, help="test scenes per domain (default 12)"
-    )
+    parser.add_argument("--n-train", type=int, default=48, help="training scenes per domain (default 48)")
+    parser.add_argument("--n-test", type=int, default=12, help="test scenes per domain (default 12)")
     parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
-    parser.add_argument(
-        "--overwrite", action="store_true", help="rebuild / replace an existing build"
-    )
+    parser.add_argument("--overwrite", action="store_true", help="rebuild / replace an existing build")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     logging.basicConfig(

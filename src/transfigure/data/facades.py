@@ -63,13 +63,33 @@ logger = logging.getLogger(__name__)
 
 #: CMP facade class names, by id (CMP's own ids are these + 1)
 CMP_CLASSES: Final[tuple[str, ...]] = (
-    "background", "facade", "window", "door", "cornice", "sill",
-    "balcony", "blind", "deco", "molding", "pillar", "shop",
+    "background",
+    "facade",
+    "window",
+    "door",
+    "cornice",
+    "sill",
+    "balcony",
+    "blind",
+    "deco",
+    "molding",
+    "pillar",
+    "shop",
 )
 #: colour of each class in the colour-coded label maps, by id
 CMP_PALETTE: Final[tuple[tuple[int, int, int], ...]] = (
-    (0, 0, 222), (0, 48, 255), (0, 127, 255), (0, 207, 255), (33, 255, 224), (112, 255, 143),
-    (192, 255, 64), (255, 240, 0), (255, 159, 0), (255, 80, 0), (255, 0, 0), (174, 0, 0),
+    (0, 0, 222),
+    (0, 48, 255),
+    (0, 127, 255),
+    (0, 207, 255),
+    (33, 255, 224),
+    (112, 255, 143),
+    (192, 255, 64),
+    (255, 240, 0),
+    (255, 159, 0),
+    (255, 80, 0),
+    (255, 0, 0),
+    (174, 0, 0),
 )
 
 
@@ -181,8 +201,14 @@ def convert_facades(
             path.replace(out / path.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    logger.info("converted %d facades pairs into '%s' (%d train, %d test) in %.1f s", len(files), out,
-                len(splits["train"]), len(splits["test"]), time.perf_counter() - start)
+    logger.info(
+        "converted %d facades pairs into '%s' (%d train, %d test) in %.1f s",
+        len(files),
+        out,
+        len(splits["train"]),
+        len(splits["test"]),
+        time.perf_counter() - start,
+    )
     return doc
 
 
@@ -196,14 +222,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path, help="output folder (labelmap layout)")
     parser.add_argument("--test-fraction", type=float, default=0.1, help="share held out as test_* (default 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the hold-out permutation (default 0)")
-    parser.add_argument("--label-side", choices=("right", "left"), default="right",
-                        help="which half holds the colour labels (default right)")
+    parser.add_argument(
+        "--label-side",
+        choices=("right", "left"),
+        default="right",
+        help="which half holds the colour labels (default right)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing conversion")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        convert_facades(args.src_dir, args.out_dir, test_fraction=args.test_fraction, seed=args.seed,
-                        label_side=args.label_side, overwrite=args.overwrite)
+        convert_facades(
+            args.src_dir,
+            args.out_dir,
+            test_fraction=args.test_fraction,
+            seed=args.seed,
+            label_side=args.label_side,
+            overwrite=args.overwrite,
+        )
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         logger.error("%s", exc)
         return 2

@@ -201,9 +201,7 @@ def _greyscale_to_l(img: Image.Image, path: str | os.PathLike[str]) -> Image.Ima
     raise AssertionError(img.mode)  # pragma: no cover
 
 
-def convert_image(
-    img: Image.Image, mode: str = "RGB", *, path: str | os.PathLike[str] = "<image>"
-) -> Image.Image:
+def convert_image(img: Image.Image, mode: str = "RGB", *, path: str | os.PathLike[str] = "<image>") -> Image.Image:
     """Convert a decoded image of any Pillow mode to ``"RGB"`` or ``"L"``.
 
     Rules:
@@ -332,8 +330,7 @@ def load_label_map(path: str | os.PathLike[str], max_pixels: int | None = None) 
             )
         raise ImageLoadError(
             path,
-            f"label map has mode {img.mode!r}; label maps must hold integer class ids "
-            "(modes L, P, I or I;16)",
+            f"label map has mode {img.mode!r}; label maps must hold integer class ids (modes L, P, I or I;16)",
         )
     arr = np.asarray(img).astype(np.int64)
     if arr.ndim != 2:  # pragma: no cover - guarded by the mode check

@@ -87,9 +87,7 @@ def bad_label_ids(ids: Iterable[int], label_nc: int, dontcare: bool = False) -> 
 
     Valid are ``0 .. label_nc - 1`` and, with ``dontcare``, 255.
     """
-    return sorted(
-        {int(i) for i in ids if not 0 <= int(i) < label_nc and not (dontcare and int(i) == DONTCARE_ID)}
-    )
+    return sorted({int(i) for i in ids if not 0 <= int(i) < label_nc and not (dontcare and int(i) == DONTCARE_ID)})
 
 
 def check_label_ids(path: str, ids: Iterable[int], label_nc: int, dontcare: bool = False) -> None:

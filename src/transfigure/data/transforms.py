@@ -92,9 +92,7 @@ class TransformConfig:
 
     def __post_init__(self) -> None:
         if self.preprocess not in PREPROCESS_MODES:
-            raise ValueError(
-                f"unknown preprocess {self.preprocess!r}; use one of {', '.join(PREPROCESS_MODES)}"
-            )
+            raise ValueError(f"unknown preprocess {self.preprocess!r}; use one of {', '.join(PREPROCESS_MODES)}")
         for name in ("load_size", "crop_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -103,9 +101,7 @@ class TransformConfig:
                 raise ValueError(f"{name}={value} is too small; set {name} to at least {_MIN_SIZE}")
         if not isinstance(self.flip, bool):
             raise ValueError(f"flip must be a bool, got {self.flip!r}")
-        if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and (
-            self.load_size < self.crop_size
-        ):
+        if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and (self.load_size < self.crop_size):
             raise ValueError(
                 f"load_size={self.load_size} is smaller than crop_size={self.crop_size} with "
                 f"preprocess={self.preprocess!r}: set load_size >= crop_size "
@@ -179,9 +175,7 @@ def output_size(size: tuple[int, int], cfg: TransformConfig) -> tuple[int, int]:
     return resized
 
 
-def sample_params(
-    size: tuple[int, int], cfg: TransformConfig, rng: random.Random
-) -> TransformParams:
+def sample_params(size: tuple[int, int], cfg: TransformConfig, rng: random.Random) -> TransformParams:
     """Draw crop position and flip for an image of ``size = (w, h)`` (reference ``get_params``).
 
     Always consumes three draws from ``rng`` (x, y, flip) so the stream does
@@ -250,8 +244,7 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     """
     if img.mode not in ("RGB", "L"):
         raise ValueError(
-            f"to_tensor expects an 'RGB' or 'L' image, got mode {img.mode!r}; "
-            "load it with transfigure.data.load_image"
+            f"to_tensor expects an 'RGB' or 'L' image, got mode {img.mode!r}; load it with transfigure.data.load_image"
         )
     arr = np.asarray(img, dtype=np.float32)
     if arr.ndim == 2:
@@ -274,14 +267,11 @@ def tensor_to_pil(t: torch.Tensor) -> Image.Image:
     if t.ndim == 4:
         if t.shape[0] != 1:
             raise ValueError(
-                f"tensor_to_pil takes one image; got a batch of shape {tuple(t.shape)} "
-                "(index it, e.g. t[0])"
+                f"tensor_to_pil takes one image; got a batch of shape {tuple(t.shape)} (index it, e.g. t[0])"
             )
         t = t[0]
     if t.ndim != 3 or t.shape[0] not in (1, 3):
-        raise ValueError(
-            f"tensor_to_pil expects CxHxW or 1xCxHxW with C in (1, 3), got shape {tuple(t.shape)}"
-        )
+        raise ValueError(f"tensor_to_pil expects CxHxW or 1xCxHxW with C in (1, 3), got shape {tuple(t.shape)}")
     x = t.detach().to(device="cpu", dtype=torch.float32).clamp(-1.0, 1.0)
     x = torch.nan_to_num(x, nan=0.0)
     arr = ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
@@ -290,16 +280,12 @@ def tensor_to_pil(t: torch.Tensor) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(arr.transpose(1, 2, 0)), mode="RGB")
 
 
-def transform_image(
-    img: Image.Image, cfg: TransformConfig, params: TransformParams
-) -> torch.Tensor:
+def transform_image(img: Image.Image, cfg: TransformConfig, params: TransformParams) -> torch.Tensor:
     """:func:`apply_transform` (bicubic) then :func:`to_tensor`."""
     return to_tensor(apply_transform(img, cfg, params, Image.Resampling.BICUBIC))
 
 
-def transform_label(
-    label: np.ndarray, cfg: TransformConfig, params: TransformParams
-) -> torch.Tensor:
+def transform_label(label: np.ndarray, cfg: TransformConfig, params: TransformParams) -> torch.Tensor:
     """Apply the same geometry to an integer label/instance map with NEAREST resampling.
 
     Args:
@@ -313,9 +299,7 @@ def transform_label(
     """
     arr = np.asarray(label)
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(
-            f"label must be a 2-D integer array, got shape {arr.shape} dtype {arr.dtype}"
-        )
+        raise ValueError(f"label must be a 2-D integer array, got shape {arr.shape} dtype {arr.dtype}")
     info = np.iinfo(np.int32)
     if arr.size and (int(arr.min()) < info.min or int(arr.max()) > info.max):
         raise ValueError("label ids must fit in int32 to be resampled")

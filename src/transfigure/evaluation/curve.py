@@ -44,16 +44,21 @@ class FidCurve:
     def held_out(self) -> HeldOutSet:
         if self._held is None:
             cfg = self.config
-            self._held = load_held_out(self.dataset, self.data, split=cfg.split, size=cfg.size,
-                                       max_images=cfg.curve_images)
-            logger.info("FID curve on %d held-out samples of %s (%s split)", self._held.n, self._held.root,
-                        self._held.split)
+            self._held = load_held_out(
+                self.dataset, self.data, split=cfg.split, size=cfg.size, max_images=cfg.curve_images
+            )
+            logger.info(
+                "FID curve on %d held-out samples of %s (%s split)", self._held.n, self._held.root, self._held.split
+            )
         return self._held
 
     def translator(self, model: nn.Module, device: torch.device) -> Translator:
         """A :class:`Translator` over the model's current generators (no copy)."""
         generators = {d: _plain(g) for d, g in model.generators().items()}  # type: ignore[operator]
-        config = {"variant": getattr(model, "variant", ""), "generators": {d: dict(g.config) for d, g in generators.items()}}
+        config = {
+            "variant": getattr(model, "variant", ""),
+            "generators": {d: dict(g.config) for d, g in generators.items()},
+        }
         return Translator(generators, config, device)
 
     def __call__(self, trainer: Any) -> dict[str, float]:
@@ -65,8 +70,14 @@ class FidCurve:
             with torch.random.fork_rng(devices=devices), torch.no_grad():
                 for g in translator.generators.values():
                     g.eval()
-                metrics, _ = evaluate_held_out(translator, self.held_out, self.config, fid_only=True,
-                                               real_features=self._real_features, device=trainer.device)
+                metrics, _ = evaluate_held_out(
+                    translator,
+                    self.held_out,
+                    self.config,
+                    fid_only=True,
+                    real_features=self._real_features,
+                    device=trainer.device,
+                )
         finally:
             for m, mode in zip(modules, modes):
                 m.train(mode)

@@ -31,7 +31,6 @@ from transfigure.data.transforms import TransformConfig, TransformParams, apply_
 Kind = Literal["unpaired", "paired", "labelmap"]
 
 
-
 @dataclass
 class HeldOutSet:
     """The images of one evaluation, as PIL images of ``size x size``, and where they came from.
@@ -61,8 +60,16 @@ class HeldOutSet:
 
     def describe(self) -> dict[str, Any]:
         """``{"root", "format", "split", "files", "n", "fingerprint", "size", "kind"}`` (JSON-able)."""
-        return {"root": self.root, "format": self.format, "split": self.split, "files": list(self.files), "n": self.n,
-                "fingerprint": self.fingerprint(), "size": self.size, "kind": self.kind}
+        return {
+            "root": self.root,
+            "format": self.format,
+            "split": self.split,
+            "files": list(self.files),
+            "n": self.n,
+            "fingerprint": self.fingerprint(),
+            "size": self.size,
+            "kind": self.kind,
+        }
 
 
 def files_fingerprint(root: Path, files: list[str]) -> str:
@@ -81,7 +88,9 @@ def resolve_split(root: Path, fmt: str, requested: str | None) -> str:
 
 def _fixed_transform(size: int) -> tuple[TransformConfig, TransformParams]:
     """Resize to ``size`` x ``size``; no crop (crop = whole image), no flip."""
-    return TransformConfig("resize_and_crop", load_size=size, crop_size=size, flip=False), TransformParams((0, 0), False)
+    return TransformConfig("resize_and_crop", load_size=size, crop_size=size, flip=False), TransformParams(
+        (0, 0), False
+    )
 
 
 def _rel(path: str | Path, root: Path) -> str:
@@ -148,7 +157,11 @@ def _load_labelmap(root: Path, split: str, data: DataConfig, size: int, max_imag
 
 
 def load_held_out(
-    dataset: dict[str, Any], data: dict[str, Any] | DataConfig, *, split: str | None = None, size: int | None = None,
+    dataset: dict[str, Any],
+    data: dict[str, Any] | DataConfig,
+    *,
+    split: str | None = None,
+    size: int | None = None,
     max_images: int | None = None,
 ) -> HeldOutSet:
     """Load the held-out split of ``dataset`` (``{"root", "format", ...}`` from the validation pipeline).
@@ -157,7 +170,9 @@ def load_held_out(
     """
     for key in ("root", "format"):
         if key not in dataset:
-            raise ValueError(f"dataset must have a {key!r} (the validated_dataset of the validation pipeline), got {sorted(dataset)}")
+            raise ValueError(
+                f"dataset must have a {key!r} (the validated_dataset of the validation pipeline), got {sorted(dataset)}"
+            )
     root, fmt = Path(dataset["root"]), str(dataset["format"])
     data = DataConfig.from_params(data)
     size = int(size or data.crop_size)

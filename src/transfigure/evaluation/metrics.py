@@ -34,7 +34,9 @@ def _features(f: np.ndarray, name: str) -> np.ndarray:
     if f.ndim != 2:
         raise ValueError(f"{name} must be an N x D feature matrix, got shape {f.shape}")
     if f.shape[0] < 2:
-        raise ValueError(f"{name} holds {f.shape[0]} image(s); FID and KID need at least 2 per set (set evaluation.max_images >= 2)")
+        raise ValueError(
+            f"{name} holds {f.shape[0]} image(s); FID and KID need at least 2 per set (set evaluation.max_images >= 2)"
+        )
     if not np.isfinite(f).all():
         raise ValueError(f"{name} holds non-finite features")
     return f
@@ -111,7 +113,9 @@ def kernel_inception_distance(
 
 def _pair(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if pred.shape != target.shape or pred.ndim != 4:
-        raise ValueError(f"paired metrics need two NxCxHxW batches of one shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"paired metrics need two NxCxHxW batches of one shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
     return pred.to(torch.float64), target.to(torch.float64)
 
 
@@ -132,5 +136,7 @@ def ssim(pred: torch.Tensor, target: torch.Tensor) -> float:
     """Mean SSIM (Gaussian window 11, sigma 1.5, data range 1)."""
     p, t = _pair(pred, target)
     if min(p.shape[-2:]) < SSIM_WINDOW:
-        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} px, got {p.shape[-1]}x{p.shape[-2]}; raise evaluation.size")
+        raise ValueError(
+            f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} px, got {p.shape[-1]}x{p.shape[-2]}; raise evaluation.size"
+        )
     return float(structural_similarity_index_measure(p, t, data_range=1.0))

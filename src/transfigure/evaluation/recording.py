@@ -80,7 +80,11 @@ def record_evaluation(result: EvaluationResult, *, tracking_uri: str | None = No
 
 
 def champion_reevaluator(
-    dataset: dict[str, Any], data: dict[str, Any], evaluation: dict[str, Any], *, tracking_uri: str | None = None,
+    dataset: dict[str, Any],
+    data: dict[str, Any],
+    evaluation: dict[str, Any],
+    *,
+    tracking_uri: str | None = None,
 ) -> Callable[[str, str, str], dict[str, str]]:
     """The promotion gate's ``reevaluate`` (:data:`transfigure.tracking.promotion.Reevaluate`) on this data.
 
@@ -98,8 +102,9 @@ def champion_reevaluator(
     return reevaluate
 
 
-def metric_history_table(run_id: str, keys: list[str], *, tracking_uri: str | None = None,
-                         extra: dict[str, str] | None = None) -> pd.DataFrame:
+def metric_history_table(
+    run_id: str, keys: list[str], *, tracking_uri: str | None = None, extra: dict[str, str] | None = None
+) -> pd.DataFrame:
     """One row per step of run ``run_id``: ``step`` and each metric of ``keys`` logged at it.
 
     ``extra`` maps more metric names to column names (e.g. ``{"fid_epoch": "epoch"}``). Steps
@@ -108,9 +113,9 @@ def metric_history_table(run_id: str, keys: list[str], *, tracking_uri: str | No
     client = mlflow_client(tracking_uri)
     columns: dict[str, dict[int, float]] = {}
     for key, column in [*((k, k) for k in keys), *(extra or {}).items()]:
-        columns[column] = {m.step: m.value for m in sorted(client.get_metric_history(run_id, key),
-                                                           key=lambda m: (m.step, m.timestamp))}
+        columns[column] = {
+            m.step: m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+        }
     steps = sorted({s for values in columns.values() for s in values})
     table = pd.DataFrame({"step": steps, **{c: [v.get(s) for s in steps] for c, v in columns.items()}})
     return table.astype({c: "float64" for c in columns}).astype({"step": "int64"})
-

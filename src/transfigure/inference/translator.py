@@ -58,7 +58,9 @@ class Translator:
     def translate_tensor(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
         """NxCxHxW in [-1, 1] -> same size output; pads reflectively to the generator's size multiple."""
         if direction not in self.generators:
-            raise ValueError(f"unknown direction {direction!r} for this {self.variant} model: use one of {self.directions}")
+            raise ValueError(
+                f"unknown direction {direction!r} for this {self.variant} model: use one of {self.directions}"
+            )
         h, w = x.shape[-2:]
         m = self.size_multiple
         ph, pw = (-h) % m, (-w) % m
@@ -93,7 +95,9 @@ class Translator:
         if not isinstance(image, Image.Image):
             raise TypeError(f"translate() takes a PIL.Image.Image, got {type(image).__name__}")
         if direction not in self.generators:
-            raise ValueError(f"unknown direction {direction!r} for this {self.variant} model: use one of {self.directions}")
+            raise ValueError(
+                f"unknown direction {direction!r} for this {self.variant} model: use one of {self.directions}"
+            )
         if self.takes_label_maps(direction):
             return self._translate_label_map(image, direction, instance, style, seed)
         if instance is not None or style is not None or seed is not None:
@@ -216,7 +220,9 @@ def translate_and_stamp(
 
     direction = direction or translator.directions[0]
     if direction not in translator.generators:
-        raise ValueError(f"unknown direction {direction!r} for this {translator.variant} model: use one of {translator.directions}")
+        raise ValueError(
+            f"unknown direction {direction!r} for this {translator.variant} model: use one of {translator.directions}"
+        )
     outputs: list[Image.Image | ValueError | None] = [None] * len(images)
     if translator.takes_label_maps(direction):
         for i, label in enumerate(images):

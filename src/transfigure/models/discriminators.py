@@ -34,7 +34,13 @@ class NLayerDiscriminator(nn.Module):
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers}")
-        self.config: dict[str, Any] = {"type": "n_layers", "input_nc": input_nc, "ndf": ndf, "n_layers": n_layers, "norm": norm}
+        self.config: dict[str, Any] = {
+            "type": "n_layers",
+            "input_nc": input_nc,
+            "ndf": ndf,
+            "n_layers": n_layers,
+            "norm": norm,
+        }
         norm_layer = get_norm_layer(norm)
         bias = uses_bias(norm)
         kw, padw = 4, 1
@@ -207,21 +213,38 @@ class MsImageDiscriminator(nn.Module):
     list of per-scale outputs. Each scale's input needs sides >= ``2**n_layer`` px.
     """
 
-    def __init__(self, input_nc: int = 3, dim: int = 64, n_layer: int = 4, num_scales: int = 3,
-                 norm: ConvNormType = "none", activ: ActivationType = "lrelu", pad_type: PaddingType = "reflect") -> None:
+    def __init__(
+        self,
+        input_nc: int = 3,
+        dim: int = 64,
+        n_layer: int = 4,
+        num_scales: int = 3,
+        norm: ConvNormType = "none",
+        activ: ActivationType = "lrelu",
+        pad_type: PaddingType = "reflect",
+    ) -> None:
         super().__init__()
         if n_layer < 1 or num_scales < 1:
             raise ValueError(f"n_layer and num_scales must be >= 1, got {n_layer}, {num_scales}")
-        self.config: dict[str, Any] = {"type": "unit_ms", "input_nc": input_nc, "dim": dim, "n_layer": n_layer,
-                                       "num_scales": num_scales, "norm": norm, "activ": activ, "pad_type": pad_type}
+        self.config: dict[str, Any] = {
+            "type": "unit_ms",
+            "input_nc": input_nc,
+            "dim": dim,
+            "n_layer": n_layer,
+            "num_scales": num_scales,
+            "norm": norm,
+            "activ": activ,
+            "pad_type": pad_type,
+        }
         self.n_layer, self.num_scales = n_layer, num_scales
         self.cnns = nn.ModuleList(
             [self._make_net(input_nc, dim, n_layer, norm, activ, pad_type) for _ in range(num_scales)]
         )
 
     @staticmethod
-    def _make_net(input_nc: int, dim: int, n_layer: int, norm: ConvNormType, activ: ActivationType,
-                  pad_type: PaddingType) -> nn.Sequential:
+    def _make_net(
+        input_nc: int, dim: int, n_layer: int, norm: ConvNormType, activ: ActivationType, pad_type: PaddingType
+    ) -> nn.Sequential:
         layers: list[nn.Module] = [Conv2dBlock(input_nc, dim, 4, 2, 1, "none", activ, pad_type)]
         for _ in range(n_layer - 1):
             layers.append(Conv2dBlock(dim, dim * 2, 4, 2, 1, norm, activ, pad_type))

@@ -206,7 +206,9 @@ class UnetGenerator(nn.Module):
         block = UnetSkipConnectionBlock(ngf * 4, ngf * 8, submodule=block, norm=norm)
         block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block, norm=norm)
         block = UnetSkipConnectionBlock(ngf, ngf * 2, submodule=block, norm=norm)
-        self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True, norm=norm)
+        self.model = UnetSkipConnectionBlock(
+            output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True, norm=norm
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -449,8 +451,10 @@ def check_unit_blocks(n_downsample: int, n_res: int, n_shared: int) -> None:
     if n_downsample < 0 or n_res < 0 or n_shared < 0:
         raise ValueError(f"n_downsample, n_res and n_shared must be >= 0, got {n_downsample}, {n_res}, {n_shared}")
     if n_shared > n_res:
-        raise ValueError(f"n_shared ({n_shared}) cannot exceed n_res ({n_res}): the shared blocks are among "
-                         "each encoder's/decoder's residual blocks")
+        raise ValueError(
+            f"n_shared ({n_shared}) cannot exceed n_res ({n_res}): the shared blocks are among "
+            "each encoder's/decoder's residual blocks"
+        )
 
 
 class UNITEncoder(nn.Module):
@@ -461,8 +465,9 @@ class UNITEncoder(nn.Module):
     channels, then ``n_res`` residual blocks at ``dim * 2**n_downsample`` channels.
     """
 
-    def __init__(self, input_nc: int, dim: int, n_downsample: int, n_res: int, activ: ActivationType,
-                 pad_type: PaddingType) -> None:
+    def __init__(
+        self, input_nc: int, dim: int, n_downsample: int, n_res: int, activ: ActivationType, pad_type: PaddingType
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = [Conv2dBlock(input_nc, dim, 7, 1, 3, "in", activ, pad_type)]
         for _ in range(n_downsample):
@@ -484,8 +489,9 @@ class UNITDecoder(nn.Module):
     channels + layer norm + activ), then ``c7s1-output_nc`` with tanh.
     """
 
-    def __init__(self, dim: int, output_nc: int, n_upsample: int, n_res: int, activ: ActivationType,
-                 pad_type: PaddingType) -> None:
+    def __init__(
+        self, dim: int, output_nc: int, n_upsample: int, n_res: int, activ: ActivationType, pad_type: PaddingType
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = [res_blocks(n_res, dim, activ, pad_type)]
         for _ in range(n_upsample):
@@ -532,8 +538,17 @@ class UNITGenerator(nn.Module):
         self.dec_shared = res_blocks(n_shared, latent, activ, pad_type)
         self.dec = UNITDecoder(latent, output_nc, n_downsample, n_res - n_shared, activ, pad_type)
 
-    def _set_config(self, input_nc: int, output_nc: int, dim: int, n_downsample: int, n_res: int, n_shared: int,
-                    activ: str, pad_type: str) -> None:
+    def _set_config(
+        self,
+        input_nc: int,
+        output_nc: int,
+        dim: int,
+        n_downsample: int,
+        n_res: int,
+        n_shared: int,
+        activ: str,
+        pad_type: str,
+    ) -> None:
         self.config: dict[str, Any] = {
             "type": "unit",
             "input_nc": input_nc,
@@ -549,8 +564,9 @@ class UNITGenerator(nn.Module):
         self.size_multiple = 2**n_downsample
 
     @classmethod
-    def from_parts(cls, config: dict[str, Any], enc: UNITEncoder, enc_shared: nn.Module, dec_shared: nn.Module,
-                   dec: UNITDecoder) -> UNITGenerator:
+    def from_parts(
+        cls, config: dict[str, Any], enc: UNITEncoder, enc_shared: nn.Module, dec_shared: nn.Module, dec: UNITDecoder
+    ) -> UNITGenerator:
         """A view on existing modules (no copy): ``config`` as the constructor's keyword arguments."""
         gen = cls.__new__(cls)
         nn.Module.__init__(gen)

@@ -41,7 +41,9 @@ def save_generators(
             raise ValueError(f"generator {direction!r} has no .config: it cannot be rebuilt from JSON")
         configs[direction] = dict(config)
         state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in gen.state_dict().items()}
-        save_file(state, str(folder / f"{direction}.safetensors"), metadata={"direction": direction, "variant": variant})
+        save_file(
+            state, str(folder / f"{direction}.safetensors"), metadata={"direction": direction, "variant": variant}
+        )
     doc = {
         "format": EXPORT_FORMAT,
         "variant": variant,
@@ -53,7 +55,9 @@ def save_generators(
     return folder
 
 
-def load_generators(folder: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, Any], dict[str, nn.Module]]:
+def load_generators(
+    folder: str | Path, device: str | torch.device = "cpu"
+) -> tuple[dict[str, Any], dict[str, nn.Module]]:
     """Read a folder written by :func:`save_generators`: ``(config document, direction -> generator)``."""
     folder = Path(folder)
     cfg_path = folder / CONFIG_NAME

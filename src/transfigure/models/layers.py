@@ -239,8 +239,9 @@ class ResBlock(nn.Module):
     checkpoints depend on.
     """
 
-    def __init__(self, dim: int, norm: ConvNormType = "in", activation: ActivationType = "relu",
-                 pad_type: PaddingType = "zero") -> None:
+    def __init__(
+        self, dim: int, norm: ConvNormType = "in", activation: ActivationType = "relu", pad_type: PaddingType = "zero"
+    ) -> None:
         super().__init__()
         self.model = nn.Sequential(
             Conv2dBlock(dim, dim, 3, 1, 1, norm=norm, activation=activation, pad_type=pad_type),

@@ -127,14 +127,17 @@ class MultiscaleGANLoss(nn.Module):
 
     def forward(self, prediction: Any, target_is_real: bool, for_discriminator: bool = True) -> torch.Tensor:
         if isinstance(prediction, (list, tuple)):
-            losses = [self._loss(p[-1] if isinstance(p, (list, tuple)) else p, target_is_real, for_discriminator)
-                      for p in prediction]
+            losses = [
+                self._loss(p[-1] if isinstance(p, (list, tuple)) else p, target_is_real, for_discriminator)
+                for p in prediction
+            ]
             return torch.stack(losses).mean()
         return self._loss(prediction, target_is_real, for_discriminator)
 
 
-def feature_matching_loss(pred_fake: Sequence[Sequence[torch.Tensor]], pred_real: Sequence[Sequence[torch.Tensor]],
-                          lambda_feat: float = 10.0) -> torch.Tensor:
+def feature_matching_loss(
+    pred_fake: Sequence[Sequence[torch.Tensor]], pred_real: Sequence[Sequence[torch.Tensor]], lambda_feat: float = 10.0
+) -> torch.Tensor:
     """pix2pixHD's discriminator feature matching (Wang et al. 2018, eq. 4), SPADE's ``GAN_Feat``.
 
     ``sum over scales i and layers j (all but the logits) of L1(D_i^j(fake), D_i^j(real).detach())
@@ -169,8 +172,29 @@ def unit_kl_loss(mu: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- VGG perceptual loss (pix2pixHD / SPADE)
 
 #: torchvision ``vgg19().features`` layout (config "E"): channel counts, "M" = 2x2 max-pool
-VGG19_CONFIG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
-                                        512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
+VGG19_CONFIG: tuple[int | str, ...] = (
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+)
 #: ``features`` indices after which SPADE's VGG loss takes relu1_1, relu2_1, relu3_1, relu4_1, relu5_1
 VGG19_SLICES: tuple[int, ...] = (2, 7, 12, 21, 30)
 
@@ -222,8 +246,10 @@ def load_vgg19(path: str | Path) -> VGG19:
         VGGWeightsError: the file is missing, unreadable, or lacks / mis-shapes VGG19 keys.
     """
     path = Path(path).expanduser()
-    hint = ("VGG19 ImageNet weights are needed for the VGG perceptual loss; put torchvision's "
-            "vgg19-dcbb9e9d.pth (or a safetensors copy) there, or switch the loss off (use_vgg_loss: false)")
+    hint = (
+        "VGG19 ImageNet weights are needed for the VGG perceptual loss; put torchvision's "
+        "vgg19-dcbb9e9d.pth (or a safetensors copy) there, or switch the loss off (use_vgg_loss: false)"
+    )
     if not path.is_file():
         raise VGGWeightsError(f"VGG19 weights file '{path}' not found. {hint}")
     try:
@@ -245,7 +271,7 @@ def load_vgg19(path: str | Path) -> VGG19:
     for key, value in state.items():
         name = str(key)
         if name.startswith("module."):
-            name = name[len("module."):]
+            name = name[len("module.") :]
         if not name.startswith("features."):
             if name.split(".", 1)[0].isdigit():
                 name = f"features.{name}"
@@ -253,11 +279,17 @@ def load_vgg19(path: str | Path) -> VGG19:
                 continue
         found[name] = value
     missing = sorted(k for k in expected if k not in found)
-    wrong = sorted(f"{k}: {tuple(found[k].shape)} instead of {tuple(expected[k].shape)}"
-                   for k in expected if k in found and tuple(found[k].shape) != tuple(expected[k].shape))
+    wrong = sorted(
+        f"{k}: {tuple(found[k].shape)} instead of {tuple(expected[k].shape)}"
+        for k in expected
+        if k in found and tuple(found[k].shape) != tuple(expected[k].shape)
+    )
     if missing or wrong:
-        problems = (f"missing {missing[:6]}{' ...' if len(missing) > 6 else ''}" if missing else "") + \
-                   ("; " if missing and wrong else "") + (f"wrong shapes {wrong[:4]}" if wrong else "")
+        problems = (
+            (f"missing {missing[:6]}{' ...' if len(missing) > 6 else ''}" if missing else "")
+            + ("; " if missing and wrong else "")
+            + (f"wrong shapes {wrong[:4]}" if wrong else "")
+        )
         raise VGGWeightsError(f"'{path}' is not a VGG19 state dict: {problems}. {hint}")
     vgg.load_state_dict({k: found[k].float() for k in expected}, strict=True)
     vgg.eval()

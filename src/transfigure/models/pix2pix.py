@@ -91,8 +91,9 @@ class Pix2PixConfig(VariantConfig):
             spec: dict[str, Any] = {"type": "unet", "num_downs": self.num_downs}
         else:
             spec = dict(NAMED_GENERATORS[self.netG])
-        spec.update(input_nc=self.input_nc, output_nc=self.output_nc, ngf=self.ngf, norm=self.norm,
-                    use_dropout=self.use_dropout)
+        spec.update(
+            input_nc=self.input_nc, output_nc=self.output_nc, ngf=self.ngf, norm=self.norm, use_dropout=self.use_dropout
+        )
         return spec
 
 
@@ -168,8 +169,16 @@ class Pix2Pix(TranslationModel):
             "fake_B": fake_B.detach().float(),
             "real_B": real_B.detach(),
         }
-        return loss_values({"G_GAN": loss_G_GAN, "G_L1": loss_G_L1, "G": loss_G,
-                            "D_real": loss_D_real, "D_fake": loss_D_fake, "D": loss_D})
+        return loss_values(
+            {
+                "G_GAN": loss_G_GAN,
+                "G_L1": loss_G_L1,
+                "G": loss_G,
+                "D_real": loss_D_real,
+                "D_fake": loss_D_fake,
+                "D": loss_D,
+            }
+        )
 
     def visuals(self) -> dict[str, torch.Tensor]:
         return self._visuals

@@ -174,7 +174,11 @@ class SPADE(TranslationModel):
             init_gain=c.init_gain,
         )
         self.netD = MultiscaleDiscriminator(
-            c.semantic_nc + c.output_nc, c.ndf, c.n_layers_D, c.num_D, c.norm_D,
+            c.semantic_nc + c.output_nc,
+            c.ndf,
+            c.n_layers_D,
+            c.num_D,
+            c.norm_D,
             get_intermediate_features=c.use_feat_loss,
         )
         init_weights_spectral(self.netD, c.init_type, c.init_gain)
@@ -190,8 +194,9 @@ class SPADE(TranslationModel):
         return self
 
     # -- the reference's Pix2PixModel helpers -----------------------------------------------
-    def _generate(self, seg: torch.Tensor, real: torch.Tensor, compute_kld: bool = False
-                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _generate(
+        self, seg: torch.Tensor, real: torch.Tensor, compute_kld: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         z, kld = None, None
         if self.config.use_vae:
             mu, logvar = self.netG.encode(real)
@@ -305,7 +310,12 @@ class SPADE(TranslationModel):
         self._step = int(state.get("step", 0))
 
     @torch.no_grad()
-    def translate(self, label: torch.Tensor, instance: torch.Tensor | None = None, z: torch.Tensor | None = None,
-                  style: torch.Tensor | None = None) -> torch.Tensor:
+    def translate(
+        self,
+        label: torch.Tensor,
+        instance: torch.Tensor | None = None,
+        z: torch.Tensor | None = None,
+        style: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Label ids ``Nx1xHxW`` (+ instance ids, style image or z) -> images in [-1, 1]."""
         return self.netG(label, instance, z=z, style=style)

@@ -130,8 +130,14 @@ class UNIT(TranslationModel):
         self.dec_shared = res_blocks(c.n_shared, latent, c.activ, c.pad_type)
         self.dec_A = UNITDecoder(latent, c.input_nc, c.n_downsample, private, c.activ, c.pad_type)
         self.dec_B = UNITDecoder(latent, c.output_nc, c.n_downsample, private, c.activ, c.pad_type)
-        dis = {"dim": c.dis_dim, "n_layer": c.dis_n_layer, "num_scales": c.dis_num_scales, "norm": c.dis_norm,
-               "activ": c.dis_activ, "pad_type": c.dis_pad_type}
+        dis = {
+            "dim": c.dis_dim,
+            "n_layer": c.dis_n_layer,
+            "num_scales": c.dis_num_scales,
+            "norm": c.dis_norm,
+            "activ": c.dis_activ,
+            "pad_type": c.dis_pad_type,
+        }
         self.dis_A = MsImageDiscriminator(c.input_nc, **dis)
         self.dis_B = MsImageDiscriminator(c.output_nc, **dis)
         for net in self.generator_modules():
@@ -141,13 +147,29 @@ class UNIT(TranslationModel):
         self.criterion_gan = GANLoss(c.gan_mode)
         # The exported directions are views on the modules above (a plain dict: not registered
         # as sub-modules, so the checkpoint holds every weight once).
-        common = {"dim": c.dim, "n_downsample": c.n_downsample, "n_res": c.n_res, "n_shared": c.n_shared,
-                  "activ": c.activ, "pad_type": c.pad_type}
+        common = {
+            "dim": c.dim,
+            "n_downsample": c.n_downsample,
+            "n_res": c.n_res,
+            "n_shared": c.n_shared,
+            "activ": c.activ,
+            "pad_type": c.pad_type,
+        }
         self._directions: dict[str, UNITGenerator] = {
-            "AtoB": UNITGenerator.from_parts({"input_nc": c.input_nc, "output_nc": c.output_nc, **common},
-                                             self.enc_A, self.enc_shared, self.dec_shared, self.dec_B),
-            "BtoA": UNITGenerator.from_parts({"input_nc": c.output_nc, "output_nc": c.input_nc, **common},
-                                             self.enc_B, self.enc_shared, self.dec_shared, self.dec_A),
+            "AtoB": UNITGenerator.from_parts(
+                {"input_nc": c.input_nc, "output_nc": c.output_nc, **common},
+                self.enc_A,
+                self.enc_shared,
+                self.dec_shared,
+                self.dec_B,
+            ),
+            "BtoA": UNITGenerator.from_parts(
+                {"input_nc": c.output_nc, "output_nc": c.input_nc, **common},
+                self.enc_B,
+                self.enc_shared,
+                self.dec_shared,
+                self.dec_A,
+            ),
         }
         self._visuals: dict[str, torch.Tensor] = {}
 
@@ -198,10 +220,12 @@ class UNIT(TranslationModel):
             fake_A = self.decode(mu_b + torch.randn_like(mu_b), "A").float()
             fake_B = self.decode(mu_a + torch.randn_like(mu_a), "B").float()
         with precision.autocast():
-            loss_D_A = c.gan_w * (self._adversarial(self.dis_A, fake_A, False)
-                                  + self._adversarial(self.dis_A, real_A, True))
-            loss_D_B = c.gan_w * (self._adversarial(self.dis_B, fake_B, False)
-                                  + self._adversarial(self.dis_B, real_B, True))
+            loss_D_A = c.gan_w * (
+                self._adversarial(self.dis_A, fake_A, False) + self._adversarial(self.dis_A, real_A, True)
+            )
+            loss_D_B = c.gan_w * (
+                self._adversarial(self.dis_B, fake_B, False) + self._adversarial(self.dis_B, real_B, True)
+            )
         precision.backward(loss_D_A + loss_D_B)
         precision.step(opt_D)
 

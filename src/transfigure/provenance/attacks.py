@@ -18,8 +18,21 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
-__all__ = ["ATTACKS", "GEOMETRIC", "TARGETS", "brightness", "centre_crop", "contrast", "crop", "gaussian_noise",
-           "inner_rectangle", "jpeg", "reframe", "resize_back", "rotate"]
+__all__ = [
+    "ATTACKS",
+    "GEOMETRIC",
+    "TARGETS",
+    "brightness",
+    "centre_crop",
+    "contrast",
+    "crop",
+    "gaussian_noise",
+    "inner_rectangle",
+    "jpeg",
+    "reframe",
+    "resize_back",
+    "rotate",
+]
 
 
 def _rgb(image: Image.Image) -> Image.Image:
@@ -64,7 +77,9 @@ def contrast(image: Image.Image, factor: float) -> Image.Image:
 PLACES = ("centre", "top-left", "top-right", "bottom-left", "bottom-right")
 
 
-def crop(image: Image.Image, fraction: float, place: str = "centre", size: tuple[int, int] | None = None) -> Image.Image:
+def crop(
+    image: Image.Image, fraction: float, place: str = "centre", size: tuple[int, int] | None = None
+) -> Image.Image:
     """Keep ``fraction`` of each side at ``place`` (one of PLACES); resized to ``size`` if given (bicubic)."""
     image = _rgb(image)
     w, h = image.size
@@ -89,14 +104,16 @@ def reframe(image: Image.Image, aspect: float) -> Image.Image:
     return image.crop((left, top, left + cw, top + ch))
 
 
-def rotate(image: Image.Image, degrees: float, expand: bool = False,
-           resample: Image.Resampling = Image.Resampling.NEAREST) -> Image.Image:
+def rotate(
+    image: Image.Image, degrees: float, expand: bool = False, resample: Image.Resampling = Image.Resampling.NEAREST
+) -> Image.Image:
     """Pillow's ``rotate`` (default: same size, corners black, nearest-neighbour resampling)."""
     return _rgb(image).rotate(degrees, resample=resample, expand=expand)
 
 
-def inner_rectangle(image: Image.Image, degrees: float, resample: Image.Resampling = Image.Resampling.NEAREST,
-                    rescale: bool = False) -> Image.Image:
+def inner_rectangle(
+    image: Image.Image, degrees: float, resample: Image.Resampling = Image.Resampling.NEAREST, rescale: bool = False
+) -> Image.Image:
     """Rotate about the centre, then keep the largest upright rectangle of the original's aspect that
     holds only picture (a "straighten" tool); rescaled to the original size if asked."""
     image = _rgb(image)
@@ -116,8 +133,9 @@ def screenshot(image: Image.Image) -> Image.Image:
     image = _rgb(image)
     w, h = image.size
     small = image.resize((round(w * 0.6), round(h * 0.6)), Image.Resampling.BICUBIC)
-    framed = ImageOps.expand(small, border=(round(0.07 * w), round(0.09 * h), round(0.05 * w), round(0.11 * h)),
-                             fill=(238, 238, 236))
+    framed = ImageOps.expand(
+        small, border=(round(0.07 * w), round(0.09 * h), round(0.05 * w), round(0.11 * h)), fill=(238, 238, 236)
+    )
     return jpeg(framed, 80)
 
 
@@ -158,7 +176,8 @@ def _geometric() -> dict[str, Callable[[Image.Image, int], Image.Image]]:
         f = pct / 100
         rows[f"crop{pct} rescaled"] = lambda im, i, f=f: crop(im, f, _corner(i + 1), im.size)
         rows[f"crop{pct} to 0.75x"] = lambda im, i, f=f: crop(
-            im, f, PLACES[i % 5], (round(0.75 * im.width), round(0.75 * im.height)))
+            im, f, PLACES[i % 5], (round(0.75 * im.width), round(0.75 * im.height))
+        )
     rows["reframe 16:9"] = lambda im, i: reframe(im, 16 / 9)
     rows["reframe 4:5"] = lambda im, i: reframe(im, 4 / 5)
     rows["reframe 9:16"] = lambda im, i: reframe(im, 9 / 16)
@@ -175,7 +194,11 @@ def _geometric() -> dict[str, Callable[[Image.Image, int], Image.Image]]:
         rows[f"rotate +-{deg} inner"] = lambda im, i, d=deg: inner_rectangle(im, _sign(i) * d)
     rows["crop70 + jpeg75"] = lambda im, i: jpeg(crop(im, 0.7, _corner(i)), 75)
     rows["flip + crop80 + resize0.5"] = lambda im, i: crop(
-        _rgb(im).transpose(Image.Transpose.FLIP_LEFT_RIGHT), 0.8, _corner(i), (round(0.4 * im.width), round(0.4 * im.height)))
+        _rgb(im).transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        0.8,
+        _corner(i),
+        (round(0.4 * im.width), round(0.4 * im.height)),
+    )
     rows["rotate10 + crop80 + jpeg75"] = lambda im, i: jpeg(crop(rotate(im, _sign(i) * 10), 0.8), 75)
     rows["screenshot"] = lambda im, i: screenshot(im)
     return rows
@@ -186,7 +209,14 @@ GEOMETRIC: dict[str, Callable[[Image.Image, int], Image.Image]] = _geometric()
 
 #: detection rate each row must reach (issue 6 and issue 16); rows not named here: 0.95
 TARGETS: dict[str, float] = {
-    **{name: 0.99 for name in ATTACKS}, "jpeg50": 0.9,
-    "crop90 centre": 0.99, "crop90 corner": 0.99, "crop80 centre": 0.99, "crop80 corner": 0.99,
-    "flip horizontal": 0.99, "rotate 90": 0.99, "rotate 180": 0.99, "rotate 270": 0.99,
+    **{name: 0.99 for name in ATTACKS},
+    "jpeg50": 0.9,
+    "crop90 centre": 0.99,
+    "crop90 corner": 0.99,
+    "crop80 centre": 0.99,
+    "crop80 corner": 0.99,
+    "flip horizontal": 0.99,
+    "rotate 90": 0.99,
+    "rotate 180": 0.99,
+    "rotate 270": 0.99,
 }

@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {directory / name}")
     if args.dir is not None:
         print("use them with:")
-        print(f"  export TRANSFIGURE_SIGNING_KEY={directory / DEV_KEY} TRANSFIGURE_SIGNING_CERT={directory / DEV_CHAIN}")
+        print(
+            f"  export TRANSFIGURE_SIGNING_KEY={directory / DEV_KEY} TRANSFIGURE_SIGNING_CERT={directory / DEV_CHAIN}"
+        )
         print(f"  export TRANSFIGURE_TRUST_ANCHORS={directory / DEV_CA}")
     return 0

@@ -18,8 +18,14 @@ from typing import Final
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["DEV_KEY_WARNING", "WATERMARK_KEY_ENV", "derive", "dev_watermark_key", "resolve_watermark_key",
-           "watermark_key_from_text"]
+__all__ = [
+    "DEV_KEY_WARNING",
+    "WATERMARK_KEY_ENV",
+    "derive",
+    "dev_watermark_key",
+    "resolve_watermark_key",
+    "watermark_key_from_text",
+]
 
 logger = logging.getLogger(__name__)
 

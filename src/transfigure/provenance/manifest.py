@@ -38,7 +38,7 @@ _EXPLANATIONS: Final = {
     "assertion.hashedURI.mismatch": "the manifest's assertions were changed after signing",
     "claimSignature.mismatch": "the manifest's signature does not match its claim",
     "signingCredential.untrusted": "the signing certificate does not chain to a trusted anchor "
-                                   "(configure TRANSFIGURE_TRUST_ANCHORS or the signing chain)",
+    "(configure TRANSFIGURE_TRUST_ANCHORS or the signing chain)",
     "signingCredential.expired": "the signing certificate has expired",
     "signingCredential.invalid": "the signing certificate is not valid for C2PA signing",
 }
@@ -54,11 +54,21 @@ def sign_manifest(data: bytes, media_type: str, claims: dict[str, Any], signer: 
         "format": media_type,
         "assertions": [
             {"label": ASSERTION, "data": claims},
-            {"label": "c2pa.actions", "data": {"actions": [{
-                "action": "c2pa.created",
-                "digitalSourceType": _TRAINED_ALGORITHMIC,
-                "softwareAgent": {"name": "transfigure", "version": str(claims.get("transfigure_version", ""))},
-            }]}},
+            {
+                "label": "c2pa.actions",
+                "data": {
+                    "actions": [
+                        {
+                            "action": "c2pa.created",
+                            "digitalSourceType": _TRAINED_ALGORITHMIC,
+                            "softwareAgent": {
+                                "name": "transfigure",
+                                "version": str(claims.get("transfigure_version", "")),
+                            },
+                        }
+                    ]
+                },
+            },
         ],
     }
     context = c2pa.Context.from_dict({"builder": {"thumbnail": {"enabled": False}}, "verify": _OFFLINE})
@@ -102,11 +112,16 @@ def _summarise(store: dict[str, Any], state: str | None, trusted_anchors: bool) 
     }
     if state == "Trusted" and not codes:
         if claims is None:
-            return {"status": "invalid", "reason": f"a valid C2PA manifest, but without the {ASSERTION} assertion "
-                                                   "(not made by transfigure)", **result}
+            return {
+                "status": "invalid",
+                "reason": f"a valid C2PA manifest, but without the {ASSERTION} assertion (not made by transfigure)",
+                **result,
+            }
         return {"status": "valid", "reason": "signature, certificate chain and all hashes verified", **result}
     reasons = [_EXPLANATIONS.get(c, c) for c in codes] or [f"validation state {state}"]
     if not trusted_anchors and set(codes) <= {"signingCredential.untrusted"}:
-        reasons = ["no trust anchors are configured, so the signer cannot be trusted "
-                   "(set TRANSFIGURE_TRUST_ANCHORS, or create/keep the development certificate)"]
+        reasons = [
+            "no trust anchors are configured, so the signer cannot be trusted "
+            "(set TRANSFIGURE_TRUST_ANCHORS, or create/keep the development certificate)"
+        ]
     return {"status": "invalid", "reason": "; ".join(dict.fromkeys(reasons)), **result}

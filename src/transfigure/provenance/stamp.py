@@ -129,10 +129,18 @@ def stamp_output(
         claims = _claims(provenance_id, model, config, prepared, _decoded_digest(encoded), media_type)
         signed = sign_manifest(encoded, media_type, claims, signer)
         record = LedgerRecord(
-            id=provenance_id, model_name=model.name, model_version=str(model.version), model_variant=model.variant,
-            run_id=model.run_id, created_at=claims["created_at"], output_sha256=hashlib.sha256(signed).hexdigest(),
-            pixel_sha256=claims["pixels"]["sha256"], media_type=media_type, width=prepared.width,
-            height=prepared.height, key_id=config.key_id,
+            id=provenance_id,
+            model_name=model.name,
+            model_version=str(model.version),
+            model_variant=model.variant,
+            run_id=model.run_id,
+            created_at=claims["created_at"],
+            output_sha256=hashlib.sha256(signed).hexdigest(),
+            pixel_sha256=claims["pixels"]["sha256"],
+            media_type=media_type,
+            width=prepared.width,
+            height=prepared.height,
+            key_id=config.key_id,
         )
         try:
             ledger.append(record)
@@ -143,8 +151,9 @@ def stamp_output(
     raise RuntimeError(f"could not allocate a fresh provenance id in {ledger.path} after {_MAX_ATTEMPTS} attempts")
 
 
-def _claims(provenance_id: str, model: ModelInfo, config: ProvenanceConfig, image: Image.Image,
-            pixels: str, media_type: str) -> dict[str, Any]:
+def _claims(
+    provenance_id: str, model: ModelInfo, config: ProvenanceConfig, image: Image.Image, pixels: str, media_type: str
+) -> dict[str, Any]:
     from transfigure import __version__
 
     return {

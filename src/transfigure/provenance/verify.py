@@ -57,7 +57,9 @@ def decode_image_bytes(data: bytes, *, source: str = "<bytes>", max_pixels: int 
         raise ImageInputError(source, exc.reason) from None
 
 
-def verify_image_bytes(data: bytes, *, config: ProvenanceConfig | None = None, source: str = "<bytes>") -> dict[str, Any]:
+def verify_image_bytes(
+    data: bytes, *, config: ProvenanceConfig | None = None, source: str = "<bytes>"
+) -> dict[str, Any]:
     """Check one encoded image; returns a JSON-able report (see the module doc for ``verdict``).
 
     Raises:
@@ -77,15 +79,25 @@ def verify_image_bytes(data: bytes, *, config: ProvenanceConfig | None = None, s
         record, traced_by = ledger.get(manifest_id), "manifest"
     ledger_report = None
     if record is not None:
-        ledger_report = {**record.to_dict(), "traced_by": traced_by,
-                         "exact_copy": record.output_sha256 == hashlib.sha256(data).hexdigest()}
+        ledger_report = {
+            **record.to_dict(),
+            "traced_by": traced_by,
+            "exact_copy": record.output_sha256 == hashlib.sha256(data).hexdigest(),
+        }
     verdict = _verdict(wm_id, manifest_id, record is not None)
     return {
         "source": source,
         "found": verdict in FOUND_VERDICTS,
         "verdict": verdict,
-        "image": {"format": image.format, "media_type": media_type, "width": image.width, "height": image.height,
-                  "mode": image.mode, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
+        "image": {
+            "format": image.format,
+            "media_type": media_type,
+            "width": image.width,
+            "height": image.height,
+            "mode": image.mode,
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        },
         "watermark": watermark,
         "manifest": manifest,
         "ledger": ledger_report,
@@ -94,8 +106,12 @@ def verify_image_bytes(data: bytes, *, config: ProvenanceConfig | None = None, s
 
 def _watermark(image: Image.Image, config: ProvenanceConfig) -> dict[str, Any]:
     if min(image.size) < MIN_SIDE:
-        return {"detected": False, "provenance_id": None, "payload": None,
-                "reason": f"{image.width}x{image.height} is too small to carry a watermark (needs {MIN_SIDE}x{MIN_SIDE})"}
+        return {
+            "detected": False,
+            "provenance_id": None,
+            "payload": None,
+            "reason": f"{image.width}x{image.height} is too small to carry a watermark (needs {MIN_SIDE}x{MIN_SIDE})",
+        }
     det = detect_watermark(image, config.watermark_key)
     report = det.to_dict()
     report.pop("raw_payload", None)

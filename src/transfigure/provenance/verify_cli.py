@@ -23,9 +23,15 @@ EXIT_BAD_INPUT = 2
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files to verify")
-    parser.add_argument("--ledger", type=Path, default=None,
-                        help="ledger sqlite file (default: $TRANSFIGURE_LEDGER or data/provenance/ledger.sqlite)")
-    parser.add_argument("--max-pixels", type=int, default=None, help=f"refuse images with more pixels (default {MAX_PIXELS:,})")
+    parser.add_argument(
+        "--ledger",
+        type=Path,
+        default=None,
+        help="ledger sqlite file (default: $TRANSFIGURE_LEDGER or data/provenance/ledger.sqlite)",
+    )
+    parser.add_argument(
+        "--max-pixels", type=int, default=None, help=f"refuse images with more pixels (default {MAX_PIXELS:,})"
+    )
     parser.add_argument("--pretty", action="store_true", help="indented JSON instead of one line per image")
     parser.epilog = "exit status: 0 all found, 1 some without transfigure provenance, 2 some inputs unreadable"
 

@@ -93,7 +93,7 @@ def plain_state_dict(model: nn.Module) -> dict[str, Any]:
     for key, value in model.state_dict().items():
         head, _, rest = key.partition(".")
         if head in wrapped and rest.startswith("module."):
-            key = f"{head}.{rest[len('module.'):]}"
+            key = f"{head}.{rest[len('module.') :]}"
         out[key] = value
     return out
 

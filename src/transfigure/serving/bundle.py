@@ -57,7 +57,9 @@ def build_bento(project_dir: str | Path) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m transfigure.serving.bundle", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", help="comma-separated name[@alias|@version] (default: $TRANSFIGURE_MODELS or cyclegan@champion)")
+    parser.add_argument(
+        "--models", help="comma-separated name[@alias|@version] (default: $TRANSFIGURE_MODELS or cyclegan@champion)"
+    )
     parser.add_argument("--project-dir", default=".", help="the project root holding bentofile.yaml (default: .)")
     parser.add_argument("--build", action="store_true", help="run `bentoml build` after bundling")
     parser.add_argument("--keep", action="store_true", help="with --build: keep the bundle folder afterwards")
@@ -86,7 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             if not args.keep:
                 shutil.rmtree(dest, ignore_errors=True)
-        print(f"built Bento {tag}; serve it with `bentoml serve {tag}`, containerize it with `bentoml containerize {tag}`")
+        print(
+            f"built Bento {tag}; serve it with `bentoml serve {tag}`, containerize it with `bentoml containerize {tag}`"
+        )
     return 0
 
 

@@ -124,8 +124,9 @@ DEFAULT_MAX_PIXELS = 4096 * 4096
 def _max_pixels() -> int:
     value = _env_int("TRANSFIGURE_MAX_PIXELS", DEFAULT_MAX_PIXELS) or DEFAULT_MAX_PIXELS
     if value > MAX_PIXELS:
-        raise ConfigError(f"TRANSFIGURE_MAX_PIXELS={value} is above the largest image transfigure decodes "
-                          f"({MAX_PIXELS} = 8192x8192)")
+        raise ConfigError(
+            f"TRANSFIGURE_MAX_PIXELS={value} is above the largest image transfigure decodes ({MAX_PIXELS} = 8192x8192)"
+        )
     return value
 
 

@@ -26,7 +26,9 @@ Message = dict[str, Any]
 class BodyLimitMiddleware:
     """Answer 413 for request bodies over ``max_body_bytes`` (declared or streamed)."""
 
-    def __init__(self, app: Any, max_body_bytes: int, drain_bytes: int | None = None, drain_seconds: float = 10.0) -> None:
+    def __init__(
+        self, app: Any, max_body_bytes: int, drain_bytes: int | None = None, drain_seconds: float = 10.0
+    ) -> None:
         self.app = app
         self.max_body_bytes = int(max_body_bytes)
         self.drain_bytes = int(drain_bytes if drain_bytes is not None else 4 * self.max_body_bytes)

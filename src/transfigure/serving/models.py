@@ -90,10 +90,18 @@ def load_bundled(bundle_dir: Path, name: str) -> ResolvedModel:
     folder = bundle_dir / name
     meta = json.loads((folder / BUNDLE_META).read_text())
     if not (folder / "config.json").is_file():
-        raise ModelUnavailable(f"bundled model '{name}' in {folder} has no config.json; re-run transfigure.serving.bundle")
+        raise ModelUnavailable(
+            f"bundled model '{name}' in {folder} has no config.json; re-run transfigure.serving.bundle"
+        )
     return ResolvedModel(
-        name=name, ref=str(meta.get("ref", DEFAULT_ALIAS)), version=str(meta["version"]), folder=str(folder.resolve()),
-        source="bundle", run_id=meta.get("run_id"), variant=meta.get("variant"), metrics=meta.get("metrics", {}),
+        name=name,
+        ref=str(meta.get("ref", DEFAULT_ALIAS)),
+        version=str(meta["version"]),
+        folder=str(folder.resolve()),
+        source="bundle",
+        run_id=meta.get("run_id"),
+        variant=meta.get("variant"),
+        metrics=meta.get("metrics", {}),
         tracking_uri=meta.get("tracking_uri"),
     )
 
@@ -127,7 +135,9 @@ def resolve_from_registry(spec: ModelSpec) -> ResolvedModel:
     try:
         _, version = resolve_model_uri(client, spec.name, spec.ref)
     except LookupError as exc:
-        raise ModelUnavailable(f"{exc} (registry: {uri}). To serve '{spec.name}': {train_and_promote_hint(spec.name)}") from None
+        raise ModelUnavailable(
+            f"{exc} (registry: {uri}). To serve '{spec.name}': {train_and_promote_hint(spec.name)}"
+        ) from None
     mv = client.get_model_version(spec.name, version)
     key = hashlib.sha256(uri.encode()).hexdigest()[:12]
     target = model_cache_dir() / key / f"{spec.name}-v{version}"
@@ -146,8 +156,15 @@ def resolve_from_registry(spec: ModelSpec) -> ResolvedModel:
     tags = dict(mv.tags or {})
     config = json.loads((target / "config.json").read_text())
     return ResolvedModel(
-        name=spec.name, ref=spec.ref, version=str(version), folder=str(target), source="registry", run_id=mv.run_id,
-        variant=config.get("variant"), metrics=_run_metrics(client, mv.run_id, tags), tracking_uri=uri,
+        name=spec.name,
+        ref=spec.ref,
+        version=str(version),
+        folder=str(target),
+        source="registry",
+        run_id=mv.run_id,
+        variant=config.get("variant"),
+        metrics=_run_metrics(client, mv.run_id, tags),
+        tracking_uri=uri,
     )
 
 
@@ -208,10 +225,19 @@ class LoadedModel:
         t, r = self.translator, self.resolved
         label_nc = {d: int(cfg["label_nc"]) for d, cfg in t.config.get("generators", {}).items() if "label_nc" in cfg}
         return {
-            "model": r.name, "alias": r.ref, "version": r.version, "variant": t.variant, "run_id": r.run_id,
-            "directions": t.directions, "takes_label_maps": bool(label_nc), "label_nc": label_nc or None,
-            "step": t.metadata.get("step"), "git_commit": t.metadata.get("git_commit"), "metrics": r.metrics,
-            "source": r.source, "device": str(t.device),
+            "model": r.name,
+            "alias": r.ref,
+            "version": r.version,
+            "variant": t.variant,
+            "run_id": r.run_id,
+            "directions": t.directions,
+            "takes_label_maps": bool(label_nc),
+            "label_nc": label_nc or None,
+            "step": t.metadata.get("step"),
+            "git_commit": t.metadata.get("git_commit"),
+            "metrics": r.metrics,
+            "source": r.source,
+            "device": str(t.device),
         }
 
 
@@ -227,8 +253,14 @@ def load_models(cfg: ServingConfig) -> dict[str, LoadedModel]:
         t0 = time.perf_counter()
         translator = Translator.from_folder(r.folder, device=cfg.device)
         models[r.name] = LoadedModel(r, translator)
-        logger.info("loaded %s v%s (%s) on %s in %.1fs", r.name, r.version, translator.variant, translator.device,
-                    time.perf_counter() - t0)
+        logger.info(
+            "loaded %s v%s (%s) on %s in %.1fs",
+            r.name,
+            r.version,
+            translator.variant,
+            translator.device,
+            time.perf_counter() - t0,
+        )
     return models
 
 
@@ -256,13 +288,16 @@ def run_jobs(
     for i, job in enumerate(jobs):
         name = job.model or default
         if name not in models:
-            results[i] = error_result(404, "unknown model", f"model={name!r} is not served here; served: {', '.join(models)}")
+            results[i] = error_result(
+                404, "unknown model", f"model={name!r} is not served here; served: {', '.join(models)}"
+            )
             continue
         translator = models[name].translator
         direction = job.direction or translator.directions[0]
         if direction not in translator.directions:
             results[i] = error_result(
-                400, "invalid direction",
+                400,
+                "invalid direction",
                 f"direction={direction!r}: the {translator.variant} model '{name}' translates {', '.join(translator.directions)}",
             )
             continue
@@ -278,8 +313,15 @@ def run_jobs(
             images.append(image)
         try:
             outputs = translate_and_stamp(
-                model.translator, images, model_info=model.info, direction=direction, size=size, fmt=fmt,
-                quality=quality, config=provenance, batch_size=batch_size,
+                model.translator,
+                images,
+                model_info=model.info,
+                direction=direction,
+                size=size,
+                fmt=fmt,
+                quality=quality,
+                config=provenance,
+                batch_size=batch_size,
             )
         except Exception as exc:  # noqa: BLE001 - report, keep the worker alive
             logger.exception("translating a batch of %d with %s failed", len(members), name)
@@ -293,8 +335,14 @@ def run_jobs(
                 results[i] = error_result(422, "unusable image", str(out))
             else:
                 results[i] = {
-                    "status": 200, "data": out.data, "media_type": out.media_type, "provenance_id": out.provenance_id,
-                    "manifest": out.manifest, "model": model.info.name, "version": model.info.version,
-                    "variant": model.info.variant, "run_id": model.info.run_id,
+                    "status": 200,
+                    "data": out.data,
+                    "media_type": out.media_type,
+                    "provenance_id": out.provenance_id,
+                    "manifest": out.manifest,
+                    "model": model.info.name,
+                    "version": model.info.version,
+                    "variant": model.info.variant,
+                    "run_id": model.info.run_id,
                 }
     return [r if r is not None else error_result(500, "internal error", "no result") for r in results]

@@ -64,11 +64,13 @@ except ConfigError as _exc:
 
 
 OUTPUTS = bentoml.metrics.Counter(
-    name="transfigure_outputs", documentation="Stamped images returned by /translate",
+    name="transfigure_outputs",
+    documentation="Stamped images returned by /translate",
     labelnames=["model", "version", "format"],
 )
 REFUSED = bentoml.metrics.Counter(
-    name="transfigure_refused_requests", documentation="Requests answered with a JSON error, by endpoint, status and error",
+    name="transfigure_refused_requests",
+    documentation="Requests answered with a JSON error, by endpoint, status and error",
     labelnames=["endpoint", "status", "error"],
 )
 
@@ -127,8 +129,14 @@ class RawRequest(bentoml.IODescriptor):
             "title": "ImageUpload",
             "type": "object",
             "properties": {
-                "file": {"type": "string", "format": "binary", "description": "the image (PNG, JPEG, WebP, BMP, TIFF, GIF)"},
-                **{p: {"type": "string", "description": "also accepted as a query parameter"} for p in TRANSLATE_PARAMS},
+                "file": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "the image (PNG, JPEG, WebP, BMP, TIFF, GIF)",
+                },
+                **{
+                    p: {"type": "string", "description": "also accepted as a query parameter"} for p in TRANSLATE_PARAMS
+                },
             },
             "required": ["file"],
         }
@@ -143,8 +151,12 @@ class StampedImage(bentoml.IODescriptor):
 
     @classmethod
     def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return {"title": "StampedImage", "type": "string", "format": "binary",
-                "description": "PNG, JPEG or WebP; headers X-Provenance-Id, X-Model-Name, X-Model-Version"}
+        return {
+            "title": "StampedImage",
+            "type": "string",
+            "format": "binary",
+            "description": "PNG, JPEG or WebP; headers X-Provenance-Id, X-Model-Name, X-Model-Version",
+        }
 
     @classmethod
     def mime_type(cls) -> str:
@@ -156,8 +168,11 @@ class VerificationReport(bentoml.IODescriptor):
 
     @classmethod
     def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return {"title": "VerificationReport", "type": "object",
-                "properties": {k: {"type": "object"} for k in ("watermark", "manifest", "ledger")}}
+        return {
+            "title": "VerificationReport",
+            "type": "object",
+            "properties": {k: {"type": "object"} for k in ("watermark", "manifest", "ledger")},
+        }
 
 
 # -- the model service -------------------------------------------------------------------------------
@@ -200,7 +215,11 @@ class TransfigureModel:
 
 
 # -- the HTTP service --------------------------------------------------------------------------------
-_SERVICE_OPTIONS: dict[str, Any] = {"name": "transfigure", "workers": CONFIG.workers, "traffic": {"timeout": CONFIG.timeout}}
+_SERVICE_OPTIONS: dict[str, Any] = {
+    "name": "transfigure",
+    "workers": CONFIG.workers,
+    "traffic": {"timeout": CONFIG.timeout},
+}
 if CONFIG.max_concurrency:
     _SERVICE_OPTIONS["traffic"]["max_concurrency"] = CONFIG.max_concurrency
 
@@ -280,7 +299,9 @@ class Transfigure:
         try:
             upload = await read_upload(request, max_body_bytes=CONFIG.max_body_bytes, allowed_params=())
             await run_in_threadpool(open_checked, upload.data, max_pixels=CONFIG.max_pixels, source=upload.source)
-            report = await run_in_threadpool(verify_image_bytes, upload.data, config=self.provenance, source=upload.source)
+            report = await run_in_threadpool(
+                verify_image_bytes, upload.data, config=self.provenance, source=upload.source
+            )
         except InputError as err:
             return _refuse("verify", err.status, err.error, err.detail)
         except ImageInputError as exc:
@@ -308,8 +329,14 @@ async def _read_job(request: Request) -> TranslationJob:
     image = await run_in_threadpool(decode_image, upload.data, max_pixels=CONFIG.max_pixels, source=upload.source)
     size = output_size(image.size, params, min_side=CONFIG.min_side, max_pixels=CONFIG.max_pixels)
     return TranslationJob(
-        image=image, source=upload.source, model=params.model, direction=params.direction,
-        width=size[0] if size else None, height=size[1] if size else None, fmt=params.fmt, quality=params.quality,
+        image=image,
+        source=upload.source,
+        model=params.model,
+        direction=params.direction,
+        width=size[0] if size else None,
+        height=size[1] if size else None,
+        fmt=params.fmt,
+        quality=params.quality,
     )
 
 
@@ -324,8 +351,15 @@ def _stamped_response(result: TranslationResult, *, as_json: bool) -> Response:
     }
     if as_json:
         doc = {
-            "provenance_id": result.provenance_id, "media_type": result.media_type, "manifest": result.manifest,
-            "model": {"name": result.model, "version": result.version, "variant": result.variant, "run_id": result.run_id},
+            "provenance_id": result.provenance_id,
+            "media_type": result.media_type,
+            "manifest": result.manifest,
+            "model": {
+                "name": result.model,
+                "version": result.version,
+                "variant": result.variant,
+                "run_id": result.run_id,
+            },
             "image": base64.b64encode(result.data).decode("ascii"),
         }
         return JSONResponse(doc, headers=headers)
@@ -344,9 +378,16 @@ def _upstream_error(exc: Exception) -> Response:
     """503/504 JSON for a model service that is overloaded, too slow or unreachable."""
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, asyncio.TimeoutError) or "timeout" in text.lower() or "timed out" in text.lower():
-        return _refuse("translate", 504, "model timeout", f"the model did not answer within {CONFIG.timeout:g} s (TRANSFIGURE_TIMEOUT)")
+        return _refuse(
+            "translate",
+            504,
+            "model timeout",
+            f"the model did not answer within {CONFIG.timeout:g} s (TRANSFIGURE_TIMEOUT)",
+        )
     logger.warning("model service call failed: %s", text)
-    return _refuse("translate", 503, "model unavailable", f"the model service could not take the request ({text}); retry later")
+    return _refuse(
+        "translate", 503, "model unavailable", f"the model service could not take the request ({text}); retry later"
+    )
 
 
 Transfigure.add_asgi_middleware(BodyLimitMiddleware, max_body_bytes=CONFIG.max_body_bytes)

@@ -73,7 +73,8 @@ def error_response(status: int, error: str, detail: str, headers: Mapping[str, s
 
 def body_too_large(limit: int) -> InputError:
     return InputError(
-        413, "request body too large",
+        413,
+        "request body too large",
         f"the body is larger than {limit:,} bytes (TRANSFIGURE_MAX_BODY_BYTES); send a smaller image",
     )
 
@@ -116,7 +117,9 @@ def _query_params(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
         if key not in allowed:
             raise InputError(400, "unknown parameter", f"query parameter {key!r} is not one of {', '.join(allowed)}")
         if key in params and params[key] != value:
-            raise InputError(400, "conflicting parameter", f"query parameter {key!r} is given twice with different values")
+            raise InputError(
+                400, "conflicting parameter", f"query parameter {key!r} is given twice with different values"
+            )
         params[key] = value
     return params
 
@@ -167,12 +170,18 @@ async def _read_multipart(
                 upload, field_name = value, key
             elif key in allowed_params:
                 if key in params and params[key] != value:
-                    raise InputError(400, "conflicting parameter", f"{key!r} is given as a query parameter and a form field with different values")
+                    raise InputError(
+                        400,
+                        "conflicting parameter",
+                        f"{key!r} is given as a query parameter and a form field with different values",
+                    )
                 params[key] = value
             elif key in FILE_FIELDS:
                 raise InputError(400, "image field is not a file", f"form field {key!r} holds text; {SEND_HINT}")
             else:
-                raise InputError(400, "unknown form field", f"form field {key!r} is not one of file, {', '.join(allowed_params)}")
+                raise InputError(
+                    400, "unknown form field", f"form field {key!r} is not one of file, {', '.join(allowed_params)}"
+                )
         if upload is None:
             raise InputError(400, "no image", f"the multipart body has no file field 'file'; {SEND_HINT}")
         data = await upload.read()
@@ -235,7 +244,8 @@ def output_size(
     if params.width is None and params.height is None:
         if min(w0, h0) < min_side:
             raise InputError(
-                422, "image too small",
+                422,
+                "image too small",
                 f"the image is {w0}x{h0}; both sides must be at least {min_side} pixels "
                 "(or ask for a larger output with width/height)",
             )
@@ -243,10 +253,13 @@ def output_size(
     width = params.width if params.width is not None else max(1, round(w0 * params.height / h0))  # type: ignore[operator]
     height = params.height if params.height is not None else max(1, round(h0 * params.width / w0))  # type: ignore[operator]
     if min(width, height) < min_side:
-        raise InputError(400, "output too small", f"the output would be {width}x{height}; both sides must be at least {min_side}")
+        raise InputError(
+            400, "output too small", f"the output would be {width}x{height}; both sides must be at least {min_side}"
+        )
     if width * height > max_pixels:
         raise InputError(
-            413, "output too large",
+            413,
+            "output too large",
             f"the output would be {width}x{height} = {width * height:,} pixels, more than {max_pixels:,} "
             "(TRANSFIGURE_MAX_PIXELS)",
         )
@@ -266,8 +279,11 @@ _UNTRUSTED_ANSWERS: Final = {
 
 def _refusal(exc: UntrustedImageError, source: str) -> InputError:
     status, error = _UNTRUSTED_ANSWERS[exc.kind]
-    return InputError(status, error, f"{source}: {exc.reason} (TRANSFIGURE_MAX_PIXELS)" if exc.kind == "too_large"
-                      else f"{source}: {exc.reason}")
+    return InputError(
+        status,
+        error,
+        f"{source}: {exc.reason} (TRANSFIGURE_MAX_PIXELS)" if exc.kind == "too_large" else f"{source}: {exc.reason}",
+    )
 
 
 def open_checked(data: bytes, *, max_pixels: int, source: str) -> Image.Image:
@@ -293,6 +309,9 @@ def decode_image(data: bytes, *, max_pixels: int, source: str) -> Image.Image:
     if img.mode in _TO_RGB_MODES:
         img = img.convert("RGB")
     elif img.mode not in _KEEP_MODES:
-        raise InputError(422, "unsupported image mode", f"{source} is a {fmt} of mode {img.mode!r}; send RGB, greyscale or palette images")
+        raise InputError(
+            422,
+            "unsupported image mode",
+            f"{source} is a {fmt} of mode {img.mode!r}; send RGB, greyscale or palette images",
+        )
     return img
-

@@ -31,12 +31,14 @@ class TrackingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     experiment: str | None = Field(None, description="MLflow experiment; null = 'transfigure-<variant>'")
-    tracking_uri: str | None = Field(None, description="null = sqlite:///mlruns.db in the project; "
-                                                       "$MLFLOW_TRACKING_URI wins")
+    tracking_uri: str | None = Field(
+        None, description="null = sqlite:///mlruns.db in the project; $MLFLOW_TRACKING_URI wins"
+    )
     run_name: str | None = None
     # the YAML key is ``register``; as a field name it would shadow pydantic's (ABC) ``register``
-    register_model: bool = Field(True, alias="register",
-                                 description="register the trained generator as a new model version")
+    register_model: bool = Field(
+        True, alias="register", description="register the trained generator as a new model version"
+    )
     registered_model_name: str | None = Field(None, description="null = the variant's name")
 
     @classmethod
@@ -56,8 +58,9 @@ class PromotionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     primary_metric: str = Field("fid", description="a key of transfigure.tracking.metric_tags.METRIC_DIRECTIONS")
-    margin: float = Field(0.0, ge=0, allow_inf_nan=False,
-                          description="the candidate must beat the champion by MORE than this")
+    margin: float = Field(
+        0.0, ge=0, allow_inf_nan=False, description="the candidate must beat the champion by MORE than this"
+    )
     force: bool = Field(False, description="promote regardless of the gate (needs a reason)")
     reason: str | None = None
     actor: str | None = Field(None, description="who decides; null = $USER")

@@ -88,8 +88,13 @@ def _as_int(value: Any) -> int | None:
 def _output(entry: Any, source: str) -> TrackedOutput | None:
     if not isinstance(entry, dict) or not entry.get("path") or not entry.get("md5"):
         return None
-    return TrackedOutput(str(entry["path"]).rstrip("/"), str(entry["md5"]), _as_int(entry.get("size")),
-                         _as_int(entry.get("nfiles")), source)
+    return TrackedOutput(
+        str(entry["path"]).rstrip("/"),
+        str(entry["md5"]),
+        _as_int(entry.get("size")),
+        _as_int(entry.get("nfiles")),
+        source,
+    )
 
 
 def _load_yaml(path: Path) -> Any:
@@ -146,8 +151,11 @@ def _locked(root: Path, rel: Path) -> TrackedOutput | None:
     exact = [o for o in outs if Path(o.path) == rel]
     if exact:
         return exact[0]
-    deps = [TrackedOutput(d.path, d.md5, d.size, d.nfiles, f"{d.source} (dependency)")
-            for d in lock_entries(root, "deps") if Path(d.path) == rel]
+    deps = [
+        TrackedOutput(d.path, d.md5, d.size, d.nfiles, f"{d.source} (dependency)")
+        for d in lock_entries(root, "deps")
+        if Path(d.path) == rel
+    ]
     current = [d for d in deps if _workspace_matches(root, d)]
     return (current[0] if current else None) or _containing(outs, rel) or (deps[0] if deps else None)
 
@@ -192,8 +200,13 @@ def dvc_data_version(data_path: str | Path, root: str | Path | None = None) -> D
         return DvcDataVersion(rel.as_posix(), UNTRACKED, UNTRACKED, "", "", lock_md5, stage)
     status = "clean" if _workspace_matches(dvc_root, out) else "modified"
     if status == "modified":
-        logger.warning("data '%s' differs from what DVC recorded in %s (md5 %s): run `dvc repro`/`dvc add` "
-                       "so that the run can be traced to versioned data", rel, out.source, out.md5)
+        logger.warning(
+            "data '%s' differs from what DVC recorded in %s (md5 %s): run `dvc repro`/`dvc add` "
+            "so that the run can be traced to versioned data",
+            rel,
+            out.source,
+            out.md5,
+        )
     return DvcDataVersion(rel.as_posix(), status, out.md5, out.path, out.source, lock_md5, stage)
 
 

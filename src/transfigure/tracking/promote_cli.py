@@ -38,8 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--rollback", action="store_true", help="give 'champion' back to the previous champion")
     what.add_argument("--status", action="store_true", help="show champion, challenger and the champion history")
     parser.add_argument("--metric", default="fid", help="primary metric of the gate (default: fid)")
-    parser.add_argument("--margin", type=float, default=0.0,
-                        help="the candidate must beat the champion by more than this (default: 0)")
+    parser.add_argument(
+        "--margin", type=float, default=0.0, help="the candidate must beat the champion by more than this (default: 0)"
+    )
     parser.add_argument("--force", action="store_true", help="promote regardless of the gate (needs --reason)")
     parser.add_argument("--reason", help="why (required with --force and --rollback; recorded with the decision)")
     parser.add_argument("--actor", help="who decides (recorded; default: $USER)")
@@ -55,8 +56,10 @@ def _print_decision(decision: PromotionDecision, as_json: bool) -> None:
     who = f"v{decision.candidate}" if decision.candidate else "-"
     print(f"{head} {decision.model} {who}: {decision.reason}")
     if decision.promoted:
-        print(f"champion: {decision.model}@champion = v{decision.candidate} (load with "
-              f"transfigure.load_translator({decision.model!r}, 'champion'))")
+        print(
+            f"champion: {decision.model}@champion = v{decision.candidate} (load with "
+            f"transfigure.load_translator({decision.model!r}, 'champion'))"
+        )
 
 
 def _number(value: Any) -> str:
@@ -87,7 +90,9 @@ def _print_status(status: dict[str, Any], as_json: bool) -> None:
     for entry in status["history"]:
         value = f" {entry.get('metric')}={_number(entry['value'])}" if entry.get("value") is not None else ""
         was = f"was v{entry['previous']}" if entry.get("previous") else "first champion"
-        print(f"  {entry.get('at')}  {entry.get('action'):<9} v{entry.get('version')} ({was}){value} by {entry.get('by')}")
+        print(
+            f"  {entry.get('at')}  {entry.get('action'):<9} v{entry.get('version')} ({was}){value} by {entry.get('by')}"
+        )
 
 
 def _usage_error(message: str) -> int:
@@ -99,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if args.force and args.version is None:
         return _usage_error("--force needs --version (the version to force into champion)")
     if (args.force or args.rollback) and not (args.reason or "").strip():
-        return _usage_error(f"{'--force' if args.force else '--rollback'} needs --reason \"why\" (it is recorded)")
+        return _usage_error(f'{"--force" if args.force else "--rollback"} needs --reason "why" (it is recorded)')
     try:
         client = mlflow_client()
         if args.status:
@@ -108,8 +113,16 @@ def run(args: argparse.Namespace) -> int:
         if args.rollback:
             decision = rollback(args.model, args.actor, args.reason, client=client)
         else:
-            decision = promote(args.model, args.version, primary_metric=args.metric, margin=args.margin,
-                               force=args.force, reason=args.reason, actor=args.actor, client=client)
+            decision = promote(
+                args.model,
+                args.version,
+                primary_metric=args.metric,
+                margin=args.margin,
+                force=args.force,
+                reason=args.reason,
+                actor=args.actor,
+                client=client,
+            )
     except PromotionError as exc:
         return _usage_error(str(exc))
     except MlflowException as exc:

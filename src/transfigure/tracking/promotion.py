@@ -143,7 +143,7 @@ def _tagged_value(tags: Mapping[str, str], metric: str) -> float | None:
 
 
 def evaluated_metrics(mv: ModelVersion) -> list[str]:
-    return sorted(k[len(METRIC_TAG_PREFIX):] for k in (mv.tags or {}) if k.startswith(METRIC_TAG_PREFIX))
+    return sorted(k[len(METRIC_TAG_PREFIX) :] for k in (mv.tags or {}) if k.startswith(METRIC_TAG_PREFIX))
 
 
 def get_version(client: MlflowClient, name: str, version: str | int) -> ModelVersion:
@@ -216,7 +216,11 @@ def _condition_mismatch(a: Mapping[str, str], b: Mapping[str, str]) -> str | Non
 
 
 def _reevaluate_champion(
-    name: str, champion: ModelVersion, metric: str, split: str, reevaluate: Reevaluate,
+    name: str,
+    champion: ModelVersion,
+    metric: str,
+    split: str,
+    reevaluate: Reevaluate,
     candidate_tags: Mapping[str, str],
 ) -> tuple[float | None, str | None]:
     """Evaluate the champion on the candidate's split: (value, refusal reason or None).
@@ -228,8 +232,10 @@ def _reevaluate_champion(
     tags = reevaluate(name, str(champion.version), split)
     got = str(tags.get(SPLIT_TAG, ""))
     if got != split:
-        return None, (f"the evaluation context's split ({got[:12] or 'unknown'}) is not the candidate's "
-                      f"({split[:12]}): cannot compare on the same split")
+        return None, (
+            f"the evaluation context's split ({got[:12] or 'unknown'}) is not the candidate's "
+            f"({split[:12]}): cannot compare on the same split"
+        )
     mismatch = _condition_mismatch(candidate_tags, tags)
     if mismatch:
         return None, f"re-evaluating champion v{champion.version} used another {mismatch} than the candidate's"
@@ -252,16 +258,29 @@ def _compare(
     split = (candidate.tags or {}).get(SPLIT_TAG) or None
     if cand_value is None:
         have = evaluated_metrics(candidate)
-        return _Comparison(False, (
-            f"version {candidate.version} has no evaluated {metric} (tag {METRIC_TAG_PREFIX}{metric}"
-            f"{'; it has ' + ', '.join(have) if have else ''}): evaluate it first "
-            f"(kedro run --pipeline=evaluate_{name})"), split_fingerprint=split)
+        return _Comparison(
+            False,
+            (
+                f"version {candidate.version} has no evaluated {metric} (tag {METRIC_TAG_PREFIX}{metric}"
+                f"{'; it has ' + ', '.join(have) if have else ''}): evaluate it first "
+                f"(kedro run --pipeline=evaluate_{name})"
+            ),
+            split_fingerprint=split,
+        )
     if champion is None:
-        return _Comparison(True, f"no champion yet: version {candidate.version} becomes champion with {metric} "
-                                 f"{fmt(cand_value)}", cand_value, split_fingerprint=split)
+        return _Comparison(
+            True,
+            f"no champion yet: version {candidate.version} becomes champion with {metric} {fmt(cand_value)}",
+            cand_value,
+            split_fingerprint=split,
+        )
     if split is None:
-        return _Comparison(False, f"version {candidate.version} records no evaluation split ({SPLIT_TAG}): cannot "
-                                  f"compare it with champion v{champion.version} on the same split", cand_value)
+        return _Comparison(
+            False,
+            f"version {candidate.version} records no evaluation split ({SPLIT_TAG}): cannot "
+            f"compare it with champion v{champion.version} on the same split",
+            cand_value,
+        )
     champ_split = (champion.tags or {}).get(SPLIT_TAG)
     mismatch = _condition_mismatch(candidate.tags or {}, champion.tags or {})
     same = champ_split == split and mismatch is None
@@ -271,29 +290,47 @@ def _compare(
         if same:
             why = f"champion v{champion.version} has no {metric} on this split"
         elif champ_split != split:
-            why = (f"champion v{champion.version} was evaluated on another split "
-                   f"({(champ_split or 'none')[:12]} vs the candidate's {split[:12]})")
+            why = (
+                f"champion v{champion.version} was evaluated on another split "
+                f"({(champ_split or 'none')[:12]} vs the candidate's {split[:12]})"
+            )
         else:
             why = f"champion v{champion.version} was evaluated with another {mismatch}"
         if reevaluate is None:
-            return _Comparison(False, f"{why}; re-evaluate it on the candidate's split (the promote pipeline "
-                                      "does, given the data) before promoting", cand_value, split_fingerprint=split)
-        champ_value, refusal = _reevaluate_champion(name, champion, metric, split, reevaluate,
-                                                    candidate.tags or {})
+            return _Comparison(
+                False,
+                f"{why}; re-evaluate it on the candidate's split (the promote pipeline "
+                "does, given the data) before promoting",
+                cand_value,
+                split_fingerprint=split,
+            )
+        champ_value, refusal = _reevaluate_champion(name, champion, metric, split, reevaluate, candidate.tags or {})
         if refusal:
             return _Comparison(False, f"{why}; {refusal}", cand_value, split_fingerprint=split)
         reevaluated = True
     assert champ_value is not None
     gain = champ_value - cand_value if direction == "min" else cand_value - champ_value
-    common = dict(candidate_value=cand_value, champion_value=champ_value, split_fingerprint=split,
-                  champion_reevaluated=reevaluated, compared=True)
+    common = dict(
+        candidate_value=cand_value,
+        champion_value=champ_value,
+        split_fingerprint=split,
+        champion_reevaluated=reevaluated,
+        compared=True,
+    )
     against = f"champion v{champion.version}'s {fmt(champ_value)}"
     if gain > margin:
-        return _Comparison(True, f"{metric} {fmt(cand_value)} beats {against} by {fmt(gain)} "
-                                 f"(margin {fmt(margin)}, {'lower' if direction == 'min' else 'higher'} is better)",
-                           **common)
-    return _Comparison(False, f"{metric} {fmt(cand_value)} is not better than {against} by margin {fmt(margin)} "
-                              f"({'lower' if direction == 'min' else 'higher'} is better)", **common)
+        return _Comparison(
+            True,
+            f"{metric} {fmt(cand_value)} beats {against} by {fmt(gain)} "
+            f"(margin {fmt(margin)}, {'lower' if direction == 'min' else 'higher'} is better)",
+            **common,
+        )
+    return _Comparison(
+        False,
+        f"{metric} {fmt(cand_value)} is not better than {against} by margin {fmt(margin)} "
+        f"({'lower' if direction == 'min' else 'higher'} is better)",
+        **common,
+    )
 
 
 def promote(
@@ -326,9 +363,16 @@ def promote(
     candidate = get_version(client, name, version)
     champion = alias_version(client, name, CHAMPION)
     decision = PromotionDecision(
-        promoted=False, reason="", candidate=str(candidate.version),
-        previous_champion=str(champion.version) if champion else None, metric=primary_metric, margin=margin,
-        direction=direction, model=name, actor=actor or default_actor(), at=utc_now(),
+        promoted=False,
+        reason="",
+        candidate=str(candidate.version),
+        previous_champion=str(champion.version) if champion else None,
+        metric=primary_metric,
+        margin=margin,
+        direction=direction,
+        model=name,
+        actor=actor or default_actor(),
+        at=utc_now(),
     )
     if champion is not None and champion.version == candidate.version:
         decision.promoted, decision.action = True, UNCHANGED
@@ -382,9 +426,17 @@ def _apply(client: MlflowClient, decision: PromotionDecision, *, challenger: boo
             client.set_model_version_tag(name, decision.previous_champion, "superseded_by", version)
             client.set_model_version_tag(name, decision.previous_champion, "superseded_at", decision.at)
         history = read_history(client, name)
-        history.append({"version": version, "action": decision.action, "previous": decision.previous_champion,
-                        "by": decision.actor, "at": decision.at, "metric": decision.metric,
-                        "value": decision.candidate_value})
+        history.append(
+            {
+                "version": version,
+                "action": decision.action,
+                "previous": decision.previous_champion,
+                "by": decision.actor,
+                "at": decision.at,
+                "metric": decision.metric,
+                "value": decision.candidate_value,
+            }
+        )
         _write_history(client, name, history)
     elif challenger:
         client.set_registered_model_alias(name, CHALLENGER, version)
@@ -420,9 +472,17 @@ def rollback(
         raise PromotionError(f"no registered model {name!r} in {client._registry_uri}") from exc
     actor = actor or default_actor()
     current = alias_version(client, name, CHAMPION)
-    decision = PromotionDecision(promoted=False, reason="", candidate=None,
-                                 previous_champion=str(current.version) if current else None, metric="",
-                                 action=REFUSE, model=name, actor=actor, at=utc_now())
+    decision = PromotionDecision(
+        promoted=False,
+        reason="",
+        candidate=None,
+        previous_champion=str(current.version) if current else None,
+        metric="",
+        action=REFUSE,
+        model=name,
+        actor=actor,
+        at=utc_now(),
+    )
     if current is None:
         decision.reason = f"refused: model {name!r} has no champion to roll back"
         return decision
@@ -430,8 +490,7 @@ def rollback(
     while stack and stack[-1] == str(current.version):
         stack.pop()
     if not stack:
-        decision.reason = (f"refused: the champion history of {name!r} records no champion before "
-                           f"v{current.version}")
+        decision.reason = f"refused: the champion history of {name!r} records no champion before v{current.version}"
         return decision
     target = stack[-1]
     try:
@@ -482,6 +541,15 @@ def promotion_status(name: str, *, client: MlflowClient | None = None) -> dict[s
 
 
 __all__ = [
-    "CHALLENGER", "CHAMPION", "HISTORY_TAG", "PromotionDecision", "PromotionError", "Reevaluate", "champion_stack",
-    "promote", "promotion_status", "read_history", "rollback",
+    "CHALLENGER",
+    "CHAMPION",
+    "HISTORY_TAG",
+    "PromotionDecision",
+    "PromotionError",
+    "Reevaluate",
+    "champion_stack",
+    "promote",
+    "promotion_status",
+    "read_history",
+    "rollback",
 ]

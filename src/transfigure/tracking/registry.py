@@ -55,7 +55,9 @@ def _input_example(export_dir: Path) -> Any:
     generators = json.loads((export_dir / "config.json").read_text()).get("generators", {})
     takes_labels = any("label_nc" in cfg for cfg in generators.values())
     buf = io.BytesIO()
-    (Image.new("L", (32, 32), 0) if takes_labels else Image.new("RGB", (32, 32), (128, 128, 128))).save(buf, format="PNG")
+    (Image.new("L", (32, 32), 0) if takes_labels else Image.new("RGB", (32, 32), (128, 128, 128))).save(
+        buf, format="PNG"
+    )
     return pd.DataFrame({"image": [buf.getvalue()]})
 
 
@@ -76,9 +78,21 @@ def log_generator_model(export_dir: str | Path, *, name: str = "generator") -> A
 
 #: parameters copied onto each registered version as ``param.<key>`` (when the run has them)
 KEY_PARAMS: tuple[str, ...] = (
-    "model.netG", "model.num_downs", "model.ngf", "model.ndf", "model.dim", "model.n_res", "model.label_nc",
-    "model.lr", "model.gan_mode", "data.crop_size", "training.batch_size", "training.n_epochs",
-    "training.n_epochs_decay", "training.max_steps", "training.seed",
+    "model.netG",
+    "model.num_downs",
+    "model.ngf",
+    "model.ndf",
+    "model.dim",
+    "model.n_res",
+    "model.label_nc",
+    "model.lr",
+    "model.gan_mode",
+    "data.crop_size",
+    "training.batch_size",
+    "training.n_epochs",
+    "training.n_epochs_decay",
+    "training.max_steps",
+    "training.seed",
 )
 #: run tags copied onto each registered version
 RUN_TAGS_FOR_VERSION: tuple[str, ...] = ("variant", "git_commit", "git_dirty", "dataset_fingerprint")
@@ -115,7 +129,12 @@ def logged_model_id(model_uri: str) -> str | None:
 
 
 def register_generator(
-    client: MlflowClient, model_uri: str, name: str, *, run_id: str | None = None, tags: dict[str, str] | None = None,
+    client: MlflowClient,
+    model_uri: str,
+    name: str,
+    *,
+    run_id: str | None = None,
+    tags: dict[str, str] | None = None,
     description: str | None = None,
 ) -> Any:
     """Register ``model_uri`` as a new version of ``name`` (creating the registered model if needed).
@@ -128,8 +147,9 @@ def register_generator(
     except MlflowException:
         client.create_registered_model(name, description=f"transfigure {name} generator")
     all_tags = {**(version_tags_from_run(client, run_id) if run_id else {}), **(tags or {})}
-    version = client.create_model_version(name, model_uri, run_id=run_id, tags=all_tags, description=description,
-                                          model_id=logged_model_id(model_uri))
+    version = client.create_model_version(
+        name, model_uri, run_id=run_id, tags=all_tags, description=description, model_id=logged_model_id(model_uri)
+    )
     logger.info("registered %s version %s (%s)", name, version.version, model_uri)
     return version
 
@@ -166,7 +186,11 @@ def resolve_model_uri(client: MlflowClient, name: str, alias_or_version: str | i
 
 
 def download_generator(
-    name: str, alias_or_version: str | int = "champion", *, tracking_uri: str | None = None, dst: str | Path | None = None
+    name: str,
+    alias_or_version: str | int = "champion",
+    *,
+    tracking_uri: str | None = None,
+    dst: str | Path | None = None,
 ) -> Path:
     """Download a registered generator and return the folder holding its ``config.json``."""
     uri = resolve_tracking_uri(tracking_uri)
@@ -199,6 +223,12 @@ def load_translator(
 
 
 __all__ = [
-    "download_generator", "load_translator", "log_generator_model", "logged_model_id", "params_digest",
-    "register_generator", "resolve_model_uri", "version_tags_from_run",
+    "download_generator",
+    "load_translator",
+    "log_generator_model",
+    "logged_model_id",
+    "params_digest",
+    "register_generator",
+    "resolve_model_uri",
+    "version_tags_from_run",
 ]

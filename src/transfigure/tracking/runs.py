@@ -65,8 +65,11 @@ def run_tracked_training(
         logger.info("resuming MLflow run %s", previous_run)
     # the DVC version of the data (tags dvc_data_md5, dvc_lock_md5 ...; "untracked" outside DVC)
     run_tags = {"variant": model.variant, **git_info(), **dvc_tags((tags or {}).get("dataset_root")), **(tags or {})}
-    with mlflow.start_run(run_id=previous_run, experiment_id=None if previous_run else experiment_id,
-                          run_name=None if previous_run else tracking.run_name) as run:
+    with mlflow.start_run(
+        run_id=previous_run,
+        experiment_id=None if previous_run else experiment_id,
+        run_name=None if previous_run else tracking.run_name,
+    ) as run:
         run_id = run.info.run_id
         trainer.logger = MlflowTrainingLogger(client, run_id)
         trainer.run_metadata["mlflow_run_id"] = run_id
@@ -76,7 +79,11 @@ def run_tracked_training(
         if validation_report is not None:
             mlflow.log_dict(validation_report, "validation/validation_report.json")
             summary = validation_report.get("summary", {})
-            numeric = {f"data_{k}": float(v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            numeric = {
+                f"data_{k}": float(v)
+                for k, v in summary.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+            }
             if numeric:
                 mlflow.log_metrics(numeric)
         result = trainer.fit()
@@ -93,8 +100,13 @@ def run_tracked_training(
             mlflow.log_image(visuals_grid(model.visuals()), "samples/final.png")
         t0 = time.perf_counter()
         info = log_generator_model(export_dir)
-        mlflow.log_metrics({"train_seconds": result.seconds, "train_images_per_second": result.images_per_second,
-                            "final_step": float(result.step)})
+        mlflow.log_metrics(
+            {
+                "train_seconds": result.seconds,
+                "train_images_per_second": result.images_per_second,
+                "final_step": float(result.step),
+            }
+        )
         logger.info("logged generator model %s in %.1fs", info.model_uri, time.perf_counter() - t0)
 
     summary = {
@@ -119,18 +131,35 @@ def run_tracked_training(
     return broadcast_object(summary, ctx)
 
 
-def register_trained_model(summary: dict[str, Any], tracking: TrackingConfig | dict[str, Any],
-                           extra_tags: dict[str, str] | None = None) -> dict[str, Any]:
+def register_trained_model(
+    summary: dict[str, Any], tracking: TrackingConfig | dict[str, Any], extra_tags: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Register the model a training logged as a new version of ``tracking.registered_model_name``."""
     tracking = TrackingConfig.from_params(tracking)
     name = tracking.model_name_for(summary["variant"])
     client, _ = configure_mlflow(tracking.experiment_for(summary["variant"]), tracking.tracking_uri)
     run_tags = client.get_run(summary["run_id"]).data.tags
-    tags = {"variant": summary["variant"], "run_id": summary["run_id"], "step": str(summary["step"]),
-            **{k: v for k, v in git_info().items() if k == "git_commit"},
-            **{k: v for k, v in run_tags.items() if k.startswith("dvc_")},  # the DVC data version of its run
-            **(extra_tags or {})}
-    mv = register_generator(client, summary["model_uri"], name, run_id=summary["run_id"], tags=tags,
-                            description=f"{summary['variant']} trained for {summary['step']} steps (run {summary['run_id']})")
-    return {"name": name, "version": str(mv.version), "run_id": summary["run_id"], "source": summary["model_uri"],
-            "registered_model_uri": f"models:/{name}/{mv.version}", "tracking_uri": resolve_tracking_uri(summary["tracking_uri"])}
+    tags = {
+        "variant": summary["variant"],
+        "run_id": summary["run_id"],
+        "step": str(summary["step"]),
+        **{k: v for k, v in git_info().items() if k == "git_commit"},
+        **{k: v for k, v in run_tags.items() if k.startswith("dvc_")},  # the DVC data version of its run
+        **(extra_tags or {}),
+    }
+    mv = register_generator(
+        client,
+        summary["model_uri"],
+        name,
+        run_id=summary["run_id"],
+        tags=tags,
+        description=f"{summary['variant']} trained for {summary['step']} steps (run {summary['run_id']})",
+    )
+    return {
+        "name": name,
+        "version": str(mv.version),
+        "run_id": summary["run_id"],
+        "source": summary["model_uri"],
+        "registered_model_uri": f"models:/{name}/{mv.version}",
+        "tracking_uri": resolve_tracking_uri(summary["tracking_uri"]),
+    }

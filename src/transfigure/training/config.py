@@ -24,7 +24,9 @@ class TrainingConfig(BaseModel):
     lr_policy: LRPolicy = "linear"
     lr_decay_iters: int = Field(50, ge=1, description="epochs between decays for lr_policy 'step'")
     lr_gamma: float = Field(0.1, gt=0, lt=1.0 + 1e-9, description="decay factor for lr_policy 'step' and 'plateau'")
-    plateau_metric: str = Field("G", description="loss (epoch mean) watched by lr_policy 'plateau', e.g. 'G' or 'cycle_A'")
+    plateau_metric: str = Field(
+        "G", description="loss (epoch mean) watched by lr_policy 'plateau', e.g. 'G' or 'cycle_A'"
+    )
     plateau_patience: int = Field(5, ge=0, description="epochs without improvement before 'plateau' decays the LR")
     max_steps: int | None = Field(None, ge=1, description="stop after this many steps (smoke runs, tests)")
     num_workers: int = Field(0, ge=0)
@@ -38,8 +40,9 @@ class TrainingConfig(BaseModel):
     resume: bool = Field(False, description="continue from <output_dir>/checkpoints/last.pt if it exists")
     log_every: int = Field(10, ge=1, description="steps between metric logs")
     sample_every: int = Field(200, ge=1, description="steps between sample grids")
-    eval_every: int | None = Field(None, ge=1, description="epochs between evaluation callbacks (e.g. the FID curve); "
-                                   "null = off")
+    eval_every: int | None = Field(
+        None, ge=1, description="epochs between evaluation callbacks (e.g. the FID curve); null = off"
+    )
     seed: int = 0
     progress: bool = True
 

@@ -191,8 +191,13 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.batch_in_epoch = 0  # samples of the current epoch already consumed (per rank)
-        self.sampler = EpochSampler(len(dataset), shuffle=config.shuffle, seed=config.seed,  # type: ignore[arg-type]
-                                    rank=self.dist.rank, world_size=self.dist.world_size)
+        self.sampler = EpochSampler(
+            len(dataset),
+            shuffle=config.shuffle,
+            seed=config.seed,  # type: ignore[arg-type]
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
         self._resumed_from: int | None = None
         self._stop_signal: int | None = None
         if config.compile:
@@ -266,8 +271,12 @@ class Trainer:
         self.model.load_extra_state(ckpt["extra"])
         self.step, self.epoch, self.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         if ckpt.get("world_size", 1) != self.dist.world_size and self.batch_in_epoch:
-            logger.warning("checkpoint was written with %d processes, now %d: restarting epoch %d from its start",
-                           ckpt.get("world_size", 1), self.dist.world_size, self.epoch)
+            logger.warning(
+                "checkpoint was written with %d processes, now %d: restarting epoch %d from its start",
+                ckpt.get("world_size", 1),
+                self.dist.world_size,
+                self.epoch,
+            )
             self.batch_in_epoch = 0
         restore_rng_state(ckpt["rng"])
         self.run_metadata = {**ckpt.get("run_metadata", {}), **self.run_metadata}
@@ -311,10 +320,21 @@ class Trainer:
             total_steps = min(total_steps, cfg.max_steps)
         logger.info(
             "training %s on %s (%s), %d images/epoch, %d epochs, up to %d steps",
-            self.model.variant, self.device, self.precision.mode, len(self.dataset), total_epochs, total_steps,  # type: ignore[arg-type]
+            self.model.variant,
+            self.device,
+            self.precision.mode,
+            len(self.dataset),
+            total_epochs,
+            total_steps,  # type: ignore[arg-type]
         )
-        bar = tqdm(total=total_steps, initial=min(self.step, total_steps), disable=not (cfg.progress and self.dist.is_main), unit="it",
-                   dynamic_ncols=True, mininterval=1.0)
+        bar = tqdm(
+            total=total_steps,
+            initial=min(self.step, total_steps),
+            disable=not (cfg.progress and self.dist.is_main),
+            unit="it",
+            dynamic_ncols=True,
+            mininterval=1.0,
+        )
         history: list[dict[str, float]] = []
         losses: dict[str, float] = {}
         images_seen, t_start = 0, time.perf_counter()
@@ -342,8 +362,9 @@ class Trainer:
                     bad = [k for k, v in losses.items() if not math.isfinite(v)]
                     stop_signal, any_bad = self._agree_on_stop(self._stop_signal is not None, bool(bad))
                     if any_bad:
-                        raise FloatingPointError(f"non-finite loss {bad or '(on another rank)'} at step {self.step}; "
-                                                 "last checkpoint kept")
+                        raise FloatingPointError(
+                            f"non-finite loss {bad or '(on another rank)'} at step {self.step}; last checkpoint kept"
+                        )
                     bar.update(1)
                     if self.step % cfg.log_every == 0 or self.step == total_steps:
                         now = time.perf_counter()
@@ -355,8 +376,12 @@ class Trainer:
                         metrics["epoch"] = float(self.epoch)
                         self.logger.log_metrics(metrics, self.step)
                         history.append({"step": float(self.step), **metrics})
-                        bar.set_postfix({**{k: f"{v:.3f}" for k, v in losses.items() if k in ("G", "D_A", "D_B")},
-                                         "img/s": f"{ips:.1f}"})
+                        bar.set_postfix(
+                            {
+                                **{k: f"{v:.3f}" for k, v in losses.items() if k in ("G", "D_A", "D_B")},
+                                "img/s": f"{ips:.1f}",
+                            }
+                        )
                         logger.debug("step %d %s", self.step, metrics)
                     if self.step % cfg.sample_every == 0 or self.step == total_steps:
                         self._log_samples()
@@ -371,13 +396,20 @@ class Trainer:
                     self.batch_in_epoch = 0
                     self._step_schedulers(epoch_sums, epoch_steps)
                     epoch_sums, epoch_steps = {}, 0
-                    logger.info("epoch %d/%d done at step %d, %s", self.epoch, total_epochs, self.step,
-                                {k: round(v, 6) for k, v in self.current_lrs().items()})
+                    logger.info(
+                        "epoch %d/%d done at step %d, %s",
+                        self.epoch,
+                        total_epochs,
+                        self.step,
+                        {k: round(v, 6) for k, v in self.current_lrs().items()},
+                    )
                     if cfg.eval_every and self.epoch % cfg.eval_every == 0:
                         self._run_epoch_callbacks()
         except (KeyboardInterrupt, TrainingInterrupted) as exc:
             path = self.save_checkpoint()
-            logger.warning("training stopped at step %d; checkpoint kept at %s (resume: true continues)", self.step, path)
+            logger.warning(
+                "training stopped at step %d; checkpoint kept at %s (resume: true continues)", self.step, path
+            )
             raise TrainingInterrupted(f"training stopped at step {self.step}; resume from {path}") from exc
         finally:
             bar.close()
@@ -405,7 +437,9 @@ class Trainer:
                 if name not in epoch_sums:
                     if epoch_steps == 0:  # resumed exactly at an epoch boundary: nothing measured
                         continue
-                    raise KeyError(f"plateau_metric {name!r} is not a loss of {self.model.variant}: {sorted(epoch_sums)}")
+                    raise KeyError(
+                        f"plateau_metric {name!r} is not a loss of {self.model.variant}: {sorted(epoch_sums)}"
+                    )
                 mean = torch.tensor(epoch_sums[name] / epoch_steps, device=self.device)
                 if self.dist.enabled:  # every rank must decide the same
                     import torch.distributed as dist
@@ -426,8 +460,12 @@ class Trainer:
         if metrics:
             self.logger.log_metrics(metrics, self.step)
             self.evaluations.append({"epoch": float(self.epoch), "step": float(self.step), **metrics})
-            logger.info("epoch %d evaluation at step %d: %s", self.epoch, self.step,
-                        {k: round(v, 4) for k, v in metrics.items()})
+            logger.info(
+                "epoch %d evaluation at step %d: %s",
+                self.epoch,
+                self.step,
+                {k: round(v, 4) for k, v in metrics.items()},
+            )
 
     def _agree_on_stop(self, stop: bool, bad: bool) -> tuple[bool, bool]:
         """All ranks stop together (a signal or a non-finite loss on any rank), or none does."""

@@ -32,7 +32,9 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainingConfig) -> LR
         total = max(cfg.total_epochs, 1)
         return LambdaLR(optimizer, lambda e: 0.5 * (1.0 + math.cos(math.pi * min(e, total) / total)))
     if cfg.lr_policy == "plateau":
-        return ReduceLROnPlateau(optimizer, mode="min", factor=cfg.lr_gamma, threshold=0.01, patience=cfg.plateau_patience)
+        return ReduceLROnPlateau(
+            optimizer, mode="min", factor=cfg.lr_gamma, threshold=0.01, patience=cfg.plateau_patience
+        )
     if cfg.lr_policy == "constant":
         return LambdaLR(optimizer, lambda e: 1.0)
     raise ValueError(f"unknown lr_policy {cfg.lr_policy!r}")

@@ -102,13 +102,9 @@ class ValidationConfig:
     def __post_init__(self) -> None:
         """Normalise ``allowed_modes`` to a tuple and check every value."""
         if isinstance(self.allowed_modes, str):
-            raise ValueError(
-                f"allowed_modes must be a list of PIL modes, not the string {self.allowed_modes!r}"
-            )
+            raise ValueError(f"allowed_modes must be a list of PIL modes, not the string {self.allowed_modes!r}")
         self.allowed_modes = tuple(self.allowed_modes)
-        if not self.allowed_modes or not all(
-            isinstance(mode, str) and mode for mode in self.allowed_modes
-        ):
+        if not self.allowed_modes or not all(isinstance(mode, str) and mode for mode in self.allowed_modes):
             raise ValueError(f"allowed_modes must be non-empty strings: {self.allowed_modes!r}")
         for name in (
             "min_width",
@@ -135,9 +131,7 @@ class ValidationConfig:
             ("min_images_per_domain", "max_images_per_domain"),
         ):
             if getattr(self, low) > getattr(self, high):
-                raise ValueError(
-                    f"{low} ({getattr(self, low)}) must not exceed {high} ({getattr(self, high)})"
-                )
+                raise ValueError(f"{low} ({getattr(self, low)}) must not exceed {high} ({getattr(self, high)})")
 
     @classmethod
     def from_dict(cls, params: Mapping[str, Any] | None) -> ValidationConfig:
@@ -149,16 +143,11 @@ class ValidationConfig:
         if params is None:
             return cls()
         if not isinstance(params, Mapping):
-            raise ValueError(
-                f"validation parameters must be a mapping, got {type(params).__name__}"
-            )
+            raise ValueError(f"validation parameters must be a mapping, got {type(params).__name__}")
         known = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(str(key) for key in params if key not in known)
         if unknown:
-            raise ValueError(
-                f"unknown validation parameter(s): {', '.join(unknown)}; "
-                f"allowed: {', '.join(known)}"
-            )
+            raise ValueError(f"unknown validation parameter(s): {', '.join(unknown)}; allowed: {', '.join(known)}")
         return cls(**dict(params))
 
     def to_dict(self) -> dict[str, Any]:
@@ -226,8 +215,7 @@ class ValidationReport:
         checks = summary.get("checks", 0)
         status = "PASSED" if self.success else "FAILED"
         lines = [
-            f"Data validation {status} for {fmt!r} dataset: "
-            f"{len(self.failures)} of {checks} check(s) failed",
+            f"Data validation {status} for {fmt!r} dataset: {len(self.failures)} of {checks} check(s) failed",
             f"  {summary.get('images', 0)} image file(s), "
             f"{summary.get('bad_files', 0)} not decodable, "
             f"{_human_bytes(int(summary.get('total_bytes', 0)))}",
@@ -285,9 +273,7 @@ def save_report(report: ValidationReport, directory: str | Path) -> dict[str, Pa
     directory.mkdir(parents=True, exist_ok=True)
     json_path = directory / _REPORT_JSON
     txt_path = directory / _REPORT_TXT
-    json_path.write_text(
-        json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8"
-    )
+    json_path.write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     txt_path.write_text(report.format() + "\n", encoding="utf-8")
     logger.info("validation report written to %s and %s", json_path, txt_path)
     return {"json": json_path, "txt": txt_path}
@@ -345,9 +331,7 @@ def _add_pair_columns(table: pd.DataFrame, fmt: str) -> None:
     """Add ``pair_complete`` (bool) and ``pair_problem`` (reason or "")."""
     problems = [""] * len(table)
     if fmt == "aligned":
-        for row, (width, decodable) in enumerate(
-            zip(table["width"], table["decodable"], strict=True)
-        ):
+        for row, (width, decodable) in enumerate(zip(table["width"], table["decodable"], strict=True)):
             if not decodable:
                 problems[row] = "not decodable, so the A|B halves cannot be read"
             elif width % 2:
@@ -388,9 +372,7 @@ def _pair_problems_by_id(table: pd.DataFrame, fmt: str, problems: list[str]) -> 
             reasons.append(f"no {'/'.join(missing)} file for {pair_id!r} in split {split!r}")
         duplicated = sorted(domain for domain, count in counts.items() if count > 1)
         if duplicated:
-            reasons.append(
-                f"pair id {pair_id!r} occurs more than once in domain {'/'.join(duplicated)}"
-            )
+            reasons.append(f"pair id {pair_id!r} occurs more than once in domain {'/'.join(duplicated)}")
         others = [other for other in broken.get(key, ()) if other != path]
         if others:
             reasons.append(f"partner not decodable: {', '.join(others)}")
@@ -409,8 +391,7 @@ def _add_size_match_column(table: pd.DataFrame) -> None:
         mismatched = usable[(distinct["width"] > 1) | (distinct["height"] > 1)]
         for _, rows in mismatched.groupby(["split", "pair_id"], sort=False):
             described = ", ".join(
-                f"{d}={w}x{h}"
-                for d, w, h in zip(rows["domain"], rows["width"], rows["height"], strict=True)
+                f"{d}={w}x{h}" for d, w, h in zip(rows["domain"], rows["width"], rows["height"], strict=True)
             )
             for index in rows.index:
                 problems[index] = f"pair members differ in size ({described})"
@@ -513,8 +494,7 @@ def _build_checks(table: pd.DataFrame, fmt: str, config: ValidationConfig) -> li
         "width",
         gxe.ExpectColumnValuesToBeBetween,
         "width",
-        f"width between {config.min_width * width_factor} and "
-        f"{config.max_width * width_factor} px{width_note}",
+        f"width between {config.min_width * width_factor} and {config.max_width * width_factor} px{width_note}",
         lambda row: f"width {row['width']} px",
         column="width",
         min_value=config.min_width * width_factor,
@@ -616,12 +596,9 @@ def _build_checks(table: pd.DataFrame, fmt: str, config: ValidationConfig) -> li
                 f"count:{split}/instance",
                 gxe.ExpectTableRowCountToBeBetween,
                 None,
-                f"split {split!r}, domain 'instance': at most "
-                f"{config.max_images_per_domain} decodable images",
+                f"split {split!r}, domain 'instance': at most {config.max_images_per_domain} decodable images",
                 max_value=config.max_images_per_domain,
-                row_condition=(Column("split") == split)
-                & (Column("domain") == "instance")
-                & decodable,
+                row_condition=(Column("split") == split) & (Column("domain") == "instance") & decodable,
             )
     return checks
 
@@ -650,9 +627,7 @@ def _prepare_gx() -> None:
         gx_logger.setLevel(logging.WARNING)
     with warnings.catch_warnings():
         # GX's file path data connector imports the deprecated ``sre_constants``/``sre_parse``.
-        warnings.filterwarnings(
-            "ignore", message=r"module 'sre_\w+' is deprecated", category=DeprecationWarning
-        )
+        warnings.filterwarnings("ignore", message=r"module 'sre_\w+' is deprecated", category=DeprecationWarning)
         import great_expectations  # noqa: F401 - imported once, quietly
 
 
@@ -776,9 +751,7 @@ def _summary(table: pd.DataFrame, metadata: pd.DataFrame, fmt: str) -> dict[str,
 # --------------------------------------------------------------------------- entry point
 
 
-def run_validation(
-    metadata: pd.DataFrame, fmt: str, config: ValidationConfig | None = None
-) -> ValidationReport:
+def run_validation(metadata: pd.DataFrame, fmt: str, config: ValidationConfig | None = None) -> ValidationReport:
     """Validate a dataset's metadata table with a Great Expectations suite.
 
     Args:
@@ -828,9 +801,7 @@ def run_validation(
     summary["failed_checks"] = len(failures)
     summary["config"] = config.to_dict()
     success = bool(gx_result.get("success")) and not failures
-    report = ValidationReport(
-        success=success, failures=failures, summary=_json_safe(summary), gx_result=gx_result
-    )
+    report = ValidationReport(success=success, failures=failures, summary=_json_safe(summary), gx_result=gx_result)
     log = logger.info if success else logger.warning
     log(
         "validation of %d %r image file(s) %s: %d of %d check(s) failed (%.2fs)",

@@ -57,8 +57,11 @@ def test_flips_and_quarter_turns_are_reported(marked):
 
 @pytest.mark.parametrize("angle", [-12.0, 7.5])
 def test_rotations_are_found_at_their_angle(marked, angle):
-    for image in (rotate(marked, angle), rotate(marked, angle, expand=True),
-                  rotate(marked, angle, resample=Image.Resampling.BICUBIC)):
+    for image in (
+        rotate(marked, angle),
+        rotate(marked, angle, expand=True),
+        rotate(marked, angle, resample=Image.Resampling.BICUBIC),
+    ):
         detection = detect_watermark(image, KEY)
         assert detection.payload == PAYLOAD
         assert detection.rotation_deg == pytest.approx(angle, abs=0.3)
@@ -71,8 +74,11 @@ def test_a_straightened_and_enlarged_picture(marked):
 
 def test_a_non_square_picture_reframed_and_cropped(photo):
     marked = embed_watermark(photo("coffee", (320, 240)), PAYLOAD, KEY)
-    for image in (marked.crop((37, 11, 37 + 180, 11 + 180)), crop(marked, 0.7, "bottom-right", (320, 240)),
-                  marked.transpose(Image.Transpose.ROTATE_270)):
+    for image in (
+        marked.crop((37, 11, 37 + 180, 11 + 180)),
+        crop(marked, 0.7, "bottom-right", (320, 240)),
+        marked.transpose(Image.Transpose.ROTATE_270),
+    ):
         assert detect_watermark(image, KEY).payload == PAYLOAD
 
 

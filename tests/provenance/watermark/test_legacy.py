@@ -27,8 +27,12 @@ def old_mark() -> Image.Image:
 
 @pytest.mark.parametrize("edit", ["none", "jpeg75", "resize0.6", "brightness+20"])
 def test_a_mark_of_the_previous_release_is_found_with_its_payload(old_mark, edit):
-    edited = {"none": lambda im: im, "jpeg75": lambda im: jpeg(im, 75), "resize0.6": lambda im: resize_back(im, 0.6),
-              "brightness+20": lambda im: brightness(im, 1.2)}[edit](old_mark)
+    edited = {
+        "none": lambda im: im,
+        "jpeg75": lambda im: jpeg(im, 75),
+        "resize0.6": lambda im: resize_back(im, 0.6),
+        "brightness+20": lambda im: brightness(im, 1.2),
+    }[edit](old_mark)
     detection = detect_watermark(edited, KEY)
     assert detection.detected and detection.payload == PAYLOAD
     assert detection.scheme == "legacy-v1"

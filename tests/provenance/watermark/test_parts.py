@@ -39,9 +39,9 @@ def test_a_crop_at_a_whole_pixel_offset_reads_the_same_blocks(marked):
     got = read(part.planes(c0, c0), geometry)
     # same tile slots, and away from the crop's edges (the band-pass's reach) the same values
     rows, cols = got.values.shape[:2]
-    assert np.array_equal(got.rows, ref.rows[3:3 + rows]) and np.array_equal(got.cols, ref.cols[2:2 + cols])
+    assert np.array_equal(got.rows, ref.rows[3 : 3 + rows]) and np.array_equal(got.cols, ref.cols[2 : 2 + cols])
     inner = np.s_[2:-2, 2:-2]
-    expected = ref.values[3:3 + rows, 2:2 + cols][inner]
+    expected = ref.values[3 : 3 + rows, 2 : 2 + cols][inner]
     assert np.allclose(got.values[inner], expected, atol=0.05 * np.abs(expected).max())
 
 
@@ -97,8 +97,10 @@ def test_flipped_and_turned_copies_are_screened_in_their_orientation(marked):
 def test_screening_central_regions_band_passes_only_their_window(marked):
     lay = layout(KEY)
     source = _source(marked.resize((384, 384), Image.Resampling.BICUBIC))
-    geometries = [sync._central(Geometry((6.0 * s, 0.0, 0.0, 6.0 * s), (0.25, 0.25), (0, 0), (64, 64)), 20)
-                  for s in (0.98, 1.0, 1.02)]
+    geometries = [
+        sync._central(Geometry((6.0 * s, 0.0, 0.0, 6.0 * s), (0.25, 0.25), (0, 0), (64, 64)), 20)
+        for s in (0.98, 1.0, 1.02)
+    ]
     windowed = sync.screen_geometries(source, lay, geometries)
     whole = sync.Source(source.luma, source.taper, source.channels, source.mean)
     whole.planes_around = lambda cx, cy, xs, ys: (whole.planes(cx, cy, coarse=True), (0, 0))
@@ -156,6 +158,8 @@ def test_the_undo_plan_cache_stays_within_its_budget():
 
 
 def test_rotated_lattice_matrices_turn_counter_clockwise():
-    geometry = Geometry((math.cos(0.2) * 4, math.sin(0.2) * 4, -math.sin(0.2) * 4, math.cos(0.2) * 4), (0, 0), (0, 0), (1, 1))
+    geometry = Geometry(
+        (math.cos(0.2) * 4, math.sin(0.2) * 4, -math.sin(0.2) * 4, math.cos(0.2) * 4), (0, 0), (0, 0), (1, 1)
+    )
     assert math.isclose(sync._angle(geometry), math.degrees(0.2))
     assert geometry.cell_sizes == pytest.approx((4.0, 4.0))

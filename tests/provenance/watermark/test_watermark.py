@@ -35,9 +35,20 @@ def as_mode(image: Image.Image, mode: str) -> Image.Image:
 
 @pytest.mark.parametrize(
     ("size", "mode"),
-    [((64, 64), "RGB"), ((160, 96), "RGB"), ((256, 256), "RGB"), ((48, 40), "RGB"), ((640, 480), "RGB"),
-     ((128, 96), "RGBA"), ((128, 96), "L"), ((128, 96), "LA"), ((128, 96), "P"), ((128, 96), "I;16"),
-     ((128, 96), "CMYK"), ((128, 96), "YCbCr")],
+    [
+        ((64, 64), "RGB"),
+        ((160, 96), "RGB"),
+        ((256, 256), "RGB"),
+        ((48, 40), "RGB"),
+        ((640, 480), "RGB"),
+        ((128, 96), "RGBA"),
+        ((128, 96), "L"),
+        ((128, 96), "LA"),
+        ((128, 96), "P"),
+        ((128, 96), "I;16"),
+        ((128, 96), "CMYK"),
+        ((128, 96), "YCbCr"),
+    ],
 )
 def test_round_trip_keeps_size_and_mode_and_recovers_the_payload(photo, size, mode):
     original = as_mode(photo("astronaut", size), mode)

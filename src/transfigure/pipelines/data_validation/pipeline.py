@@ -24,8 +24,12 @@ def validation_pipeline(namespace: str) -> Pipeline:
                 ["validation_report", "validation_report_text"],
                 name="validate_images",
             ),
-            node(require_valid, ["validation_report", "validation_report_text", "dataset"], "validated_dataset",
-                 name="require_valid"),
+            node(
+                require_valid,
+                ["validation_report", "validation_report_text", "dataset"],
+                "validated_dataset",
+                name="require_valid",
+            ),
         ]
     )
     return Pipeline(base, namespace=namespace)

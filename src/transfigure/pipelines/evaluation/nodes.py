@@ -40,20 +40,33 @@ def select_model(variant: str, evaluation: dict[str, Any], tracking: dict[str, A
     model_uri, version = resolve_model_uri(client, name, ref)
     mv = client.get_model_version(name, version)
     logger.info("evaluating %s version %s (%s)", name, version, ref)
-    return {"registered": True, "name": name, "version": str(version), "run_id": mv.run_id, "source": mv.source,
-            "registered_model_uri": model_uri, "tracking_uri": uri}
+    return {
+        "registered": True,
+        "name": name,
+        "version": str(version),
+        "run_id": mv.run_id,
+        "source": mv.source,
+        "registered_model_uri": model_uri,
+        "tracking_uri": uri,
+    }
 
 
 @on_rank_zero
-def _evaluate(model: dict[str, Any], dataset: dict[str, Any], data: dict[str, Any], evaluation: dict[str, Any],
-              tracking: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
+def _evaluate(
+    model: dict[str, Any],
+    dataset: dict[str, Any],
+    data: dict[str, Any],
+    evaluation: dict[str, Any],
+    tracking: dict[str, Any],
+) -> tuple[dict[str, Any], bytes | None]:
     """Evaluate and record on rank 0; every rank gets (``metrics.json`` document, report PNG bytes)."""
     uri = resolve_tracking_uri(TrackingConfig.from_params(tracking).tracking_uri)
     if model.get("registered"):
         result = evaluate_registered(model["name"], model["version"], dataset, data, evaluation, tracking_uri=uri)
     else:
-        result = evaluate_logged_model(model["source"], dataset, data, evaluation, run_id=model.get("run_id"),
-                                       tracking_uri=uri)
+        result = evaluate_logged_model(
+            model["source"], dataset, data, evaluation, run_id=model.get("run_id"), tracking_uri=uri
+        )
     record_evaluation(result, tracking_uri=uri)
     return result.to_metrics_json(), result.report_png
 
@@ -75,7 +88,9 @@ def evaluate_model(
 def training_curves(training_summary: dict[str, Any], tracking: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``plots/loss.csv`` (step + every loss) and ``plots/fid.csv`` (epoch, step, fid; empty without
     ``eval_every``), read back from the training's MLflow run, so a resumed run's curves are whole."""
-    uri = resolve_tracking_uri(training_summary.get("tracking_uri") or TrackingConfig.from_params(tracking).tracking_uri)
+    uri = resolve_tracking_uri(
+        training_summary.get("tracking_uri") or TrackingConfig.from_params(tracking).tracking_uri
+    )
     run_id = training_summary["run_id"]
     losses = [f"loss_{k}" for k in training_summary.get("losses", {})]
     loss = metric_history_table(run_id, losses, tracking_uri=uri)

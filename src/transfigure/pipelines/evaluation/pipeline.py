@@ -46,4 +46,8 @@ def standalone_evaluation_pipeline(variant: str) -> Pipeline:
     _check(variant)
     select = functools.update_wrapper(functools.partial(select_model, variant), select_model)
     pick = Pipeline([node(select, ["params:evaluation", "params:tracking"], "model_to_evaluate", name="select_model")])
-    return validation_pipeline(variant) + Pipeline(pick, namespace=variant) + evaluation_pipeline(variant, "model_to_evaluate")
+    return (
+        validation_pipeline(variant)
+        + Pipeline(pick, namespace=variant)
+        + evaluation_pipeline(variant, "model_to_evaluate")
+    )

@@ -20,8 +20,10 @@ def build_default_data(options: dict[str, Any]) -> dict[str, Any]:
     (which itself holds a sha256 per file, so this one hash names the whole dataset's content).
     """
     if not isinstance(options, dict) or not options.get("root"):
-        raise ValueError("parameters 'prepare_data.root' must name the folder to build the default dataset in "
-                         "(conf/base/parameters_prepare_data.yml)")
+        raise ValueError(
+            "parameters 'prepare_data.root' must name the folder to build the default dataset in "
+            "(conf/base/parameters_prepare_data.yml)"
+        )
     root = build_default_dataset(Path(options["root"]))
     manifest_bytes = (root / MANIFEST_NAME).read_bytes()
     manifest = json.loads(manifest_bytes)
@@ -31,6 +33,10 @@ def build_default_data(options: dict[str, Any]) -> dict[str, Any]:
         "n_files": len(manifest.get("files", {})),
         "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
     }
-    logger.info("default dataset ready in %s: %d files, manifest sha256 %s", root, summary["n_files"],
-                summary["manifest_sha256"][:12])
+    logger.info(
+        "default dataset ready in %s: %d files, manifest sha256 %s",
+        root,
+        summary["n_files"],
+        summary["manifest_sha256"][:12],
+    )
     return summary

@@ -24,9 +24,14 @@ logger = logging.getLogger(__name__)
 
 
 def _not_promoted(reason: str, registered_model: dict[str, Any], promotion: PromotionConfig) -> dict[str, Any]:
-    return {"promoted": False, "action": "refuse", "reason": f"refused: {reason}",
-            "model": registered_model.get("name"), "candidate": registered_model.get("version"),
-            "metric": promotion.primary_metric}
+    return {
+        "promoted": False,
+        "action": "refuse",
+        "reason": f"refused: {reason}",
+        "model": registered_model.get("name"),
+        "candidate": registered_model.get("version"),
+        "metric": promotion.primary_metric,
+    }
 
 
 def _record_missing_metrics(client: Any, name: str, version: str, metrics: dict[str, Any]) -> None:
@@ -67,14 +72,17 @@ def promote_registered_model(
         return _not_promoted(
             f"the evaluation metrics describe {evaluation_metrics.get('model_name')} v{evaluated or '?'}, not the "
             f"registered {name} v{version}: evaluate it first (kedro run --pipeline=evaluate_{name})",
-            registered_model, config)
+            registered_model,
+            config,
+        )
     client = mlflow_client()
     _record_missing_metrics(client, name, version, evaluation_metrics)
     reevaluate = None
     if validated_dataset is not None and data is not None and evaluation is not None:
         reevaluate = champion_reevaluator(validated_dataset, data, evaluation)
     decision = promote(
-        name, version,
+        name,
+        version,
         primary_metric=config.primary_metric,
         margin=config.margin,
         force=config.force,

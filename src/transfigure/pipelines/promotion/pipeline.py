@@ -17,8 +17,14 @@ def promotion_pipeline(variant: str) -> Pipeline:
         [
             node(
                 promote_registered_model,
-                ["registered_model", "evaluation_metrics", "params:promotion", "validated_dataset", "params:data",
-                 "params:evaluation"],
+                [
+                    "registered_model",
+                    "evaluation_metrics",
+                    "params:promotion",
+                    "validated_dataset",
+                    "params:data",
+                    "params:evaluation",
+                ],
                 "promotion",
                 name="promote",
             )

@@ -27,8 +27,10 @@ from transfigure.training import TrainingConfig
 
 logger = logging.getLogger(__name__)
 
-def build_dataset(dataset: dict[str, Any], data: dict[str, Any] | DataConfig, split: str = "train",
-                  seed: int = 0) -> Dataset:
+
+def build_dataset(
+    dataset: dict[str, Any], data: dict[str, Any] | DataConfig, split: str = "train", seed: int = 0
+) -> Dataset:
     """The torch dataset for ``dataset`` (root + format) with the preprocessing and format
     arguments (``direction``, ``input_nc``, ``label_nc``, ``use_instance`` ...) of ``data``."""
     return DataConfig.from_params(data).make_dataset(dataset["root"], dataset["format"], split, seed=seed)
@@ -69,14 +71,19 @@ def train(
         tracking=TrackingConfig.from_params(tracking),
         params={"data": data, "model": config.model_dump(), "training": train_cfg.model_dump()},
         validation_report=validation_report,
-        tags={"dataset_root": validated_dataset["root"], "dataset_format": validated_dataset["format"],
-              "dataset_fingerprint": validated_dataset.get("fingerprint", "")},
+        tags={
+            "dataset_root": validated_dataset["root"],
+            "dataset_format": validated_dataset["format"],
+            "dataset_fingerprint": validated_dataset.get("fingerprint", ""),
+        },
         callbacks=callbacks,
     )
 
 
 @on_rank_zero
-def register_model(training_summary: dict[str, Any], validated_dataset: dict[str, Any], tracking: dict[str, Any]) -> dict[str, Any]:
+def register_model(
+    training_summary: dict[str, Any], validated_dataset: dict[str, Any], tracking: dict[str, Any]
+) -> dict[str, Any]:
     """Register the trained generator as a new version (unless ``tracking.register`` is false).
 
     Under torchrun only rank 0 registers; the others return its answer.
@@ -84,8 +91,14 @@ def register_model(training_summary: dict[str, Any], validated_dataset: dict[str
     if not TrackingConfig.from_params(tracking).register_model:
         logger.info("tracking.register is false: not registering")
         return {"registered": False, "run_id": training_summary["run_id"], "source": training_summary["model_uri"]}
-    out = register_trained_model(training_summary, tracking,
-                                 extra_tags={"dataset_fingerprint": validated_dataset.get("fingerprint", "")})
-    logger.info("registered %s version %s; load it with transfigure.load_translator(%r, %s)",
-                out["name"], out["version"], out["name"], out["version"])
+    out = register_trained_model(
+        training_summary, tracking, extra_tags={"dataset_fingerprint": validated_dataset.get("fingerprint", "")}
+    )
+    logger.info(
+        "registered %s version %s; load it with transfigure.load_translator(%r, %s)",
+        out["name"],
+        out["version"],
+        out["name"],
+        out["version"],
+    )
     return {"registered": True, **out}

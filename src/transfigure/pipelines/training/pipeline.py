@@ -22,16 +22,36 @@ def training_pipeline(variant: str) -> Pipeline:
         [
             node(
                 train_node,
-                ["validated_dataset", "validation_report", "params:data", "params:model", "params:training",
-                 "params:tracking", "params:output_dir", "params:evaluation"],
+                [
+                    "validated_dataset",
+                    "validation_report",
+                    "params:data",
+                    "params:model",
+                    "params:training",
+                    "params:tracking",
+                    "params:output_dir",
+                    "params:evaluation",
+                ],
                 "training_summary",
                 name="train",
             ),
-            node(register_model, ["training_summary", "validated_dataset", "params:tracking"], "registered_model",
-                 name="register"),
-            node(training_curves, ["training_summary", "params:tracking"], ["loss_curve", "fid_curve"],
-                 name="training_curves"),
+            node(
+                register_model,
+                ["training_summary", "validated_dataset", "params:tracking"],
+                "registered_model",
+                name="register",
+            ),
+            node(
+                training_curves,
+                ["training_summary", "params:tracking"],
+                ["loss_curve", "fid_curve"],
+                name="training_curves",
+            ),
         ]
     )
-    return (validation_pipeline(variant) + Pipeline(steps, namespace=variant) + evaluation_pipeline(variant)
-            + promotion_pipeline(variant))
+    return (
+        validation_pipeline(variant)
+        + Pipeline(steps, namespace=variant)
+        + evaluation_pipeline(variant)
+        + promotion_pipeline(variant)
+    )

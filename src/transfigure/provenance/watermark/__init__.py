@@ -19,5 +19,14 @@ from transfigure.provenance.watermark.layout import DELTA, MIN_SIDE, PAYLOAD_BYT
 from transfigure.provenance.watermark.planes import MIN_PSNR, psnr
 from transfigure.provenance.watermark.sync import detect_watermark
 
-__all__ = ["DELTA", "Detection", "MAX_DECODES", "MIN_PSNR", "MIN_SIDE", "PAYLOAD_BYTES", "detect_watermark",
-           "embed_watermark", "psnr"]
+__all__ = [
+    "DELTA",
+    "Detection",
+    "MAX_DECODES",
+    "MIN_PSNR",
+    "MIN_SIDE",
+    "PAYLOAD_BYTES",
+    "detect_watermark",
+    "embed_watermark",
+    "psnr",
+]

@@ -93,8 +93,11 @@ def rotation_fill(channels: np.ndarray) -> Rotation | None:
         found = rotation_fill(small.reshape(*small.shape[:2], -1))
         if found is None:
             return None
-        return Rotation(found.angle, None if found.width is None else 2 * found.width,
-                        None if found.height is None else 2 * found.height)
+        return Rotation(
+            found.angle,
+            None if found.width is None else 2 * found.width,
+            None if found.height is None else 2 * found.height,
+        )
     h, w = channels.shape[:2]
     corners = [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)]
     values = np.array([channels[y, x] for y, x in corners], dtype=np.float32)
@@ -131,8 +134,15 @@ def rotation_fill(channels: np.ndarray) -> Rotation | None:
         vx, vy, x0, y0 = (float(v) for v in cv2.fitLine(points[near], cv2.DIST_HUBER, 0, 0.01, 0.01).ravel())
         direction = math.degrees(math.atan2(vy, vx)) % 180.0
         # the side faces from its line towards the image centre; skip lines already found
-        facing = math.degrees(math.atan2(centre[1] - y0 - ((centre[0] - x0) * vx + (centre[1] - y0) * vy) * vy,
-                                         centre[0] - x0 - ((centre[0] - x0) * vx + (centre[1] - y0) * vy) * vx)) % 360.0
+        facing = (
+            math.degrees(
+                math.atan2(
+                    centre[1] - y0 - ((centre[0] - x0) * vx + (centre[1] - y0) * vy) * vy,
+                    centre[0] - x0 - ((centre[0] - x0) * vx + (centre[1] - y0) * vy) * vx,
+                )
+            )
+            % 360.0
+        )
         if any(abs((facing - f + 180.0) % 360.0 - 180.0) < 10.0 for f, _, _ in sides):
             continue
         # the fill's own boundary pixels lie about half a pixel outside the picture's side
@@ -144,8 +154,10 @@ def rotation_fill(channels: np.ndarray) -> Rotation | None:
         return None
     # the largest group of sides whose directions agree (modulo 90 degrees)
     tilts = np.array([d % 90.0 for _, d, _ in sides])
-    agree = [[j for j in range(len(sides)) if min(abs(tilts[i] - tilts[j]), 90 - abs(tilts[i] - tilts[j])) < 0.3]
-             for i in range(len(sides))]
+    agree = [
+        [j for j in range(len(sides)) if min(abs(tilts[i] - tilts[j]), 90 - abs(tilts[i] - tilts[j])) < 0.3]
+        for i in range(len(sides))
+    ]
     group = max(agree, key=len)
     if len(group) < 2:
         return None
@@ -242,7 +254,7 @@ def rotation_traces(luma: np.ndarray, count: int = 3) -> list[float]:
     h, w = luma.shape
     if min(h, w) > 320:  # the trace repeats everywhere: a central 256 x 256 holds it (a quarter of the cost)
         y0, x0 = (h - 256) // 2, (w - 256) // 2
-        luma = luma[y0:y0 + 256, x0:x0 + 256]
+        luma = luma[y0 : y0 + 256, x0 : x0 + 256]
     predicted = _prediction_map(luma)
     predicted -= predicted.mean()
     h, w = predicted.shape
@@ -255,7 +267,7 @@ def rotation_traces(luma: np.ndarray, count: int = 3) -> list[float]:
     # (partitioned among the usable bins only: numpy's selection is slow on many equal values)
     index = np.flatnonzero(usable.ravel())
     values = spectrum.ravel()[index]
-    top = np.argpartition(values, -8 * count)[-8 * count:]
+    top = np.argpartition(values, -8 * count)[-8 * count :]
     out: list[float] = []
     for k in index[top[np.argsort(values[top])[::-1]]]:
         y, x = divmod(int(k), w)

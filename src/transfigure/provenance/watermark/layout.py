@@ -31,8 +31,21 @@ import numpy as np
 from transfigure.provenance.coding import MESSAGE_BITS, N_CODED, PAYLOAD_BITS, check_bits, conv_encode
 from transfigure.provenance.keys import derive
 
-__all__ = ["CELL_SIZES", "CHANNELS", "CHIPS", "DELTA", "Layout", "MIN_SIDE", "N_PILOTS", "N_SLOTS", "PAYLOAD_BYTES", "TILE",
-           "cell_size", "layout", "payload_bits"]
+__all__ = [
+    "CELL_SIZES",
+    "CHANNELS",
+    "CHIPS",
+    "DELTA",
+    "Layout",
+    "MIN_SIDE",
+    "N_PILOTS",
+    "N_SLOTS",
+    "PAYLOAD_BYTES",
+    "TILE",
+    "cell_size",
+    "layout",
+    "payload_bits",
+]
 
 PAYLOAD_BYTES: Final = PAYLOAD_BITS // 8
 #: Smallest image side that can carry the mark (robustness is specified from 256 px up).
@@ -139,4 +152,3 @@ def layout(key: bytes) -> Layout:
         pilot_bits=pilot_bits,
         scramble=rng.integers(0, 2, MESSAGE_BITS).astype(np.uint8),
     )
-

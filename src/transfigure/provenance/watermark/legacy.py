@@ -325,7 +325,9 @@ def _resize_float(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear (antialiased when shrinking) resize of a float32 plane to (width, height)."""
     if (values.shape[1], values.shape[0]) == size:
         return values
-    return np.asarray(Image.fromarray(values.astype(np.float32, copy=False), "F").resize(size, Image.Resampling.BILINEAR))
+    return np.asarray(
+        Image.fromarray(values.astype(np.float32, copy=False), "F").resize(size, Image.Resampling.BILINEAR)
+    )
 
 
 #: scipy's gaussian_filter kernel for HIGHPASS_SIGMA (truncated at 4 sigma), computed once.
@@ -378,8 +380,9 @@ def _offset_grid(centre: tuple[float, float], step: float, reach: int = 1) -> li
     return [(centre[0] + dy, centre[1] + dx) for dy in offsets for dx in offsets]
 
 
-def _best_gains(layout: _Layout, bands: np.ndarray, geometries: list[tuple[float, float]],
-                shifts: list[tuple[float, float]]) -> list[list[_Candidate]]:
+def _best_gains(
+    layout: _Layout, bands: np.ndarray, geometries: list[tuple[float, float]], shifts: list[tuple[float, float]]
+) -> list[list[_Candidate]]:
     """Per band (each read at its geometry, (rotation, scale)) and shift, the candidate at its best gain:
     the best of the coarse gains (6 % apart), then 1 % steps around it."""
     # pilot projections of each shifted tile (single precision: a search, not a decode)
@@ -391,12 +394,18 @@ def _best_gains(layout: _Layout, bands: np.ndarray, geometries: list[tuple[float
     cols = np.arange(fit.shape[1])
     fitness = fit[best, cols].reshape(len(bands), len(shifts)).tolist()
     gain = gains[best, cols].reshape(len(bands), len(shifts)).tolist()
-    return [[_Candidate(f, rotation, scale, t, g) for f, g, t in zip(fs, gs, shifts)]
-            for (rotation, scale), fs, gs in zip(geometries, fitness, gain)]
+    return [
+        [_Candidate(f, rotation, scale, t, g) for f, g, t in zip(fs, gs, shifts)]
+        for (rotation, scale), fs, gs in zip(geometries, fitness, gain)
+    ]
 
 
-def _best_shifts(layout: _Layout, bands: np.ndarray, shifts: list[tuple[float, float]],
-                 geometries: list[tuple[float, float]] | None = None) -> list[_Candidate]:
+def _best_shifts(
+    layout: _Layout,
+    bands: np.ndarray,
+    shifts: list[tuple[float, float]],
+    geometries: list[tuple[float, float]] | None = None,
+) -> list[_Candidate]:
     """Per band, its best candidate over ``shifts`` (see :func:`_best_gains`; unwarped bands by default)."""
     found = _best_gains(layout, bands, geometries or [(0.0, 1.0)] * len(bands), shifts)
     return [max(cands, key=lambda c: c.fitness) for cands in found]
@@ -445,7 +454,9 @@ class _Search:
         """Candidates (best pilot fitness over the gains: coarse, then 1 % steps) at one geometry and several shifts."""
         return self.evaluate([(rotation, scale)], shifts)[0]
 
-    def evaluate(self, geometries: list[tuple[float, float]], shifts: list[tuple[float, float]]) -> list[list[_Candidate]]:
+    def evaluate(
+        self, geometries: list[tuple[float, float]], shifts: list[tuple[float, float]]
+    ) -> list[list[_Candidate]]:
         """:meth:`candidates` at several (rotation, scale) geometries (the same shifts at each) in one batch:
         one transform and one fitness for all of them (the per-call overheads were a third of the search's time)."""
         return _best_gains(self.layout, self.bands(geometries), geometries, shifts)
@@ -465,17 +476,21 @@ class _Search:
                 best = _fitness(self.layout, corr, _COARSE_GAINS32).max(axis=0).ravel()
                 for idx in np.argsort(best)[::-1][:n_best]:
                     sy, sx = divmod(int(idx), CELLS)
-                    found.append((float(best[idx]), float(sy * SAMPLES_PER_CELL + py), float(sx * SAMPLES_PER_CELL + px)))
+                    found.append(
+                        (float(best[idx]), float(sy * SAMPLES_PER_CELL + py), float(sx * SAMPLES_PER_CELL + px))
+                    )
         found.sort(reverse=True)
         return [self.refine(self.candidate(0.0, 1.0, (dy, dx)), geometry=False) for _, dy, dx in found[:n_best]]
 
-    def best_offset(self, rotation: float, scale: float, centre: tuple[float, float], step: float,
-                    reach: int = 1) -> _Candidate:
+    def best_offset(
+        self, rotation: float, scale: float, centre: tuple[float, float], step: float, reach: int = 1
+    ) -> _Candidate:
         """The best of the (2 reach + 1)^2 sub-sample shifts around ``centre`` (spacing ``step``)."""
         return self.best_offsets([(rotation, scale)], centre, step, reach)[0]
 
-    def best_offsets(self, geometries: list[tuple[float, float]], centre: tuple[float, float], step: float,
-                     reach: int = 1) -> list[_Candidate]:
+    def best_offsets(
+        self, geometries: list[tuple[float, float]], centre: tuple[float, float], step: float, reach: int = 1
+    ) -> list[_Candidate]:
         """:meth:`best_offset` at each (rotation, scale), in one batch."""
         return _best_shifts(self.layout, self.bands(geometries), _offset_grid(centre, step, reach), geometries)
 
@@ -494,8 +509,12 @@ class _Search:
         for step_r, step_s, step_t in REFINE_STEPS:
             geometries = [(best.rotation, best.scale)]
             if geometry:
-                geometries += [(best.rotation + step_r, best.scale), (best.rotation - step_r, best.scale),
-                               (best.rotation, best.scale * (1 + step_s)), (best.rotation, best.scale * (1 - step_s))]
+                geometries += [
+                    (best.rotation + step_r, best.scale),
+                    (best.rotation - step_r, best.scale),
+                    (best.rotation, best.scale * (1 + step_s)),
+                    (best.rotation, best.scale * (1 - step_s)),
+                ]
             best = max([best, *self.best_offsets(geometries, best.shift, step_t)], key=lambda c: c.fitness)
         return best
 
@@ -627,8 +646,9 @@ def detect_watermark(image: Image.Image, key: bytes | None = None, searches: boo
     return _result(decoded)
 
 
-def _valumetric(layout: _Layout, channels: np.ndarray, mean: float, work: tuple[int, int], wide: bool,
-                first: list[_Candidate]) -> tuple[_Search, list[_Candidate]]:
+def _valumetric(
+    layout: _Layout, channels: np.ndarray, mean: float, work: tuple[int, int], wide: bool, first: list[_Candidate]
+) -> tuple[_Search, list[_Candidate]]:
     """The best read under a brightness (x -> a x) or contrast (x -> a x + (1 - a) mean) change.
 
     A change that clipped part of the image leaves the read exact only if the read clamps where the
@@ -647,11 +667,16 @@ def _valumetric(layout: _Layout, channels: np.ndarray, mean: float, work: tuple[
 
     # the coarse grid is screened on the channels resized to the working grid, then clamped (nearly
     # the same read, at a fraction of the cost), all hypotheses in one batch
-    small = np.stack([_resize_float(np.ascontiguousarray(channels[..., c]), work) for c in range(channels.shape[2])],
-                     axis=-1)
+    small = np.stack(
+        [_resize_float(np.ascontiguousarray(channels[..., c]), work) for c in range(channels.shape[2])], axis=-1
+    )
     hypotheses = [(a, contrast) for a in VALUMETRIC_GAINS for contrast in (False, True)]
-    bands = np.stack([_cell_band(_fold_window(_highpass(_clamped_luma(small, clamp(a, contrast))), wide))
-                      for a, contrast in hypotheses])
+    bands = np.stack(
+        [
+            _cell_band(_fold_window(_highpass(_clamped_luma(small, clamp(a, contrast))), wide))
+            for a, contrast in hypotheses
+        ]
+    )
     coarse = sorted(zip(_best_shifts(layout, bands, shifts), hypotheses), key=lambda t: t[0].fitness, reverse=True)
 
     def read(a: float, contrast: bool) -> tuple[_Candidate, _Search]:
@@ -670,8 +695,9 @@ def _valumetric(layout: _Layout, channels: np.ndarray, mean: float, work: tuple[
     return searcher, [searcher.refine(cand, geometry=False)]
 
 
-def _warp_plane(values: np.ndarray, rotation: float, scale: float,
-                box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+def _warp_plane(
+    values: np.ndarray, rotation: float, scale: float, box: tuple[int, int, int, int] | None = None
+) -> np.ndarray:
     """Sample a plane at centre + scale * R(rotation) (u - centre) for every output pixel u (bicubic,
     OpenCV's Keys kernel a = -0.75; edges replicated), or only for the pixels of ``box`` = (left, top,
     right, bottom). Pixel u's centre is u + 0.5; the centre is (w / 2, h / 2)."""
@@ -685,8 +711,13 @@ def _warp_plane(values: np.ndarray, rotation: float, scale: float,
     tx = cx + a * (x0 + 0.5 - cx) + b * (y0 + 0.5 - cy) - 0.5
     ty = cy + d * (x0 + 0.5 - cx) + e * (y0 + 0.5 - cy) - 0.5
     matrix = np.array([[a, b, tx], [d, e, ty]], dtype=np.float64)
-    return cv2.warpAffine(values.astype(np.float32, copy=False), matrix, (x1 - x0, y1 - y0),
-                          flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        values.astype(np.float32, copy=False),
+        matrix,
+        (x1 - x0, y1 - y0),
+        flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -694,8 +725,12 @@ def _window_box(h: int, w: int, wide: bool) -> tuple[int, int, int, int]:
     """(top, bottom, left, right): the window's support plus the high-pass's reach (its kernel radius)."""
     reach = _HIGHPASS_RADIUS
     rows, cols = np.nonzero(_window(h, w, wide))
-    return (max(0, int(rows.min()) - reach), min(h, int(rows.max()) + 1 + reach),
-            max(0, int(cols.min()) - reach), min(w, int(cols.max()) + 1 + reach))
+    return (
+        max(0, int(rows.min()) - reach),
+        min(h, int(rows.max()) + 1 + reach),
+        max(0, int(cols.min()) - reach),
+        min(w, int(cols.max()) + 1 + reach),
+    )
 
 
 def _reduced(image: Image.Image) -> Image.Image:

@@ -32,8 +32,9 @@ class _UndoPlan:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.copied_to, self.holes, self.neighbours, self.neighbour_hit,
-                                      self.neighbour_count))
+        return sum(
+            a.nbytes for a in (self.copied_to, self.holes, self.neighbours, self.neighbour_hit, self.neighbour_count)
+        )
 
 
 #: The undo plans kept for reuse, least recently used out first, within this many bytes (~1.7 MiB an
@@ -43,8 +44,12 @@ _plans: collections.OrderedDict[tuple, _UndoPlan] = collections.OrderedDict()
 _lock = threading.Lock()
 
 
-def _plan(source_size: tuple[int, int], output_size: tuple[int, int], angle: float,
-          box: tuple[int, int, int, int] | None = None) -> _UndoPlan | None:
+def _plan(
+    source_size: tuple[int, int],
+    output_size: tuple[int, int],
+    angle: float,
+    box: tuple[int, int, int, int] | None = None,
+) -> _UndoPlan | None:
     """The plan for a source of ``source_size`` (w, h) rotated by ``angle`` into ``output_size`` (w, h):
     the same size, or Pillow's ``expand``, or (``box``) the same size cropped to ``box``; None if that
     does not give ``output_size``."""
@@ -90,8 +95,13 @@ def _apply(plan: _UndoPlan, plane: np.ndarray, source_size: tuple[int, int]) -> 
     return restored.reshape(source_size[1], source_size[0])
 
 
-def unrotate(luma: np.ndarray, taper: np.ndarray, angle: float, source_size: tuple[int, int],
-             box: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+def unrotate(
+    luma: np.ndarray,
+    taper: np.ndarray,
+    angle: float,
+    source_size: tuple[int, int],
+    box: tuple[int, int, int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray] | None:
     """(luma, taper) of the ``source_size`` (w, h) picture that ``Image.rotate(angle)`` (nearest, with or
     without ``expand``, or cropped to ``box`` after) turned into these planes, or None when that cannot
     give their size. Pixels not in the image come back as zeros with no taper (weight 0)."""
@@ -99,7 +109,9 @@ def unrotate(luma: np.ndarray, taper: np.ndarray, angle: float, source_size: tup
     plan = _plan(source_size, (w, h), angle, box)
     if plan is None:
         return None
-    return _apply(plan, luma.astype(np.float32, copy=False), source_size), _apply(plan, taper.astype(np.float32, copy=False), source_size)
+    return _apply(plan, luma.astype(np.float32, copy=False), source_size), _apply(
+        plan, taper.astype(np.float32, copy=False), source_size
+    )
 
 
 def undo_nearest_rotation(luma: np.ndarray, angle: float) -> np.ndarray:

@@ -26,8 +26,21 @@ import cv2
 import numpy as np
 from PIL import Image
 
-__all__ = ["CHANNEL_SHARE", "MIN_PSNR", "Planes", "clamped_luma", "clamped_read", "limit_distortion", "luma",
-           "planes", "psnr", "read_channels", "read_clamp", "saturation_taper", "taper_luma"]
+__all__ = [
+    "CHANNEL_SHARE",
+    "MIN_PSNR",
+    "Planes",
+    "clamped_luma",
+    "clamped_read",
+    "limit_distortion",
+    "luma",
+    "planes",
+    "psnr",
+    "read_channels",
+    "read_clamp",
+    "saturation_taper",
+    "taper_luma",
+]
 
 #: The output never goes below this PSNR (dB): the pattern is scaled down if it would.
 MIN_PSNR: Final = 42.2
@@ -89,7 +102,9 @@ LUMA_WEIGHTS: Final = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 #: grey areas (CIEDE2000 0.27 -> 0.87 on a grey photo). Half way between the two keeps 0.92 dB of the
 #: gain (|d|^2 = 2.43) at half the tint (dE 0.52).
 CHANNEL_MIX: Final = 0.5
-CHANNEL_SHARE: Final = ((1.0 - CHANNEL_MIX) + CHANNEL_MIX * LUMA_WEIGHTS / float(LUMA_WEIGHTS @ LUMA_WEIGHTS)).astype(np.float32)
+CHANNEL_SHARE: Final = ((1.0 - CHANNEL_MIX) + CHANNEL_MIX * LUMA_WEIGHTS / float(LUMA_WEIGHTS @ LUMA_WEIGHTS)).astype(
+    np.float32
+)
 
 
 def read_clamp(mean: float) -> tuple[float, float]:
@@ -164,15 +179,19 @@ def planes(image: Image.Image) -> Planes:
     if mode == "P":
         return _palette_planes(image)
     if mode == "1":
-        raise ValueError("a bilevel (mode '1') image cannot carry the watermark (1-bit dithering destroys it); "
-                         "convert it to 'L' first")
+        raise ValueError(
+            "a bilevel (mode '1') image cannot carry the watermark (1-bit dithering destroys it); "
+            "convert it to 'L' first"
+        )
     # CMYK, YCbCr, HSV, LAB, RGBX, ...: through RGB and back
     via = "RGB"
     try:
         arr = np.asarray(image.convert(via), dtype=np.float32)
         Image.new(via, (1, 1)).convert(mode)
     except (ValueError, OSError) as exc:
-        raise ValueError(f"cannot watermark an image of mode {mode!r}: Pillow cannot convert it to and from {via}") from exc
+        raise ValueError(
+            f"cannot watermark an image of mode {mode!r}: Pillow cannot convert it to and from {via}"
+        ) from exc
     return Planes(arr.reshape(*arr.shape[:2], -1), _uint8_rebuilder(mode))
 
 
@@ -192,8 +211,9 @@ def _numeric_planes(image: Image.Image) -> Planes:
         return Image.frombytes(mode, image.size, out.tobytes())
 
     step = None if mode == "F" else factor
-    return Planes((np.nan_to_num(arr - offset) * factor)[..., None], rebuild, step=step,
-                   top=None if top is None else top * factor)
+    return Planes(
+        (np.nan_to_num(arr - offset) * factor)[..., None], rebuild, step=step, top=None if top is None else top * factor
+    )
 
 
 def _palette_planes(image: Image.Image) -> Planes:
@@ -259,7 +279,6 @@ def limit_distortion(planes: Planes, marked: np.ndarray, pattern: np.ndarray) ->
     return planes.finish(planes.values + math.sqrt(limit / mse) * 0.98 * pattern)
 
 
-
 def taper_luma(channels: np.ndarray, clamp: tuple[float, float]) -> np.ndarray:
     """How much of a unit luminance change each pixel can carry (0..1): :func:`saturation_taper` of the
     channels, shared out over R, G and B as the embedder does, as a luminance. 8-bit values go through a
@@ -271,8 +290,14 @@ def taper_luma(channels: np.ndarray, clamp: tuple[float, float]) -> np.ndarray:
             table = saturation_taper(np.repeat(levels, channels.shape[2], axis=2), clamp)  # (256, 1, C)
             weights = (CHANNEL_SHARE * LUMA_WEIGHTS) if channels.shape[2] == 3 else np.ones(1, np.float32)
             table = (table * weights).astype(np.float32).reshape(256, 1, channels.shape[2])
-            looked = cv2.LUT(whole, table) if channels.shape[2] > 1 else cv2.LUT(whole[..., 0], table[..., 0])[..., None]
-            return cv2.transform(looked, np.ones((1, channels.shape[2]), np.float32)) if channels.shape[2] > 1 else looked[..., 0]
+            looked = (
+                cv2.LUT(whole, table) if channels.shape[2] > 1 else cv2.LUT(whole[..., 0], table[..., 0])[..., None]
+            )
+            return (
+                cv2.transform(looked, np.ones((1, channels.shape[2]), np.float32))
+                if channels.shape[2] > 1
+                else looked[..., 0]
+            )
     taper = saturation_taper(channels, clamp)
     if taper.shape[2] == 3:
         taper = taper * CHANNEL_SHARE

@@ -39,7 +39,11 @@ MIN_LEVEL_CELL: Final = 4.0
 
 def level(cell_x: float, cell_y: float) -> int:
     """The pyramid level (resolution halved this many times) a cell size is read at."""
-    return max(0, int(math.floor(math.log2(min(cell_x, cell_y) / MIN_LEVEL_CELL)))) if min(cell_x, cell_y) >= 2 * MIN_LEVEL_CELL else 0
+    return (
+        max(0, int(math.floor(math.log2(min(cell_x, cell_y) / MIN_LEVEL_CELL))))
+        if min(cell_x, cell_y) >= 2 * MIN_LEVEL_CELL
+        else 0
+    )
 
 
 def reduce(plane: np.ndarray, times: int) -> np.ndarray:
@@ -61,8 +65,9 @@ def bandpass(luma: np.ndarray, cell_x: float, cell_y: float | None = None) -> np
 def support_plane(taper: np.ndarray, cell_x: float, cell_y: float | None = None) -> np.ndarray:
     """The taper (how much mark each pixel can carry) averaged over about a cell: sampled like ``F``."""
     cell_y = cell_x if cell_y is None else cell_y
-    return cv2.GaussianBlur(taper.astype(np.float32, copy=False), (0, 0), 0.5 * cell_x, sigmaY=0.5 * cell_y,
-                            borderType=cv2.BORDER_REFLECT)
+    return cv2.GaussianBlur(
+        taper.astype(np.float32, copy=False), (0, 0), 0.5 * cell_x, sigmaY=0.5 * cell_y, borderType=cv2.BORDER_REFLECT
+    )
 
 
 @dataclass(frozen=True)
@@ -79,8 +84,9 @@ def band_planes(luma: np.ndarray, taper: np.ndarray, cell_x: float, cell_y: floa
     cell_y = cell_x if cell_y is None else cell_y
     lv = level(cell_x, cell_y)
     f = 2.0**-lv
-    return Planes(bandpass(reduce(luma, lv), cell_x * f, cell_y * f),
-                  support_plane(reduce(taper, lv), cell_x * f, cell_y * f), lv)
+    return Planes(
+        bandpass(reduce(luma, lv), cell_x * f, cell_y * f), support_plane(reduce(taper, lv), cell_x * f, cell_y * f), lv
+    )
 
 
 @dataclass(frozen=True)
@@ -111,8 +117,9 @@ class Geometry:
 
     @staticmethod
     def identity(c0: int, height: int, width: int) -> Geometry:
-        return Geometry((float(c0), 0.0, 0.0, float(c0)), (0.0, 0.0), (0, 0),
-                        ((height - 1) // c0 + 1, (width - 1) // c0 + 1))
+        return Geometry(
+            (float(c0), 0.0, 0.0, float(c0)), (0.0, 0.0), (0, 0), ((height - 1) // c0 + 1, (width - 1) // c0 + 1)
+        )
 
 
 def sample(plane: np.ndarray, geometry: Geometry, interpolation: int = cv2.INTER_CUBIC, lv: int = 0) -> np.ndarray:
@@ -121,21 +128,26 @@ def sample(plane: np.ndarray, geometry: Geometry, interpolation: int = cv2.INTER
     a, b, c, d = (v * f for v in geometry.matrix)
     matrix = np.array([[a, b, geometry.offset[0] * f], [c, d, geometry.offset[1] * f]], dtype=np.float64)
     rows, cols = geometry.cells
-    return cv2.warpAffine(plane, matrix, (cols, rows), flags=interpolation | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REFLECT if interpolation == cv2.INTER_CUBIC else cv2.BORDER_CONSTANT)
+    return cv2.warpAffine(
+        plane,
+        matrix,
+        (cols, rows),
+        flags=interpolation | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REFLECT if interpolation == cv2.INTER_CUBIC else cv2.BORDER_CONSTANT,
+    )
 
 
 def block_channels(cells: np.ndarray, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
     """(blocks down, blocks across, CHANNELS): each block's H, V, D values; the first block starts at cell
     ``offset`` (0 or 1 each way)."""
-    cells = cells[offset[0]:, offset[1]:]
+    cells = cells[offset[0] :, offset[1] :]
     rows, cols = cells.shape[0] // 2, cells.shape[1] // 2
     quads = cells[: 2 * rows, : 2 * cols].reshape(rows, 2, cols, 2)
     return np.einsum("iajb,kab->ijk", quads, CHIPS) / np.float32(4.0)
 
 
 def block_means(cells: np.ndarray, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
-    cells = cells[offset[0]:, offset[1]:]
+    cells = cells[offset[0] :, offset[1] :]
     rows, cols = cells.shape[0] // 2, cells.shape[1] // 2
     return cells[: 2 * rows, : 2 * cols].reshape(rows, 2, cols, 2).mean(axis=(1, 3))
 
@@ -174,6 +186,9 @@ def read(planes: Planes, geometry: Geometry) -> Reading:
     weights = block_weights(sample(planes.support, geometry, cv2.INTER_LINEAR, planes.level), offset)
     i0, j0 = geometry.origin
     first = ((i0 + offset[0]) // 2, (j0 + offset[1]) // 2)
-    return Reading(values, weights[: values.shape[0], : values.shape[1]],
-                   (first[0] + np.arange(values.shape[0])) % TILE, (first[1] + np.arange(values.shape[1])) % TILE)
-
+    return Reading(
+        values,
+        weights[: values.shape[0], : values.shape[1]],
+        (first[0] + np.arange(values.shape[0])) % TILE,
+        (first[1] + np.arange(values.shape[1])) % TILE,
+    )

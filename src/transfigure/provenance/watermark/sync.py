@@ -117,8 +117,9 @@ class Source:
     """The image being checked, as the read needs it: clamped luminance, taper, and band-passed planes
     per cell size (cached: a search reads many geometries at the same scale)."""
 
-    def __init__(self, luma: np.ndarray, taper: np.ndarray, channels: np.ndarray | None = None,
-                 mean: float | None = None) -> None:
+    def __init__(
+        self, luma: np.ndarray, taper: np.ndarray, channels: np.ndarray | None = None, mean: float | None = None
+    ) -> None:
         self.luma, self.taper, self.channels = luma, taper, channels
         self.mean = float(luma.mean()) if mean is None else mean
         self.height, self.width = self.luma.shape
@@ -137,8 +138,12 @@ class Source:
         assert self.channels is not None
         low, high = pl.read_clamp((self.mean - b) / a)
         original = (self.channels - np.float32(b)) * np.float32(1.0 / a)
-        return Source(pl.clamped_luma(self.channels, (a * low + b, a * high + b)),
-                      pl.taper_luma(original, (low, high)), self.channels, self.mean)
+        return Source(
+            pl.clamped_luma(self.channels, (a * low + b, a * high + b)),
+            pl.taper_luma(original, (low, high)),
+            self.channels,
+            self.mean,
+        )
 
     def planes(self, cell_x: float, cell_y: float, coarse: bool = False) -> Planes:
         """The read's planes for cells of this size (cached to 0.25 %; ``coarse``: band-passed for the
@@ -152,8 +157,9 @@ class Source:
             self._planes[k] = band_planes(self.luma, self.taper, cell_x, cell_y)
         return self._planes[k]
 
-    def planes_around(self, cell_x: float, cell_y: float, xs: np.ndarray,
-                      ys: np.ndarray) -> tuple[Planes, tuple[int, int]]:
+    def planes_around(
+        self, cell_x: float, cell_y: float, xs: np.ndarray, ys: np.ndarray
+    ) -> tuple[Planes, tuple[int, int]]:
         """Coarse planes (see :meth:`planes`) for reading at image positions ``xs``, ``ys``, and the image
         position of their first pixel: band-passed over just the window the positions need when that is
         well under the whole image (a screen of central regions), else the whole image's, cached."""
@@ -204,8 +210,9 @@ def _reversed(spectrum: np.ndarray, axis: int) -> np.ndarray:
     return spectrum[negated] if axis == 0 else spectrum[:, negated]
 
 
-def _oriented_spectrum(spectrum: np.ndarray, shape: tuple[int, int], transpose: bool, flip_rows: bool,
-                       flip_cols: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _oriented_spectrum(
+    spectrum: np.ndarray, shape: tuple[int, int], transpose: bool, flip_rows: bool, flip_cols: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The 2-D FFTs (H, V, D; each P x P) of the folded channel phasors of a dense grid (channel arrays of ``shape``)
     read the other way round, from the FFT of its own folds. A flip reverses the grid (on the fold: a
     reversal and a roll by the grid's length modulo the period: the spectrum reversed and turned in phase)
@@ -231,8 +238,9 @@ def _oriented_spectrum(spectrum: np.ndarray, shape: tuple[int, int], transpose: 
     return h, v, d
 
 
-def _oriented_weight(weight: np.ndarray, shape: tuple[int, int], transpose: bool, flip_rows: bool,
-                     flip_cols: bool) -> np.ndarray:
+def _oriented_weight(
+    weight: np.ndarray, shape: tuple[int, int], transpose: bool, flip_rows: bool, flip_cols: bool
+) -> np.ndarray:
     """The folded weights (P, P) of a dense grid of ``shape`` read the other way round (see
     :func:`_oriented_spectrum`)."""
     rows, cols = shape
@@ -246,8 +254,9 @@ def _oriented_weight(weight: np.ndarray, shape: tuple[int, int], transpose: bool
     return weight
 
 
-def _oriented_affine(affine: np.ndarray, shape: tuple[int, int], transpose: bool, flip_rows: bool,
-                     flip_cols: bool) -> np.ndarray:
+def _oriented_affine(
+    affine: np.ndarray, shape: tuple[int, int], transpose: bool, flip_rows: bool, flip_cols: bool
+) -> np.ndarray:
     """The dense-grid affine (image = step @ (u, v) + origin) of the grid read the other way round."""
     step, origin = affine[:, :2].copy(), affine[:, 2].copy()
     rows, cols = shape
@@ -263,8 +272,9 @@ def _oriented_affine(affine: np.ndarray, shape: tuple[int, int], transpose: bool
     return np.column_stack([step, origin])
 
 
-def dense_grid(source: Source, matrix: np.ndarray, spc: int, anchor: tuple[float, float] = (0.0, 0.0),
-               coarse: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def dense_grid(
+    source: Source, matrix: np.ndarray, spc: int, anchor: tuple[float, float] = (0.0, 0.0), coarse: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(band samples, support samples, affine) on a grid of ``spc`` samples per cell along the lattice
     ``matrix`` (a cell step in image pixels along lattice columns and rows), covering the image, with a
     sample on image position ``anchor`` (``coarse``: see Source.planes)."""
@@ -276,22 +286,34 @@ def dense_grid(source: Source, matrix: np.ndarray, spc: int, anchor: tuple[float
     if np.allclose(step * f, np.eye(2)) and anchor == (0.0, 0.0):  # a sample per pixel of the plane: itself
         return band, support, np.array([[1.0 / f, 0.0, 0.0], [0.0, 1.0 / f, 0.0]])
     step = step * f
-    corners = np.array([[0, 0], [source.width - 1, 0], [0, source.height - 1], [source.width - 1, source.height - 1]],
-                       dtype=np.float64)
+    corners = np.array(
+        [[0, 0], [source.width - 1, 0], [0, source.height - 1], [source.width - 1, source.height - 1]], dtype=np.float64
+    )
     base = np.array(anchor, dtype=np.float64) * f
     uv = (corners * f - base) @ np.linalg.inv(step).T
     lo, hi = np.floor(uv.min(axis=0)), np.ceil(uv.max(axis=0))
     cols, rows = int(hi[0] - lo[0]) + 1, int(hi[1] - lo[1]) + 1
     affine = np.column_stack([step, step @ lo + base])
     flags = cv2.WARP_INVERSE_MAP
-    return (cv2.warpAffine(band, affine, (cols, rows), flags=cv2.INTER_CUBIC | flags, borderMode=cv2.BORDER_CONSTANT),
-            cv2.warpAffine(support, affine, (cols, rows), flags=cv2.INTER_LINEAR | flags, borderMode=cv2.BORDER_CONSTANT),
-            affine / f)
+    return (
+        cv2.warpAffine(band, affine, (cols, rows), flags=cv2.INTER_CUBIC | flags, borderMode=cv2.BORDER_CONSTANT),
+        cv2.warpAffine(support, affine, (cols, rows), flags=cv2.INTER_LINEAR | flags, borderMode=cv2.BORDER_CONSTANT),
+        affine / f,
+    )
 
 
-def dense_screen(source: Source, lay: Layout, matrix: np.ndarray, spc: int, gains: tuple[float, ...],
-                 family: str, keep: int = 3, orientations: tuple = _ORIENTATIONS,
-                 anchor: tuple[float, float] = (0.0, 0.0), coarse: bool = False) -> list[Candidate]:
+def dense_screen(
+    source: Source,
+    lay: Layout,
+    matrix: np.ndarray,
+    spc: int,
+    gains: tuple[float, ...],
+    family: str,
+    keep: int = 3,
+    orientations: tuple = _ORIENTATIONS,
+    anchor: tuple[float, float] = (0.0, 0.0),
+    coarse: bool = False,
+) -> list[Candidate]:
     """Every translation of the lattice ``matrix`` on a grid of ``spc`` samples per cell, in each of the 8
     flips and quarter turns: the pilot fitness of each, by one FFT correlation of the folded channel
     phasors with the pilot template. Returns the ``keep`` best (geometries on the sample grid; see
@@ -339,8 +361,12 @@ def dense_screen(source: Source, lay: Layout, matrix: np.ndarray, spc: int, gain
                 j0, i0 = -(su // spc), -(sv // spc)
                 first = np.array([su % spc, sv % spc], dtype=np.float64)
                 offset = step @ first + origin
-                geometry = Geometry(tuple((step * spc).ravel()), (float(offset[0]), float(offset[1])), (i0, j0),
-                                    ((rows - 1 - int(first[1])) // spc + 1, (cols - 1 - int(first[0])) // spc + 1))
+                geometry = Geometry(
+                    tuple((step * spc).ravel()),
+                    (float(offset[0]), float(offset[1])),
+                    (i0, j0),
+                    ((rows - 1 - int(first[1])) // spc + 1, (cols - 1 - int(first[0])) // spc + 1),
+                )
                 fit_value = float(flat[idx])
                 z = fit_value * math.sqrt(2.0 * max(float(norm.ravel()[idx]), 0.0))
                 found.append(Candidate(geometry, float(gain), fit_value, family, z))
@@ -349,8 +375,14 @@ def dense_screen(source: Source, lay: Layout, matrix: np.ndarray, spc: int, gain
     return found[:keep]
 
 
-def _moved(geometry: Geometry, dx: float, dy: float, turn: float = 0.0, scale: float = 1.0,
-           centre: tuple[float, float] = (0.0, 0.0)) -> Geometry:
+def _moved(
+    geometry: Geometry,
+    dx: float,
+    dy: float,
+    turn: float = 0.0,
+    scale: float = 1.0,
+    centre: tuple[float, float] = (0.0, 0.0),
+) -> Geometry:
     """The geometry shifted by (dx, dy) pixels and turned by ``turn`` degrees (counter-clockwise on screen)
     and scaled by ``scale`` about ``centre``."""
     a, b, c, d = geometry.matrix
@@ -365,8 +397,9 @@ def _moved(geometry: Geometry, dx: float, dy: float, turn: float = 0.0, scale: f
     return replace(geometry, matrix=(a, b, c, d), offset=(ox + dx, oy + dy))
 
 
-def refine(source: Source, lay: Layout, cand: Candidate, step: float, levels: int = 3,
-           turn: float = 0.0, scale: float = 0.0) -> Candidate:
+def refine(
+    source: Source, lay: Layout, cand: Candidate, step: float, levels: int = 3, turn: float = 0.0, scale: float = 0.0
+) -> Candidate:
     """Pattern search on the exact read: the lattice offset in steps of ``step`` image pixels (and, when
     given, its rotation in steps of ``turn`` degrees and scale in steps of ``scale``, about the image's
     centre), halved ``levels`` times, and the gain, while the pilot fitness improves."""
@@ -381,8 +414,16 @@ def refine(source: Source, lay: Layout, cand: Candidate, step: float, levels: in
     gains = np.array([best.gain * f for f in (0.98, 1.0, 1.02)])
     for halving in range(levels):
         f = 2.0**-halving
-        trials = [_moved(best.geometry, dx * step * f, dy * step * f) for dx in (-1, 0, 1) for dy in (-1, 0, 1)
-                  if (dx, dy) != (0, 0)] if step else []
+        trials = (
+            [
+                _moved(best.geometry, dx * step * f, dy * step * f)
+                for dx in (-1, 0, 1)
+                for dy in (-1, 0, 1)
+                if (dx, dy) != (0, 0)
+            ]
+            if step
+            else []
+        )
         if turn:
             trials += [_moved(best.geometry, 0, 0, t * turn * f, 1.0, centre) for t in (-1, 1)]
         if scale:
@@ -450,12 +491,20 @@ class _Decoder:
         top_left = (g.offset[0] + a * k + b * r, g.offset[1] + c * k + d * r)
         # plain Python numbers and booleans: the report is serialised as JSON
         return Detection(
-            detected=bool(best.ok), payload=raw if best.ok else None, bit_errors=int(best.bit_errors),
-            p_value=float(p_value), confidence=float(1.0 - p_value), check_bits_matched=int(best.matched),
-            candidates=len(self.decoded), pilot_score=round(float(best.fitness), 4),
-            rotation_deg=round(float(rotation), 3), scale=round(float(c0_image), 4),
-            shift=(round(float(top_left[0]), 3), round(float(top_left[1]), 3)), gain=round(float(cand.gain), 4),
-            flipped=bool(flipped), raw_payload=raw,
+            detected=bool(best.ok),
+            payload=raw if best.ok else None,
+            bit_errors=int(best.bit_errors),
+            p_value=float(p_value),
+            confidence=float(1.0 - p_value),
+            check_bits_matched=int(best.matched),
+            candidates=len(self.decoded),
+            pilot_score=round(float(best.fitness), 4),
+            rotation_deg=round(float(rotation), 3),
+            scale=round(float(c0_image), 4),
+            shift=(round(float(top_left[0]), 3), round(float(top_left[1]), 3)),
+            gain=round(float(cand.gain), 4),
+            flipped=bool(flipped),
+            raw_payload=raw,
         )
 
 
@@ -504,8 +553,11 @@ def detect_watermark(image: Image.Image, key: bytes | None = None, *, legacy: bo
 def read_identity(image: Image.Image, key: bytes) -> bytes | None:
     """The payload of an image read as it is (no search), if its check passes at gain 1."""
     source = Source.of(pl.read_channels(image))
-    found = decode(layout(resolve_watermark_key(key)),
-                   source.read(Geometry.identity(cell_size(*image.size), image.height, image.width)), 1.0)
+    found = decode(
+        layout(resolve_watermark_key(key)),
+        source.read(Geometry.identity(cell_size(*image.size), image.height, image.width)),
+        1.0,
+    )
     return np.packbits(found.payload_bits).tobytes() if found.ok else None
 
 
@@ -540,8 +592,11 @@ def _as_marked(source: Source, lay: Layout):
 def _cropped(source: Source, lay: Layout):
     """Crops at any offset, flips and quarter turns at the marked scale: the cell sizes from this image's own
     to twice it (a crop to half of each side), every whole-pixel translation at once."""
-    cands = [c for cell in crop_cells(source.width, source.height)
-             for c in dense_screen(source, lay, np.eye(2) * cell, _whole_pixel_spc(cell), (1.0,), "crop")]
+    cands = [
+        c
+        for cell in crop_cells(source.width, source.height)
+        for c in dense_screen(source, lay, np.eye(2) * cell, _whole_pixel_spc(cell), (1.0,), "crop")
+    ]
     for cand in _best(cands):
         cell = int(round(cand.geometry.cell_sizes[0]))
         spacing = cell / _whole_pixel_spc(cell)  # offsets between the samples: refined from half the spacing
@@ -642,16 +697,22 @@ def _resized(source: Source, lay: Layout, box: tuple[int, int, int, int] | None 
     screened on the cells of a central region (where a picture has its subject)."""
     x0, y0, x1, y1 = box or (0, 0, source.width, source.height)
     # a resized picture is a whole number of pixels; a found border's edges are good to about a pixel
-    extents = [(round(x1 - x0), round(y1 - y0))] if box is None else [
-        (round(x1 - x0) + d, round((round(x1 - x0) + d) * (y1 - y0) / (x1 - x0))) for d in (0, -1, 1)]
+    extents = (
+        [(round(x1 - x0), round(y1 - y0))]
+        if box is None
+        else [(round(x1 - x0) + d, round((round(x1 - x0) + d) * (y1 - y0) / (x1 - x0))) for d in (0, -1, 1)]
+    )
     geometries: list[Geometry] = []
     for (w, h), w0, h0 in _original_sizes(extents, exclude_own=box is None):
         sx, sy = w / w0, h / h0
         c0 = cell_size(w0, h0)
         rows, cols = (h0 - 1) // c0 + 1, (w0 - 1) // c0 + 1
-        geometries.append(Geometry((c0 * sx, 0.0, 0.0, c0 * sy), (x0 + (sx - 1) / 2, y0 + (sy - 1) / 2), (0, 0), (rows, cols)))
-    fits, zs = screen_geometries(source, lay, [_central(g, BOX_SCREEN_CELLS if box else SCREEN_CELLS) for g in geometries],
-                                 (1.0, 0.95))
+        geometries.append(
+            Geometry((c0 * sx, 0.0, 0.0, c0 * sy), (x0 + (sx - 1) / 2, y0 + (sy - 1) / 2), (0, 0), (rows, cols))
+        )
+    fits, zs = screen_geometries(
+        source, lay, [_central(g, BOX_SCREEN_CELLS if box else SCREEN_CELLS) for g in geometries], (1.0, 0.95)
+    )
     found = [Candidate(g, 1.0, float(f), "resized", float(z)) for g, f, z in zip(geometries, fits, zs)]
     for cand in _best(found):
         yield refine(source, lay, cand, 1.0 if box else 0.25, levels=4 if box else 2, scale=0.002)
@@ -671,8 +732,9 @@ def _original_sizes(extents: list[tuple[int, int]], exclude_own: bool):
                 yield (w, h), w0, h0
 
 
-def screen_geometries(source: Source, lay: Layout, geometries: list[Geometry],
-                      gains: tuple[float, ...] = (1.0,)) -> tuple[np.ndarray, np.ndarray]:
+def screen_geometries(
+    source: Source, lay: Layout, geometries: list[Geometry], gains: tuple[float, ...] = (1.0,)
+) -> tuple[np.ndarray, np.ndarray]:
     """(fitness, z) of many geometries (each read in full; keep them small, see :func:`_central`) at their
     best of ``gains``: the reads batched by plane, one remap each (a search screens hundreds)."""
     fits = np.full(len(geometries), -1.0)
@@ -690,8 +752,8 @@ def screen_geometries(source: Source, lay: Layout, geometries: list[Geometry],
         for m, n in enumerate(members):
             a, b, c, d = geometries[n].matrix
             ox, oy = geometries[n].offset
-            maps_x[m * rows:(m + 1) * rows] = a * k + b * r + ox
-            maps_y[m * rows:(m + 1) * rows] = c * k + d * r + oy
+            maps_x[m * rows : (m + 1) * rows] = a * k + b * r + ox
+            maps_y[m * rows : (m + 1) * rows] = c * k + d * r + oy
         planes, (x0, y0) = source.planes_around(cell_x, cell_y, maps_x, maps_y)
         f = 2.0**-planes.level
         maps_x = (maps_x - np.float32(x0)) * np.float32(f)
@@ -708,8 +770,8 @@ def screen_geometries(source: Source, lay: Layout, geometries: list[Geometry],
             g = geometries[n]
             off = block_offset(g)
             r0, r1 = m * rows + off[0], m * rows + off[0] + 2 * nby
-            values = block_channels(band[r0:r1, off[1]: off[1] + 2 * nbx])
-            weights = block_weights(support[r0:r1, off[1]: off[1] + 2 * nbx])
+            values = block_channels(band[r0:r1, off[1] : off[1] + 2 * nbx])
+            weights = block_weights(support[r0:r1, off[1] : off[1] + 2 * nbx])
             gy, gx = min(nby, (g.cells[0] - off[0]) // 2), min(nbx, (g.cells[1] - off[1]) // 2)
             stack_v[m] = values
             stack_w[m, :gy, :gx] = weights[:gy, :gx]
@@ -737,8 +799,12 @@ def _central(geometry: Geometry, cells: int) -> Geometry:
     di, dj = max(0, (rows - cells) // 4 * 2), max(0, (cols - cells) // 4 * 2)
     a, b, c, d = geometry.matrix
     i0, j0 = geometry.origin
-    return Geometry(geometry.matrix, (geometry.offset[0] + a * dj + b * di, geometry.offset[1] + c * dj + d * di),
-                    (i0 + di, j0 + dj), (min(rows, cells), min(cols, cells)))
+    return Geometry(
+        geometry.matrix,
+        (geometry.offset[0] + a * dj + b * di, geometry.offset[1] + c * dj + d * di),
+        (i0 + di, j0 + dj),
+        (min(rows, cells), min(cols, cells)),
+    )
 
 
 def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
@@ -783,7 +849,11 @@ def _upscaled(source: Source, lay: Layout):
     factors = [f for f, _ in cues.upscale_factors(source.luma)[:2]]
     for factor in [*factors, *([2.0] if all(abs(f - 2.0) > 0.01 for f in factors) else [])]:
         # the crop's width in original pixels: the factor is good to ~0.1 %, which leaves two whole numbers
-        widths = [width // 2] if factor == 2.0 and width % 2 == 0 else [math.floor(width / factor), math.ceil(width / factor)]
+        widths = (
+            [width // 2]
+            if factor == 2.0 and width % 2 == 0
+            else [math.floor(width / factor), math.ceil(width / factor)]
+        )
         for wc in dict.fromkeys(widths):
             if wc < 32:
                 continue
@@ -797,8 +867,17 @@ def _upscaled(source: Source, lay: Layout):
             for cell in dict.fromkeys(cells):
                 matrix = np.array([[cell * sx, 0.0], [0.0, cell * sy]])
                 # the original pixels' centres: at (u + 0.5) x factor - 0.5 from the edge
-                found += dense_screen(source, lay, matrix, cell, (1.0,), "upscaled", orientations=_ORIENTATIONS[:1],
-                                      anchor=((sx - 1) / 2, (sy - 1) / 2), coarse=True)
+                found += dense_screen(
+                    source,
+                    lay,
+                    matrix,
+                    cell,
+                    (1.0,),
+                    "upscaled",
+                    orientations=_ORIENTATIONS[:1],
+                    anchor=((sx - 1) / 2, (sy - 1) / 2),
+                    coarse=True,
+                )
     for cand in _best(found):
         yield refine(source, lay, cand, 0.0, levels=1)
 
@@ -858,17 +937,30 @@ def _straightened(source: Source, lay: Layout):
             # cut off: a rotation whose fill the cue missed, such as on a picture with a dark frame)
             # ... or expanded to hold the whole turned picture (Pillow's expand: a canvas of w c + h s)
             cos, sin = math.cos(t), math.sin(t)
-            expanded = ((width * cos - height * sin) / (cos * cos - sin * sin), (height * cos - width * sin) / (cos * cos - sin * sin))
-            for scale, w0, h0 in ((1.0, round(width * grow), round(height * grow)), (grow, width, height),
-                                  (1.0, width, height), (1.0, round(expanded[0]), round(expanded[1]))):
+            expanded = (
+                (width * cos - height * sin) / (cos * cos - sin * sin),
+                (height * cos - width * sin) / (cos * cos - sin * sin),
+            )
+            for scale, w0, h0 in (
+                (1.0, round(width * grow), round(height * grow)),
+                (grow, width, height),
+                (1.0, width, height),
+                (1.0, round(expanded[0]), round(expanded[1])),
+            ):
                 if min(w0, h0) < 32:
                     continue
                 c0 = cell_size(w0, h0)
                 # lattice point (i, j) sits on the original's pixel (j c0, i c0); the original's centre on the image's
                 matrix = rot * (c0 * scale)
                 offset = centre - rot @ (np.array([(w0 - 1) / 2.0, (h0 - 1) / 2.0]) * scale)
-                geometries.append(Geometry(tuple(matrix.ravel()), (float(offset[0]), float(offset[1])), (0, 0),
-                                           ((h0 - 1) // c0 + 1, (w0 - 1) // c0 + 1)))
+                geometries.append(
+                    Geometry(
+                        tuple(matrix.ravel()),
+                        (float(offset[0]), float(offset[1])),
+                        (0, 0),
+                        ((h0 - 1) // c0 + 1, (w0 - 1) // c0 + 1),
+                    )
+                )
     fits, zs = screen_geometries(source, lay, [_central(g, TURN_SCREEN_CELLS) for g in geometries])
     found = [Candidate(g, 1.0, float(f), "straightened", float(z)) for g, f, z in zip(geometries, fits, zs)]
     # the angle grid is coarse for the whole picture: refine the likeliest, keep what stands out then
@@ -929,9 +1021,16 @@ SWEEP_TURN: Final = 10
 
 
 #: The search's families in the order they run: (name, candidates(source, layout)).
-FAMILIES: Final = (("as marked", _as_marked), ("crop", _cropped), ("resized", lambda source, lay: _resized(source, lay)),
-                   ("rotated", _turned), ("upscaled", _upscaled), ("centred", _centred), ("straightened", _straightened),
-                   ("framed", _framed))
+FAMILIES: Final = (
+    ("as marked", _as_marked),
+    ("crop", _cropped),
+    ("resized", lambda source, lay: _resized(source, lay)),
+    ("rotated", _turned),
+    ("upscaled", _upscaled),
+    ("centred", _centred),
+    ("straightened", _straightened),
+    ("framed", _framed),
+)
 
 
 def _angle(geometry: Geometry) -> float:
