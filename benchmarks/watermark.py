@@ -83,11 +83,11 @@ SHARED = ROOT.parent / "shared" / "datasets"
 KEY = watermark_key_from_text("transfigure watermark benchmark")
 
 
-#: every row: name -> edit(image, photo index)
 def _ignoring_index(edit: Callable[[Image.Image], Image.Image]) -> Callable[[Image.Image, int], Image.Image]:
     return lambda image, index: edit(image)
 
 
+#: every row: name -> edit(image, photo index)
 ROWS: dict[str, Callable[[Image.Image, int], Image.Image]] = {
     **{name: _ignoring_index(edit) for name, edit in ATTACKS.items()},
     **GEOMETRIC,
