@@ -149,13 +149,46 @@ def train_tiny(variant: str, tmp_path: Path, **training) -> dict:
     return run_pipeline(variant, tiny_params(variant, data, tmp_path / "models", **training))
 
 
+class Trained:
+    """One MLflow store (sqlite) in a git checkout for this module; each variant trained there once, on first use,
+    and shared by the tests that read its run and registered model."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.uri = root, f"sqlite:///{root / 'mlruns.db'}"
+        self.commit = git_checkout(root)
+        self._runs: dict[str, dict] = {}
+
+    def __call__(self, variant: str) -> dict:
+        if variant not in self._runs:
+            self._runs[variant] = train_tiny(variant, self.root / variant)
+        return self._runs[variant]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as mp:
+        store = Trained(root)
+        mp.setenv("MLFLOW_TRACKING_URI", store.uri)
+        mp.chdir(root)  # artifacts land beside the store
+        yield store
+
+
+@pytest.fixture
+def in_store(trained, monkeypatch) -> Trained:
+    """The module's store for one test (a test's own mlflow_uri fixture would point elsewhere)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.uri)
+    monkeypatch.chdir(trained.root)
+    return trained
+
+
 # -- what every variant does -------------------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(CASES))
-def test_pipeline_validates_trains_logs_registers_promotes_and_reloads(variant, tmp_path, mlflow_uri):
+def test_pipeline_validates_trains_logs_registers_promotes_and_reloads(variant, in_store):
     case = CASES[variant]
-    commit = git_checkout(tmp_path)
-    out = train_tiny(variant, tmp_path)
+    commit, mlflow_uri = in_store.commit, in_store.uri
+    out = in_store(variant)
     registered, report = out["registered_model"], out["validation_report"]
     assert registered["registered"] and registered["name"] == variant and registered["version"] == "1"
     assert report["success"] is True
@@ -212,17 +245,16 @@ def test_resumed_pipeline_continues_the_same_mlflow_run(variant, tmp_path, mlflo
 
 # -- what one variant adds --------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_cyclegan_second_training_is_version_2_and_the_gate_records_its_decision(tmp_path, mlflow_uri):
-    train_tiny("cyclegan", tmp_path)
-    data = tmp_path / "tiny_cyclegan"
-    out2 = run_pipeline("cyclegan", tiny_params("cyclegan", data, tmp_path / "models2"))
+def test_cyclegan_second_training_is_version_2_and_the_gate_records_its_decision(in_store, tmp_path):
+    in_store("cyclegan")
+    out2 = run_pipeline("cyclegan", tiny_params("cyclegan", in_store.root / "cyclegan" / "tiny_cyclegan", tmp_path))
     assert out2["registered_model"]["version"] == "2"
     assert (
         transfigure.load_translator("cyclegan", "latest").metadata["mlflow_run_id"]
         == out2["registered_model"]["run_id"]
     )
     # promoted or refused, the decision and its reason are on record
-    client = MlflowClient(mlflow_uri)
+    client = MlflowClient(in_store.uri)
     decision = out2["promotion"]
     assert str(client.get_model_version_by_alias("cyclegan", "champion").version) == (
         "2" if decision["promoted"] else "1"
@@ -233,16 +265,16 @@ def test_cyclegan_second_training_is_version_2_and_the_gate_records_its_decision
 
 
 @pytest.mark.slow
-def test_unit_decoders_differ_and_pix2pix_has_one_direction(tmp_path, mlflow_uri):
-    unit = train_tiny("unit", tmp_path / "unit")
-    translator = transfigure.load_translator("unit", unit["registered_model"]["version"])
+def test_unit_decoders_differ_and_pix2pix_has_one_direction(in_store):
+    in_store("unit")
+    translator = transfigure.load_translator("unit", 1)
     assert translator.config["generators"]["AtoB"]["type"] == "unit"
     img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 100, 3), dtype=np.uint8))
     assert not np.array_equal(
         np.asarray(translator.translate(img, "AtoB")), np.asarray(translator.translate(img, "BtoA"))
     )
 
-    train_tiny("pix2pix", tmp_path / "pix2pix")
+    in_store("pix2pix")
     with pytest.raises(
         ValueError, match="unknown direction .BtoA.*AtoB"
     ):  # one mapping only (the dataset did the swap)
@@ -250,8 +282,8 @@ def test_unit_decoders_differ_and_pix2pix_has_one_direction(tmp_path, mlflow_uri
 
 
 @pytest.mark.slow
-def test_spade_validates_label_ids_and_its_model_refuses_ids_it_cannot_represent(tmp_path, mlflow_uri):
-    out = train_tiny("spade", tmp_path)
+def test_spade_validates_label_ids_and_its_model_refuses_ids_it_cannot_represent(in_store):
+    out = in_store("spade")
     report = out["validation_report"]
     assert report["summary"]["label_max"] == 3
     assert "label_ids" in {r["expectation_config"]["meta"]["check"] for r in report["gx_result"]["results"]}
