@@ -82,3 +82,10 @@ def _slow_marker_is_honest(request, monkeypatch):
         real_init(self, args, *a, **kw)
 
     monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Modules with slow tests first (stable otherwise): xdist hands out whole modules in this order, so the long
+    ones start at once and the many quick ones fill the gaps at the end instead of a long one running alone."""
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_modules)

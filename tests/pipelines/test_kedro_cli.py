@@ -29,7 +29,10 @@ def kedro_run(root: Path, params: str, timeout: int = 600) -> subprocess.Complet
 @pytest.mark.slow
 def test_kedro_run_on_the_embedded_default_dataset(tmp_path):
     root = project_copy(tmp_path)
-    tiny = "cyclegan.training.max_steps=3,cyclegan.model.ngf=4,cyclegan.model.ndf=4,cyclegan.training.progress=false"
+    tiny = (
+        "cyclegan.training.max_steps=3,cyclegan.model.ngf=4,cyclegan.model.ndf=4,cyclegan.training.progress=false,"
+        "cyclegan.evaluation.max_images=4"
+    )
     proc = kedro_run(root, tiny)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # the embedded dataset was built offline, validated, and the report saved

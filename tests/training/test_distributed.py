@@ -82,7 +82,7 @@ def test_torchrun_kedro_pipeline_logs_and_registers_once(tmp_path):
     env = env_with_default_store()
     params = (
         "cyclegan.training.max_steps=3,cyclegan.model.ngf=4,cyclegan.model.ndf=4,"
-        "cyclegan.training.progress=false,cyclegan.training.log_every=1"
+        "cyclegan.training.progress=false,cyclegan.training.log_every=1,cyclegan.evaluation.max_images=4"
     )
     proc = subprocess.run(
         [
