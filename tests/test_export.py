@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 import pytest
 import torch
 from mlflow import MlflowClient
@@ -60,6 +58,9 @@ def lively(generator: nn.Module, config: dict) -> nn.Module:
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(TINY))
 def test_export_matches_pytorch_at_two_sizes(variant, tmp_path):
+    import onnx  # heavy: imported where used, not when the fast loop collects this module
+    import onnxruntime as ort
+
     torch.manual_seed(0)
     model = VARIANTS[variant](VARIANTS[variant].config_class(**TINY[variant]))
     gens = {d: lively(g, g.config) for d, g in model.generators().items()}

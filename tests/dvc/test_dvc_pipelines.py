@@ -23,6 +23,7 @@ def project():
     configure_project("transfigure")
 
 
+@pytest.mark.slow
 def test_prepare_data_builds_the_default_dataset_once_and_names_its_content(tmp_path):
     catalog = DataCatalog()
     catalog["params:prepare_data"] = {"root": str(tmp_path / "default")}

@@ -79,6 +79,7 @@ def identity_translator(directions: tuple[str, ...] = ("AtoB", "BtoA")) -> Trans
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["cyclegan", "unit"])
 def test_two_way_models_on_unpaired_data(tmp_path, default_root, variant):
     translator = Translator.from_folder(export_tiny(variant, tmp_path / "generator"))
@@ -98,6 +99,7 @@ def test_two_way_models_on_unpaired_data(tmp_path, default_root, variant):
     assert report.size == (3 * (128 + 2) + 2, 4 * (128 + 2) + 2 + 14)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["pix2pix", "spade"])
 def test_one_way_models_on_paired_data(tmp_path, default_root, variant):
     translator = Translator.from_folder(export_tiny(variant, tmp_path / "generator"))
@@ -119,6 +121,7 @@ def test_one_way_models_on_paired_data(tmp_path, default_root, variant):
     assert report.size == (3 * 130 + 2, 2 * 130 + 2 + 14)  # input | output | target, 2 rows
 
 
+@pytest.mark.slow
 def test_a_perfect_translator_scores_perfectly(tmp_path):
     """Identity on test pairs whose A equals B: L1 0, PSNR at its cap, SSIM 1, FID 0, cycle L1 0."""
     rng = np.random.default_rng(0)

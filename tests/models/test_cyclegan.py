@@ -43,6 +43,7 @@ def test_identity_loss_off_when_lambda_zero():
     assert "idt_A" not in losses and "idt_B" not in losses
 
 
+@pytest.mark.slow
 def test_cycle_loss_decreases_with_training():
     model = tiny(lambda_identity=0.0)
     opts = model.configure_optimizers()

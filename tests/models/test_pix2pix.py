@@ -208,6 +208,7 @@ def test_training_step_gives_finite_losses_and_changes_both_networks():
     assert list(vis) == ["real_A", "fake_B", "real_B"] and vis["fake_B"].shape == (2, 3, 32, 32)
 
 
+@pytest.mark.slow
 def test_l1_loss_decreases_on_a_fixed_pair():
     model = tiny(use_dropout=False, lr=1e-3)  # a higher LR than the paper's so that 30 steps tell
     opts = model.configure_optimizers()

@@ -160,6 +160,7 @@ def test_training_step_gives_finite_losses_and_changes_every_network():
     assert all(v.shape == (2, 3, 32, 32) for v in model.visuals().values())
 
 
+@pytest.mark.slow
 def test_reconstruction_loss_decreases_on_a_fixed_batch():
     model = tiny(lr=1e-3, dis_n_layer=2, dis_num_scales=2)  # 16 px images: cheap steps
     opts = model.configure_optimizers()

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from transfigure.tracking.config import resolve_registry_uri, resolve_tracking_uri
 from transfigure.tracking.mlflow_utils import configure_mlflow, flatten_params
 
@@ -14,6 +16,7 @@ def test_tracking_uri_precedence(tmp_path, monkeypatch):
     assert resolve_tracking_uri("http://127.0.0.1:5000", tmp_path) == "sqlite:////elsewhere.db"
 
 
+@pytest.mark.slow
 def test_configuring_a_store_leaves_no_registry_uri_behind(mlflow_uri, monkeypatch):
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     client, exp_id = configure_mlflow("leak-check")

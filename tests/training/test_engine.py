@@ -42,6 +42,7 @@ def test_linear_decay_matches_reference_rule():
     assert [round(linear_decay_factor(e, 2, 2), 4) for e in range(4)] == [1.0, 1.0, 0.6667, 0.3333]
 
 
+@pytest.mark.slow
 def test_fit_runs_all_epochs_logs_and_decays_lr(tmp_path, pairs):
     log = ListLogger()
     ds = pairs()
@@ -66,6 +67,7 @@ def test_fit_runs_all_epochs_logs_and_decays_lr(tmp_path, pairs):
     ]
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly_where_it_stopped(tmp_path, pairs):
     full_trainer = Trainer(tiny_model(), pairs(), TrainingConfig(**BASE), tmp_path / "full")
     full = full_trainer.fit()
@@ -215,6 +217,7 @@ def test_killed_run_resumes_from_last_checkpoint_not_from_zero(tmp_path, pairs):
         ("constant", {}, [2e-4] * 4),
     ],
 )
+@pytest.mark.slow
 def test_lr_policies_per_epoch(tmp_path, pairs, policy, extra, expected):
     log = ListLogger()
     cfg = TrainingConfig(**{**BASE, "lr_policy": policy, **extra})
@@ -223,6 +226,7 @@ def test_lr_policies_per_epoch(tmp_path, pairs, policy, extra, expected):
     assert [lr_by_epoch[e] for e in range(4)] == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_plateau_decays_when_the_watched_loss_stops_improving(tmp_path, pairs):
     cfg = TrainingConfig(
         **{**BASE, "lr_policy": "plateau", "plateau_metric": "D_A", "plateau_patience": 1, "lr_gamma": 0.5}

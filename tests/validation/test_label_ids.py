@@ -54,6 +54,7 @@ def test_metadata_records_the_ids_of_every_label_map(tmp_path):
     assert "label_ids" in build_image_metadata(tmp_path / "d", "aligned").columns
 
 
+@pytest.mark.slow
 def test_suite_fails_naming_files_and_ids(tmp_path):
     root = write_labelmap(tmp_path / "d", {"good": ids(0, 1, 2, 3), "bad": ids(0, 4, 9), "dc": ids(1, 255)})
     table = build_image_metadata(root, "labelmap")
