@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from transfigure.evaluation import frechet_distance, inception_features, kernel_inception_distance
+from transfigure.evaluation import frechet_distance, inception, inception_features, kernel_inception_distance
 from transfigure.evaluation.data import load_held_out, to_batch
 from transfigure.evaluation.inception import FEATURE_DIM, load_inception, tf_bilinear_resize
 
@@ -66,3 +66,27 @@ def test_grey_images_are_fed_as_rgb(day_night):
     np.testing.assert_array_equal(inception_features(grey), inception_features(grey.repeat(1, 3, 1, 1)))
     with pytest.raises(ValueError, match="Nx3xHxW"):
         inception_features(torch.zeros(2, 4, 32, 32))
+
+
+def test_the_same_images_are_not_scored_twice_in_one_process(monkeypatch):
+    calls = []
+
+    def fake_network(device):
+        def forward(batch):
+            calls.append(batch.shape[0])
+            return batch.mean(dim=(2, 3)).repeat(1, FEATURE_DIM // 3 + 1)[:, :FEATURE_DIM]
+
+        return forward
+
+    monkeypatch.setattr(inception, "load_inception", fake_network)
+    monkeypatch.setattr(inception, "_RECENT", type(inception._RECENT)())
+    images = torch.rand(3, 3, 20, 20, generator=torch.Generator().manual_seed(0))
+    first = inception.inception_features(images)
+    first[:] = 0  # the caller's copy: changing it changes nothing kept
+    again = inception.inception_features(images.clone())
+    assert calls == [3] and again.shape == (3, FEATURE_DIM) and again.any()
+    other = images.clone()
+    other[0, 0, 0, 0] = 1 - other[0, 0, 0, 0]  # one pixel differs: scored anew
+    inception.inception_features(other)
+    inception.inception_features(images, batch_size=2)  # another batching is another computation
+    assert calls == [3, 3, 2, 1]

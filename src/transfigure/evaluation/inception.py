@@ -27,6 +27,7 @@ day2night test set), so compare FIDs only within one protocol.
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import importlib.util
@@ -126,11 +127,36 @@ def _preprocess(images: torch.Tensor) -> torch.Tensor:
     return (x / 255.0 * (hi - lo) + lo).clamp(lo, hi)
 
 
-@torch.inference_mode()
+#: feature sets computed lately in this process, by content: one process often scores the same real images again
+#: (the evaluation that ends training and the promotion gate's champion re-evaluation on the same split, a notebook
+#: comparing versions); bounded by the bytes the features take
+_RECENT: collections.OrderedDict[tuple[str, str, int], np.ndarray] = collections.OrderedDict()
+_RECENT_MAX_BYTES: Final = 64 * 2**20
+
+
 def inception_features(images: torch.Tensor, *, batch_size: int = 16, device: str | torch.device = "cpu") -> np.ndarray:
-    """pool3 features (``N x 2048``, float64) of images given as ``Nx3xHxW`` (or ``Nx1xHxW``) floats in [0, 1]."""
+    """pool3 features (``N x 2048``, float64) of images given as ``Nx3xHxW`` (or ``Nx1xHxW``) floats in [0, 1].
+
+    The same images (by content) on the same device give the features computed before in this process, without
+    running the network again.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    pixels = images.detach().to("cpu", torch.float32).contiguous()
+    digest = hashlib.sha1(str(tuple(pixels.shape)).encode() + pixels.numpy().tobytes()).hexdigest()
+    key = (digest, str(torch.device(device)), batch_size)
+    if key in _RECENT:
+        _RECENT.move_to_end(key)
+        return _RECENT[key].copy()
+    features = _compute_features(images, batch_size=batch_size, device=device)
+    _RECENT[key] = features.copy()
+    while sum(f.nbytes for f in _RECENT.values()) > _RECENT_MAX_BYTES and len(_RECENT) > 1:
+        _RECENT.popitem(last=False)
+    return features
+
+
+@torch.inference_mode()
+def _compute_features(images: torch.Tensor, *, batch_size: int, device: str | torch.device) -> np.ndarray:
     device = torch.device(device)
     model = load_inception(str(device))
     out = []
