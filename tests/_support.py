@@ -107,17 +107,32 @@ def make_labelmap(root: Path, size: int = 32, n_train: int = 4, n_test: int = 2,
 
 
 # -- tiny trained + registered generators (promotion, export, notebook, mlflow server tests) -------------------
-def tiny_variant_params(variant: str, output_dir: Path, *, max_steps: int = 2, seed: int = 0, **model) -> dict:
-    """The project's parameters for ``variant`` shrunk to a seconds-long CPU run: 32 px, ngf/dim 4, ``max_steps``."""
-    import yaml
+#: each variant's smallest networks for 32 px images (unit: 3 discriminator layers, so that its third scale, 8 px,
+#: still fits; spade: the latent grid sized for a 32 px crop)
+TINY_MODEL: dict[str, dict] = {
+    "cyclegan": {"ngf": 4, "ndf": 4},
+    "pix2pix": {"ngf": 4, "ndf": 4, "num_downs": 5},
+    "unit": {"dim": 4, "dis_dim": 4, "dis_n_layer": 3},
+    "spade": {"ngf": 4, "ndf": 4, "spade_hidden": 8, "crop_size": 32},
+}
 
-    p = yaml.safe_load((PROJECT / f"conf/base/parameters_train_{variant}.yml").read_text())[variant]
+
+def project_params(variant: str) -> dict:
+    """conf/base parameters of ``variant`` with ${...} interpolations resolved, as Kedro's OmegaConfigLoader does."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    raw = yaml.safe_load((PROJECT / f"conf/base/parameters_train_{variant}.yml").read_text())
+    return OmegaConf.to_container(OmegaConf.create(raw), resolve=True)[variant]
+
+
+def tiny_variant_params(variant: str, output_dir: Path, *, max_steps: int = 2, seed: int = 0, **model) -> dict:
+    """The project's parameters for ``variant`` shrunk to a seconds-long CPU run: 32 px, :data:`TINY_MODEL`,
+    ``max_steps``."""
+    p = project_params(variant)
     p["output_dir"] = str(output_dir)
     p["data"].update(load_size=36, crop_size=32)
-    width = {"unit": {"dim": 4, "dis_dim": 4}, "pix2pix": {"ngf": 4, "ndf": 4, "num_downs": 5}}.get(
-        variant, {"ngf": 4, "ndf": 4}
-    )
-    p["model"].update({**width, "seed": seed, **model})
+    p["model"].update({**TINY_MODEL[variant], "seed": seed, **model})
     p["training"].update(
         {
             "progress": False,
@@ -126,6 +141,8 @@ def tiny_variant_params(variant: str, output_dir: Path, *, max_steps: int = 2, s
             "sample_every": 1000,
             "checkpoint_every": 1000,
             "seed": seed,
+            # batch norm at the 1x1 latent grid of a 32 px crop needs more than one value per channel
+            **({"batch_size": 2} if variant == "spade" else {}),
         }
     )
     p.setdefault("evaluation", {}).update({"max_images": 4, "kid_subset_size": 2, "kid_subsets": 5, "report_rows": 2})

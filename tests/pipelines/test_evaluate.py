@@ -13,25 +13,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from kedro.runner import SequentialRunner
 from mlflow import MlflowClient
-from omegaconf import OmegaConf
 from PIL import Image
 
-from _support import env_with_default_store, project_catalog, project_copy
+from _support import env_with_default_store, project_catalog, project_copy, tiny_variant_params
 from transfigure.data.default_dataset import build_default_dataset
 from transfigure.pipeline_registry import register_pipelines
 
-PROJECT = Path(__file__).resolve().parents[2]
 KEDRO = str(Path(sys.executable).with_name("kedro"))
 SUBSET = {"cyclegan": "day2night", "unit": "day2night", "pix2pix": "edges2photo", "spade": "labels2photo"}
-TINY_MODEL = {
-    "cyclegan": {"ngf": 4, "ndf": 4},
-    "unit": {"dim": 4, "dis_dim": 4, "dis_n_layer": 3},  # 3 discriminator layers fit the 8 px third scale
-    "pix2pix": {"ngf": 4, "ndf": 4, "num_downs": 5},
-    "spade": {"ngf": 4, "ndf": 4, "spade_hidden": 8, "crop_size": 32},
-}
 UNPAIRED_KEYS = {"fid_AtoB", "fid_BtoA", "kid_AtoB", "kid_BtoA", "cycle_l1_A", "cycle_l1_B", "fid", "kid"}
 PAIRED_KEYS = {"fid", "kid", "l1", "psnr", "ssim"}
 
@@ -46,23 +37,10 @@ def default_root(tmp_path_factory) -> Path:
 
 
 def tiny_params(variant: str, data_path: Path, output_dir: Path, **training) -> dict:
-    """conf/base parameters (interpolations resolved) for a seconds-long run on 32 px images."""
-    raw = yaml.safe_load((PROJECT / f"conf/base/parameters_train_{variant}.yml").read_text())
-    p = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)[variant]
-    p["output_dir"] = str(output_dir)
-    p["data"].update(path=str(data_path), load_size=36, crop_size=32)
-    p["model"].update(TINY_MODEL[variant])
-    p["training"].update(
-        {
-            "progress": False,
-            "max_steps": 2,
-            "log_every": 1,
-            "sample_every": 1000,
-            "checkpoint_every": 1000,
-            **({"batch_size": 2} if variant == "spade" else {}),
-            **training,
-        }
-    )
+    """The project's tiny parameters (tests/_support.py) on ``data_path``, with a 4-image evaluation."""
+    p = tiny_variant_params(variant, output_dir)
+    p["data"]["path"] = str(data_path)
+    p["training"].update(training)
     p["evaluation"].update(max_images=4, kid_subset_size=4, kid_subsets=10, report_rows=2, curve_images=2)
     return p
 

@@ -9,16 +9,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from kedro.config import OmegaConfigLoader
 from kedro.framework.project import configure_project, pipelines
 from kedro.runner import SequentialRunner
 from mlflow import MlflowClient
-from omegaconf import OmegaConf
 from PIL import Image
 
 import transfigure
-from _support import git_checkout, make_aligned, make_labelmap, make_unaligned, project_catalog
+from _support import (
+    git_checkout,
+    make_aligned,
+    make_labelmap,
+    make_unaligned,
+    project_catalog,
+    project_params,
+    tiny_variant_params,
+)
 from transfigure.data.datasets import LabelIdError
 from transfigure.models import VARIANTS
 from transfigure.pipelines.training.nodes import build_dataset, model_config
@@ -35,8 +41,6 @@ class Case:
     """What one variant's tiny run looks like and what its logged run and registered model must show."""
 
     make_data: object
-    model: dict
-    training: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)  # logged MLflow params the variant's reference fixes
     losses: tuple[str, ...] = ("loss_G",)  # per-step metrics
     lr: tuple[float, float] = (2e-4, 2e-4)  # lr_G, lr_D
@@ -47,13 +51,11 @@ class Case:
 CASES = {
     "cyclegan": Case(
         make_unaligned,
-        {"ngf": 4, "ndf": 4},
         params={"model.ngf": "4", "model.lambda_A": "10.0"},
         losses=("loss_G", "loss_D_A", "loss_cycle_A"),
     ),
     "pix2pix": Case(
         make_aligned,
-        {"num_downs": 5, "ngf": 4, "ndf": 4},
         params={
             "model.netG": "unet",
             "model.num_downs": "5",
@@ -65,10 +67,8 @@ CASES = {
         directions=("AtoB",),
         size_multiple=32,
     ),
-    # 32 px images: 3 discriminator layers so that the third scale (8 px) still fits
     "unit": Case(
         make_unaligned,
-        {"dim": 4, "dis_dim": 4, "dis_n_layer": 3},
         params={
             "model.dim": "4",
             "model.n_shared": "1",
@@ -79,12 +79,9 @@ CASES = {
         losses=("loss_G", "loss_D_A", "loss_D_B", "loss_recon_x_A", "loss_kl_B", "loss_cyc_x_A", "loss_adv_B"),
         lr=(1e-4, 1e-4),
     ),
-    # batch 2: batch norm at the 1x1 latent grid of a 32 px crop needs more than one value per channel;
     # TTUR: lr_G = lr / 2, lr_D = lr * 2
     "spade": Case(
         make_labelmap,
-        {"ngf": 4, "ndf": 4, "spade_hidden": 8, "crop_size": 32},
-        {"batch_size": 2},
         params={"model.label_nc": str(LABEL_NC), "model.gan_mode": "hinge", "model.use_instance": "True"},
         losses=("loss_GAN_Feat",),
         lr=(1e-4, 4e-4),
@@ -104,31 +101,12 @@ def test_every_variant_has_a_case_and_a_pipeline():
     assert {f"train_{v}" for v in VARIANTS} <= set(pipelines)
 
 
-def base_params(variant: str) -> dict:
-    """conf/base parameters with ${...} interpolations resolved, as Kedro's OmegaConfigLoader does."""
-    raw = yaml.safe_load((PROJECT / f"conf/base/parameters_train_{variant}.yml").read_text())
-    return OmegaConf.to_container(OmegaConf.create(raw), resolve=True)[variant]
-
-
 def tiny_params(variant: str, data_path: Path, output_dir: Path, **training) -> dict:
-    case = CASES[variant]
-    p = base_params(variant)
-    p["output_dir"] = str(output_dir)
-    p["data"].update(path=str(data_path), load_size=36, crop_size=32)
+    p = tiny_variant_params(variant, output_dir, max_steps=4)
+    p["data"]["path"] = str(data_path)
     if variant == "spade":
         p["data"]["label_nc"] = p["validation"]["label_nc"] = LABEL_NC
-    p["model"].update(case.model)
-    p["training"].update(
-        {
-            "progress": False,
-            "max_steps": 4,
-            "log_every": 1,
-            "sample_every": 2,
-            "checkpoint_every": 2,
-            **case.training,
-            **training,
-        }
-    )
+    p["training"].update({"sample_every": 2, "checkpoint_every": 2, **training})
     return p
 
 
@@ -364,13 +342,13 @@ def test_too_small_crop_for_the_unit_discriminator_names_the_fix(tmp_path, mlflo
 
 # -- parameters and datasets, without training --------------------------------------------------------------------
 def test_base_parameters_are_valid_and_tiny():
-    p = base_params("pix2pix")
+    p = project_params("pix2pix")
     assert p["data"]["default_subset"] == "edges2photo" and p["data"]["path"] is None
     assert p["data"]["format"] == "aligned"  # never auto: trainA/ + trainB/ would be taken as unpaired
     assert p["data"]["crop_size"] % 2 ** p["model"]["num_downs"] == 0  # the U-Net needs multiples of 2**num_downs
     config = model_config("pix2pix", p["data"], p["model"])
     assert config.generator_config()["num_downs"] == 6 and TrainingConfig(**p["training"]).total_epochs == 20
-    spade = base_params("spade")  # the model follows the data section
+    spade = project_params("spade")  # the model follows the data section
     assert spade["validation"]["label_nc"] == spade["data"]["label_nc"] == 8
     assert spade["model"]["use_instance"] is spade["data"]["use_instance"] is True
     assert spade["model"]["crop_size"] == spade["data"]["crop_size"] == 64 and spade["model"]["use_vgg_loss"] is False
@@ -407,7 +385,7 @@ def test_paper_environment_merges_into_the_paper_setup():
 
 def test_direction_btoa_swaps_input_and_target(tmp_path):
     root = make_aligned(tmp_path / "aligned")
-    data = {**base_params("pix2pix")["data"], "load_size": 32, "crop_size": 32, "flip": False, "preprocess": "none"}
+    data = {**project_params("pix2pix")["data"], "load_size": 32, "crop_size": 32, "flip": False, "preprocess": "none"}
     dataset = {"root": str(root), "format": "aligned"}
     a2b = build_dataset(dataset, {**data, "direction": "AtoB"})[0]
     b2a = build_dataset(dataset, {**data, "direction": "BtoA"})[0]
@@ -422,7 +400,7 @@ def test_paired_images_of_different_sizes_fail_clearly_without_resizing(tmp_path
     (root / "trainB").mkdir(parents=True)
     Image.new("RGB", (32, 32)).save(root / "trainA" / "x.png")
     Image.new("RGB", (40, 32)).save(root / "trainB" / "x.png")
-    data = {**base_params("pix2pix")["data"], "preprocess": "crop", "crop_size": 32}
+    data = {**project_params("pix2pix")["data"], "preprocess": "crop", "crop_size": 32}
     dataset = build_dataset({"root": str(root), "format": "paired"}, data)
     with pytest.raises(
         ValueError, match=r"paired images differ in size: '.*trainA/x\.png' is 32x32, '.*trainB/x\.png' is 40x32"
