@@ -40,7 +40,6 @@ __all__ = [
     "list_images",
     "resolve_format",
     "scan_folder",
-    "split_exists",
 ]
 
 #: File extensions (lower case, with the dot) of the images the trainer reads and validation
@@ -107,11 +106,6 @@ def check_format(fmt: str) -> str:
 def domain_folders(root: str | os.PathLike[str], fmt: str, split: str) -> dict[str, Path]:
     """``{domain: folder}`` of one split of a ``fmt`` dataset (whether the folders exist or not)."""
     return {folder.domain: folder.path(root, split) for folder in LAYOUTS[check_format(fmt)]}
-
-
-def split_exists(root: str | os.PathLike[str], fmt: str, split: str) -> bool:
-    """Whether ``root`` has ``split`` in the ``fmt`` layout (its probe folder exists)."""
-    return LAYOUTS[check_format(fmt)][0].path(root, split).is_dir()
 
 
 def _has_required_folders(root: Path, fmt: str, split: str) -> bool:

@@ -121,8 +121,3 @@ def on_rank_zero(fn: Callable[P, R]) -> Callable[P, R]:
         return broadcast_object(fn(*args, **kwargs) if ctx.is_main else None, ctx)
 
     return wrapper
-
-
-def barrier(ctx: DistContext) -> None:
-    if ctx.enabled:
-        dist.barrier()
