@@ -1,9 +1,12 @@
 """Use a trained generator: ``Translator.from_folder(folder).translate(image)``.
 
 ``transfigure.load_translator("cyclegan", "champion")`` fetches the folder from the MLflow
-registry first. The same :class:`Translator` serves the Python API, the MLflow pyfunc and the BentoML
-service, so all of them translate identically; the service translates and watermarks through
-:func:`translate_and_stamp`, which batch jobs can call too.
+registry first. :class:`Translator` returns RAW pixels (no watermark, no manifest, no ledger row):
+it is the Python API for whoever needs them. Every path that hands images to others (the BentoML
+service, batch translation, the registered MLflow model) goes through :func:`translate_and_stamp`,
+which translates with the same :class:`Translator` and the same input conversion
+(:func:`transfigure.data.images.convert_image`: alpha composited over white, 16 bit scaled), so
+the pixels agree across all paths, and stamps every output.
 
 Generators whose config has a ``label_nc`` (SPADE) take a LABEL MAP instead of a photo: a
 single-channel PIL image of class ids (modes L, P, I, I;16; colour-coded RGB maps are refused),
@@ -21,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from transfigure.data.images import convert_image
 from transfigure.data.rules import DONTCARE_ID, LABEL_MODES, check_label_ids
 from transfigure.data.transforms import tensor_to_pil, to_tensor
 from transfigure.models.io import load_generators
@@ -53,6 +57,20 @@ class Translator:
 
     def _input_channels(self, direction: str) -> int:
         return int(self.config["generators"][direction].get("input_nc", 3))
+
+    def input_mode(self, direction: str = "AtoB") -> str:
+        """The Pillow mode ``direction``'s generator reads photos in: ``"L"`` or ``"RGB"``."""
+        return "L" if self._input_channels(direction) == 1 else "RGB"
+
+    def prepare(self, image: Image.Image, direction: str = "AtoB", *, name: str | None = None) -> Image.Image:
+        """``image`` converted like training data for ``direction`` (photo generators only).
+
+        Every path (this class, the service, batch translation, the MLflow model) converts with
+        :func:`~transfigure.data.images.convert_image`, so an RGBA or 16-bit input gives the
+        same pixels everywhere. Raises ``ValueError`` for modes that cannot be converted.
+        """
+        name = name or str(getattr(image, "filename", "") or "<image given to translate()>")
+        return convert_image(image, self.input_mode(direction), path=name)
 
     @torch.no_grad()
     def translate_tensor(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
@@ -87,6 +105,10 @@ class Translator:
     ) -> Image.Image:
         """Translate one PIL image; the output has the input's size (RGB, or L for 1-channel models).
 
+        The output is UNMARKED (no watermark, manifest or ledger row): use it in your own code;
+        :func:`translate_and_stamp` is the path for images that leave your hands. Photos are
+        converted like training data (:meth:`prepare`: alpha over white, 16 bit scaled).
+
         For label-map generators (SPADE) ``image`` is the label map (class ids) and the result is
         an RGB photo; ``instance`` is the instance-id map (when the model uses one; without it the
         label map's own class boundaries serve as instance edges), ``style`` an image whose style
@@ -104,8 +126,7 @@ class Translator:
             raise ValueError(
                 f"instance/style/seed are for label-map generators (SPADE); this is a {self.variant} model"
             )
-        mode = "L" if self._input_channels(direction) == 1 else "RGB"
-        x = to_tensor(image.convert(mode)).unsqueeze(0)
+        x = to_tensor(self.prepare(image, direction)).unsqueeze(0)
         return tensor_to_pil(self.translate_tensor(x, direction)[0])
 
     # -- label maps (SPADE) ----------------------------------------------------------------
@@ -182,6 +203,13 @@ def label_ids_from_image(image: Image.Image, name: str = "<label map>", what: st
     return ids
 
 
+def _resized_ids(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """A label/instance map resized without inventing ids (nearest neighbour), keeping its name."""
+    out = image.resize(size, Image.Resampling.NEAREST)
+    out.filename = getattr(image, "filename", "")  # type: ignore[attr-defined]
+    return out
+
+
 def translate_and_stamp(
     translator: Translator,
     images: Sequence[Image.Image],
@@ -193,6 +221,9 @@ def translate_and_stamp(
     quality: int | None = None,
     config: ProvenanceConfig | None = None,
     batch_size: int = 16,
+    instances: Sequence[Image.Image | None] | None = None,
+    style: Image.Image | None = None,
+    seed: int | None = None,
 ) -> list[Stamped | ValueError]:
     """Translate images and stamp every output: the one translate + watermark path of transfigure.
 
@@ -205,8 +236,10 @@ def translate_and_stamp(
     Photos of the same size run through the generator together, at most ``batch_size`` at a
     time; sizes are never mixed in a batch, since padding to a common size would change the
     per-image (instance-norm) statistics and so the pixels. Label maps (SPADE) are translated
-    one by one. Photo inputs of any Pillow mode are converted like training data
-    (:func:`transfigure.data.images.convert_image`: alpha over white, 16 bit scaled).
+    one by one, each with its instance map (``instances[i]``, resized like its label map) and the
+    shared ``style`` image or ``seed`` (multimodal SPADE: the style image's look, or a
+    reproducible random one). Photo inputs of any Pillow mode are converted like training data
+    (:meth:`Translator.prepare`), exactly as :meth:`Translator.translate` converts them.
 
     Returns, in input order, a :class:`~transfigure.provenance.Stamped` per image, or the
     ``ValueError`` that refused that image (a label map with unknown class ids, an unconvertible
@@ -215,7 +248,6 @@ def translate_and_stamp(
     Raises:
         ValueError: ``direction`` is not one of the model's directions.
     """
-    from transfigure.data.images import convert_image
     from transfigure.provenance import stamp_output
 
     direction = direction or translator.directions[0]
@@ -223,21 +255,29 @@ def translate_and_stamp(
         raise ValueError(
             f"unknown direction {direction!r} for this {translator.variant} model: use one of {translator.directions}"
         )
+    if instances is not None and len(instances) != len(images):
+        raise ValueError(f"{len(instances)} instance maps for {len(images)} images: give one (or None) per image")
     outputs: list[Image.Image | ValueError | None] = [None] * len(images)
     if translator.takes_label_maps(direction):
         for i, label in enumerate(images):
+            instance = instances[i] if instances is not None else None
             try:
                 if size is not None and label.size != tuple(size):
-                    label = label.resize(tuple(size), Image.Resampling.NEAREST)
-                outputs[i] = translator.translate(label, direction)
+                    label = _resized_ids(label, tuple(size))
+                    if instance is not None:
+                        instance = _resized_ids(instance, tuple(size))
+                outputs[i] = translator.translate(label, direction, instance=instance, style=style, seed=seed)
             except ValueError as exc:  # LabelIdError, colour label maps, ...
                 outputs[i] = exc
     else:
-        mode = "L" if translator._input_channels(direction) == 1 else "RGB"
+        if (instances is not None and any(m is not None for m in instances)) or style is not None or seed is not None:
+            raise ValueError(
+                f"instance maps, style and seed are for label-map generators (SPADE); this is a {translator.variant} model"
+            )
         by_size: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = {}
         for i, image in enumerate(images):
             try:
-                x = convert_image(image, mode, path=f"image {i}")
+                x = translator.prepare(image, direction, name=str(getattr(image, "filename", "") or f"image {i}"))
             except ValueError as exc:
                 outputs[i] = exc
                 continue
