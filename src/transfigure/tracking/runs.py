@@ -88,6 +88,8 @@ def run_tracked_training(
             if numeric:
                 mlflow.log_metrics(numeric)
         result = trainer.fit()
+        if result.archived is not None:
+            mlflow.set_tag("previous_checkpoints", str(result.archived.folder))
 
         # The export DVC tracks holds what the weights determine (byte-reproducible); the copy logged
         # to MLflow also names its run and commit (Translator.metadata, the service's model info).
@@ -131,6 +133,7 @@ def run_tracked_training(
         "seconds": round(result.seconds, 3),
         "images_per_second": round(result.images_per_second, 3),
         "resumed_from_step": result.resumed_from_step,
+        "previous_checkpoints": str(result.archived.folder) if result.archived else None,
         "losses": result.losses,
         "device": str(trainer.device),
         "precision": trainer.precision.mode,
