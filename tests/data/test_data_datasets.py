@@ -443,8 +443,11 @@ def test_held_out_part_of_train_for_every_format(tmp_path: Path, fmt: str, caplo
         assert [s for s in held_again[domain] if s.startswith("f")] == evaluated
 
 
-def test_a_train_split_too_small_to_hold_out_from_is_named(tmp_path: Path) -> None:
+def test_a_train_split_too_small_to_hold_out_from_is_named(tmp_path: Path, caplog) -> None:
     root = _train_only(tmp_path / "one", "aligned", ["only"])
-    with pytest.raises(ValueError, match=r"no test/ or val/ split.*at least 2.*1 pairs"):
-        DataConfig(load_size=8, crop_size=8).make_dataset(root, "aligned")
-    assert len(DataConfig(load_size=8, crop_size=8, holdout_fraction=None).make_dataset(root, "aligned")) == 1
+    data = DataConfig(load_size=8, crop_size=8)
+    with caplog.at_level(logging.WARNING, logger="transfigure.data.datasets"):
+        assert len(data.make_dataset(root, "aligned")) == 1  # trains on it, and says evaluation will fail
+    assert "too few pairs (1) to hold any out" in caplog.text
+    with pytest.raises(ValueError, match=r"no test/ or val/ split.*too few pairs \(1\)"):
+        data.make_dataset(root, "aligned", holdout=data.holdout(root, "aligned").held_out())

@@ -201,14 +201,16 @@ class TranslationDataset(Dataset[dict[str, Any]]):
         """``items`` of this dataset's side of :attr:`holdout` (all of them without one); logs the split."""
         if self.holdout is None:
             return items
-        try:
-            chosen = self.holdout.select(items, key)
-        except ValueError as exc:
-            raise ValueError(
-                f"'{self.root}' has no test/ or val/ split, so part of {self.split!r} is held out for "
-                f"evaluation, but {exc} ({len(items)} {what}); add a test split or more images"
-            ) from None
+        chosen = self.holdout.select(items, key)
         held = len(chosen) if self.holdout.part == "held_out" else len(items) - len(chosen)
+        if not held:
+            message = (
+                f"'{self.root}' has no test/ or val/ split, and its {self.split!r} split has too few {what} "
+                f"({len(items)}) to hold any out for evaluation; add a test split or more images"
+            )
+            if self.holdout.part == "held_out":
+                raise ValueError(message)
+            logger.warning("%s: training on all of them, evaluation will fail", message)
         if self.holdout_summary is None:
             self.holdout_summary = {**self.holdout.describe(), "part": self.holdout.part, "held_out": {}, "total": {}}
         self.holdout_summary["held_out"][domain] = held

@@ -227,8 +227,8 @@ class Holdout:
     about ``fraction`` of the files, and adding files never moves the existing ones. When that
     gives fewer than ``min(min_count, n // 2)`` of the ``n`` files (small datasets), the files
     with the next lowest scores are added up to that number; only in this small regime can a new
-    file displace an old one. At least one file is always left to train on; fewer than two files
-    cannot be split. Unpaired data is held out per domain folder.
+    file displace an old one. At least one file is always left to train on, so a single file is
+    never held out. Unpaired data is held out per domain folder.
 
     ``part`` says which side a dataset reads: ``train`` (all but the held-out files) or ``held_out``.
     """
@@ -253,15 +253,11 @@ class Holdout:
         return replace(self, part="held_out")
 
     def held_out_keys(self, keys: Collection[str]) -> frozenset[str]:
-        """The keys (of one folder) that are held out.
-
-        Raises:
-            ValueError: fewer than two keys (nothing to split).
-        """
+        """The keys (of one folder) that are held out; none of fewer than two."""
         unique = set(keys)
         n = len(unique)
         if n < 2:
-            raise ValueError(f"cannot hold out part of {n} file(s): at least 2 are needed")
+            return frozenset()
         ranked = sorted(unique, key=lambda k: (holdout_score(k), k))
         count = sum(holdout_score(k) < self.fraction for k in ranked)
         count = max(count, min(self.min_count, n // 2))
