@@ -43,6 +43,8 @@ def _legacy_dataset(dataset: dict[str, str], data: dict[str, Any], split: str = 
         "load_size",
         "crop_size",
         "flip",
+        "holdout_fraction",  # added since; not a dataset argument (and these datasets have a test split)
+        "holdout_min_count",
     }
     transform = TransformConfig(
         preprocess=data.get("preprocess", "resize_and_crop"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from torch.utils.data import DataLoader
 from transfigure.data import (
     DATASET_FORMATS,
     AlignedDataset,
+    DataConfig,
     LabelIdError,
     LabelMapDataset,
     PairedDataset,
@@ -22,6 +24,7 @@ from transfigure.data import (
     list_images,
     make_dataset,
 )
+from transfigure.data.layout import Holdout
 
 CROP = TransformConfig(preprocess="resize_and_crop", load_size=36, crop_size=32, flip=True)
 
@@ -360,3 +363,91 @@ def test_make_dataset_factory(aligned_root: Path) -> None:
         make_dataset("folder", aligned_root)
     with pytest.raises(TypeError, match="TransformConfig"):
         make_dataset("aligned", aligned_root, transform={"load_size": 8})
+
+
+# ------------------------------------------------------------------ the held-out part of train (no test/ or val/)
+_TRAIN_FOLDERS = {
+    "aligned": {"AB": "train"},
+    "paired": {"A": "trainA", "B": "trainB"},
+    "unaligned": {"A": "trainA", "B": "trainB"},
+    "labelmap": {"label": "train_label", "image": "train_img", "instance": "train_inst"},
+}
+
+
+def _train_only(root: Path, fmt: str, names: list[str]) -> Path:
+    """A ``fmt`` dataset with only a train split: one tiny PNG per name and folder (unaligned B: other names)."""
+    for domain, folder in _TRAIN_FOLDERS[fmt].items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for i, name in enumerate(names):
+            stem = f"{name}_b" if fmt == "unaligned" and domain == "B" else name
+            if domain in ("label", "instance"):
+                Image.fromarray(np.full((8, 8), i % 4, np.uint8), mode="L").save(root / folder / f"{stem}.png")
+            else:
+                size = (16, 8) if fmt == "aligned" else (8, 8)
+                Image.new("RGB", size, (i * 7 % 256, 90, 200)).save(root / folder / f"{stem}.png")
+    return root
+
+
+def _listing(ds) -> dict[str, list[str]]:
+    """The file names a dataset reads, per domain."""
+    if isinstance(ds, AlignedDataset):
+        lists = {"AB": ds.paths}
+    elif isinstance(ds, PairedDataset):
+        lists = {"A": [a for a, _ in ds.pairs], "B": [b for _, b in ds.pairs]}
+    elif isinstance(ds, UnalignedDataset):
+        lists = {"A": ds.A_paths, "B": ds.B_paths}
+    else:
+        lists = {role: [item[role] for item in ds.items] for role in ("label", "image", "instance")}
+    return {domain: [p.stem for p in paths] for domain, paths in lists.items()}
+
+
+@pytest.mark.parametrize("fmt", sorted(_TRAIN_FOLDERS))
+def test_held_out_part_of_train_for_every_format(tmp_path: Path, fmt: str, caplog) -> None:
+    names = [f"f{i:03d}" for i in range(30)]
+    root = _train_only(tmp_path / fmt, fmt, names)
+    # min_count 1: the hash threshold alone decides (a larger minimum tops small sets up, see test_data_layout)
+    data = DataConfig(
+        load_size=8, crop_size=8, label_nc=4, use_instance=True, holdout_fraction=0.2, holdout_min_count=1
+    )
+    rule = data.holdout(root, fmt)
+    assert rule == Holdout(0.2, 1, "train")
+
+    with caplog.at_level(logging.INFO, logger="transfigure.data.datasets"):
+        train = data.make_dataset(root, fmt)  # the train split leaves its held-out part out
+    held = data.make_dataset(root, fmt, holdout=rule.held_out())
+    everything = data.model_copy(update={"holdout_fraction": None}).make_dataset(root, fmt)
+    assert "held out for evaluation" in caplog.text
+
+    expected = rule.held_out_keys(names)
+    for domain, all_files in _listing(everything).items():
+        trained, evaluated = _listing(train)[domain], _listing(held)[domain]
+        assert not set(trained) & set(evaluated) and sorted(trained + evaluated) == sorted(all_files), domain
+        stems = {s.removesuffix("_b") for s in evaluated}
+        if fmt == "unaligned" and domain == "B":  # unpaired data: each folder is held out on its own names
+            assert stems == {n for n in names if f"{n}_b" in rule.held_out_keys([f"{m}_b" for m in names])}
+        else:  # pairs (and label, photo, instance) are held out together
+            assert stems == expected, domain
+    summary = train.holdout_summary
+    assert summary["part"] == "train" and summary["fraction"] == 0.2 and "sha256" in summary["rule"]
+    if fmt == "unaligned":
+        assert summary["held_out"] == {"A": len(held.A_paths), "B": len(held.B_paths)}
+    else:
+        assert summary["held_out"] == {"pairs": len(held)} and len(train) + len(held) == len(everything)
+    train[0], held[0]  # the items still load
+
+    # the same names give the same split in a new dataset object; adding files moves none of the old ones
+    assert _listing(data.make_dataset(root, fmt)) == _listing(train)
+    _train_only(root, fmt, [f"g{i:03d}" for i in range(10)])
+    held_again = _listing(data.make_dataset(root, fmt, holdout=rule.held_out()))
+    for domain, evaluated in _listing(held).items():
+        assert [s for s in held_again[domain] if s.startswith("f")] == evaluated
+
+
+def test_a_train_split_too_small_to_hold_out_from_is_named(tmp_path: Path, caplog) -> None:
+    root = _train_only(tmp_path / "one", "aligned", ["only"])
+    data = DataConfig(load_size=8, crop_size=8)
+    with caplog.at_level(logging.WARNING, logger="transfigure.data.datasets"):
+        assert len(data.make_dataset(root, "aligned")) == 1  # trains on it, and says evaluation will fail
+    assert "too few pairs (1) to hold any out" in caplog.text
+    with pytest.raises(ValueError, match=r"no test/ or val/ split.*too few pairs \(1\)"):
+        data.make_dataset(root, "aligned", holdout=data.holdout(root, "aligned").held_out())

@@ -13,12 +13,13 @@ import yaml
 from omegaconf import OmegaConf
 from PIL import Image
 
+from _support import make_aligned, make_unaligned
 from transfigure.evaluation import PSNR_CAP, EvaluationResult, evaluate_translator
 from transfigure.evaluation.data import load_held_out
 from transfigure.inference import Translator
 from transfigure.models import VARIANTS
 from transfigure.models.io import save_generators
-from transfigure.pipelines.training.nodes import model_config
+from transfigure.pipelines.training.nodes import build_dataset, model_config
 
 PROJECT = Path(__file__).resolve().parents[2]
 #: variant -> (default subset, dataset format, tiny model overrides)
@@ -193,13 +194,36 @@ def test_missing_or_wrong_held_out_splits_are_named(tmp_path, default_root):
     root = tmp_path / "only_train"
     (root / "trainA").mkdir(parents=True)
     (root / "trainB").mkdir()
-    with pytest.raises(FileNotFoundError, match=r"no held-out split.*'testA/' or 'valA/'.*trainA"):
-        load_held_out({"root": str(root), "format": "unaligned"}, {"crop_size": 32})
+    # without holding out part of train (data.holdout_fraction: null) there is nothing to evaluate on
+    with pytest.raises(FileNotFoundError, match=r"no held-out split.*'testA/' or 'valA/'.*trainA.*holdout_fraction"):
+        load_held_out({"root": str(root), "format": "unaligned"}, {"crop_size": 32, "holdout_fraction": None})
     ds = dataset(default_root, "cyclegan")
     with pytest.raises(ValueError, match="'train' is the training split"):
         load_held_out(ds, {"crop_size": 32}, split="train")
     with pytest.raises(FileNotFoundError, match="'holdoutA/'"):
         load_held_out(ds, {"crop_size": 32}, split="holdout")
+
+
+@pytest.mark.parametrize(("maker", "fmt"), [(make_unaligned, "unaligned"), (make_aligned, "aligned")])
+def test_without_test_or_val_the_part_of_train_training_left_out_is_evaluated(tmp_path, maker, fmt):
+    root = maker(tmp_path / "only_train", n_train=12, n_test=0)
+    for test_dir in root.glob("test*"):
+        test_dir.rmdir()
+    data, dataset = {"crop_size": 32, "load_size": 32}, {"root": str(root), "format": fmt}
+
+    held = load_held_out(dataset, data)
+    trained = build_dataset(dataset, data)
+
+    assert held.split == "train-holdout" and held.describe()["holdout"]["fraction"] == 0.1
+    assert all(f.startswith("train") for f in held.files)
+    train_files = {
+        Path(p).relative_to(root).as_posix()
+        for p in ([*trained.A_paths, *trained.B_paths] if fmt == "unaligned" else trained.paths)
+    }
+    assert not train_files & set(held.files)
+    # 12 files: the minimum of 8 is capped at half of them (per domain for unpaired data)
+    assert len(held.files) == (12 if fmt == "unaligned" else 6) and held.n == (12 if fmt == "unaligned" else 6)
+    assert load_held_out(dataset, data).describe() == held.describe()  # the same files in a second load
 
 
 def test_val_split_is_used_when_there_is_no_test_split(tmp_path, default_root):

@@ -17,9 +17,10 @@ from kedro.runner import SequentialRunner
 from mlflow import MlflowClient
 from PIL import Image
 
-from _support import env_with_default_store, project_catalog, project_copy, tiny_variant_params
+from _support import env_with_default_store, make_aligned, project_catalog, project_copy, tiny_variant_params
 from transfigure.data.default_dataset import build_default_dataset
 from transfigure.pipeline_registry import register_pipelines
+from transfigure.pipelines.training.nodes import build_dataset
 
 KEDRO = str(Path(sys.executable).with_name("kedro"))
 SUBSET = {"cyclegan": "day2night", "unit": "day2night", "pix2pix": "edges2photo", "spade": "labels2photo"}
@@ -128,6 +129,36 @@ def test_train_pix2pix_evaluates_the_paired_metrics_on_the_default_data(tmp_path
     assert {f"metric.{k}" for k in PAIRED_KEYS} <= set(tags) and float(tags["metric.psnr"]) == metrics["psnr"]
     # no eval_every: the FID curve is an empty table with its header
     assert pd.read_csv("data/08_reporting/pix2pix/plots/fid.csv").columns.tolist() == ["epoch", "step", "fid"]
+
+
+def test_train_pix2pix_on_a_folder_with_only_train_holds_out_part_of_it_evaluates_and_gates(tmp_path, mlflow_uri):
+    """No test/ or val/: training leaves a fixed tenth of train (at least 8, at most half) out, evaluation and the
+    promotion gate use exactly that part, and the run records it."""
+    data = make_aligned(tmp_path / "only_train", n_train=12, n_test=0)
+    (data / "test").rmdir()
+    params = tiny_params("pix2pix", data, tmp_path / "models")
+    params["evaluation"]["max_images"] = None
+
+    out = run("train_pix2pix", "pix2pix", params)
+
+    metrics, registered = out["metrics"], out["registered"]
+    assert metrics["split"] == "train-holdout" and metrics["n_images"] == 6  # min(8, 12 // 2)
+    held = set(metrics["split_files"])
+    assert len(held) == 6 and all(f.startswith("train/") for f in held)
+    client = MlflowClient(mlflow_uri)
+    tags = client.get_run(registered["run_id"]).data.tags
+    assert tags["holdout_from_train"] == "true" and tags["holdout_fraction"] == "0.1"
+    assert tags["holdout_size"] == "6" and tags["holdout_train_size"] == "6" and "sha256" in tags["holdout_rule"]
+    assert tags["eval_split"] == "train-holdout"
+    trained = build_dataset({"root": str(data), "format": "aligned"}, params["data"])
+    assert not {p.relative_to(data).as_posix() for p in trained.paths} & held
+    # the gate ran on that evaluation: the first version becomes champion
+    promotion = json.loads(Path("data/08_reporting/pix2pix/promotion.json").read_text())
+    assert promotion["promoted"] is True and promotion["candidate"] == "1"
+    version = client.get_model_version("pix2pix", "1").tags
+    assert (
+        version["eval_split"] == "train-holdout" and version["eval_split_fingerprint"] == metrics["split_fingerprint"]
+    )
 
 
 @pytest.mark.parametrize("variant", ["unit", "spade"])

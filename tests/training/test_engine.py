@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import calendar
+import hashlib
+import logging
 import os
 import signal
 import subprocess
@@ -14,8 +17,9 @@ import pytest
 import torch
 
 from transfigure.models import CycleGAN
+from transfigure.runtime.distributed import DistContext
 from transfigure.training import Trainer, TrainingConfig
-from transfigure.training.checkpoint import atomic_torch_save, load_checkpoint
+from transfigure.training.checkpoint import PREVIOUS_DIR, archive_checkpoints, atomic_torch_save, load_checkpoint
 from transfigure.training.schedulers import linear_decay_factor
 
 BASE = dict(n_epochs=2, n_epochs_decay=2, batch_size=2, checkpoint_every=4, log_every=1, sample_every=3, progress=False)
@@ -97,6 +101,85 @@ def test_resume_refuses_a_different_model_config(tmp_path, pairs):
     other = CycleGAN(ngf=4, ndf=8, netG="resnet_6blocks", pool_size=3)
     with pytest.raises(ValueError, match="ngf"):
         Trainer(other, pairs(), TrainingConfig(**BASE, resume=True), tmp_path).fit()
+
+
+def _files(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder`` by relative path."""
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_new_run_moves_the_earlier_runs_checkpoints_aside(tmp_path, pairs, caplog):
+    ckpts = tmp_path / "checkpoints"
+    first = Trainer(
+        tiny_model(),
+        pairs(),
+        TrainingConfig(**BASE, max_steps=2),
+        tmp_path,
+        run_metadata={"mlflow_run_id": "0123456789abcdef"},
+    ).fit()
+    assert first.archived is None
+    before = _files(ckpts)
+    assert sorted(before) == ["last.pt", "step_00000002.pt"]
+
+    with caplog.at_level(logging.WARNING, logger="transfigure.training.engine"):
+        second = Trainer(tiny_model(), pairs(), TrainingConfig(**BASE, max_steps=1), tmp_path).fit()
+
+    aside = second.archived.folder
+    assert aside.parent == ckpts / PREVIOUS_DIR and aside.name.endswith("-step2-0123456789ab")
+    assert second.archived.step == 2 and second.archived.run_id == "0123456789abcdef"
+    assert _files(aside) == before  # the first run's files, intact
+    assert sorted(p.name for p in ckpts.iterdir()) == ["last.pt", PREVIOUS_DIR, "step_00000001.pt"]
+    assert load_checkpoint(ckpts / "last.pt")["step"] == 1  # only the new run's files beside it
+    assert str(aside) in caplog.text and "resume: true would have continued from step 2" in caplog.text
+
+    third = Trainer(tiny_model(), pairs(), TrainingConfig(**BASE, max_steps=1), tmp_path).fit()
+    assert third.archived.folder != aside and third.archived.folder.parent == aside.parent
+    assert _files(aside) == before and sorted(_files(third.archived.folder)) == ["last.pt", "step_00000001.pt"]
+
+
+def test_resume_continues_in_place_and_moves_nothing(tmp_path, pairs):
+    Trainer(tiny_model(), pairs(), TrainingConfig(**BASE, max_steps=2), tmp_path).fit()
+    r = Trainer(tiny_model(), pairs(), TrainingConfig(**BASE, resume=True, max_steps=3), tmp_path).fit()
+    assert r.resumed_from_step == 2 and r.step == 3 and r.archived is None
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "last.pt",
+        "step_00000002.pt",
+        "step_00000003.pt",
+    ]
+
+
+def test_archive_names_collisions_and_unreadable_checkpoints(tmp_path):
+    folder = tmp_path / "checkpoints"
+    assert archive_checkpoints(folder) is None  # no folder
+    folder.mkdir()
+    assert archive_checkpoints(folder) is None  # nothing in it
+    (folder / "last.pt").write_bytes(b"torn")
+    (folder / ".last.pt.x.tmp").write_bytes(b"half")
+    stamp = calendar.timegm((2026, 12, 1, 10, 15, 0))  # UTC
+    for p in folder.iterdir():
+        os.utime(p, (stamp, stamp))
+    first = archive_checkpoints(folder)
+    assert first.folder.name == "20261201T101500Z" and first.step is None and first.run_id is None
+    assert sorted(first.files) == [".last.pt.x.tmp", "last.pt"] and (first.folder / "last.pt").read_bytes() == b"torn"
+    (folder / "step_00000001.pt").write_bytes(b"x")
+    os.utime(folder / "step_00000001.pt", (stamp, stamp))
+    second = archive_checkpoints(folder)
+    assert second.folder.name == "20261201T101500Z-2" and list(folder.iterdir()) == [folder / PREVIOUS_DIR]
+
+
+def test_only_rank_zero_moves_checkpoints(tmp_path, pairs):
+    Trainer(tiny_model(), pairs(), TrainingConfig(**BASE, max_steps=1), tmp_path).fit()
+    trainer = Trainer(tiny_model(), pairs(), TrainingConfig(**BASE, max_steps=1), tmp_path)
+    trainer.dist = DistContext(rank=1, world_size=2)
+    trainer._archive_earlier_run()
+    assert not (tmp_path / "checkpoints" / PREVIOUS_DIR).exists()
+    trainer.dist = DistContext()
+    trainer._archive_earlier_run()
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [PREVIOUS_DIR]
 
 
 def test_atomic_save_keeps_previous_checkpoint_on_failure(tmp_path):

@@ -4,8 +4,10 @@
 dataset to use (``path``, ``default_subset``, ``default_root``, ``format``), the
 :class:`~transfigure.data.transforms.TransformConfig` (``preprocess``, ``load_size``,
 ``crop_size``, ``flip``), the dataset-constructor arguments of each format
-(:meth:`DataConfig.dataset_kwargs`) and the model settings that default to the data's
-(:meth:`DataConfig.model_defaults`). Unknown keys are refused by name.
+(:meth:`DataConfig.dataset_kwargs`), the model settings that default to the data's
+(:meth:`DataConfig.model_defaults`) and, for a dataset without a test/val split, the part of
+``train`` held out for evaluation (``holdout_fraction``, ``holdout_min_count``:
+:meth:`DataConfig.holdout`). Unknown keys are refused by name.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from transfigure.data.datasets import TranslationDataset, make_dataset
-from transfigure.data.layout import check_format
+from transfigure.data.layout import Holdout, check_format, train_holdout
 from transfigure.data.transforms import Preprocess, TransformConfig
 
 __all__ = ["DataConfig"]
@@ -54,6 +56,16 @@ class DataConfig(BaseModel):
     contain_dontcare_label: bool = Field(False, description="labelmap: id 255 means 'don't care'")
     use_instance: bool = Field(False, description="labelmap: read {split}_inst/ instance maps")
     serial_batches: bool = Field(False, description="unaligned: B of item i is i % len(B), not random")
+    holdout_fraction: float | None = Field(
+        0.1,
+        gt=0,
+        le=0.5,
+        description="no test/ or val/ split: this fraction of train (chosen by file name hash) is held out "
+        "for evaluation and not trained on; null = off (evaluation then needs a test/ or val/ split)",
+    )
+    holdout_min_count: int = Field(
+        8, ge=1, description="hold out at least this many files (per domain), at most half of them"
+    )
 
     @field_validator("format", mode="before")
     @classmethod
@@ -102,6 +114,11 @@ class DataConfig(BaseModel):
             raise ValueError("label-map data needs data.label_nc (the number of classes)")
         return {key: getattr(self, key) for key in _FORMAT_ARGS[fmt]}
 
+    def holdout(self, root: str | os.PathLike[str], fmt: str) -> Holdout | None:
+        """The part of ``root``'s train split held out for evaluation (the training side of it);
+        None when the dataset has a test/val split or ``holdout_fraction`` is null."""
+        return train_holdout(root, fmt, self.holdout_fraction, self.holdout_min_count)
+
     def make_dataset(
         self,
         root: str | os.PathLike[str],
@@ -110,10 +127,20 @@ class DataConfig(BaseModel):
         *,
         seed: int = 0,
         transform: TransformConfig | None = None,
+        holdout: Holdout | None = None,
     ) -> TranslationDataset:
-        """The ``fmt`` dataset of ``root/split`` (``transform`` defaults to :meth:`transform`)."""
+        """The ``fmt`` dataset of ``root/split`` (``transform`` defaults to :meth:`transform`).
+
+        The ``train`` split leaves out its held-out files (:meth:`holdout`), so no training on
+        these parameters sees them; ``holdout`` picks a side explicitly (evaluation passes
+        ``held_out``).
+        """
         kwargs = self.dataset_kwargs(fmt)
-        return make_dataset(fmt, root, split, transform=transform or self.transform(), seed=seed, **kwargs)
+        if holdout is None and split == "train":
+            holdout = self.holdout(root, fmt)
+        return make_dataset(
+            fmt, root, split, transform=transform or self.transform(), seed=seed, holdout=holdout, **kwargs
+        )
 
     def model_defaults(self, fields: Collection[str]) -> dict[str, Any]:
         """Data values a model config with ``fields`` takes as its defaults.

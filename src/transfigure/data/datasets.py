@@ -28,6 +28,9 @@ Differences from the reference (junyanz/pytorch-CycleGAN-and-pix2pix):
 * Files are listed by :func:`transfigure.data.layout.list_images` (the image
   extensions data validation checks; hidden files and folders skipped), in the
   folders :data:`transfigure.data.layout.LAYOUTS` names.
+* ``holdout`` (a :class:`~transfigure.data.layout.Holdout`, for datasets without a
+  test/val split) keeps one side of the ``train`` split: all but the held-out files
+  (training) or only them (evaluation); pairs are held out whole, unpaired data per domain.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import os
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import numpy as np
 import torch
@@ -45,7 +48,14 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from transfigure.data.images import load_image, load_label_map
-from transfigure.data.layout import IMAGE_EXTENSIONS, LOSSY_EXTENSIONS, domain_folders, list_images
+from transfigure.data.layout import (
+    IMAGE_EXTENSIONS,
+    LOSSY_EXTENSIONS,
+    Holdout,
+    domain_folders,
+    file_key,
+    list_images,
+)
 from transfigure.data.rules import DONTCARE_ID, LabelIdError, check_label_ids
 from transfigure.data.transforms import (
     TransformConfig,
@@ -69,6 +79,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _DIRECTIONS: Final = ("AtoB", "BtoA")
+T = TypeVar("T")
 
 
 def _require_images(folder: Path, layout: str) -> list[Path]:
@@ -84,15 +95,10 @@ def _require_images(folder: Path, layout: str) -> list[Path]:
     return paths
 
 
-def _stem_key(path: Path, folder: Path) -> str:
-    """Relative path without extension: the key that pairs files across folders."""
-    return path.relative_to(folder).with_suffix("").as_posix()
-
-
 def _index_by_stem(paths: list[Path], folder: Path) -> dict[str, Path]:
     index: dict[str, Path] = {}
     for path in paths:
-        key = _stem_key(path, folder)
+        key = file_key(path, folder)
         if key in index:
             raise ValueError(
                 f"two files in '{folder}' share the name '{key}': '{index[key]}' and '{path}'; "
@@ -170,7 +176,10 @@ class TranslationDataset(Dataset[dict[str, Any]]):
         seed: int = 0,
         input_nc: int = 3,
         output_nc: int = 3,
+        holdout: Holdout | None = None,
     ) -> None:
+        if holdout is not None and not isinstance(holdout, Holdout):
+            raise TypeError(f"holdout must be a Holdout or None, got {type(holdout).__name__}")
         if not isinstance(transform, TransformConfig):
             raise TypeError(f"transform must be a TransformConfig, got {type(transform).__name__}")
         _check_direction(direction)
@@ -184,6 +193,51 @@ class TranslationDataset(Dataset[dict[str, Any]]):
         self.mode_A = _mode_for(self.input_nc, "input_nc")
         self.mode_B = _mode_for(self.output_nc, "output_nc")
         self.epoch = 0
+        self.holdout = holdout
+        #: with a holdout: its rule and, per domain ("pairs" for paired data), held-out and total counts
+        self.holdout_summary: dict[str, Any] | None = None
+
+    def _hold_out(self, items: list[T], key: Callable[[T], str], domain: str, what: str) -> list[T]:
+        """``items`` of this dataset's side of :attr:`holdout` (all of them without one); logs the split."""
+        if self.holdout is None:
+            return items
+        chosen = self.holdout.select(items, key)
+        held = len(chosen) if self.holdout.part == "held_out" else len(items) - len(chosen)
+        if not held:
+            message = (
+                f"'{self.root}' has no test/ or val/ split, and its {self.split!r} split has too few {what} "
+                f"({len(items)}) to hold any out for evaluation; add a test split or more images"
+            )
+            if self.holdout.part == "held_out":
+                raise ValueError(message)
+            logger.warning("%s: training on all of them, evaluation will fail", message)
+        if self.holdout_summary is None:
+            self.holdout_summary = {**self.holdout.describe(), "part": self.holdout.part, "held_out": {}, "total": {}}
+        self.holdout_summary["held_out"][domain] = held
+        self.holdout_summary["total"][domain] = len(items)
+        rule = f"data.holdout_fraction {self.holdout.fraction:g}, at least {self.holdout.min_count}; by file name hash"
+        if self.holdout.part == "train":
+            logger.info(
+                "no test/ or val/ split in %s: %d of %d %s of %r held out for evaluation (%s); training on %d",
+                self.root,
+                held,
+                len(items),
+                what,
+                self.split,
+                rule,
+                len(chosen),
+            )
+        else:
+            logger.info(
+                "no test/ or val/ split in %s: evaluating on the %d of %d %s of %r held out from training (%s)",
+                self.root,
+                held,
+                len(items),
+                what,
+                self.split,
+                rule,
+            )
+        return chosen
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose random crops/flips (and B indices) items use."""
@@ -253,6 +307,7 @@ class AlignedDataset(TranslationDataset):
         seed: int = 0,
         input_nc: int = 3,
         output_nc: int = 3,
+        holdout: Holdout | None = None,
     ) -> None:
         super().__init__(
             root,
@@ -262,12 +317,14 @@ class AlignedDataset(TranslationDataset):
             seed=seed,
             input_nc=input_nc,
             output_nc=output_nc,
+            holdout=holdout,
         )
         self.folder = domain_folders(self.root, "aligned", self.split)["AB"]
         self.layout = (
             f"'{self.root}/{self.split}/<name>.png', each image holding A (left half) and B (right half) side by side"
         )
-        self.paths = _require_images(self.folder, self.layout)
+        paths = _require_images(self.folder, self.layout)
+        self.paths = self._hold_out(paths, lambda p: file_key(p, self.folder), "pairs", "pairs")
         logger.info("aligned dataset %s/%s: %d pairs", self.root, self.split, len(self.paths))
 
     def __len__(self) -> int:
@@ -316,6 +373,7 @@ class PairedDataset(TranslationDataset):
         seed: int = 0,
         input_nc: int = 3,
         output_nc: int = 3,
+        holdout: Holdout | None = None,
     ) -> None:
         super().__init__(
             root,
@@ -325,14 +383,15 @@ class PairedDataset(TranslationDataset):
             seed=seed,
             input_nc=input_nc,
             output_nc=output_nc,
+            holdout=holdout,
         )
         folders = domain_folders(self.root, "paired", self.split)
         self.dir_A, self.dir_B = folders["A"], folders["B"]
         self.layout = f"'{self.dir_A}/<name>.<ext>' and '{self.dir_B}/<name>.<ext>' with the same names in both folders"
         listings = {role: _require_images(folder, self.layout) for role, folder in folders.items()}
-        self.pairs: list[tuple[Path, Path]] = [
-            (m["A"], m["B"]) for m in _match_by_stem(folders, listings, required=("A", "B"))
-        ]
+        matched = _match_by_stem(folders, listings, required=("A", "B"))
+        matched = self._hold_out(matched, lambda m: file_key(m["A"], self.dir_A), "pairs", "pairs")
+        self.pairs: list[tuple[Path, Path]] = [(m["A"], m["B"]) for m in matched]
         logger.info("paired dataset %s/%s: %d pairs", self.root, self.split, len(self.pairs))
 
     def __len__(self) -> int:
@@ -369,6 +428,7 @@ class UnalignedDataset(TranslationDataset):
         input_nc: int = 3,
         output_nc: int = 3,
         serial_batches: bool = False,
+        holdout: Holdout | None = None,
     ) -> None:
         super().__init__(
             root,
@@ -378,16 +438,20 @@ class UnalignedDataset(TranslationDataset):
             seed=seed,
             input_nc=input_nc,
             output_nc=output_nc,
+            holdout=holdout,
         )
         self.serial_batches = bool(serial_batches)
         folders = domain_folders(self.root, "unaligned", self.split)
-        dir_a, dir_b = folders["A"], folders["B"]
-        self.layout = f"unpaired images in '{dir_a}/' and '{dir_b}/'"
-        if self.direction == "BtoA":
-            dir_a, dir_b = dir_b, dir_a
-        self.dir_A, self.dir_B = dir_a, dir_b
-        self.A_paths = _require_images(self.dir_A, self.layout)
-        self.B_paths = _require_images(self.dir_B, self.layout)
+        self.layout = f"unpaired images in '{folders['A']}/' and '{folders['B']}/'"
+        listed = {  # the held-out files are chosen per folder, whatever the direction
+            domain: self._hold_out(
+                _require_images(folder, self.layout), lambda p, f=folder: file_key(p, f), domain, f"{domain} images"
+            )
+            for domain, folder in folders.items()
+        }
+        src, dst = ("B", "A") if self.direction == "BtoA" else ("A", "B")
+        self.dir_A, self.dir_B = folders[src], folders[dst]
+        self.A_paths, self.B_paths = listed[src], listed[dst]
         logger.info(
             "unaligned dataset %s/%s: %d A, %d B (direction %s)",
             self.root,
@@ -451,6 +515,7 @@ class LabelMapDataset(TranslationDataset):
         seed: int = 0,
         input_nc: int = 3,
         output_nc: int = 3,
+        holdout: Holdout | None = None,
     ) -> None:
         super().__init__(
             root,
@@ -460,6 +525,7 @@ class LabelMapDataset(TranslationDataset):
             seed=seed,
             input_nc=input_nc,
             output_nc=output_nc,
+            holdout=holdout,
         )
         if self.direction != "AtoB":
             raise ValueError(
@@ -489,7 +555,10 @@ class LabelMapDataset(TranslationDataset):
                     f"found {', '.join(repr(str(p)) for p in lossy[:5])}"
                     + (f" and {len(lossy) - 5} more" if len(lossy) > 5 else "")
                 )
-        self.items: list[dict[str, Path]] = _match_by_stem(folders, listings, required=tuple(folders))
+        matched = _match_by_stem(folders, listings, required=tuple(folders))
+        self.items: list[dict[str, Path]] = self._hold_out(
+            matched, lambda m: file_key(m["label"], self.dir_label), "pairs", "pairs"
+        )
         logger.info(
             "labelmap dataset %s/%s: %d items (label_nc=%d, instances %s)",
             self.root,

@@ -13,33 +13,47 @@ format         folders under ``root`` for split ``s``          domains
 ``labelmap``   ``s_label/``, ``s_img/``, optional ``s_inst/``   ``label``, ``image``, ``instance``
 =============  ==============================================  ==========================
 
+The held-out split evaluation uses is ``test``, else ``val``. A dataset with neither gives up a
+fraction of ``train`` instead (:class:`Holdout`, ``data.holdout_fraction``): training skips those
+files and evaluation reads only them. Which files is a pure function of their names, so the
+training and evaluation nodes (separate processes, even) agree without sharing state.
+
 Kept free of torch and PIL so that validation and tooling can import it cheaply.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final
+from typing import Any, ClassVar, Final, Literal, TypeVar
 
 __all__ = [
     "DOMAINS",
     "FORMATS",
     "HELD_OUT_SPLITS",
+    "HOLDOUT_SPLIT",
     "IMAGE_EXTENSIONS",
     "LAYOUTS",
     "LOSSY_EXTENSIONS",
     "SPLITS",
     "Folder",
+    "Holdout",
     "check_format",
     "detect_format",
     "domain_folders",
+    "evaluation_split",
+    "file_key",
+    "has_held_out_split",
     "held_out_split",
+    "holdout_score",
     "is_image_file",
     "list_images",
     "resolve_format",
     "scan_folder",
+    "train_holdout",
 ]
 
 #: File extensions (lower case, with the dot) of the images the trainer reads and validation
@@ -169,8 +183,121 @@ def held_out_split(root: str | os.PathLike[str], fmt: str, requested: str | None
     raise FileNotFoundError(
         f"no held-out split to evaluate on in '{root}': expected {expected} "
         f"(sub-folders: {_subfolders(root) or 'none'}). Evaluation needs images never used in "
-        "training; add a test split or set evaluation.split"
+        "training; add a test split, set evaluation.split, or set data.holdout_fraction (e.g. 0.1) "
+        "to hold out part of train"
     )
+
+
+def has_held_out_split(root: str | os.PathLike[str], fmt: str) -> bool:
+    """Whether ``root`` has one of :data:`HELD_OUT_SPLITS` (its probe folder exists)."""
+    probe = LAYOUTS[check_format(fmt)][0]
+    return any(probe.path(root, split).is_dir() for split in HELD_OUT_SPLITS)
+
+
+# -- the held-out part of train, for datasets without a test/val split -------------------------------
+#: What evaluations record as their split when they used the held-out part of ``train``.
+HOLDOUT_SPLIT: Final = "train-holdout"
+
+T = TypeVar("T")
+
+
+def file_key(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> str:
+    """A file's key: its path relative to ``folder`` without extension, ``/``-separated.
+
+    It pairs files across folders (``trainA/x.png`` with ``trainB/x.jpg``) and chooses the
+    held-out files, so a pair is held out or trained on as a whole.
+    """
+    return Path(path).relative_to(folder).with_suffix("").as_posix()
+
+
+def holdout_score(key: str) -> float:
+    """A number in [0, 1) that depends on ``key`` alone: the first 8 bytes of its sha256, / 2**64.
+
+    Not Python's ``hash`` (salted per process) nor an RNG: every process, on every machine,
+    gives a file the same score, whatever else is in the folder and in what order it is listed.
+    """
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2.0**64
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """A fixed part of a ``train`` split held out for evaluation, when there is no test/val split.
+
+    A file is held out when :func:`holdout_score` of its :func:`file_key` is below ``fraction``:
+    about ``fraction`` of the files, and adding files never moves the existing ones. When that
+    gives fewer than ``min(min_count, n // 2)`` of the ``n`` files (small datasets), the files
+    with the next lowest scores are added up to that number; only in this small regime can a new
+    file displace an old one. At least one file is always left to train on, so a single file is
+    never held out. Unpaired data is held out per domain folder.
+
+    ``part`` says which side a dataset reads: ``train`` (all but the held-out files) or ``held_out``.
+    """
+
+    fraction: float
+    min_count: int = 8
+    part: Literal["train", "held_out"] = "train"
+
+    #: how the files are chosen, in words (recorded with the training run)
+    RULE: ClassVar[str] = "sha256 of the file path relative to its folder, without extension, below the fraction"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fraction <= 0.5:
+            raise ValueError(f"holdout fraction must be in (0, 0.5], got {self.fraction!r}")
+        if self.min_count < 1:
+            raise ValueError(f"holdout min_count must be at least 1, got {self.min_count!r}")
+        if self.part not in ("train", "held_out"):
+            raise ValueError(f"holdout part must be 'train' or 'held_out', got {self.part!r}")
+
+    def held_out(self) -> Holdout:
+        """The same rule reading the held-out side."""
+        return replace(self, part="held_out")
+
+    def held_out_keys(self, keys: Collection[str]) -> frozenset[str]:
+        """The keys (of one folder) that are held out; none of fewer than two."""
+        unique = set(keys)
+        n = len(unique)
+        if n < 2:
+            return frozenset()
+        ranked = sorted(unique, key=lambda k: (holdout_score(k), k))
+        count = sum(holdout_score(k) < self.fraction for k in ranked)
+        count = max(count, min(self.min_count, n // 2))
+        return frozenset(ranked[: min(count, n - 1)])
+
+    def select(self, items: Sequence[T], key: Callable[[T], str]) -> list[T]:
+        """The items of :attr:`part`, in their order (``key`` gives an item's :func:`file_key`)."""
+        keys = [key(item) for item in items]
+        held = self.held_out_keys(keys)
+        want = self.part == "held_out"
+        return [item for item, k in zip(items, keys) if (k in held) == want]
+
+    def describe(self) -> dict[str, Any]:
+        """The rule as JSON-able values (recorded with runs and evaluations)."""
+        return {"fraction": self.fraction, "min_count": self.min_count, "rule": self.RULE}
+
+
+def train_holdout(root: str | os.PathLike[str], fmt: str, fraction: float | None, min_count: int = 8) -> Holdout | None:
+    """The :class:`Holdout` (``part="train"``) of ``root``'s train split; None when the dataset has a
+    test/val split (evaluation uses that) or ``fraction`` is None/0 (holding out is off)."""
+    if not fraction or has_held_out_split(root, fmt):
+        return None
+    return Holdout(float(fraction), int(min_count))
+
+
+def evaluation_split(
+    root: str | os.PathLike[str], fmt: str, requested: str | None = None, holdout: Holdout | None = None
+) -> tuple[str, Holdout | None]:
+    """The split to evaluate on and, when it is the held-out part of ``train``, that part.
+
+    ``requested`` (``evaluation.split``) or the first of :data:`HELD_OUT_SPLITS` present, as
+    :func:`held_out_split`; without either, ``("train", holdout.held_out())`` when ``holdout``
+    (:func:`train_holdout`) is given.
+
+    Raises:
+        ValueError, FileNotFoundError: as :func:`held_out_split`, when no split applies.
+    """
+    if requested or holdout is None or has_held_out_split(root, fmt):
+        return held_out_split(root, fmt, requested), None
+    return "train", holdout.held_out()
 
 
 def _is_hidden(name: str) -> bool:

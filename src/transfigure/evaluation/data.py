@@ -2,7 +2,9 @@
 
 The split is the dataset's ``test`` split (``testA/`` + ``testB/``, ``test/``, ``test_label/`` +
 ``test_img/`` [+ ``test_inst/``]), or ``val`` when there is no ``test``; data validation has
-already checked that no image of it is also in ``train``. Preprocessing is fixed: every image
+already checked that no image of it is also in ``train``. A dataset with neither is evaluated on
+the part of ``train`` that training left out (``data.holdout_fraction``; recorded as split
+``train-holdout``; :class:`transfigure.data.layout.Holdout` chooses it). Preprocessing is fixed: every image
 is resized to ``size x size`` (bicubic; label and instance maps nearest), no crop, no flip, so
 the same files always give the same tensors. ``max_images`` keeps the first N files (per
 domain for unpaired data, pairs otherwise) in sorted order.
@@ -25,7 +27,7 @@ from PIL import Image
 
 from transfigure.data.config import DataConfig
 from transfigure.data.images import load_image
-from transfigure.data.layout import domain_folders, held_out_split, list_images
+from transfigure.data.layout import HOLDOUT_SPLIT, Holdout, evaluation_split
 from transfigure.data.transforms import TransformConfig, TransformParams, apply_transform, tensor_to_pil
 
 Kind = Literal["unpaired", "paired", "labelmap"]
@@ -37,7 +39,8 @@ class HeldOutSet:
 
     ``kind`` "unpaired": ``a`` and ``b`` are the two domains (any lengths). "paired": ``a[i]`` is
     the input of target ``b[i]``. "labelmap": ``a[i]`` is a label map (mode ``I``, raw ids),
-    ``instances[i]`` its instance map (or None), ``b[i]`` the photo.
+    ``instances[i]`` its instance map (or None), ``b[i]`` the photo. ``split`` is the folder split,
+    or ``train-holdout`` with ``holdout`` describing how that part of train was chosen.
     """
 
     kind: Kind
@@ -49,6 +52,7 @@ class HeldOutSet:
     a: list[Image.Image]
     b: list[Image.Image]
     instances: list[Image.Image | None] = field(default_factory=list)
+    holdout: dict[str, Any] | None = None
 
     @property
     def n(self) -> int:
@@ -59,7 +63,7 @@ class HeldOutSet:
         return files_fingerprint(Path(self.root), self.files)
 
     def describe(self) -> dict[str, Any]:
-        """``{"root", "format", "split", "files", "n", "fingerprint", "size", "kind"}`` (JSON-able)."""
+        """``{"root", "format", "split", "files", "n", "fingerprint", "size", "kind", "holdout"}`` (JSON-able)."""
         return {
             "root": self.root,
             "format": self.format,
@@ -69,6 +73,7 @@ class HeldOutSet:
             "fingerprint": self.fingerprint(),
             "size": self.size,
             "kind": self.kind,
+            "holdout": self.holdout,
         }
 
 
@@ -79,11 +84,6 @@ def files_fingerprint(root: Path, files: list[str]) -> str:
         h.update(rel.encode() + b"\0")
         h.update(hashlib.sha256((root / rel).read_bytes()).digest())
     return h.hexdigest()
-
-
-def resolve_split(root: Path, fmt: str, requested: str | None) -> str:
-    """The held-out split to use: ``requested``, or the first of ``test``/``val`` the dataset has."""
-    return held_out_split(root, fmt, requested)
 
 
 def _fixed_transform(size: int) -> tuple[TransformConfig, TransformParams]:
@@ -101,31 +101,30 @@ def _cap(items: list[Any], max_images: int | None) -> list[Any]:
     return items if max_images is None else items[:max_images]
 
 
-def _load_unpaired(root: Path, split: str, data: DataConfig, size: int, max_images: int | None) -> HeldOutSet:
-    folders = domain_folders(root, "unaligned", split)
-    dirs = [folders["A"], folders["B"]]
-    if data.direction == "BtoA":
-        dirs.reverse()
-    modes = ["L" if nc == 1 else "RGB" for nc in (data.input_nc, data.output_nc)]
+def _dataset(root: Path, fmt: str, split: str, data: DataConfig, size: int, holdout: Holdout | None) -> Any:
+    """The dataset class of ``fmt`` lists the files (and the held-out part of train), as training does."""
+    cfg, _ = _fixed_transform(size)
+    return data.make_dataset(root, fmt, split, seed=0, transform=cfg, holdout=holdout)
+
+
+def _load_unpaired(
+    root: Path, split: str, data: DataConfig, size: int, max_images: int | None, holdout: Holdout | None
+) -> HeldOutSet:
+    ds = _dataset(root, "unaligned", split, data, size, holdout)
     cfg, params = _fixed_transform(size)
     domains: list[list[Image.Image]] = []
     files: list[str] = []
-    for folder, mode in zip(dirs, modes):
-        paths = _cap(list_images(folder), max_images)
-        if not paths:
-            raise FileNotFoundError(f"held-out folder '{folder}' holds no images")
+    for paths, mode in ((ds.A_paths, ds.mode_A), (ds.B_paths, ds.mode_B)):
+        paths = _cap(paths, max_images)
         files += [_rel(p, root) for p in paths]
         domains.append([apply_transform(load_image(p, mode), cfg, params, Image.Resampling.BICUBIC) for p in paths])
     return HeldOutSet("unpaired", str(root), "unaligned", split, size, files, domains[0], domains[1])
 
 
-def _paired_dataset(root: Path, fmt: str, split: str, data: DataConfig, size: int) -> Any:
-    cfg, _ = _fixed_transform(size)
-    return data.make_dataset(root, fmt, split, seed=0, transform=cfg)
-
-
-def _load_paired(root: Path, fmt: str, split: str, data: DataConfig, size: int, max_images: int | None) -> HeldOutSet:
-    ds = _paired_dataset(root, fmt, split, data, size)
+def _load_paired(
+    root: Path, fmt: str, split: str, data: DataConfig, size: int, max_images: int | None, holdout: Holdout | None
+) -> HeldOutSet:
+    ds = _dataset(root, fmt, split, data, size, holdout)
     n = len(ds) if max_images is None else min(len(ds), max_images)
     a, b, files = [], [], []
     for i in range(n):
@@ -139,8 +138,10 @@ def _load_paired(root: Path, fmt: str, split: str, data: DataConfig, size: int, 
     return HeldOutSet("paired", str(root), fmt, split, size, files, a, b)
 
 
-def _load_labelmap(root: Path, split: str, data: DataConfig, size: int, max_images: int | None) -> HeldOutSet:
-    ds = _paired_dataset(root, "labelmap", split, data, size)
+def _load_labelmap(
+    root: Path, split: str, data: DataConfig, size: int, max_images: int | None, holdout: Holdout | None
+) -> HeldOutSet:
+    ds = _dataset(root, "labelmap", split, data, size, holdout)
     n = len(ds) if max_images is None else min(len(ds), max_images)
     labels, photos, instances, files = [], [], [], []
     for i in range(n):
@@ -166,7 +167,9 @@ def load_held_out(
 ) -> HeldOutSet:
     """Load the held-out split of ``dataset`` (``{"root", "format", ...}`` from the validation pipeline).
 
-    ``size`` defaults to ``data.crop_size``. Errors name the folder and what was expected.
+    ``split`` (``evaluation.split``) defaults to ``test``, else ``val``, else the part of ``train``
+    held out from training (``data.holdout_fraction``). ``size`` defaults to ``data.crop_size``.
+    Errors name the folder and what was expected.
     """
     for key in ("root", "format"):
         if key not in dataset:
@@ -178,12 +181,17 @@ def load_held_out(
     size = int(size or data.crop_size)
     if size < 16:
         raise ValueError(f"evaluation size {size} is too small; use at least 16 px (evaluation.size)")
-    chosen = resolve_split(root, fmt, split)
+    chosen, holdout = evaluation_split(root, fmt, split, data.holdout(root, fmt))
     if fmt == "unaligned":
-        return _load_unpaired(root, chosen, data, size, max_images)
-    if fmt == "labelmap":
-        return _load_labelmap(root, chosen, data, size, max_images)
-    return _load_paired(root, fmt, chosen, data, size, max_images)
+        held = _load_unpaired(root, chosen, data, size, max_images, holdout)
+    elif fmt == "labelmap":
+        held = _load_labelmap(root, chosen, data, size, max_images, holdout)
+    else:
+        held = _load_paired(root, fmt, chosen, data, size, max_images, holdout)
+    if holdout is not None:
+        held.split = HOLDOUT_SPLIT
+        held.holdout = holdout.describe()
+    return held
 
 
 def to_batch(images: list[Image.Image]) -> torch.Tensor:

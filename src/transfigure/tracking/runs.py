@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ from torch.utils.data import Dataset
 
 from transfigure.data.grid import visuals_grid
 from transfigure.models.base import TranslationModel
-from transfigure.models.io import save_generators
+from transfigure.models.io import copy_with_metadata, save_generators
 from transfigure.runtime.distributed import broadcast_object, init_distributed
 from transfigure.tracking.config import TrackingConfig, resolve_tracking_uri
 from transfigure.tracking.dvc_info import dvc_tags
@@ -87,19 +88,29 @@ def run_tracked_training(
             if numeric:
                 mlflow.log_metrics(numeric)
         result = trainer.fit()
+        if result.archived is not None:
+            mlflow.set_tag("previous_checkpoints", str(result.archived.folder))
 
+        # The export DVC tracks holds what the weights determine (byte-reproducible); the copy logged
+        # to MLflow also names its run and commit (Translator.metadata, the service's model info).
         export_dir = output_dir / GENERATOR_ARTIFACT
         save_generators(
             export_dir,
             model.generators(),
             variant=model.variant,
             model_config=model.config.model_dump(),
-            metadata={"mlflow_run_id": run_id, "step": result.step, "git_commit": run_tags.get("git_commit", "")},
+            metadata={"step": result.step},
         )
         if model.visuals():
             mlflow.log_image(visuals_grid(model.visuals()), "samples/final.png")
         t0 = time.perf_counter()
-        info = log_generator_model(export_dir)
+        with tempfile.TemporaryDirectory(prefix="transfigure-log-") as tmp:
+            logged = copy_with_metadata(
+                export_dir,
+                Path(tmp) / GENERATOR_ARTIFACT,
+                {"mlflow_run_id": run_id, "git_commit": run_tags.get("git_commit", "")},
+            )
+            info = log_generator_model(logged)
         mlflow.log_metrics(
             {
                 "train_seconds": result.seconds,
@@ -122,6 +133,7 @@ def run_tracked_training(
         "seconds": round(result.seconds, 3),
         "images_per_second": round(result.images_per_second, 3),
         "resumed_from_step": result.resumed_from_step,
+        "previous_checkpoints": str(result.archived.folder) if result.archived else None,
         "losses": result.losses,
         "device": str(trainer.device),
         "precision": trainer.precision.mode,

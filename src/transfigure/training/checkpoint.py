@@ -4,6 +4,11 @@ A checkpoint is written to a temporary file in the same folder, flushed to disk 
 renamed over the target, so a run killed mid-write leaves the previous checkpoint
 intact. It loads with ``torch.load(weights_only=True)``: only tensors and plain
 containers, never pickled code.
+
+A checkpoint folder holds one run's files only: a new run (not resuming) moves what an
+earlier run left there into ``previous/<time>-step<N>[-<run id>]/`` first
+(:func:`archive_checkpoints`), so its ``last.pt`` never sits beside another run's
+``step_*.pt``, and nothing is overwritten.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import logging
 import os
 import random
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +28,8 @@ import torch
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
+#: sub-folder of a checkpoint folder where earlier runs' files are moved
+PREVIOUS_DIR = "previous"
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -90,3 +99,61 @@ def rotate_checkpoints(folder: Path, keep: int) -> None:
     for old in numbered[:-keep]:
         old.unlink(missing_ok=True)
         logger.debug("removed old checkpoint %s", old)
+
+
+@dataclass(frozen=True)
+class ArchivedRun:
+    """Where :func:`archive_checkpoints` moved an earlier run's files, and what it knew of that run."""
+
+    folder: Path
+    files: tuple[str, ...]
+    step: int | None = None
+    run_id: str | None = None
+
+
+def _describe_last(path: Path) -> tuple[int | None, str | None]:
+    """(step, MLflow run id) recorded in ``last.pt``, or Nones when it is missing or unreadable.
+
+    Memory-mapped: only the small fields are read, not the weights.
+    """
+    if not path.is_file():
+        return None, None
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        run_id = ckpt.get("run_metadata", {}).get("mlflow_run_id")
+        return int(ckpt["step"]), str(run_id) if run_id else None
+    except Exception:  # a corrupt checkpoint is archived all the same
+        return None, None
+
+
+def archive_checkpoints(folder: Path) -> ArchivedRun | None:
+    """Move everything in ``folder`` except :data:`PREVIOUS_DIR` into a new ``previous/<name>/``.
+
+    ``<name>`` is the UTC time of the newest file moved (when that run last wrote), then
+    ``-step<N>`` and the first 12 characters of the MLflow run id when ``last.pt`` records
+    them (``20261201T101500Z-step480-1a2b3c4d5e6f``); ``-2``, ``-3`` ... if taken. Files are
+    moved by rename (same file system: instant, nothing copied). Returns None when there was
+    nothing to move. The caller runs it once per training (rank 0 under torchrun).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    entries = sorted(p for p in folder.iterdir() if p.name != PREVIOUS_DIR)
+    if not entries:
+        return None
+    step, run_id = _describe_last(folder / "last.pt")
+    newest = max(p.lstat().st_mtime for p in entries)
+    name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(newest))
+    if step is not None:
+        name += f"-step{step}"
+    if run_id:
+        name += f"-{run_id[:12]}"
+    base = folder / PREVIOUS_DIR
+    dest, n = base / name, 1
+    while dest.exists():
+        n += 1
+        dest = base / f"{name}-{n}"
+    dest.mkdir(parents=True)
+    for entry in entries:
+        os.replace(entry, dest / entry.name)
+    return ArchivedRun(dest, tuple(p.name for p in entries), step, run_id)

@@ -36,6 +36,8 @@ from transfigure.runtime.distributed import (
 )
 from transfigure.training.checkpoint import (
     CHECKPOINT_FORMAT,
+    ArchivedRun,
+    archive_checkpoints,
     atomic_torch_save,
     capture_rng_state,
     load_checkpoint,
@@ -123,6 +125,8 @@ class TrainingResult:
     history: list[dict[str, float]] = field(default_factory=list)
     #: what the epoch callbacks returned: {"epoch", "step", **metrics} per call
     evaluations: list[dict[str, float]] = field(default_factory=list)
+    #: where an earlier run's checkpoints were moved when this run started (None: there were none)
+    archived: ArchivedRun | None = None
 
 
 def _to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
@@ -156,6 +160,10 @@ class Trainer:
 
     ``callbacks`` run on rank 0 every
     ``config.eval_every`` epochs; the metrics they return are logged at the current step.
+
+    A run that does not resume and finds an earlier run's files in ``checkpoints/`` moves them
+    to ``checkpoints/previous/<time>-step<N>-<run id>/`` before training (rank 0), so the folder
+    only ever holds this run's checkpoints (see :func:`~transfigure.training.checkpoint.archive_checkpoints`).
     """
 
     def __init__(
@@ -199,6 +207,7 @@ class Trainer:
             world_size=self.dist.world_size,
         )
         self._resumed_from: int | None = None
+        self._archived: ArchivedRun | None = None
         self._stop_signal: int | None = None
         if config.compile:
             for name, gen in model.generators().items():
@@ -303,12 +312,37 @@ class Trainer:
             persistent_workers=False,
         )
 
+    def _archive_earlier_run(self) -> None:
+        """Move an earlier run's checkpoints aside (rank 0; the other ranks never read them)."""
+        if not self.dist.is_main:
+            return
+        archived = archive_checkpoints(self.checkpoint_dir)
+        if archived is None:
+            return
+        self._archived = archived
+        hint = (
+            f"; training.resume: true would have continued from step {archived.step}"
+            if archived.step is not None and not self.config.resume
+            else ""
+        )
+        logger.warning(
+            "new training run: moved the %d file(s) an earlier run left in %s (step %s, MLflow run %s) to %s%s",
+            len(archived.files),
+            self.checkpoint_dir,
+            archived.step if archived.step is not None else "?",
+            archived.run_id or "?",
+            archived.folder,
+            hint,
+        )
+
     def fit(self) -> TrainingResult:
         cfg = self.config
         if cfg.resume and self.last_checkpoint.exists():
             self.load_checkpoint(self.last_checkpoint)
-        elif not cfg.resume:
-            torch.manual_seed(cfg.seed)
+        else:
+            self._archive_earlier_run()
+            if not cfg.resume:
+                torch.manual_seed(cfg.seed)
         self.model.train()
         if self.dist.enabled:
             wrapped = wrap_trainable_children(self.model, self.dist)
@@ -427,6 +461,7 @@ class Trainer:
             resumed_from_step=self._resumed_from,
             history=history,
             evaluations=list(self.evaluations),
+            archived=self._archived,
         )
 
     def _step_schedulers(self, epoch_sums: dict[str, float], epoch_steps: int) -> None:

@@ -32,8 +32,33 @@ def build_dataset(
     dataset: dict[str, Any], data: dict[str, Any] | DataConfig, split: str = "train", seed: int = 0
 ) -> Dataset:
     """The torch dataset for ``dataset`` (root + format) with the preprocessing and format
-    arguments (``direction``, ``input_nc``, ``label_nc``, ``use_instance`` ...) of ``data``."""
+    arguments (``direction``, ``input_nc``, ``label_nc``, ``use_instance`` ...) of ``data``.
+
+    Without a test/val split, ``train`` leaves out the files held out for evaluation
+    (``data.holdout_fraction``)."""
     return DataConfig.from_params(data).make_dataset(dataset["root"], dataset["format"], split, seed=seed)
+
+
+def holdout_tags(summary: dict[str, Any] | None) -> dict[str, str]:
+    """MLflow tags saying that (and how) part of train was held out for evaluation; {} when not.
+
+    ``holdout_size``/``holdout_train_size``: files (pairs, or images of both domains) held out /
+    trained on; unpaired data adds ``holdout_size_A`` and ``holdout_size_B``.
+    """
+    if not summary:
+        return {}
+    held, total = summary["held_out"], summary["total"]
+    tags = {
+        "holdout_from_train": "true",
+        "holdout_fraction": str(summary["fraction"]),
+        "holdout_min_count": str(summary["min_count"]),
+        "holdout_rule": str(summary["rule"]),
+        "holdout_size": str(sum(held.values())),
+        "holdout_train_size": str(sum(total.values()) - sum(held.values())),
+    }
+    if set(held) != {"pairs"}:
+        tags.update({f"holdout_size_{domain}": str(n) for domain, n in held.items()})
+    return tags
 
 
 def model_config(variant: str, data: dict[str, Any] | DataConfig, model: dict[str, Any]) -> Any:
@@ -63,9 +88,10 @@ def train(
     config = model_config(variant, data, model)
     train_cfg = TrainingConfig(**training)
     callbacks = [FidCurve(validated_dataset, data, evaluation)] if train_cfg.eval_every else []
+    dataset = build_dataset(validated_dataset, data, "train", seed=train_cfg.seed)
     return run_tracked_training(
         model=VARIANTS[variant](config),
-        dataset=build_dataset(validated_dataset, data, "train", seed=train_cfg.seed),
+        dataset=dataset,
         training=train_cfg,
         output_dir=output_dir,
         tracking=TrackingConfig.from_params(tracking),
@@ -75,6 +101,7 @@ def train(
             "dataset_root": validated_dataset["root"],
             "dataset_format": validated_dataset["format"],
             "dataset_fingerprint": validated_dataset.get("fingerprint", ""),
+            **holdout_tags(getattr(dataset, "holdout_summary", None)),
         },
         callbacks=callbacks,
     )
