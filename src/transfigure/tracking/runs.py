@@ -99,7 +99,7 @@ def run_tracked_training(
         if model.visuals():
             mlflow.log_image(visuals_grid(model.visuals()), "samples/final.png")
         t0 = time.perf_counter()
-        info = log_generator_model(export_dir)
+        info = log_generator_model(export_dir, registered_model_name=tracking.model_name_for(model.variant))
         mlflow.log_metrics(
             {
                 "train_seconds": result.seconds,
