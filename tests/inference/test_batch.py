@@ -186,14 +186,17 @@ def test_output_names_sizes_halves_and_the_sample_grid(translators, provenance, 
     photo(64, 64, 1).save(src / "x.png")
     photo(64, 64, 2).save(src / "x.jpg")  # same stem: its output keeps the extension
     photo(128, 64, 3).save(src / "pair.png")
+    photo(256, 64, 4).save(src / "wide.png")
     out = tmp_path / "out"
     result = translate_folder(
-        translators["cyclegan"], [src], out, model_info=CYCLEGAN, options=BatchOptions(width=96, progress=False)
+        translators["cyclegan"], [src], out, model_info=CYCLEGAN, options=BatchOptions(width=160, progress=False)
     )
     outputs = {row.input: row.output for row in result.rows}
-    assert outputs == {"pair.png": "pair.png", "x.jpg": "x.png", "x.png": "x.png.png"}
-    assert Image.open(out / "pair.png").size == (96, 48)  # width alone: aspect ratio kept
-    assert Image.open(out / "x.png").size == (96, 96)
+    assert outputs == {"pair.png": "pair.png", "wide.png": "", "x.jpg": "x.png", "x.png": "x.png.png"}
+    assert Image.open(out / "pair.png").size == (160, 80)  # width alone: aspect ratio kept
+    assert Image.open(out / "x.png").size == (160, 160)
+    # 160x40 is too small to carry a reliable watermark: refused, never written unmarked
+    assert "at least 64 pixels" in result.refused[0].reason and result.refused[0].input == "wide.png"
 
     halves = translate_folder(
         translators["cyclegan"],
@@ -205,7 +208,7 @@ def test_output_names_sizes_halves_and_the_sample_grid(translators, provenance, 
     assert halves.rows[0].output_size == "64x64" and halves.rows[0].input_size == "128x64"
 
     grid = sample_grid(result, side=48)
-    assert grid is not None and grid.size == (2 * 48 + 3 * 2, 3 * 48 + 4 * 2)  # input | output per row
+    assert grid is not None and grid.size == (2 * 48 + 3 * 2, 3 * 48 + 4 * 2)  # input | output per row ok
 
 
 def test_usage_errors_are_raised_before_any_image_is_read(translators, provenance, tmp_path):
@@ -224,6 +227,8 @@ def test_usage_errors_are_raised_before_any_image_is_read(translators, provenanc
         translate_folder(translators["cyclegan"], [tmp_path / "missing"], tmp_path / "o", model_info=CYCLEGAN)
     with pytest.raises(ValueError, match="format"):
         BatchOptions(format="gif")
+    with pytest.raises(ValueError, match="width"):
+        BatchOptions(width=32)
     assert not (tmp_path / "o").exists()
 
 

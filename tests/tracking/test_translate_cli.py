@@ -144,7 +144,7 @@ def test_a_local_folder_with_track_records_an_mlflow_run(in_store, capsys, tmp_p
     folder = export_generator("cyclegan", tmp_path / "export" / "generator", seed=3)
     out = tmp_path / "tracked"
     code, stdout, _ = translate(
-        capsys, folder.parent, in_store["inputs"], "-o", out, "--track", "--format", "jpeg", "--height", "48"
+        capsys, folder.parent, in_store["inputs"], "-o", out, "--track", "--format", "jpeg", "--height", "96"
     )
     assert code == 0 and "MLflow run" in stdout
     run_id = stdout.rsplit("MLflow run ", 1)[1].strip()
@@ -154,14 +154,14 @@ def test_a_local_folder_with_track_records_an_mlflow_run(in_store, capsys, tmp_p
     assert run.info.run_name == "tracked" and run.info.status == "FINISHED"
     params = run.data.params
     assert params["model_source"] == "folder" and params["model_version"].startswith("local:")
-    assert params["format"] == "jpeg" and params["height"] == "48" and params["n_inputs"] == "3"
+    assert params["format"] == "jpeg" and params["height"] == "96" and params["n_inputs"] == "3"
     assert run.data.metrics["translated"] == 3 and run.data.metrics["refused"] == 0
     assert run.data.metrics["images_per_second"] > 0
     artifacts = {a.path for a in client.list_artifacts(run_id)} | {
         a.path for a in client.list_artifacts(run_id, "samples")
     }
     assert {TABLE_FILE, "translations.json", "summary.json", "samples/grid.png"} <= artifacts
-    assert Image.open(out / "0000.jpg").size == (48, 48)
+    assert Image.open(out / "0000.jpg").size == (96, 96)
     with open(out / TABLE_FILE, newline="") as fh:
         assert [row["status"] for row in csv.DictReader(fh)] == ["ok", "ok", "ok"]
 

@@ -49,7 +49,6 @@ from transfigure.data.layout import list_images
 from transfigure.data.rules import LABEL_MODES, MAX_PIXELS
 from transfigure.data.transforms import to_tensor
 from transfigure.inference.translator import Translator, translate_and_stamp
-from transfigure.provenance.watermark import MIN_SIDE
 from transfigure.untrusted import UntrustedImageError, decode_untrusted, open_untrusted
 
 if TYPE_CHECKING:
@@ -57,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "MIN_OUTPUT_SIDE",
     "OUTPUT_FORMATS",
     "STATE_FILE",
     "TABLE_FILE",
@@ -75,6 +75,9 @@ logger = logging.getLogger(__name__)
 #: Largest input (pixels) translated by default: a cost bound, like the service's 4096x4096; it may be
 #: raised up to the image rule :data:`transfigure.data.rules.MAX_PIXELS`.
 DEFAULT_MAX_PIXELS: Final = 4096 * 4096
+#: Smallest output side: smaller images cannot carry a reliably detectable watermark (the service's
+#: ``TRANSFIGURE_MIN_SIDE`` default; the watermark's own hard floor is ``provenance.watermark.MIN_SIDE``).
+MIN_OUTPUT_SIDE: Final = 64
 #: ``format`` -> (Pillow encoder, file extension)
 OUTPUT_FORMATS: Final = {
     "png": ("PNG", ".png"),
@@ -96,8 +99,10 @@ class BatchOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     direction: str | None = Field(None, description="AtoB or BtoA; null = the model's first direction")
-    width: int | None = Field(None, ge=MIN_SIDE, description="output width; alone: keeps each input's aspect ratio")
-    height: int | None = Field(None, ge=MIN_SIDE, description="output height; alone: keeps the aspect ratio")
+    width: int | None = Field(
+        None, ge=MIN_OUTPUT_SIDE, description="output width; alone: keeps each input's aspect ratio"
+    )
+    height: int | None = Field(None, ge=MIN_OUTPUT_SIDE, description="output height; alone: keeps the aspect ratio")
     format: str = Field("png", description="png | jpeg | webp")
     quality: int | None = Field(None, ge=1, le=100, description="JPEG/WebP quality (default 95 / 90)")
     batch_size: int = Field(8, ge=1, description="images of equal size per generator pass")
@@ -130,12 +135,26 @@ class BatchOptions(BaseModel):
 
     def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """The output (width, height) for an input of ``size``: as asked, one side with the aspect ratio kept,
-        or the input's own size."""
+        or the input's own size.
+
+        Raises:
+            ValueError: a side under :data:`MIN_OUTPUT_SIDE` or more than ``max_pixels`` pixels.
+        """
         w0, h0 = size
-        if self.width is None and self.height is None:
-            return w0, h0
-        width = self.width if self.width is not None else max(1, round(w0 * self.height / h0))  # type: ignore[operator]
-        height = self.height if self.height is not None else max(1, round(h0 * self.width / w0))  # type: ignore[operator]
+        width, height = w0, h0
+        if self.width is not None or self.height is not None:
+            width = self.width if self.width is not None else max(1, round(w0 * self.height / h0))  # type: ignore[operator]
+            height = self.height if self.height is not None else max(1, round(h0 * self.width / w0))  # type: ignore[operator]
+        if min(width, height) < MIN_OUTPUT_SIDE:
+            raise ValueError(
+                f"the output would be {width}x{height}: both sides must be at least {MIN_OUTPUT_SIDE} pixels to "
+                "carry a reliably detectable watermark (ask for a larger output with width/height)"
+            )
+        if width * height > self.max_pixels:
+            raise ValueError(
+                f"the output would be {width}x{height} = {width * height:,} pixels, more than "
+                f"max_pixels={self.max_pixels:,}"
+            )
         return width, height
 
 
@@ -637,14 +656,10 @@ class _Batch:
                 item.declared,
             )
             return None
-        out_size = self.options.output_size(image.size)
-        if out_size[0] * out_size[1] > self.options.max_pixels:
-            self.refuse(
-                item.entry,
-                f"the output would be {_fmt_size(out_size)} = {out_size[0] * out_size[1]:,} pixels, more than "
-                f"max_pixels={self.options.max_pixels:,}",
-                item.declared,
-            )
+        try:
+            out_size = self.options.output_size(image.size)
+        except ValueError as exc:
+            self.refuse(item.entry, str(exc), item.declared)
             return None
         item.out_size = out_size
         return image, instance

@@ -34,8 +34,9 @@ Give an optional column for every row or leave it out (MLflow refuses a long col
 Output: one row per input row, in order: ``image`` (the stamped encoded bytes), ``provenance_id``,
 ``media_type`` and ``error``. A row that cannot be translated (undecodable or oversized image, unknown
 direction, a label map with unknown class ids, too small to carry a watermark, ...) gets its reason
-in ``error`` and None in the other columns; it never fails the other rows. Images may have at most
-4096x4096 pixels (:data:`transfigure.inference.batch.DEFAULT_MAX_PIXELS`).
+in ``error`` and None in the other columns; it never fails the other rows. Images and outputs may have
+at most 4096x4096 pixels (:data:`transfigure.inference.batch.DEFAULT_MAX_PIXELS`); outputs need 64 pixels
+a side (:data:`~transfigure.inference.batch.MIN_OUTPUT_SIDE`) to carry a reliable watermark, as in the service.
 """
 
 from __future__ import annotations
@@ -124,11 +125,7 @@ class GeneratorModel(mlflow.pyfunc.PythonModel):
                     **{k: int(v) for k in ("quality", "width", "height", "seed") if (v := _cell(row, k)) is not None},
                 )
                 image = decode_input_bytes(bytes(row["image"]), max_pixels=DEFAULT_MAX_PIXELS)
-                size = options.output_size(image.size)
-                if size[0] * size[1] > DEFAULT_MAX_PIXELS:
-                    raise ValueError(
-                        f"the output would be {size[0]}x{size[1]}, more than {DEFAULT_MAX_PIXELS:,} pixels"
-                    )
+                size = options.output_size(image.size)  # ValueError: under 64 px a side or over the pixel bound
                 style = _cell(row, "style")
                 key = (
                     options.direction,

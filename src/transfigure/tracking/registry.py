@@ -55,9 +55,9 @@ def generator_signature() -> Any:
 
 
 def _input_example(export_dir: Path) -> Any:
-    """A 32x32 PNG MLflow runs the logged model on, proving it loads and predicts: grey RGB for
+    """A 64x64 PNG MLflow runs the logged model on, proving it loads and predicts: grey RGB for
     image generators, an all-zeros label map (class 0) for label-map generators (SPADE). Its output
-    is stamped like any other (a ledger row marks the check)."""
+    is stamped like any other (a ledger row records the check; 64 px is the smallest output stamped)."""
     import io
     import json
 
@@ -67,7 +67,7 @@ def _input_example(export_dir: Path) -> Any:
     generators = json.loads((export_dir / "config.json").read_text()).get("generators", {})
     takes_labels = any("label_nc" in cfg for cfg in generators.values())
     buf = io.BytesIO()
-    (Image.new("L", (32, 32), 0) if takes_labels else Image.new("RGB", (32, 32), (128, 128, 128))).save(
+    (Image.new("L", (64, 64), 0) if takes_labels else Image.new("RGB", (64, 64), (128, 128, 128))).save(
         buf, format="PNG"
     )
     return pd.DataFrame({"image": [buf.getvalue()]})
