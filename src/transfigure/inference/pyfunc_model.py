@@ -161,7 +161,8 @@ class GeneratorModel(mlflow.pyfunc.PythonModel):
                 else:
                     out["image"][i], out["provenance_id"][i] = result.data, result.provenance_id
                     out["media_type"][i] = result.media_type
-        return pd.DataFrame({**out, "error": errors})
+        # object columns keep None as None (JSON null from `mlflow models serve`), not NaN
+        return pd.DataFrame({key: pd.Series(values, dtype=object) for key, values in {**out, "error": errors}.items()})
 
 
 def _reason(exc: Exception) -> str:
