@@ -211,3 +211,53 @@ def add_evaluated_version(client, name: str, registered: dict, split: str | None
             model_id=logged_model_id(registered["source"]),
         ).version
     )
+
+
+# -- tiny untrained generators, exported and registered without training (batch translation, the MLflow model) ----
+#: what the project's parameters set besides :data:`TINY_MODEL` for a small generator of these variants
+_TINY_EXPORT: dict[str, dict] = {"cyclegan": {"netG": "resnet_6blocks"}, "pix2pix": {"netG": "unet"}}
+
+
+def export_generator(variant: str, folder: Path, *, seed: int = 0, metadata: dict | None = None, **model) -> Path:
+    """An untrained generator of ``variant`` (:data:`TINY_MODEL` networks, weights drawn from ``seed``) exported as
+    training exports it: ``folder/`` with ``config.json`` and ``<direction>.safetensors``."""
+    import torch
+
+    from transfigure.models import VARIANTS
+    from transfigure.models.io import save_generators
+
+    torch.manual_seed(seed)
+    cls = VARIANTS[variant]
+    net = cls(cls.config_class(**{**TINY_MODEL[variant], **_TINY_EXPORT.get(variant, {}), "seed": seed, **model}))
+    return save_generators(
+        folder, net.generators(), variant=variant, model_config=net.config.model_dump(), metadata=metadata
+    )
+
+
+def register_generator_version(
+    variant: str, root: Path, *, name: str | None = None, alias: str | None = "champion", seed: int = 0, **model
+) -> dict:
+    """Export an untrained generator in an MLflow run of the current store (``$MLFLOW_TRACKING_URI``), log it as
+    the pyfunc model and register it as a new version of ``name`` (default: the variant), with ``alias``."""
+    import mlflow
+
+    from transfigure.tracking.client import mlflow_client
+    from transfigure.tracking.mlflow_utils import configure_mlflow
+    from transfigure.tracking.registry import log_generator_model, register_generator
+
+    name = name or variant
+    _, experiment_id = configure_mlflow(f"tiny-{variant}")
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        folder = export_generator(
+            variant,
+            root / run.info.run_id / "generator",
+            seed=seed,
+            metadata={"mlflow_run_id": run.info.run_id},
+            **model,
+        )
+        logged = log_generator_model(folder, registered_model_name=name)
+    client = mlflow_client()
+    version = str(register_generator(client, logged.model_uri, name, run_id=run.info.run_id).version)
+    if alias:
+        client.set_registered_model_alias(name, alias, version)
+    return {"name": name, "version": version, "run_id": run.info.run_id, "folder": folder}

@@ -3,6 +3,7 @@
     transfigure promote cyclegan --version 3      # metric-gated promotion in the MLflow registry
     transfigure export cyclegan --version 3       # ONNX + TorchScript, numerically checked
     transfigure verify IMAGE...                   # watermark / manifest / ledger check of images
+    transfigure translate cyclegan@champion photos/ -o out/   # batch translation, every output stamped
 
 Each subcommand lives with the code it drives and exposes ``add_arguments(parser)`` and
 ``run(args) -> int``; this module only dispatches (and imports lazily, so ``--help`` is fast).
@@ -25,6 +26,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "export": ("transfigure.export", "export a registered generator to ONNX / TorchScript, checked against PyTorch"),
     "verify": ("transfigure.provenance.verify_cli", "verify the watermark, manifest and ledger record of images"),
+    "translate": (
+        "transfigure.tracking.translate_cli",
+        "translate image files and folders with a registered or exported generator; every output stamped",
+    ),
     "provenance-cert": (
         "transfigure.provenance.cert_cli",
         "create the development signing certificate (conf/local/provenance)",

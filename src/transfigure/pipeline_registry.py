@@ -6,11 +6,13 @@ Per variant in ``transfigure.models.VARIANTS`` (``kedro run --pipeline=<stage>_<
     train_<v>      validate -> train -> register -> curves -> evaluate -> promote (gated)
     evaluate_<v>   validate -> evaluate the latest (or ``<v>.evaluation.model_version``) registered version
     promote_<v>    validate -> gate the registered version into ``<v>@champion``
+    translate_<v>  translate a folder with ``<v>@champion`` (``translate.<v>`` in parameters_translate.yml)
 
 and ``prepare_data`` (build the embedded default dataset), ``data_validation`` (every variant's
 validation) and ``__default__`` (= ``train_cyclegan``). Each stage's nodes and builder live in
 ``transfigure.pipelines.<stage>``. Kedro loads every ``conf/base/parameters*.yml`` whatever runs:
-all stages of a variant read its ``<variant>.*`` keys from ``parameters_train_<variant>.yml``.
+all stages of a variant read its ``<variant>.*`` keys from ``parameters_train_<variant>.yml``;
+``translate_<variant>`` also reads ``translate.<variant>`` from ``parameters_translate.yml``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ PER_VARIANT: dict[str, tuple[str, str]] = {
     "train": ("training.pipeline", "training_pipeline"),
     "evaluate": ("evaluation.pipeline", "standalone_evaluation_pipeline"),
     "promote": ("promotion.pipeline", "standalone_promotion_pipeline"),
+    "translate": ("translation.pipeline", "translation_pipeline"),
 }
 #: pipelines not built per variant -> their builder (no arguments)
 SINGLE: dict[str, tuple[str, str]] = {

@@ -35,8 +35,9 @@ def project():
 
 def test_every_stage_of_every_variant_is_registered_under_its_known_name():
     recorded = json.loads(RECORDED.read_text())
-    expected = {f"{stage}_{variant}" for stage in ("validate", "train", "evaluate", "promote") for variant in VARIANTS}
-    assert set(PER_VARIANT) == {"validate", "train", "evaluate", "promote"}
+    stages = ("validate", "train", "evaluate", "promote", "translate")
+    expected = {f"{stage}_{variant}" for stage in stages for variant in VARIANTS}
+    assert set(PER_VARIANT) == set(stages)
     assert set(pipelines) == expected | set(SINGLE) | {"__default__"} == set(recorded) | {"__default__"}
 
 

@@ -32,20 +32,32 @@ def _pip_requirements() -> list[str]:
 
 
 def generator_signature() -> Any:
-    """Pyfunc I/O: encoded image bytes (+ optional direction) in, PNG bytes out."""
+    """Pyfunc I/O (see :mod:`transfigure.inference.pyfunc_model`): encoded image bytes (+ optional direction,
+    format, quality, width, height, seed, style image) in; stamped image bytes, provenance id, media type
+    and a per-row error out."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
+    optional = [("string", "direction"), ("string", "format"), ("long", "quality"), ("long", "width")]
+    optional += [("long", "height"), ("long", "seed"), ("binary", "style")]
     return ModelSignature(
-        inputs=Schema([ColSpec("binary", "image"), ColSpec("string", "direction", required=False)]),
-        outputs=Schema([ColSpec("binary", "image")]),
+        inputs=Schema([ColSpec("binary", "image"), *(ColSpec(t, name, required=False) for t, name in optional)]),
+        outputs=Schema(
+            [
+                ColSpec("binary", "image", required=False),
+                ColSpec("string", "provenance_id", required=False),
+                ColSpec("string", "media_type", required=False),
+                ColSpec("string", "error", required=False),
+            ]
+        ),
         params=ParamSchema([ParamSpec("direction", "string", "AtoB")]),
     )
 
 
 def _input_example(export_dir: Path) -> Any:
-    """A 32x32 PNG MLflow runs the logged model on, proving it loads and predicts: grey RGB for
-    image generators, an all-zeros label map (class 0) for label-map generators (SPADE)."""
+    """A 64x64 PNG MLflow runs the logged model on, proving it loads and predicts: grey RGB for
+    image generators, an all-zeros label map (class 0) for label-map generators (SPADE). Its output
+    is stamped like any other (a ledger row records the check; 64 px is the smallest output stamped)."""
     import io
     import json
 
@@ -55,14 +67,20 @@ def _input_example(export_dir: Path) -> Any:
     generators = json.loads((export_dir / "config.json").read_text()).get("generators", {})
     takes_labels = any("label_nc" in cfg for cfg in generators.values())
     buf = io.BytesIO()
-    (Image.new("L", (32, 32), 0) if takes_labels else Image.new("RGB", (32, 32), (128, 128, 128))).save(
+    (Image.new("L", (64, 64), 0) if takes_labels else Image.new("RGB", (64, 64), (128, 128, 128))).save(
         buf, format="PNG"
     )
     return pd.DataFrame({"image": [buf.getvalue()]})
 
 
-def log_generator_model(export_dir: str | Path, *, name: str = "generator") -> Any:
-    """Log ``export_dir`` (safetensors + config.json) as a pyfunc model of the active run."""
+def log_generator_model(
+    export_dir: str | Path, *, name: str = "generator", registered_model_name: str | None = None
+) -> Any:
+    """Log ``export_dir`` (safetensors + config.json) as a pyfunc model of the active run.
+
+    ``registered_model_name``: the registry name its versions will have; the model stamps it into its
+    outputs (``model_config``; without it, the variant).
+    """
     export_dir = Path(export_dir)
     if export_dir.name != GENERATOR_ARTIFACT:
         raise ValueError(f"export folder must be named '{GENERATOR_ARTIFACT}', got '{export_dir}'")
@@ -70,6 +88,7 @@ def log_generator_model(export_dir: str | Path, *, name: str = "generator") -> A
         name=name,
         python_model=str(PYFUNC_CODE),
         artifacts={GENERATOR_ARTIFACT: str(export_dir)},
+        model_config={"registered_model_name": registered_model_name} if registered_model_name else None,
         pip_requirements=_pip_requirements(),
         signature=generator_signature(),
         input_example=_input_example(export_dir),

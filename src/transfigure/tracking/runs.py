@@ -110,7 +110,7 @@ def run_tracked_training(
                 Path(tmp) / GENERATOR_ARTIFACT,
                 {"mlflow_run_id": run_id, "git_commit": run_tags.get("git_commit", "")},
             )
-            info = log_generator_model(logged)
+            info = log_generator_model(logged, registered_model_name=tracking.model_name_for(model.variant))
         mlflow.log_metrics(
             {
                 "train_seconds": result.seconds,
