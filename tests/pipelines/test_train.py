@@ -381,6 +381,9 @@ def test_paper_environment_merges_into_the_paper_setup():
         100,
         "linear",
     )
+    # the paper's 256 px images load in 4 worker processes; conf/base (tests, CPU smoke runs) loads in-process
+    assert (training.num_workers, training.persistent_workers) == (4, True)
+    assert TrainingConfig(**loader["parameters"]["cyclegan"]["training"]).num_workers == 4
 
 
 def test_direction_btoa_swaps_input_and_target(tmp_path):

@@ -72,15 +72,20 @@ def test_fit_runs_all_epochs_logs_and_decays_lr(tmp_path, pairs):
 
 
 @pytest.mark.slow
-def test_resume_continues_exactly_where_it_stopped(tmp_path, pairs):
-    full_trainer = Trainer(tiny_model(), pairs(), TrainingConfig(**BASE), tmp_path / "full")
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_resume_continues_exactly_where_it_stopped(tmp_path, pairs, num_workers):
+    full_trainer = Trainer(tiny_model(), pairs(), TrainingConfig(**BASE, num_workers=num_workers), tmp_path / "full")
     full = full_trainer.fit()
 
-    part = Trainer(tiny_model(), pairs(), TrainingConfig(**BASE, max_steps=5), tmp_path / "part")
+    part = Trainer(
+        tiny_model(), pairs(), TrainingConfig(**BASE, max_steps=5, num_workers=num_workers), tmp_path / "part"
+    )
     r1 = part.fit()
     assert r1.step == 5 and r1.epoch == 1  # stopped in the middle of the second epoch
 
-    resumed = Trainer(tiny_model(), pairs(), TrainingConfig(**BASE, resume=True), tmp_path / "part")
+    resumed = Trainer(
+        tiny_model(), pairs(), TrainingConfig(**BASE, resume=True, num_workers=num_workers), tmp_path / "part"
+    )
     r2 = resumed.fit()
     assert r2.resumed_from_step == 5 and r2.step == 12
     # the schedule went on from epoch 1, not from 0: after 4 epochs the linear decay reached 0

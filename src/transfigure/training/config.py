@@ -29,7 +29,18 @@ class TrainingConfig(BaseModel):
     )
     plateau_patience: int = Field(5, ge=0, description="epochs without improvement before 'plateau' decays the LR")
     max_steps: int | None = Field(None, ge=1, description="stop after this many steps (smoke runs, tests)")
-    num_workers: int = Field(0, ge=0)
+    num_workers: int = Field(
+        0, ge=0, description="DataLoader worker processes (0 = load in the training process; tests, CPU smoke runs)"
+    )
+    persistent_workers: bool = Field(
+        True, description="keep the workers alive across epochs (only with num_workers > 0)"
+    )
+    prefetch_factor: int | None = Field(
+        None, ge=1, description="batches each worker loads ahead; null = PyTorch's default (2); needs num_workers > 0"
+    )
+    pin_memory: bool | None = Field(
+        None, description="page-locked host batches for faster copies to the GPU; null = on for CUDA only"
+    )
     shuffle: bool = True
     device: str = Field("auto", description="'auto' (CUDA if present, else CPU), 'cpu', 'cuda', 'cuda:1', ...")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="'auto': bf16 on CUDA, fp32 on CPU")
@@ -50,6 +61,8 @@ class TrainingConfig(BaseModel):
     def _some_training(self) -> TrainingConfig:
         if self.n_epochs + self.n_epochs_decay < 1:
             raise ValueError("n_epochs + n_epochs_decay must be at least 1")
+        if self.prefetch_factor is not None and self.num_workers == 0:
+            raise ValueError("prefetch_factor needs num_workers > 0 (set it to null, or add workers)")
         return self
 
     @property

@@ -10,8 +10,10 @@ SIGTERM that keep a checkpoint.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import random
 import signal
 import time
 from collections.abc import Iterator, Sequence
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -113,6 +116,59 @@ class EpochSampler(Sampler[int]):
         return max(self.per_rank - self.start, 0)
 
 
+class _EpochKeys(Sampler[tuple[int, int]]):
+    """``(epoch, index)`` for every index ``sampler`` yields: the epoch travels with each index to the workers."""
+
+    def __init__(self, sampler: EpochSampler) -> None:
+        self.sampler = sampler
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.sampler.epoch
+        return ((epoch, i) for i in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+class _EpochItems(Dataset):
+    """``(epoch, index)`` -> ``dataset[index]`` as of that epoch, in whichever process loads it.
+
+    A worker holds its own copy of the dataset, made when it started: with persistent workers
+    the training process's ``set_epoch`` never reaches it, so the epoch comes with the key and
+    the worker's copy is set to it before the item is built. Items of the project's datasets are
+    pure functions of (files, seed, epoch, index), so what a batch holds does not depend on the
+    number of workers, on which worker loads it, or on where a resumed run started.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self._epoch: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        if epoch != self._epoch:
+            set_epoch = getattr(self.dataset, "set_epoch", None)
+            if set_epoch is not None:
+                set_epoch(epoch)
+            self._epoch = epoch
+        return self.dataset[index]
+
+
+def _seed_worker(seed: int, rank: int, worker_id: int) -> None:
+    """Seed a DataLoader worker's global RNGs (Python, NumPy, torch) from (training seed, rank, worker id) alone.
+
+    Nothing in the project's datasets draws from them (their randomness is per item), but a dataset
+    of yours that does gets the same streams in every run of the same configuration.
+    """
+    worker_seed = (seed * 1_000_003 + rank * 1_009 + worker_id) % 2**32
+    random.seed(worker_seed)
+    np.random.seed(worker_seed)
+    torch.manual_seed(worker_seed)
+
+
 @dataclass
 class TrainingResult:
     step: int
@@ -145,6 +201,14 @@ def _batch_size(batch: dict[str, Any]) -> int:
         if isinstance(v, torch.Tensor):
             return int(v.shape[0])
     return 1
+
+
+def _stop_workers(loader: DataLoader) -> None:
+    """End a loader's persistent workers now rather than whenever the loader is garbage-collected."""
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
+    loader._iterator = None
 
 
 class Trainer:
@@ -303,13 +367,34 @@ class Trainer:
         return {f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.optimizers.items()}
 
     def _loader(self) -> DataLoader:
+        """The batches of every epoch (iterate it once per epoch, after ``sampler.set_epoch``).
+
+        With ``num_workers`` > 0 the dataset is indexed by ``(epoch, index)`` (:class:`_EpochItems`), so
+        persistent workers see each new epoch. The loader draws its worker seeds from a generator of its
+        own, never from the global torch RNG the model's training step uses: the model's random stream is
+        the same with any number of workers, persistent or not, and across a resume.
+        """
+        cfg = self.config
+        pin = cfg.pin_memory if cfg.pin_memory is not None else self.device.type == "cuda"
+        if cfg.num_workers == 0:
+            return DataLoader(
+                self.dataset,
+                batch_size=cfg.batch_size,
+                sampler=self.sampler,
+                num_workers=0,
+                pin_memory=pin,
+                generator=torch.Generator().manual_seed(cfg.seed),
+            )
         return DataLoader(
-            self.dataset,
-            batch_size=self.config.batch_size,
-            sampler=self.sampler,
-            num_workers=self.config.num_workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=False,
+            _EpochItems(self.dataset),
+            batch_size=cfg.batch_size,
+            sampler=_EpochKeys(self.sampler),
+            num_workers=cfg.num_workers,
+            pin_memory=pin,
+            persistent_workers=cfg.persistent_workers,
+            prefetch_factor=cfg.prefetch_factor,
+            worker_init_fn=functools.partial(_seed_worker, cfg.seed, self.dist.rank),
+            generator=torch.Generator().manual_seed(cfg.seed),
         )
 
     def _archive_earlier_run(self) -> None:
@@ -376,13 +461,14 @@ class Trainer:
         epoch_steps = 0
         t_window, images_window = t_start, 0
         previous_handlers = self._install_signal_handlers()
+        loader = self._loader()
         try:
             while self.epoch < total_epochs and (cfg.max_steps is None or self.step < cfg.max_steps):
                 set_epoch = getattr(self.dataset, "set_epoch", None)
                 if set_epoch is not None:
                     set_epoch(self.epoch)
                 self.sampler.set_epoch(self.epoch, start=self.batch_in_epoch)
-                for batch in self._loader():
+                for batch in loader:
                     n = _batch_size(batch)
                     batch = _to_device(batch, self.device, cfg.channels_last)
                     losses = self.model.training_step(batch, self.optimizers, self.precision)
@@ -447,6 +533,7 @@ class Trainer:
             raise TrainingInterrupted(f"training stopped at step {self.step}; resume from {path}") from exc
         finally:
             bar.close()
+            _stop_workers(loader)
             self._restore_signal_handlers(previous_handlers)
             unwrap_children(self.model)
         path = self.save_checkpoint()
