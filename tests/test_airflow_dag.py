@@ -15,12 +15,11 @@ import textwrap
 from graphlib import TopologicalSorter
 from pathlib import Path
 
+import kedro_airflow  # noqa: F401  - the dev extra installs it (via orchestrate): a missing plugin fails here, it does not skip
 import pytest
 import yaml
 
 from _support import PROJECT, env_with_default_store, make_unaligned, project_catalog, project_copy, tiny_variant_params
-
-pytest.importorskip("kedro_airflow", reason="the orchestrate extra (kedro-airflow) is not installed")
 
 KEDRO = str(Path(sys.executable).with_name("kedro"))
 TEMPLATE = PROJECT / "airflow_dags" / "dag_template.j2"
