@@ -22,13 +22,14 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-__all__ = ["Postgres", "S3Server", "free_port", "postgres_server", "s3_server", "service_missing"]
+__all__ = ["Postgres", "S3Server", "free_port", "mlflow_server", "postgres_server", "s3_server", "service_missing"]
 
 PG_PROGRAMS = ("initdb", "pg_ctl")
 S3_KEY, S3_SECRET, S3_REGION = "testing", "testing", "us-east-1"
@@ -227,3 +228,41 @@ def s3_server() -> Iterator[S3Server]:
             proc.wait(timeout=10)
         log.close()
         os.unlink(log.name)
+
+
+@contextmanager
+def mlflow_server(
+    backend_store_uri: str, artifacts_destination: str, log_path: Path, env: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """``mlflow server`` (proxied artifacts: clients need no storage credentials) on a free loopback port, as a
+    subprocess with ``env`` added to this environment; yields its URL once /health answers, stops it after."""
+    port = free_port()
+    exe = Path(sys.executable).with_name("mlflow")
+    argv = [str(exe), "server", "--backend-store-uri", backend_store_uri, "--artifacts-destination"]
+    argv += [artifacts_destination, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(env or {})}
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, f"mlflow server exited: {log_path.read_text()[-3000:]}"
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"no /health in 120 s: {log_path.read_text()[-3000:]}"
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and its uvicorn worker (our own process group)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # uvicorn waits for open connections; nothing here needs them
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        log.close()
