@@ -95,6 +95,32 @@ def test_postgres_ledger_appends_reads_and_the_database_refuses_changes(pg_ledge
 
 
 @pytest.mark.slow
+def test_a_role_that_may_only_insert_and_select_stamps_but_cannot_drop_the_guard(pg_ledger_url, postgres_server):
+    import psycopg2
+
+    Ledger(pg_ledger_url).count()  # the owner creates the table and its triggers once
+    database = pg_ledger_url.rsplit("/", 1)[1]
+    role = f"stamper_{database}"
+    conn = psycopg2.connect(host=postgres_server.host, port=postgres_server.port, user="postgres", dbname=database)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE ROLE {role} LOGIN")
+        cur.execute(f"GRANT SELECT, INSERT ON provenance TO {role}")
+    conn.close()
+    stamper_url = pg_ledger_url.replace("postgres@", f"{role}@", 1)
+    Ledger(stamper_url).append(record("fedcba9876543210"))
+    assert Ledger(stamper_url).get("fedcba9876543210") == record("fedcba9876543210")
+    conn = psycopg2.connect(host=postgres_server.host, port=postgres_server.port, user=role, dbname=database)
+    try:
+        for sql in ("DROP TRIGGER provenance_no_update ON provenance", "UPDATE provenance SET model_name = 'x'"):
+            with pytest.raises(psycopg2.Error, match="must be owner|permission denied"), conn.cursor() as cur:
+                cur.execute(sql)
+            conn.rollback()
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
 def test_stamp_draws_a_fresh_id_when_another_writer_took_it(pg_ledger_url, tmp_path, monkeypatch, photo):
     import transfigure.provenance.stamp as stamp_module
 

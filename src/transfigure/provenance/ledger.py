@@ -86,6 +86,10 @@ END $$""",
     "DROP TRIGGER IF EXISTS provenance_no_truncate ON provenance",
     "CREATE TRIGGER provenance_no_truncate BEFORE TRUNCATE ON provenance FOR EACH STATEMENT EXECUTE FUNCTION provenance_append_only()",
 )
+_PG_READY: Final = (
+    "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass('provenance') "
+    "AND tgname IN ('provenance_no_update', 'provenance_no_delete', 'provenance_no_truncate')"
+)
 _PG_SCHEMA_LOCK: Final = 0x7472616E73666967  # pg_advisory_xact_lock key ("transfig")
 _PG_DRIVERS: Final = ("postgresql", "postgresql+psycopg2", "postgres")
 _initialised: set[Path] = set()
@@ -206,9 +210,12 @@ class Ledger:
             if engine is None:
                 engine = sa.create_engine(self.url, pool_pre_ping=True, future=True)
                 with engine.begin() as conn:
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SCHEMA_LOCK})
-                    for statement in _PG_SCHEMA:
-                        conn.execute(sa.text(statement))
+                    # in place already (table and its three triggers): no DDL, so a role that may only
+                    # INSERT and SELECT can stamp; else create them (the table's owner must do this once)
+                    if conn.execute(sa.text(_PG_READY)).scalar() != 3:
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SCHEMA_LOCK})
+                        for statement in _PG_SCHEMA:
+                            conn.execute(sa.text(statement))
                 _engines[self.url] = engine
         return engine
 
