@@ -16,6 +16,10 @@ from PIL import Image
 
 from _services import mlflow_server
 from _support import project_copy
+from transfigure.provenance import Ledger
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
+from _serving import Server  # noqa: E402  (the serving tests' `bentoml serve` launcher, reused as is)
 
 pytestmark = pytest.mark.slow
 
@@ -80,3 +84,14 @@ def test_train_promote_translate_verify_through_the_team_services(tmp_path, team
     assert report["verdict"] == "verified", report
     assert report["ledger"]["model_name"] == "cyclegan" and report["ledger"]["model_version"] == version
     assert report["ledger"]["run_id"] == registered["run_id"]
+
+    # and `bentoml serve` (the serving tests' launcher) serves the team's champion, stamping into the shared ledger
+    server = Server(root, env=env)
+    try:
+        reply = server.wait_ready(timeout=180).post_image("/translate", (tmp_path / "in.png").read_bytes())
+        assert reply.status == 200, server.output()[-3000:]
+        assert reply.headers["x-model-name"] == "cyclegan" and reply.headers["x-model-version"] == version
+    finally:
+        server.stop()
+    served = Ledger(team_services["ledger"]).get(reply.headers["x-provenance-id"])
+    assert served is not None and served.model_version == version
