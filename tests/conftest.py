@@ -27,6 +27,9 @@ from transfigure._env import disable_telemetry  # noqa: E402
 
 disable_telemetry()
 
+# the team services (PostgreSQL, S3-compatible moto), session-scoped; only the tests that name them start them
+from _services import postgres_server, s3_server  # noqa: E402, F401
+
 
 @pytest.fixture
 def mlflow_uri(tmp_path, monkeypatch) -> str:

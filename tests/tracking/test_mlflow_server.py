@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -19,68 +15,22 @@ from mlflow import MlflowClient
 from PIL import Image
 
 import transfigure
+from _services import mlflow_server as start_mlflow_server
 from _support import add_evaluated_version, default_dataset, tiny_variant_params, train_and_register
 from transfigure.tracking.promotion import promote, promotion_status, read_history, rollback
 
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path, monkeypatch):
     """``mlflow server`` (sqlite backend, proxied artifacts) as a subprocess; yields its URL, stops it after."""
-    port = free_port()
-    log = (tmp_path / "server.log").open("w")
-    exe = Path(sys.executable).with_name("mlflow")
-    proc = subprocess.Popen(
-        [
-            str(exe),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "server_artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, f"mlflow server exited: {(tmp_path / 'server.log').read_text()[-3000:]}"
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"no /health in 120 s: {(tmp_path / 'server.log').read_text()[-3000:]}"
-            time.sleep(0.5)
+    backend, artifacts = f"sqlite:///{tmp_path / 'server.db'}", str(tmp_path / "server_artifacts")
+    with start_mlflow_server(backend, artifacts, tmp_path / "server.log") as url:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         monkeypatch.setenv("USER", "tester")
         monkeypatch.chdir(tmp_path)
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server and its uvicorn worker (our own process group)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # uvicorn waits for open connections; nothing here needs them
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-        log.close()
 
 
 def test_train_evaluate_promote_rollback_through_a_tracking_server(mlflow_server, tmp_path):

@@ -7,7 +7,7 @@
 * :mod:`.watermark` - 64-bit payload, keyed, tied to the pixels (QIM per block on a tiled lattice), found
   after crops, reframing, flips and rotations; FPR <= 2e-8 per image by construction;
 * :mod:`.manifest` - C2PA manifest signed offline with a local certificate chain;
-* :mod:`.ledger` - append-only sqlite record of every provenance id;
+* :mod:`.ledger` - append-only record of every provenance id (sqlite, or PostgreSQL for a team);
 * :mod:`.stamp` / :mod:`.verify` - the two entry points; ``transfigure verify IMAGE...`` on the CLI;
 * :mod:`.config` - keys, certificates, trust anchors and ledger from ``TRANSFIGURE_*`` variables.
 """

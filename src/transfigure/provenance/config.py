@@ -9,7 +9,9 @@ Environment variables (all optional; the defaults make the offline development w
 ``TRANSFIGURE_SIGNING_CERT``        PEM certificate chain for it, end-entity first (not self-signed)
 ``TRANSFIGURE_TRUST_ANCHORS``       PEM bundle of CA certificates the verifier trusts; default: the
                                     CA at the end of the configured chain and the development CA
-``TRANSFIGURE_LEDGER``              sqlite file of the ledger; default ``data/provenance/ledger.sqlite``
+``TRANSFIGURE_LEDGER``              the ledger: a sqlite file (path or ``sqlite:///path``; default
+                                    ``data/provenance/ledger.sqlite``) or a shared PostgreSQL database
+                                    (``postgresql://user:pw@host:port/db``, ``postgresql+psycopg2://...``)
 ==================================  ==================================================================
 
 Relative paths are taken from the project root (the nearest folder above the working directory
@@ -28,6 +30,7 @@ from typing import Final
 
 from transfigure.data.rules import MAX_PIXELS
 from transfigure.provenance.keys import WATERMARK_KEY_ENV, derive, dev_watermark_key, watermark_key_from_text
+from transfigure.provenance.ledger import is_database_url
 from transfigure.provenance.signing import DEV_CA, DEV_CHAIN, SignerMaterial, load_signer_material
 
 __all__ = ["DEFAULT_LEDGER", "DEV_CREDENTIALS_DIR", "ProvenanceConfig", "project_root"]
@@ -56,12 +59,24 @@ def _path(value: str | None, root: Path) -> Path | None:
     return p if p.is_absolute() else root / p
 
 
+def _ledger(value: str | None, root: Path) -> Path | str:
+    """``TRANSFIGURE_LEDGER`` -> a sqlite file (relative to ``root``) or a database URL (kept as given)."""
+    if value and is_database_url(value):
+        if not value.lower().startswith("sqlite"):
+            return value
+        value = value.split(":///", 1)[1] if ":///" in value else ""
+        if not value:
+            raise ValueError(f"{LEDGER_ENV}: a sqlite URL needs a file path (sqlite:///path)")
+    return _path(value, root) or root / DEFAULT_LEDGER
+
+
 @dataclass(frozen=True)
 class ProvenanceConfig:
     """Everything stamping and verification need. Build it with :meth:`from_env` (or directly in tests)."""
 
     watermark_key: bytes = field(repr=False)
-    ledger_path: Path
+    #: the ledger: a sqlite file (Path) or a PostgreSQL URL (str); ``Ledger(ledger_path)`` opens either
+    ledger_path: Path | str
     signing_key_path: Path | None = None
     signing_cert_path: Path | None = None
     trust_anchors_path: Path | None = None
@@ -77,7 +92,7 @@ class ProvenanceConfig:
         key_text = env.get(WATERMARK_KEY_ENV)
         return cls(
             watermark_key=watermark_key_from_text(key_text) if key_text else dev_watermark_key(),
-            ledger_path=_path(env.get(LEDGER_ENV), root) or root / DEFAULT_LEDGER,
+            ledger_path=_ledger(env.get(LEDGER_ENV), root),
             signing_key_path=_path(env.get(SIGNING_KEY_ENV), root),
             signing_cert_path=_path(env.get(SIGNING_CERT_ENV), root),
             trust_anchors_path=_path(env.get(TRUST_ANCHORS_ENV), root),

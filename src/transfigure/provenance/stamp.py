@@ -2,7 +2,8 @@
 
 :func:`stamp_output` is the one function every transfigure output goes through (the BentoML
 service and the inference pipeline call it). It is thread-safe: the watermark and manifest code
-keep no shared mutable state, and the ledger opens one sqlite connection per call.
+keep no shared mutable state, and the ledger opens one connection per call
+(sqlite) or takes one from its pool (PostgreSQL).
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def stamp_output(
             continue
         manifest = {**claims, "format": "c2pa", "signer": signer.source, "output_sha256": record.output_sha256}
         return Stamped(data=signed, media_type=media_type, provenance_id=provenance_id, manifest=manifest)
-    raise RuntimeError(f"could not allocate a fresh provenance id in {ledger.path} after {_MAX_ATTEMPTS} attempts")
+    raise RuntimeError(f"could not allocate a fresh provenance id in {ledger.location} after {_MAX_ATTEMPTS} attempts")
 
 
 def _claims(

@@ -25,9 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files to verify")
     parser.add_argument(
         "--ledger",
-        type=Path,
         default=None,
-        help="ledger sqlite file (default: $TRANSFIGURE_LEDGER or data/provenance/ledger.sqlite)",
+        help="the ledger: a sqlite file or a PostgreSQL URL (default: $TRANSFIGURE_LEDGER or data/provenance/ledger.sqlite)",
     )
     parser.add_argument(
         "--max-pixels", type=int, default=None, help=f"refuse images with more pixels (default {MAX_PIXELS:,})"
@@ -38,11 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from transfigure.provenance.config import ProvenanceConfig
+    from transfigure.provenance.ledger import is_database_url
     from transfigure.provenance.verify import ImageInputError, verify_image_bytes
 
     config = ProvenanceConfig.from_env()
     if args.ledger is not None:
-        config = replace(config, ledger_path=args.ledger)
+        config = replace(config, ledger_path=args.ledger if is_database_url(args.ledger) else Path(args.ledger))
     if args.max_pixels is not None:
         config = replace(config, max_pixels=args.max_pixels)
     status = EXIT_ALL_FOUND
