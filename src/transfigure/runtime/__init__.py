@@ -1,4 +1,4 @@
-"""Where and how code runs: device/precision choice and torchrun process groups.
+"""Where and how code runs: device/precision choice, torchrun process groups, remote folders (fsspec).
 
-Shared by training, evaluation, inference, serving and the pipelines; imports only torch.
+Shared by training, evaluation, inference, serving and the pipelines; imports only torch and fsspec.
 """

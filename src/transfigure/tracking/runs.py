@@ -90,6 +90,10 @@ def run_tracked_training(
         result = trainer.fit()
         if result.archived is not None:
             mlflow.set_tag("previous_checkpoints", str(result.archived.folder))
+        if result.remote_archived is not None:
+            mlflow.set_tag("previous_remote_checkpoints", str(result.remote_archived.folder))
+        if trainer.remote is not None:
+            mlflow.set_tag("remote_checkpoints", trainer.remote.url)
 
         # The export DVC tracks holds what the weights determine (byte-reproducible); the copy logged
         # to MLflow also names its run and commit (Translator.metadata, the service's model info).
@@ -101,6 +105,9 @@ def run_tracked_training(
             model_config=model.config.model_dump(),
             metadata={"step": result.step},
         )
+        remote_export = trainer.upload_folder(export_dir)  # training.remote_dir: <remote_dir>/generator/
+        if remote_export:
+            mlflow.set_tag("remote_generator", remote_export)
         if model.visuals():
             mlflow.log_image(visuals_grid(model.visuals()), "samples/final.png")
         t0 = time.perf_counter()
@@ -127,6 +134,8 @@ def run_tracked_training(
         "tracking_uri": mlflow.get_tracking_uri(),
         "model_uri": info.model_uri,
         "export_dir": str(export_dir),
+        "remote_export": remote_export,
+        "remote_checkpoints": trainer.remote.url if trainer.remote is not None else None,
         "checkpoint": str(result.checkpoint),
         "step": result.step,
         "epoch": result.epoch,

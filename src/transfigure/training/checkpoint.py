@@ -9,6 +9,13 @@ A checkpoint folder holds one run's files only: a new run (not resuming) moves w
 earlier run left there into ``previous/<time>-step<N>[-<run id>]/`` first
 (:func:`archive_checkpoints`), so its ``last.pt`` never sits beside another run's
 ``step_*.pt``, and nothing is overwritten.
+
+With ``training.remote_dir`` set, :class:`RemoteCheckpoints` mirrors the folder to
+``<remote_dir>/checkpoints/`` (any fsspec URL: ``s3://bucket/prefix``, ``file:///shared``): each
+checkpoint is uploaded after it is written locally (the numbered file first, ``last.pt`` last,
+each under a temporary name then moved), rotated the same way, an earlier run's remote files are
+moved to ``previous/`` like the local ones, and a resumed run on a machine without (or with an
+older) local ``last.pt`` downloads the remote one first.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -24,6 +32,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from transfigure.runtime.storage import TMP_PREFIX, RemoteFolder, modified_time
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +103,18 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return ckpt
 
 
+def numbered_name(step: int) -> str:
+    return f"step_{step:08d}.pt"
+
+
+_NUMBERED = re.compile(r"step_(\d+)\.pt")
+
+
+def numbered_steps(names: Any) -> list[tuple[int, str]]:
+    """(step, name) of the numbered checkpoint names among ``names``, oldest first."""
+    return sorted((int(m.group(1)), n) for n in names if (m := _NUMBERED.fullmatch(n)))
+
+
 def rotate_checkpoints(folder: Path, keep: int) -> None:
     """Keep the newest ``keep`` numbered checkpoints (``step_*.pt``); ``last.pt`` is never removed."""
     numbered = sorted(Path(folder).glob("step_*.pt"))
@@ -101,14 +123,31 @@ def rotate_checkpoints(folder: Path, keep: int) -> None:
         logger.debug("removed old checkpoint %s", old)
 
 
+def _archive_name(newest: float, step: int | None, run_id: str | None) -> str:
+    name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(newest))
+    if step is not None:
+        name += f"-step{step}"
+    if run_id:
+        name += f"-{run_id[:12]}"
+    return name
+
+
 @dataclass(frozen=True)
 class ArchivedRun:
-    """Where :func:`archive_checkpoints` moved an earlier run's files, and what it knew of that run."""
+    """Where :func:`archive_checkpoints` moved an earlier run's files, and what it knew of that run.
 
-    folder: Path
+    ``folder`` is a local path, or a URL for :meth:`RemoteCheckpoints.archive`.
+    """
+
+    folder: Path | str
     files: tuple[str, ...]
     step: int | None = None
     run_id: str | None = None
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The step ``path`` (a ``last.pt``) holds; None when it is missing or unreadable (weights not read)."""
+    return _describe_last(Path(path))[0]
 
 
 def _describe_last(path: Path) -> tuple[int | None, str | None]:
@@ -143,11 +182,7 @@ def archive_checkpoints(folder: Path) -> ArchivedRun | None:
         return None
     step, run_id = _describe_last(folder / "last.pt")
     newest = max(p.lstat().st_mtime for p in entries)
-    name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(newest))
-    if step is not None:
-        name += f"-step{step}"
-    if run_id:
-        name += f"-{run_id[:12]}"
+    name = _archive_name(newest, step, run_id)
     base = folder / PREVIOUS_DIR
     dest, n = base / name, 1
     while dest.exists():
@@ -157,3 +192,69 @@ def archive_checkpoints(folder: Path) -> ArchivedRun | None:
     for entry in entries:
         os.replace(entry, dest / entry.name)
     return ArchivedRun(dest, tuple(p.name for p in entries), step, run_id)
+
+
+class RemoteCheckpoints:
+    """``<remote_dir>/checkpoints/``: the copy of a run's checkpoint folder other machines resume from.
+
+    The trainer calls it on rank 0 only. Uploads go under a temporary name and are then moved
+    (:meth:`RemoteFolder.upload`), the numbered file before ``last.pt``: whoever lists the folder
+    sees whole files, and ``last.pt`` never names a step whose numbered file is missing.
+    """
+
+    def __init__(self, remote_dir: str) -> None:
+        self.root = RemoteFolder(remote_dir)
+        self.folder = self.root.child("checkpoints")
+
+    @property
+    def url(self) -> str:
+        return self.folder.url
+
+    def check(self) -> None:
+        """Fail now, naming the URL, when the remote folder cannot be written (not after an hour of training)."""
+        self.root.check_writable()
+
+    def _names(self) -> dict[str, dict]:
+        return {n: info for n, info in self.folder.files().items() if not n.startswith(TMP_PREFIX)}
+
+    def latest_step(self) -> int | None:
+        """The step of the newest numbered checkpoint there (= the step of its ``last.pt``); None if none."""
+        numbered = numbered_steps(self._names())
+        return numbered[-1][0] if numbered else None
+
+    def has_last(self) -> bool:
+        return "last.pt" in self._names()
+
+    def upload(self, step: int, numbered: Path, last: Path, keep: int) -> None:
+        """Upload the checkpoint of ``step`` just written locally (as ``step_N.pt``, then ``last.pt``), rotate to ``keep``."""
+        self.folder.upload(numbered, numbered_name(step))
+        self.folder.upload(last, "last.pt")
+        for _, old in numbered_steps(self._names())[:-keep]:
+            self.folder.remove(old)
+            logger.debug("removed old remote checkpoint %s", self.folder.url_of(old))
+
+    def download_last(self, local: Path) -> Path:
+        """Copy the remote ``last.pt`` to ``local`` (temporary file + rename)."""
+        return self.folder.download("last.pt", local)
+
+    def archive(self) -> ArchivedRun | None:
+        """Move an earlier run's files to ``previous/<time>-step<N>/`` there, like :func:`archive_checkpoints`.
+
+        ``<time>`` is when that run last wrote, ``<N>`` its newest numbered checkpoint (the MLflow run
+        id is not in the name: reading it would mean downloading ``last.pt``). None: nothing to move.
+        """
+        entries = self.folder.files()  # with any temporary upload a killed run left
+        if not entries:
+            return None
+        numbered = numbered_steps(entries)
+        step = numbered[-1][0] if numbered else None
+        times = [t for info in entries.values() if (t := modified_time(info)) is not None]
+        name = _archive_name(max(times) if times else time.time(), step, None)
+        existing = set(self.folder.folders(PREVIOUS_DIR)) | set(self.folder.files(PREVIOUS_DIR))
+        dest, n = name, 1
+        while dest in existing:
+            n += 1
+            dest = f"{name}-{n}"
+        for entry in sorted(entries):
+            self.folder.move(entry, f"{PREVIOUS_DIR}/{dest}/{entry}")
+        return ArchivedRun(self.folder.url_of(f"{PREVIOUS_DIR}/{dest}"), tuple(sorted(entries)), step, None)

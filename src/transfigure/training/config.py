@@ -49,6 +49,14 @@ class TrainingConfig(BaseModel):
     checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints")
     keep_checkpoints: int = Field(2, ge=1, description="numbered checkpoints kept besides last.pt")
     resume: bool = Field(False, description="continue from <output_dir>/checkpoints/last.pt if it exists")
+    remote_dir: str | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "fsspec URL (s3://bucket/prefix/cyclegan, file:///shared/cyclegan ...) that mirrors checkpoints/ and "
+            "the exported generator/; resume: true on another machine downloads its last.pt; null = local only"
+        ),
+    )
     log_every: int = Field(10, ge=1, description="steps between metric logs")
     sample_every: int = Field(200, ge=1, description="steps between sample grids")
     eval_every: int | None = Field(

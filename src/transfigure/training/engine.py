@@ -3,7 +3,7 @@
 Variants (:class:`transfigure.models.base.TranslationModel`) define networks, losses and
 one training step; the :class:`Trainer` owns everything else: device and precision,
 ``channels_last`` and ``torch.compile``, data order, LR schedules, atomic checkpoints and
-exact resume, a progress bar, metric/image logging through a :class:`TrainingLogger`
+exact resume (optionally mirrored to a remote folder, ``training.remote_dir``), a progress bar, metric/image logging through a :class:`TrainingLogger`
 (MLflow lives in :mod:`transfigure.tracking`, not here), and clean stops on Ctrl-C or
 SIGTERM that keep a checkpoint.
 """
@@ -31,19 +31,24 @@ from transfigure.data.grid import visuals_grid
 from transfigure.models.base import Precision, TranslationModel
 from transfigure.runtime.device import resolve_device, resolve_precision
 from transfigure.runtime.distributed import (
+    broadcast_object,
     device_for,
     init_distributed,
     plain_state_dict,
     unwrap_children,
     wrap_trainable_children,
 )
+from transfigure.runtime.storage import RemoteStorageError
 from transfigure.training.checkpoint import (
     CHECKPOINT_FORMAT,
     ArchivedRun,
+    RemoteCheckpoints,
     archive_checkpoints,
     atomic_torch_save,
     capture_rng_state,
+    checkpoint_step,
     load_checkpoint,
+    numbered_name,
     restore_rng_state,
     rotate_checkpoints,
 )
@@ -183,6 +188,8 @@ class TrainingResult:
     evaluations: list[dict[str, float]] = field(default_factory=list)
     #: where an earlier run's checkpoints were moved when this run started (None: there were none)
     archived: ArchivedRun | None = None
+    #: the same for the remote copy (``training.remote_dir``), its folder a URL
+    remote_archived: ArchivedRun | None = None
 
 
 def _to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
@@ -228,6 +235,12 @@ class Trainer:
     A run that does not resume and finds an earlier run's files in ``checkpoints/`` moves them
     to ``checkpoints/previous/<time>-step<N>-<run id>/`` before training (rank 0), so the folder
     only ever holds this run's checkpoints (see :func:`~transfigure.training.checkpoint.archive_checkpoints`).
+
+    With ``config.remote_dir`` set, rank 0 checks at once that it can write there (a wrong URL,
+    bucket or credential fails here, not at the first checkpoint), uploads every checkpoint to
+    ``<remote_dir>/checkpoints/`` after writing it locally, moves an earlier run's remote files aside
+    like the local ones, and, resuming without a local ``last.pt`` (or with an older one), downloads
+    the remote ``last.pt`` first (:class:`~transfigure.training.checkpoint.RemoteCheckpoints`).
     """
 
     def __init__(
@@ -272,6 +285,12 @@ class Trainer:
         )
         self._resumed_from: int | None = None
         self._archived: ArchivedRun | None = None
+        self._remote_archived: ArchivedRun | None = None
+        self.remote = RemoteCheckpoints(config.remote_dir) if config.remote_dir else None
+        self._remote_synced = False
+        if self.remote is not None and self.dist.is_main:
+            self.remote.check()
+            logger.info("checkpoints are mirrored to %s", self.remote.url)
         self._stop_signal: int | None = None
         if config.compile:
             for name, gen in model.generators().items():
@@ -311,17 +330,80 @@ class Trainer:
             "world_size": self.dist.world_size,
         }
 
-    def save_checkpoint(self) -> Path:
-        """Write ``step_N.pt`` and ``last.pt`` (rank 0 only; the ranks hold identical weights)."""
+    def save_checkpoint(self, *, remote_required: bool = False) -> Path:
+        """Write ``step_N.pt`` and ``last.pt`` (rank 0 only; the ranks hold identical weights), then upload them.
+
+        A failed upload of a checkpoint during training is logged and the run goes on (the next checkpoint
+        uploads again); with ``remote_required`` (the end of training) it raises.
+        """
         if not self.dist.is_main:
             return self.last_checkpoint
         state = self.state_dict()
-        numbered = self.checkpoint_dir / f"step_{self.step:08d}.pt"
+        numbered = self.checkpoint_dir / numbered_name(self.step)
         atomic_torch_save(state, numbered)
         atomic_torch_save(state, self.last_checkpoint)
         rotate_checkpoints(self.checkpoint_dir, self.config.keep_checkpoints)
         logger.info("checkpoint saved at step %d (epoch %d): %s", self.step, self.epoch, self.last_checkpoint)
+        if self.remote is not None:
+            try:
+                self.remote.upload(self.step, numbered, self.last_checkpoint, self.config.keep_checkpoints)
+                logger.info("checkpoint of step %d uploaded to %s", self.step, self.remote.url)
+            except RemoteStorageError as exc:
+                if remote_required:
+                    raise
+                logger.error("checkpoint of step %d NOT uploaded (kept locally, retried next time): %s", self.step, exc)
         return self.last_checkpoint
+
+    def upload_folder(self, folder: Path) -> str | None:
+        """Upload a folder (the exported generator) to ``<remote_dir>/<its name>/``; rank 0, with ``remote_dir`` only.
+
+        The remote folder then holds exactly its files, byte for byte. Returns its URL (None: no remote).
+        """
+        if self.remote is None or not self.dist.is_main:
+            return None
+        folder = Path(folder)
+        self.remote.root.upload_folder(folder, folder.name)
+        url = self.remote.root.url_of(folder.name)
+        logger.info("uploaded %s to %s", folder, url)
+        return url
+
+    def _sync_from_remote(self) -> None:
+        """Resuming with ``remote_dir``: make the local ``last.pt`` the newer of the local and the remote one.
+
+        Rank 0, once. The remote one is downloaded when there is no local ``last.pt`` (a new machine) or it
+        holds an earlier step; local files it replaces are moved aside first (``previous/``). When the local
+        one is newer, remote files of another step are moved aside there and the local checkpoint is uploaded,
+        so neither folder ever mixes two states.
+        """
+        if self._remote_synced or self.remote is None or not self.config.resume or not self.dist.is_main:
+            return
+        self._remote_synced = True
+        remote_step = self.remote.latest_step()
+        remote_last = remote_step is not None or self.remote.has_last()
+        local_step = checkpoint_step(self.last_checkpoint)
+        if remote_last and (local_step is None or (remote_step is not None and remote_step > local_step)):
+            moved = archive_checkpoints(self.checkpoint_dir)
+            if moved is not None:
+                logger.warning(
+                    "the remote checkpoint (step %s) is newer than the local one (step %s): moved the local files to %s",
+                    remote_step,
+                    local_step,
+                    moved.folder,
+                )
+            self.remote.download_last(self.last_checkpoint)
+            logger.info("downloaded %s/last.pt (step %s) to %s", self.remote.url, remote_step, self.last_checkpoint)
+        elif local_step is not None and remote_step != local_step:
+            moved_remote = self.remote.archive()
+            if moved_remote is not None:
+                logger.warning(
+                    "the local checkpoint (step %d) is newer than the remote one (step %s): moved the remote files to %s",
+                    local_step,
+                    remote_step,
+                    moved_remote.folder,
+                )
+            numbered = self.checkpoint_dir / numbered_name(local_step)
+            source = numbered if numbered.is_file() else self.last_checkpoint
+            self.remote.upload(local_step, source, self.last_checkpoint, 1)
 
     def load_checkpoint(self, path: Path) -> None:
         ckpt = load_checkpoint(path, map_location=self.device)
@@ -358,7 +440,10 @@ class Trainer:
 
     def resume_metadata(self) -> dict[str, Any]:
         """``run_metadata`` of the checkpoint a resumed run would continue from ({} if none)."""
-        if not (self.config.resume and self.last_checkpoint.exists()):
+        if not self.config.resume:
+            return {}
+        self._sync_from_remote()
+        if not self.last_checkpoint.exists():
             return {}
         return dict(load_checkpoint(self.last_checkpoint).get("run_metadata", {}))
 
@@ -401,6 +486,16 @@ class Trainer:
         """Move an earlier run's checkpoints aside (rank 0; the other ranks never read them)."""
         if not self.dist.is_main:
             return
+        if self.remote is not None:
+            self._remote_archived = self.remote.archive()
+            if self._remote_archived is not None:
+                logger.warning(
+                    "new training run: moved the %d remote file(s) an earlier run left in %s (step %s) to %s",
+                    len(self._remote_archived.files),
+                    self.remote.url,
+                    self._remote_archived.step if self._remote_archived.step is not None else "?",
+                    self._remote_archived.folder,
+                )
         archived = archive_checkpoints(self.checkpoint_dir)
         if archived is None:
             return
@@ -422,6 +517,9 @@ class Trainer:
 
     def fit(self) -> TrainingResult:
         cfg = self.config
+        if cfg.resume and self.remote is not None:
+            self._sync_from_remote()
+            broadcast_object(None, self.dist)  # the other ranks wait for rank 0's download
         if cfg.resume and self.last_checkpoint.exists():
             self.load_checkpoint(self.last_checkpoint)
         else:
@@ -536,7 +634,7 @@ class Trainer:
             _stop_workers(loader)
             self._restore_signal_handlers(previous_handlers)
             unwrap_children(self.model)
-        path = self.save_checkpoint()
+        path = self.save_checkpoint(remote_required=True)
         seconds = time.perf_counter() - t_start
         return TrainingResult(
             step=self.step,
@@ -549,6 +647,7 @@ class Trainer:
             history=history,
             evaluations=list(self.evaluations),
             archived=self._archived,
+            remote_archived=self._remote_archived,
         )
 
     def _step_schedulers(self, epoch_sums: dict[str, float], epoch_steps: int) -> None:
