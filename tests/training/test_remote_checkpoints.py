@@ -151,6 +151,35 @@ def test_a_new_run_moves_the_earlier_runs_remote_checkpoints_aside(tmp_path, pai
     assert len(list((remote_ckpts / PREVIOUS_DIR).iterdir())) == 2 and _files(folder) == before
 
 
+def test_a_failed_upload_during_training_is_retried_and_the_final_one_must_succeed(tmp_path, pairs, remote, caplog):
+    url, path = remote
+    trainer = Trainer(tiny_model(), pairs(), TrainingConfig(**BASE, max_steps=3, remote_dir=url), tmp_path / "m1")
+    real_upload, calls = trainer.remote.folder.upload, []
+
+    def flaky(local, name):
+        calls.append(name)
+        if len(calls) == 1:  # the step-2 checkpoint
+            raise RemoteStorageError("cannot upload: connection reset")
+        return real_upload(local, name)
+
+    trainer.remote.folder.upload = flaky
+    with caplog.at_level(logging.ERROR, logger="transfigure.training.engine"):
+        assert trainer.fit().step == 3
+    assert "checkpoint of step 2 NOT uploaded" in caplog.text
+    assert sorted(_files(path / "checkpoints")) == ["last.pt", "step_00000003.pt"]
+    assert load_checkpoint(path / "checkpoints" / "last.pt")["step"] == 3
+
+    trainer = Trainer(tiny_model(), pairs(), TrainingConfig(**BASE, max_steps=1, remote_dir=url), tmp_path / "m2")
+
+    def broken(local, name):
+        raise RemoteStorageError("cannot upload: bucket gone")
+
+    trainer.remote.folder.upload = broken
+    with pytest.raises(RemoteStorageError, match="bucket gone"):
+        trainer.fit()
+    assert load_checkpoint(tmp_path / "m2" / "checkpoints" / "last.pt")["step"] == 1  # kept locally
+
+
 def test_only_rank_zero_touches_the_remote(tmp_path, pairs, remote):
     url, path = remote
     trainer = Trainer(tiny_model(), pairs(), TrainingConfig(**BASE, max_steps=1, remote_dir=url), tmp_path / "m1")
