@@ -12,6 +12,8 @@ from transfigure.pipelines.data_validation.nodes import prepare_dataset
 from transfigure.pipelines.training.nodes import train
 from transfigure.tracking.runs import register_trained_model
 
+pytestmark = pytest.mark.slow  # each test trains (a few steps) and logs a model
+
 FINGERPRINT = "0123456789abcdef" * 4
 
 
