@@ -128,7 +128,7 @@ def project_params(variant: str) -> dict:
 
 def tiny_variant_params(variant: str, output_dir: Path, *, max_steps: int = 2, seed: int = 0, **model) -> dict:
     """The project's parameters for ``variant`` shrunk to a seconds-long CPU run: 32 px, :data:`TINY_MODEL`,
-    ``max_steps``."""
+    ``max_steps``, no FID curve."""
     p = project_params(variant)
     p["output_dir"] = str(output_dir)
     p["data"].update(load_size=36, crop_size=32)
@@ -140,12 +140,15 @@ def tiny_variant_params(variant: str, output_dir: Path, *, max_steps: int = 2, s
             "log_every": 1,
             "sample_every": 1000,
             "checkpoint_every": 1000,
+            "eval_every": None,  # the FID curve (on by default) has tests of its own: tests/evaluation/test_curve.py
             "seed": seed,
             # batch norm at the 1x1 latent grid of a 32 px crop needs more than one value per channel
             **({"batch_size": 2} if variant == "spade" else {}),
         }
     )
-    p.setdefault("evaluation", {}).update({"max_images": 4, "kid_subset_size": 2, "kid_subsets": 5, "report_rows": 2})
+    p.setdefault("evaluation", {}).update(
+        {"max_images": 4, "kid_subset_size": 2, "kid_subsets": 5, "report_rows": 2, "curve_images": 2}
+    )
     return p
 
 

@@ -50,6 +50,10 @@ def test_layout_and_counts(default_root: Path) -> None:
         "edges2photo/train": 48,
         "edges2photo/test": 12,
         **{f"labels2photo/{s}_{k}": n for s, n in (("train", 48), ("test", 12)) for k in ("img", "label", "inst")},
+        "photo2painting/trainA": 48,
+        "photo2painting/trainB": 48,
+        "photo2painting/testA": 12,
+        "photo2painting/testB": 12,
     }
     for rel, n in expected.items():
         files = _files(root / rel)
@@ -62,7 +66,7 @@ def test_layout_and_counts(default_root: Path) -> None:
         "n_train": 48,
         "n_test": 12,
         "seed": 0,
-        "generator_version": 1,
+        "generator_version": 2,
     }
     assert manifest["classes"] == list(CLASSES) and manifest["subsets"] == DEFAULT_SUBSETS
     assert len(manifest["files"]) == sum(expected.values())
@@ -112,6 +116,10 @@ def test_scenes_are_disjoint(default_root: Path) -> None:
             "edges2photo/test",
             "labels2photo/train_label",
             "labels2photo/test_label",
+            "photo2painting/trainA",
+            "photo2painting/trainB",
+            "photo2painting/testA",
+            "photo2painting/testB",
         )
     }
     for rel, digests in d.items():
@@ -123,6 +131,8 @@ def test_scenes_are_disjoint(default_root: Path) -> None:
         ("day2night/trainB", "day2night/testB"),
         ("edges2photo/train", "edges2photo/test"),
         ("labels2photo/train_label", "labels2photo/test_label"),
+        ("photo2painting/trainA", "photo2painting/testA"),
+        ("photo2painting/trainB", "photo2painting/testB"),
     ]
     for a, b in pairs:
         assert not d[a] & d[b], f"{a} and {b} share an image"
@@ -135,7 +145,7 @@ def test_scenes_are_disjoint(default_root: Path) -> None:
         folder, name = rel.rsplit("/", 1)
         owners.setdefault(scene, set()).add(f"{folder.split('_')[0]}/{name}")
     assert all(len(places) == 1 for places in owners.values())
-    assert len(owners) == 120 + 60 + 60
+    assert len(owners) == 120 + 60 + 60 + 120  # day2night, edges2photo, labels2photo, photo2painting
 
 
 def test_day_and_night_are_distinct_domains(default_root: Path) -> None:
@@ -151,7 +161,7 @@ def test_same_parameters_give_identical_bytes(tmp_path: Path) -> None:
     a = build_default_dataset(tmp_path / "a", **SMALL)
     b = build_default_dataset(tmp_path / "b", **SMALL)
     ma, mb = (json.loads((r / "MANIFEST.json").read_text()) for r in (a, b))
-    assert ma["files"] == mb["files"] and len(ma["files"]) == 8 * 2 + 8 + 8 * 3
+    assert ma["files"] == mb["files"] and len(ma["files"]) == 8 * 2 + 8 + 8 * 3 + 8 * 2
     assert (a / "MANIFEST.json").read_bytes() == (b / "MANIFEST.json").read_bytes()
     c = build_default_dataset(tmp_path / "c", **{**SMALL, "seed": 1})
     mc = json.loads((c / "MANIFEST.json").read_text())
@@ -179,7 +189,7 @@ def test_idempotent_and_overwrite(tmp_path: Path) -> None:
     manifest["parameters"]["generator_version"] = 0  # a build by an older generator is replaced
     (root / "MANIFEST.json").write_text(json.dumps(manifest))
     build_default_dataset(root, **{**SMALL, "size": 16})
-    assert json.loads((root / "MANIFEST.json").read_text())["parameters"]["generator_version"] == 1
+    assert json.loads((root / "MANIFEST.json").read_text())["parameters"]["generator_version"] == 2
     (root / "MANIFEST.json").unlink()
     with pytest.raises(FileExistsError, match=r"without a MANIFEST\.json"):
         build_default_dataset(root, **SMALL)
@@ -215,3 +225,45 @@ def test_subsets_load_with_their_formats(default_root: Path) -> None:
     edges = make_dataset("aligned", root / "edges2photo", "train", transform=cfg)[0]
     assert edges["A"].amin() == -1 and edges["A"].amax() == 1  # A is the sketch
     assert float((edges["A"] > 0.9).float().mean()) > 0.5
+
+
+def _colours(path: Path) -> int:
+    return len(np.unique(np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3), axis=0))
+
+
+def _edges(path: Path) -> float:
+    grey = np.asarray(Image.open(path).convert("L"), dtype=np.float64)
+    return float(np.abs(np.diff(grey, axis=1)).mean() + np.abs(np.diff(grey, axis=0)).mean())
+
+
+def test_photo2painting_is_an_unaligned_style_transfer_set_whose_domains_differ(default_root: Path) -> None:
+    """A: day photos; B: paintings of other scenes (posterised colours, brush-stroke texture, warmer palette)."""
+    root = default_root / "photo2painting"
+    assert DEFAULT_SUBSETS["photo2painting"] == "unaligned"
+    assert sorted(p.name for p in root.iterdir()) == ["testA", "testB", "trainA", "trainB"]
+    a, b = _files(root / "trainA"), _files(root / "trainB")
+    assert not {_pixels_digest(p) for p in a} & {_pixels_digest(p) for p in b}
+    assert all(Image.open(p).size == (64, 64) and Image.open(p).mode == "RGB" for p in a[:4] + b[:4])
+    # posterised: far fewer distinct colours than a photo (6 levels per channel, and the canvas weave)
+    colours_a, colours_b = np.mean([_colours(p) for p in a]), np.mean([_colours(p) for p in b])
+    assert colours_b < 0.1 * colours_a
+    # brush strokes: busier local contrast than the smooth, slightly blurred photos
+    assert np.mean([_edges(p) for p in b]) > 1.2 * np.mean([_edges(p) for p in a])
+
+    # warmer palette: more red than blue, relative to the photos
+    def warmth(files: list[Path]) -> float:
+        rgb = np.stack([np.asarray(Image.open(p), dtype=np.float64).mean(axis=(0, 1)) for p in files])
+        return float((rgb[:, 0] - rgb[:, 2]).mean())
+
+    assert warmth(b) > warmth(a) + 10
+
+
+def test_photo2painting_builds_deterministically(tmp_path: Path) -> None:
+    first = build_default_dataset(tmp_path / "one", **SMALL)
+    second = build_default_dataset(tmp_path / "two", **SMALL)
+    files = json.loads((first / "MANIFEST.json").read_text())["files"]
+    painting = {k: v for k, v in files.items() if k.startswith("photo2painting/")}
+    assert len(painting) == 2 * (SMALL["n_train"] + SMALL["n_test"])
+    assert painting == {
+        k: v for k, v in json.loads((second / "MANIFEST.json").read_text())["files"].items() if k in painting
+    }

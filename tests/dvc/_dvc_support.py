@@ -65,7 +65,8 @@ def set_params(path: Path, variant: str, changes: dict[str, dict]) -> None:
 
 def make_dvc_project(dest: Path) -> Path:
     """A copy of the project as a fresh clone has it (dvc.yaml, conf/ without local/, src/) in a new
-    repository: ``git init`` + ``dvc init`` + the project's .dvc/config, tiny CycleGAN parameters, one commit.
+    repository: ``git init`` + ``dvc init`` + the project's .dvc/config and plots page, tiny CycleGAN parameters,
+    one commit.
 
     The project's default remote (``../../transfigure-dvc-remote`` from .dvc/) is ``dest/transfigure-dvc-remote``.
     """
@@ -82,6 +83,7 @@ def make_dvc_project(dest: Path) -> Path:
         git(root, "config", key, value)  # `dvc exp run` commits experiments
     dvc(root, "init", "-q")
     shutil.copy(PROJECT / ".dvc" / "config", root / ".dvc" / "config")  # analytics off, the local default remote
+    shutil.copy(PROJECT / ".dvc" / "plots.html", root / ".dvc" / "plots.html")  # the offline plots page
     set_params(root / "conf/base/parameters_train_cyclegan.yml", "cyclegan", TINY_CYCLEGAN)
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "project")

@@ -354,6 +354,15 @@ def test_base_parameters_are_valid_and_tiny():
     assert spade["model"]["crop_size"] == spade["data"]["crop_size"] == 64 and spade["model"]["use_vgg_loss"] is False
 
 
+def test_default_runs_draw_a_cheap_fid_curve():
+    """plots/fid.csv has points after a default run: FID on a few held-out images every few epochs."""
+    for variant in VARIANTS:
+        p = project_params(variant)
+        epochs = TrainingConfig(**p["training"]).total_epochs
+        assert p["training"]["eval_every"] and epochs // p["training"]["eval_every"] >= 2, variant
+        assert p["evaluation"]["curve_images"] <= 16 and p["evaluation"]["size"] is None  # = the 64 px crop
+
+
 def test_paper_environment_merges_into_the_paper_setup():
     loader = OmegaConfigLoader(
         conf_source=str(PROJECT / "conf"),

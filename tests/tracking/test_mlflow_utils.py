@@ -41,3 +41,21 @@ def test_flatten_params():
         "lr": "0.0001",
         "x": "None",
     }
+
+
+def test_experiments_are_marked_as_training_experiments(mlflow_uri, tmp_path):
+    """MLflow 3's UI opens an experiment without ``mlflow.experimentKind`` on its GenAI page."""
+    from transfigure.tracking.mlflow_utils import EXPERIMENT_KIND_TAG, TRAINING_EXPERIMENT_KIND
+
+    client, exp_id = configure_mlflow("kind-new", project_root=tmp_path)
+    assert (
+        client.get_experiment(exp_id).tags[EXPERIMENT_KIND_TAG]
+        == TRAINING_EXPERIMENT_KIND
+        == "custom_model_development"
+    )
+    old = client.create_experiment("kind-old")  # made before the tag existed: it gets it on next use
+    configure_mlflow("kind-old", project_root=tmp_path)
+    assert client.get_experiment(old).tags[EXPERIMENT_KIND_TAG] == TRAINING_EXPERIMENT_KIND
+    client.set_experiment_tag(old, EXPERIMENT_KIND_TAG, "finetuning")  # a kind someone chose stays
+    configure_mlflow("kind-old", project_root=tmp_path)
+    assert client.get_experiment(old).tags[EXPERIMENT_KIND_TAG] == "finetuning"

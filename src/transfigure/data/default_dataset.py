@@ -13,20 +13,24 @@ layout is then rendered as
 * a **night photo**: dark sky with stars and a moon, black silhouettes,
   randomly lit warm windows with glow, street-light pools, moonlit water;
 * a **sketch**: black 1-pixel lines on white where label, instance or
-  sub-part (roof, door, trunk, ...) change.
+  sub-part (roof, door, trunk, ...) change;
+* a **painting** (:func:`render_painting`): the day photo repainted with short
+  oriented brush strokes in colours picked from it, a warm, more saturated
+  palette, posterised colours and a faint canvas weave.
 
-Three subsets are written, one per dataset format of
+Four subsets are written, one per dataset format of
 :mod:`transfigure.data.datasets` (see :data:`DEFAULT_SUBSETS`)::
 
     root/
       day2night/{trainA,trainB,testA,testB}/NNNN.png   unaligned: A = day, B = night
       edges2photo/{train,test}/NNNN.png                aligned: sketch | day photo
       labels2photo/{train,test}_{img,label,inst}/NNNN.png
+      photo2painting/{trainA,trainB,testA,testB}/NNNN.png  unaligned: A = day photo, B = painting
       MANIFEST.json                                    parameters, counts, sha256 per
                                                        file, scene id per file
 
-Every image comes from its own scene: A and B of ``day2night`` never show the
-same scene, and train and test scenes are disjoint in every subset. All
+Every image comes from its own scene: A and B of ``day2night`` (and of
+``photo2painting``, the style-transfer example) never show the same scene, and train and test scenes are disjoint in every subset. All
 randomness derives from ``seed`` through :class:`numpy.random.SeedSequence`,
 so the same parameters give byte-identical files (on the same platform:
 PNG bytes depend on the zlib build, pixels on numpy's float maths).
@@ -61,6 +65,7 @@ __all__ = [
     "GENERATOR_VERSION",
     "build_default_dataset",
     "main",
+    "render_painting",
     "render_scene",
     "scene_digest",
     "verify_default_dataset",
@@ -90,16 +95,17 @@ DEFAULT_SUBSETS: Final[dict[str, str]] = {
     "day2night": "unaligned",
     "edges2photo": "aligned",
     "labels2photo": "labelmap",
+    "photo2painting": "unaligned",
 }
 
 #: Bumped whenever the generator's output changes, so cached builds are redone.
-GENERATOR_VERSION: Final[int] = 1
+GENERATOR_VERSION: Final[int] = 2  # 2: the photo2painting subset
 MANIFEST_NAME: Final[str] = "MANIFEST.json"
 
 # Sub-parts: not classes, they only change colours and add sketch lines.
 _ROOF, _DOOR, _TRUNK, _LANE, _MOUNTAIN, _PAVEMENT = 1, 2, 3, 4, 5, 6
 
-_SUBSET_KEYS: Final = {"day2night": 0, "edges2photo": 1, "labels2photo": 2}
+_SUBSET_KEYS: Final = {"day2night": 0, "edges2photo": 1, "labels2photo": 2, "photo2painting": 3}
 _SPLIT_KEYS: Final = {"train": 0, "test": 1}
 _DOMAIN_KEYS: Final = {"A": 0, "B": 1, "": 2}
 
@@ -728,6 +734,41 @@ def render_sketch(scene: Scene) -> Image.Image:
     return Image.fromarray(grey, mode="L").convert("RGB")
 
 
+#: levels per colour channel of a painting (posterised)
+PAINT_LEVELS: Final[int] = 6
+
+
+def render_painting(photo: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """``photo`` repainted: warm, saturated palette; short brush strokes along one main direction
+    (jittered per stroke) in colours picked from the photo; colours posterised to
+    :data:`PAINT_LEVELS` per channel; a faint canvas weave."""
+    size = photo.width
+    arr = np.asarray(photo.filter(ImageFilter.MedianFilter(3)), dtype=np.float64) / 255.0
+    grey = arr.mean(axis=2, keepdims=True)
+    arr = grey + (arr - grey) * _u(rng, 1.4, 1.8)  # more saturated
+    arr = arr * np.array([1.10, 1.0, 0.82]) + np.array([0.05, 0.03, 0.0])  # warm varnish
+    source = np.clip(arr * 255.0, 0, 255).astype(np.uint8)
+    canvas = Image.fromarray(source)
+    draw = ImageDraw.Draw(canvas)
+    angle = _u(rng, 0.0, math.pi)
+    width = max(2, size // 24)
+    for _ in range(size * size // 10):
+        x, y = rng.uniform(0, size, 2)
+        a = angle + rng.normal(0.0, 0.25)
+        half = _u(rng, 0.025, 0.05) * size
+        dx, dy = half * math.cos(a), half * math.sin(a)
+        colour = source[min(int(y), size - 1), min(int(x), size - 1)].astype(np.int64) + rng.integers(-12, 13, 3)
+        draw.line(
+            [(x - dx, y - dy), (x + dx, y + dy)], fill=tuple(int(c) for c in np.clip(colour, 0, 255)), width=width
+        )
+    out = np.asarray(canvas, dtype=np.float64)
+    step = 255.0 / (PAINT_LEVELS - 1)
+    out = np.round(out / step) * step
+    yy, xx = np.mgrid[0:size, 0:size]
+    weave = 6.0 * np.sign(np.sin(xx * math.pi / 2) * np.sin(yy * math.pi / 2))
+    return Image.fromarray(np.clip(out + weave[..., None], 0, 255).astype(np.uint8))
+
+
 def _child(seq: np.random.SeedSequence, k: int) -> np.random.SeedSequence:
     """The k-th child of ``seq``, without ``spawn``'s hidden counter (pure function)."""
     return np.random.SeedSequence(entropy=seq.entropy, spawn_key=(*seq.spawn_key, k))
@@ -802,6 +843,14 @@ def _write_all(out: Path, size: int, n_train: int, n_test: int, seed: int) -> di
             pair.paste(render_sketch(scene), (0, 0))
             pair.paste(day, (size, 0))
             save(pair, f"{aligned['AB'].as_posix()}/{i:04d}.png", scene)
+        painting = domain_folders("photo2painting", "unaligned", split)
+        for domain in ("A", "B"):
+            for i in range(n):
+                scene, rseq = _make_scene(size, _scene_seed(seed, "photo2painting", split, domain, i))
+                img = _render(scene, np.random.default_rng(_child(rseq, 0)), night=False)
+                if domain == "B":
+                    img = render_painting(img, np.random.default_rng(_child(rseq, 2)))
+                save(img, f"{painting[domain].as_posix()}/{i:04d}.png", scene)
         for i in range(n):
             scene, rseq = _make_scene(size, _scene_seed(seed, "labels2photo", split, "", i))
             day = _render(scene, np.random.default_rng(_child(rseq, 0)), night=False)
@@ -897,7 +946,7 @@ def build_default_dataset(
     ``overwrite=True``.
     The build happens in a temporary folder next to ``root`` and is moved into
     place at the end, so an interrupted build never leaves a half-written
-    dataset; only the three subset folders and the manifest under ``root``
+    dataset; only the subset folders and the manifest under ``root``
     are ever replaced, other files there are left alone.
 
     Args:

@@ -7,7 +7,7 @@
   immutable, and a model may be re-evaluated on another split.
 * registered version: ``metric.<key>`` (the value as ``repr(float)``), ``eval_split``,
   ``eval_split_fingerprint``, ``eval_n_images``, ``eval_image_size``, ``eval_protocol`` and
-  ``eval_run_id`` (the promotion gate reads these).
+  ``eval_run_id`` (the promotion gate reads these); its description is rewritten to include the metrics.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from mlflow.entities import Metric, RunTag
 from transfigure.evaluation.evaluate import EvaluationResult, evaluate_registered
 from transfigure.tracking.client import mlflow_client
 from transfigure.tracking.metric_tags import METRIC_TAG_PREFIX
+from transfigure.tracking.registry import describe_version
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def record_evaluation(result: EvaluationResult, *, tracking_uri: str | None = No
     if name and version:
         for key, value in version_tags(result).items():
             client.set_model_version_tag(name, str(version), key, value)
+        describe_version(client, str(name), str(version))  # the description now includes the held-out metrics
         logger.info("tagged %s version %s with its evaluation (%d tags)", name, version, len(version_tags(result)))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,12 @@ from transfigure.tracking.config import resolve_tracking_uri
 logger = logging.getLogger(__name__)
 
 DEFAULT_ARTIFACTS = "mlartifacts"
+#: MLflow 3's UI opens an experiment on its GenAI page unless this tag names another kind
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+#: the kind of a model-training experiment (MLflow's ``custom_model_development``)
+TRAINING_EXPERIMENT_KIND = "custom_model_development"
+#: MLflow keeps at most this many characters of a dataset digest
+MAX_DATASET_DIGEST = 36
 
 
 def configure_mlflow(
@@ -33,7 +40,9 @@ def configure_mlflow(
     """Point MLflow at the store and make sure ``experiment`` exists; returns (client, experiment id).
 
     With the embedded sqlite store, new experiments keep their artifacts in
-    ``<project_root>/mlartifacts/<experiment>`` whatever the working directory.
+    ``<project_root>/mlartifacts/<experiment>`` whatever the working directory. The experiment is
+    marked as a training experiment (tag ``mlflow.experimentKind``; one without the tag gets it),
+    so the MLflow UI opens it on its runs, not on its GenAI traces page.
     """
     uri = resolve_tracking_uri(tracking_uri, project_root)
     mlflow.set_tracking_uri(uri)
@@ -42,14 +51,42 @@ def configure_mlflow(
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             client.restore_experiment(exp.experiment_id)
+        if EXPERIMENT_KIND_TAG not in exp.tags:
+            client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_EXPERIMENT_KIND)
         return client, exp.experiment_id
     artifact_location = None
     if is_local_store(uri):
         root = Path(project_root or Path.cwd()).resolve()
         artifact_location = (root / DEFAULT_ARTIFACTS / experiment).as_uri()
-    exp_id = client.create_experiment(experiment, artifact_location=artifact_location)
+    exp_id = client.create_experiment(
+        experiment, artifact_location=artifact_location, tags={EXPERIMENT_KIND_TAG: TRAINING_EXPERIMENT_KIND}
+    )
     logger.info("created MLflow experiment %r in %s", experiment, uri)
     return client, exp_id
+
+
+def training_dataset(root: str | Path, fingerprint: str = "", name: str | None = None) -> Any:
+    """The training data as an MLflow dataset: source = the data folder (its URI), digest = the
+    project's content fingerprint (``dataset_fingerprint``, cut to MLflow's 36 characters), name =
+    the folder's name (e.g. ``day2night``). Log it with ``mlflow.log_input(ds, context="training")``."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    text = str(root)
+    uri = text if "://" in text else Path(text).resolve().as_uri()
+    with warnings.catch_warnings():  # "can be interpreted in multiple ways": two equal local sources
+        warnings.simplefilter("ignore", UserWarning)
+        source = resolve_dataset_source(uri)
+    return MetaDataset(
+        source,
+        name=name or data_name(root),
+        digest=fingerprint[:MAX_DATASET_DIGEST] if fingerprint else None,
+    )
+
+
+def data_name(root: str | Path) -> str:
+    """What a run says it trained on: the data folder's name (the subset's name for the default data)."""
+    return Path(str(root).rstrip("/")).name or "data"
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

@@ -134,6 +134,56 @@ def version_tags_from_run(client: MlflowClient, run_id: str) -> dict[str, str]:
     return tags
 
 
+def _num(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def version_description(client: MlflowClient, run_id: str, version_tags: Mapping[str, str] | None = None) -> str:
+    """A registered version's description (Markdown, shown under *Models > name > version*): what it
+    was trained on, for how long, its final losses and FID curve, and, once evaluated (version tags
+    ``metric.<key>``, ``eval_split``, ``eval_n_images``), its held-out metrics."""
+    run = client.get_run(run_id)
+    tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
+    variant = tags.get("variant", "model")
+    root = tags.get("dataset_root", "")
+    data = Path(root.rstrip("/")).name or "unknown data"
+    facts = [tags.get("dataset_format", "")]
+    if "data_images" in metrics:
+        facts.append(f"{int(metrics['data_images'])} images")
+    if tags.get("dataset_fingerprint"):
+        facts.append(f"fingerprint `{tags['dataset_fingerprint'][:12]}`")
+    step = int(metrics.get("final_step", 0))
+    lines = [f"**{variant}** trained on **{data}** ({', '.join(f for f in facts if f)}) for **{step} steps**"]
+    if "train_seconds" in metrics:
+        lines[0] += f" in {metrics['train_seconds']:.0f} s"
+    if params.get("data.crop_size"):
+        lines[0] += f", {params['data.crop_size']} px crops"
+    lines[0] += "."
+    losses = {k.removeprefix("loss_"): v for k, v in sorted(metrics.items()) if k.startswith("loss_")}
+    if losses:
+        lines.append("Final losses: " + ", ".join(f"{k} {_num(v)}" for k, v in losses.items()) + ".")
+    if "fid" in metrics:
+        lines.append(f"FID during training (last point of the curve): {_num(metrics['fid'])}.")
+    vtags = version_tags or {}
+    evaluated = {k.removeprefix("metric."): v for k, v in sorted(vtags.items()) if k.startswith("metric.")}
+    if evaluated:
+        where = f"{vtags.get('eval_split', 'held-out')} split, {vtags.get('eval_n_images', '?')} images"
+        shown = ", ".join(f"{k} {_num(float(v))}" for k, v in evaluated.items())
+        lines.append(f"Held-out evaluation ({where}): {shown}.")
+    lines.append(f"Run `{run_id}`" + (f", commit `{tags['git_commit'][:12]}`" if tags.get("git_commit") else "") + ".")
+    return "\n\n".join(lines)
+
+
+def describe_version(client: MlflowClient, name: str, version: str) -> str:
+    """Rewrite the description of ``name`` version ``version`` from its run and its tags; returns it."""
+    mv = client.get_model_version(name, str(version))
+    if not mv.run_id:
+        return mv.description or ""
+    text = version_description(client, mv.run_id, mv.tags)
+    client.update_model_version(name, str(version), description=text)
+    return text
+
+
 _LOGGED_MODEL_RE = re.compile(r"^models:/(m-[0-9a-f]+)/?$")
 
 
@@ -242,6 +292,7 @@ def load_translator(
 
 
 __all__ = [
+    "describe_version",
     "download_generator",
     "load_translator",
     "log_generator_model",
@@ -249,5 +300,6 @@ __all__ = [
     "params_digest",
     "register_generator",
     "resolve_model_uri",
+    "version_description",
     "version_tags_from_run",
 ]

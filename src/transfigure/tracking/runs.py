@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import tempfile
 import time
 from collections.abc import Sequence
@@ -24,8 +25,20 @@ from transfigure.models.io import copy_with_metadata, save_generators
 from transfigure.runtime.distributed import broadcast_object, init_distributed
 from transfigure.tracking.config import TrackingConfig, resolve_tracking_uri
 from transfigure.tracking.dvc_info import dvc_tags
-from transfigure.tracking.mlflow_utils import MlflowTrainingLogger, configure_mlflow, flatten_params, git_info
-from transfigure.tracking.registry import GENERATOR_ARTIFACT, log_generator_model, register_generator
+from transfigure.tracking.mlflow_utils import (
+    MlflowTrainingLogger,
+    configure_mlflow,
+    data_name,
+    flatten_params,
+    git_info,
+    training_dataset,
+)
+from transfigure.tracking.registry import (
+    GENERATOR_ARTIFACT,
+    log_generator_model,
+    register_generator,
+    version_description,
+)
 from transfigure.training import EpochCallback, Trainer, TrainingConfig
 
 logger = logging.getLogger(__name__)
@@ -66,10 +79,11 @@ def run_tracked_training(
         logger.info("resuming MLflow run %s", previous_run)
     # the DVC version of the data (tags dvc_data_md5, dvc_lock_md5 ...; "untracked" outside DVC)
     run_tags = {"variant": model.variant, **git_info(), **dvc_tags((tags or {}).get("dataset_root")), **(tags or {})}
+    root = run_tags.get("dataset_root")
     with mlflow.start_run(
         run_id=previous_run,
         experiment_id=None if previous_run else experiment_id,
-        run_name=None if previous_run else tracking.run_name,
+        run_name=None if previous_run else tracking.run_name or default_run_name(model.variant, root, trainer),
     ) as run:
         run_id = run.info.run_id
         trainer.logger = MlflowTrainingLogger(client, run_id)
@@ -77,6 +91,9 @@ def run_tracked_training(
         mlflow.set_tags(run_tags)
         if not previous_run:
             mlflow.log_params(flatten_params(params))
+            if root:  # the data as an MLflow dataset input (Runs > Dataset column; digest = its fingerprint)
+                dataset_input = training_dataset(root, run_tags.get("dataset_fingerprint", ""))
+                mlflow.log_input(dataset_input, context="training", tags={"format": run_tags.get("dataset_format", "")})
         if validation_report is not None:
             mlflow.log_dict(validation_report, "validation/validation_report.json")
             summary = validation_report.get("summary", {})
@@ -152,6 +169,19 @@ def run_tracked_training(
     return broadcast_object(summary, ctx)
 
 
+def planned_steps(trainer: Trainer) -> int:
+    """The steps ``trainer.fit()`` will run from scratch: epochs x batches per epoch, capped by ``max_steps``."""
+    cfg = trainer.config
+    steps = math.ceil(trainer.sampler.per_rank / cfg.batch_size) * cfg.total_epochs
+    return min(steps, cfg.max_steps) if cfg.max_steps is not None else steps
+
+
+def default_run_name(variant: str, dataset_root: str | None, trainer: Trainer) -> str:
+    """``<variant>-<data>-<steps>``, e.g. ``cyclegan-day2night-960`` (``tracking.run_name`` overrides it)."""
+    data = data_name(dataset_root) if dataset_root else "data"
+    return f"{variant}-{data}-{planned_steps(trainer)}"
+
+
 def register_trained_model(
     summary: dict[str, Any], tracking: TrackingConfig | dict[str, Any], extra_tags: dict[str, str] | None = None
 ) -> dict[str, Any]:
@@ -174,7 +204,7 @@ def register_trained_model(
         name,
         run_id=summary["run_id"],
         tags=tags,
-        description=f"{summary['variant']} trained for {summary['step']} steps (run {summary['run_id']})",
+        description=version_description(client, summary["run_id"]),
     )
     return {
         "name": name,
