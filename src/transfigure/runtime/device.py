@@ -49,7 +49,7 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
     for line in text.splitlines():
         if line.startswith(("flags", "Features")):
             return frozenset(line.split(":", 1)[1].split())
-    flags = set()  # not Linux: ask torch's own CPU probe (private helpers, guarded)
+    flags: set[str] = set()  # not Linux: ask torch's own CPU probe (private helpers, guarded)
     with contextlib.suppress(Exception):
         if torch.cpu._is_avx512_bf16_supported():
             flags.add("avx512_bf16")
