@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Training speed of every variant, printed as a table: seconds per iteration, images/s, FLOPs, MFU.
 
-    python benchmarks/train_throughput.py                                   # all variants, 128 & 256 px, batch 1, CPU fp32
+    python benchmarks/train_throughput.py                                   # fp32 vs the auto default, all variants, 128 & 256 px
+    python benchmarks/train_throughput.py --precision fp32 bf16             # one row per precision (no A/B)
     python benchmarks/train_throughput.py --variants cyclegan --sizes 128 256
     python benchmarks/train_throughput.py --device cuda --precision fp32 bf16 --batches 1 16 --channels-last --compile
 
@@ -10,6 +11,11 @@ discriminator update, optimizer steps included), exactly what the shared engine 
 Models use each variant's paper configuration (the config classes' defaults): CycleGAN
 resnet_9blocks ngf 64; Pix2Pix unet_256 (unet_128 below 256 px) ngf 64; UNIT dim 64;
 SPADE ngf 64 on 182 COCO-Stuff classes (+ don't care, + instance edges).
+
+Without --precision it compares, per variant and size, fp32 (contiguous: what ``auto`` meant on
+CPUs before) with the ``auto`` default this machine resolves to (``training.precision: auto`` and
+``channels_last: auto``: bf16 + NHWC where measured faster), alternating the two steps so a busy
+machine slows both alike; the ratio is fp32 s/it over auto s/it.
 
 FLOPs are counted once per configuration with torch.utils.flop_counter (forward and
 backward); MFU = achieved FLOP/s / the device's dense bf16 peak (--peak-tflops, or a
@@ -28,6 +34,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from transfigure.models import VARIANTS, Precision
+from transfigure.runtime.device import choose_channels_last, choose_precision
 
 REFERENCE_CPU_S = {("cyclegan", 128): 3.09, ("cyclegan", 256): 11.25, ("pix2pix", 256): 0.76}
 PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0, "A10": 125.0}
@@ -77,6 +84,66 @@ def count_flops(variant: str, size: int, batch: int) -> float:
     return float(counter.get_total_flops())
 
 
+def setup(variant: str, size: int, batch: int, precision: str, channels_last: bool, args: argparse.Namespace):
+    """A model, its batch, optimizers and Precision, ready for ``model.training_step``."""
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = make_model(variant, size).to(device)
+    batch_data = make_batch(model, size, batch, device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+        batch_data = {
+            k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 and v.is_floating_point() else v
+            for k, v in batch_data.items()
+        }
+    if args.compile:
+        for gen in model.generators().values():
+            gen.compile()
+    return model, batch_data, model.configure_optimizers(), Precision(precision, device)
+
+
+def compare(variant: str, size: int, args: argparse.Namespace) -> dict:
+    """fp32 vs the auto default, alternating (fp32, auto, fp32, auto ...); medians of ``args.iters`` each."""
+    device = torch.device(args.device)
+    mode = choose_precision("auto", device).mode
+    cl, _ = choose_channels_last("auto", device, mode, VARIANTS[variant].channels_last_cpu)
+    runs = {"fp32": setup(variant, size, 1, "fp32", False, args), "auto": setup(variant, size, 1, mode, cl, args)}
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    times: dict[str, list[float]] = {"fp32": [], "auto": []}
+    for i in range(args.warmup + args.iters):
+        for name, (model, data, opts, prec) in runs.items():
+            sync()
+            t = time.perf_counter()
+            model.training_step(data, opts, prec)
+            sync()
+            if i >= args.warmup:
+                times[name].append(time.perf_counter() - t)
+    return {
+        "fp32": statistics.median(times["fp32"]),
+        "auto": statistics.median(times["auto"]),
+        "auto_label": mode + (" NHWC" if cl else ""),
+    }
+
+
+def print_comparison(args: argparse.Namespace) -> None:
+    header = (
+        f"{'variant':<9}| {'size':>4} | {'fp32 s/it':>9} | {'auto':<10} | {'auto s/it':>9} | {'speed-up':>8} |"
+        f" {'ref s/it':>8} | {'auto vs ref':>11}"
+    )
+    print(header)
+    print("-" * len(header))
+    for variant in args.variants:
+        for size in args.sizes:
+            r = compare(variant, size, args)
+            ref = REFERENCE_CPU_S.get((variant, size)) if args.device == "cpu" else None
+            ref_s, vs_ref = (f"{ref:.2f}", f"{ref / r['auto']:.2f}x") if ref else ("-", "-")
+            print(
+                f"{variant:<9}| {size:>4} | {r['fp32']:>9.3f} | {r['auto_label']:<10} | {r['auto']:>9.3f} |"
+                f" {r['fp32'] / r['auto']:>7.2f}x | {ref_s:>8} | {vs_ref:>11}",
+                flush=True,
+            )
+
+
 def bench(variant: str, size: int, batch: int, precision: str, args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     model = make_model(variant, size).to(device)
@@ -111,7 +178,13 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=sorted(VARIANTS), choices=sorted(VARIANTS))
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     p.add_argument("--batches", type=int, nargs="+", default=[1])
-    p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16", "fp16"])
+    p.add_argument(
+        "--precision",
+        nargs="+",
+        default=None,
+        choices=["fp32", "bf16", "fp16"],
+        help="one row per precision; default: fp32 vs the auto default side by side (batch 1)",
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the generators")
@@ -131,6 +204,11 @@ def main() -> None:
         f"device={dev_name} torch={torch.__version__} channels_last={args.channels_last} compile={args.compile} "
         f"iters={args.iters} (median) warmup={args.warmup} peak={peak or '-'} TFLOP/s"
     )
+    if args.precision is None:
+        auto = choose_precision("auto", device)
+        print(f"auto resolves to {auto.mode} ({auto.reason}); alternating fp32/auto steps")
+        print_comparison(args)
+        return
     header = (
         f"{'variant':<9}| {'size':>4} | {'batch':>5} | {'prec':<4} | {'s/iter':>8} | {'img/s':>8} | {'GFLOP/it':>9} |"
         f" {'TFLOP/s':>8} | {'MFU':>6} | {'mem GiB':>7} | {'ref s/iter':>10} | {'vs ref':>6}"

@@ -179,6 +179,10 @@ def test_pipeline_validates_trains_logs_registers_promotes_and_reloads(variant, 
     assert run.data.params["data.crop_size"] == "32" and run.data.params["training.max_steps"] == "4"
     assert run.data.tags["variant"] == variant and run.data.tags["git_commit"] == commit
     assert run.data.tags["dataset_fingerprint"] == report["fingerprints"]["all"]
+    # what precision/channels_last "auto" resolved to on this machine, and why
+    summary = out["training_summary"]
+    assert run.data.tags["resolved_precision"] == summary["precision"] in ("fp32", "bf16")
+    assert run.data.tags["precision_reason"] and run.data.tags["resolved_channels_last"] in ("true", "false")
     # per-step losses of every term, the learning rates, throughput and the validation summary
     for metric in case.losses:
         history = client.get_metric_history(run.info.run_id, metric)

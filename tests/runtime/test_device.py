@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from transfigure.models import Precision
-from transfigure.runtime.device import resolve_device, resolve_precision
+from transfigure.runtime import device as device_mod
+from transfigure.runtime.device import choose_channels_last, choose_precision, resolve_device, resolve_precision
 
 
 def test_auto_device_follows_cuda_availability():
@@ -18,11 +19,58 @@ def test_explicit_cuda_without_cuda_is_a_clear_error():
         resolve_device("cuda")
 
 
-def test_precision_auto_is_fp32_on_cpu_and_bf16_on_cuda():
-    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
-    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+def _fake_cpu(monkeypatch, *flags: str) -> None:
+    monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset({"sse4_2", "avx2", *flags}))
+
+
+@pytest.mark.parametrize(
+    ("flags", "mode", "reason"),
+    [
+        ((), "fp32", "cpu without amx_bf16/avx512_bf16"),
+        (("avx512f",), "fp32", "cpu without amx_bf16/avx512_bf16"),
+        (("avx512_bf16",), "bf16", "cpu avx512_bf16"),
+        (("amx_bf16", "amx_tile"), "bf16", "cpu amx_bf16"),
+        (("avx512_bf16", "amx_bf16"), "bf16", "cpu amx_bf16+avx512_bf16"),
+    ],
+)
+def test_auto_precision_on_cpu_follows_native_bf16_flags(monkeypatch, flags, mode, reason):
+    _fake_cpu(monkeypatch, *flags)
+    choice = choose_precision("auto", torch.device("cpu"))
+    assert (choice.mode, choice.reason) == (mode, reason)
+    assert resolve_precision("auto", torch.device("cpu")) == mode
+
+
+@pytest.mark.parametrize(("cc", "mode"), [((7, 5), "fp32"), ((8, 0), "bf16"), ((9, 0), "bf16"), ((6, 1), "fp32")])
+def test_auto_precision_on_cuda_needs_compute_capability_8(monkeypatch, cc, mode):
+    monkeypatch.setattr(device_mod, "cuda_capability", lambda device: cc)
+    choice = choose_precision("auto", torch.device("cuda"))
+    assert choice.mode == mode
+    assert choice.reason.startswith(f"cuda cc {cc[0]}.{cc[1]}")
+
+
+@pytest.mark.parametrize("mode", ["fp32", "bf16"])
+def test_explicit_precision_is_honoured_whatever_the_hardware(monkeypatch, mode):
+    for flags in [(), ("avx512_bf16", "amx_bf16")]:
+        _fake_cpu(monkeypatch, *flags)
+        assert choose_precision(mode, torch.device("cpu")) == device_mod.PrecisionChoice(mode, "requested")
+    monkeypatch.setattr(device_mod, "cuda_capability", lambda device: (9, 0))
+    assert resolve_precision(mode, torch.device("cuda")) == mode
+
+
+def test_cpu_flags_reads_proc_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx512_bf16 amx_tile\n\nprocessor\t: 1\n")
+    assert {"avx512_bf16", "amx_tile", "fpu"} <= device_mod.cpu_flags.__wrapped__(str(info))
+    assert isinstance(device_mod.cpu_flags.__wrapped__(str(tmp_path / "missing")), frozenset)
+
+
+def test_channels_last_auto_follows_the_variants_measurements():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert choose_channels_last("auto", cpu, "bf16", ("bf16",))[0] is True
+    assert choose_channels_last("auto", cpu, "fp32", ("bf16",))[0] is False
+    assert choose_channels_last("auto", cuda, "bf16", ("bf16",))[0] is False  # not measured on CUDA
+    assert choose_channels_last(True, cpu, "fp32", ())[0] is True
+    assert choose_channels_last(False, cpu, "bf16", ("bf16",))[0] is False
 
 
 def test_fp16_needs_cuda_and_bf16_autocasts_on_cpu():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -72,20 +73,18 @@ def test_fit_runs_all_epochs_logs_and_decays_lr(tmp_path, pairs):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("num_workers", [0, 2])
-def test_resume_continues_exactly_where_it_stopped(tmp_path, pairs, num_workers):
-    full_trainer = Trainer(tiny_model(), pairs(), TrainingConfig(**BASE, num_workers=num_workers), tmp_path / "full")
+@pytest.mark.parametrize(("num_workers", "precision"), [(0, "fp32"), (2, "fp32"), (0, "bf16"), (2, "auto")])
+def test_resume_continues_exactly_where_it_stopped(tmp_path, pairs, num_workers, precision):
+    # bf16 autocast (what 'auto' gives on CPUs with AVX512-BF16/AMX) must resume bit-exactly too
+    kw = dict(BASE, num_workers=num_workers, precision=precision)
+    full_trainer = Trainer(tiny_model(), pairs(), TrainingConfig(**kw), tmp_path / "full")
     full = full_trainer.fit()
 
-    part = Trainer(
-        tiny_model(), pairs(), TrainingConfig(**BASE, max_steps=5, num_workers=num_workers), tmp_path / "part"
-    )
+    part = Trainer(tiny_model(), pairs(), TrainingConfig(**kw, max_steps=5), tmp_path / "part")
     r1 = part.fit()
     assert r1.step == 5 and r1.epoch == 1  # stopped in the middle of the second epoch
 
-    resumed = Trainer(
-        tiny_model(), pairs(), TrainingConfig(**BASE, resume=True, num_workers=num_workers), tmp_path / "part"
-    )
+    resumed = Trainer(tiny_model(), pairs(), TrainingConfig(**kw, resume=True), tmp_path / "part")
     r2 = resumed.fit()
     assert r2.resumed_from_step == 5 and r2.step == 12
     # the schedule went on from epoch 1, not from 0: after 4 epochs the linear decay reached 0
@@ -94,6 +93,40 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path, pairs, num_workers)
     a = load_checkpoint(full.checkpoint)["model"]
     b = resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from an uninterrupted run"
+
+
+def test_auto_precision_trains_in_bf16_on_a_cpu_with_native_bf16(tmp_path, pairs, monkeypatch, caplog):
+    from transfigure.runtime import device as device_mod
+
+    monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    model = tiny_model()
+    monkeypatch.setattr(type(model), "channels_last_cpu", ("bf16",))
+    with caplog.at_level(logging.INFO, logger="transfigure.training.engine"):
+        trainer = Trainer(model, pairs(), TrainingConfig(**BASE, max_steps=3, device="cpu"), tmp_path)
+    assert trainer.precision.mode == "bf16" and trainer.channels_last
+    assert trainer.resolved_setup() == {
+        "resolved_device": "cpu",
+        "resolved_precision": "bf16",
+        "precision_reason": "cpu avx512_bf16",
+        "resolved_channels_last": "true",
+        "channels_last_reason": "cpu bf16: measured faster for this variant",
+    }
+    assert "precision bf16 (auto: cpu avx512_bf16)" in caplog.text
+    result = trainer.fit()
+    assert result.step == 3 and result.losses
+    assert all(math.isfinite(v) for v in result.losses.values())
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # autocast, fp32 master weights
+
+
+def test_auto_precision_is_fp32_on_a_cpu_without_native_bf16(tmp_path, pairs, monkeypatch):
+    from transfigure.runtime import device as device_mod
+
+    monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    trainer = Trainer(tiny_model(), pairs(), TrainingConfig(**BASE, max_steps=1, device="cpu"), tmp_path)
+    assert trainer.precision.mode == "fp32" and not trainer.channels_last
+    assert trainer.resolved_setup()["precision_reason"] == "cpu without amx_bf16/avx512_bf16"
+    explicit = Trainer(tiny_model(), pairs(), TrainingConfig(**BASE, precision="fp32", device="cpu"), tmp_path / "e")
+    assert explicit.precision.mode == "fp32" and explicit.resolved_setup()["precision_reason"] == "requested"
 
 
 def test_resume_without_checkpoint_starts_fresh(tmp_path, pairs):

@@ -86,6 +86,9 @@ class TranslationModel(nn.Module, ABC):
     #: registry name of the variant ("cyclegan", "pix2pix", ...)
     variant: ClassVar[str]
     config_class: ClassVar[type[VariantConfig]]
+    #: precisions in which a channels_last (NHWC) step measured faster on CPU
+    #: (benchmarks/train_throughput.py); ``training.channels_last: auto`` turns NHWC on for those
+    channels_last_cpu: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: VariantConfig) -> None:
         super().__init__()

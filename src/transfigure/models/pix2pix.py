@@ -101,6 +101,9 @@ class Pix2Pix(TranslationModel):
     """A U-Net generator and a conditional PatchGAN discriminator; adversarial + L1 losses."""
 
     variant: ClassVar[str] = "pix2pix"
+    # bf16 step @128 px on a 2-core AVX512-BF16/AMX CPU: 1.21 s contiguous vs 0.86 s NHWC (1.42x,
+    # alternating, shared machine). CycleGAN 0.92x, SPADE 1.01x, UNIT 1.12x (within noise): off there.
+    channels_last_cpu: ClassVar[tuple[str, ...]] = ("bf16",)
     config_class: ClassVar[type[VariantConfig]] = Pix2PixConfig
     config: Pix2PixConfig
 

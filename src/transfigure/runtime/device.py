@@ -1,12 +1,29 @@
-"""Device and precision choice: CUDA when present, CPU otherwise."""
+"""Device and precision choice: CUDA when present, CPU otherwise; bf16 where the hardware computes it.
+
+``precision: auto`` resolves by capability, not by device type: bf16 autocast on CPUs whose
+instruction set has native bf16 arithmetic (AVX512-BF16 or AMX-BF16: Intel Cooper Lake /
+Sapphire Rapids and later, AMD Zen 4 and later) and on CUDA GPUs of compute capability 8.0 or
+more (Ampere and later; older GPUs emulate bf16 slowly); fp32 everywhere else. The resolved
+choice carries its reason ("cpu avx512_bf16", "cuda cc 8.0", "cpu without avx512_bf16/amx_bf16")
+so a run can log *why* it trained in the precision it did.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 logger = logging.getLogger(__name__)
+
+#: CPU flags (as /proc/cpuinfo spells them) that mean native bf16 matrix arithmetic
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+#: the lowest CUDA compute capability with native bf16 tensor cores (Ampere)
+CUDA_BF16_MIN_CAPABILITY = (8, 0)
 
 
 def resolve_device(requested: str = "auto") -> torch.device:
@@ -19,10 +36,83 @@ def resolve_device(requested: str = "auto") -> torch.device:
     return device
 
 
-def resolve_precision(requested: str, device: torch.device) -> str:
-    """``auto`` -> bf16 autocast on CUDA devices that support it, fp32 elsewhere."""
+@functools.cache
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (Linux). Elsewhere, what torch reports.
+
+    Tests fake the hardware by monkeypatching this function.
+    """
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return frozenset(line.split(":", 1)[1].split())
+    flags: set[str] = set()  # not Linux: ask torch's own CPU probe (private helpers, guarded)
+    with contextlib.suppress(Exception):
+        if torch.cpu._is_avx512_bf16_supported():
+            flags.add("avx512_bf16")
+    with contextlib.suppress(Exception):
+        if torch.cpu._is_amx_tile_supported():
+            flags.add("amx_bf16")
+    return frozenset(flags)
+
+
+def cuda_capability(device: torch.device) -> tuple[int, int]:
+    """The compute capability of a CUDA device (tests monkeypatch this)."""
+    return torch.cuda.get_device_capability(device)
+
+
+def native_bf16(device: torch.device) -> tuple[bool, str]:
+    """Whether ``device`` computes bf16 natively, and why (a short human-readable reason)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        major, minor = cuda_capability(device)
+        ok = (major, minor) >= CUDA_BF16_MIN_CAPABILITY
+        return ok, f"cuda cc {major}.{minor}" + ("" if ok else " < 8.0")
+    if device.type == "cpu":
+        flags = cpu_flags()
+        found = [f for f in CPU_BF16_FLAGS if f in flags]
+        if found:
+            return True, "cpu " + "+".join(found)
+        return False, "cpu without " + "/".join(CPU_BF16_FLAGS)
+    return False, f"{device.type}: no bf16 rule"
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The precision a run resolved to, and why (logged to MLflow as ``precision``/``precision_reason``)."""
+
+    mode: str
+    reason: str
+
+
+def choose_precision(requested: str, device: torch.device) -> PrecisionChoice:
+    """``auto`` -> ``bf16`` where :func:`native_bf16`, else ``fp32``; explicit modes are honoured."""
     if requested != "auto":
-        return requested
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return "bf16"
-    return "fp32"
+        return PrecisionChoice(requested, "requested")
+    ok, why = native_bf16(device)
+    return PrecisionChoice("bf16" if ok else "fp32", why)
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """The mode of :func:`choose_precision` (``fp32``/``bf16``/``fp16``)."""
+    return choose_precision(requested, device).mode
+
+
+def choose_channels_last(
+    requested: bool | str, device: torch.device, precision: str, measured_faster: tuple[str, ...] = ()
+) -> tuple[bool, str]:
+    """``auto`` -> channels_last on CPU where the variant measured faster in that precision, else off.
+
+    ``measured_faster`` is the variant's list of precisions in which NHWC measured faster on CPU
+    (``TranslationModel.channels_last_cpu``). On CUDA nothing is measured here, so ``auto`` stays
+    off; an explicit ``true``/``false`` is honoured everywhere.
+    """
+    if requested != "auto":
+        return bool(requested), "requested"
+    device = torch.device(device)
+    if device.type == "cpu" and precision in measured_faster:
+        return True, f"cpu {precision}: measured faster for this variant"
+    return False, f"{device.type} {precision}: not measured faster"

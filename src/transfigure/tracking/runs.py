@@ -88,7 +88,7 @@ def run_tracked_training(
         run_id = run.info.run_id
         trainer.logger = MlflowTrainingLogger(client, run_id)
         trainer.run_metadata["mlflow_run_id"] = run_id
-        mlflow.set_tags(run_tags)
+        mlflow.set_tags({**run_tags, **trainer.resolved_setup()})  # what precision: auto etc. became, and why
         if not previous_run:
             mlflow.log_params(flatten_params(params))
             if root:  # the data as an MLflow dataset input (Runs > Dataset column; digest = its fingerprint)
@@ -163,6 +163,7 @@ def run_tracked_training(
         "losses": result.losses,
         "device": str(trainer.device),
         "precision": trainer.precision.mode,
+        **trainer.resolved_setup(),
     }
     summary["world_size"] = ctx.world_size
     (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))

@@ -43,9 +43,23 @@ class TrainingConfig(BaseModel):
     )
     shuffle: bool = True
     device: str = Field("auto", description="'auto' (CUDA if present, else CPU), 'cpu', 'cuda', 'cuda:1', ...")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="'auto': bf16 on CUDA, fp32 on CPU")
-    channels_last: bool = False
-    compile: bool = False
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description=(
+            "'auto': bf16 autocast where the hardware computes bf16 natively (CPUs with AVX512-BF16 or "
+            "AMX-BF16, CUDA compute capability >= 8.0), fp32 elsewhere; explicit values are honoured"
+        ),
+    )
+    channels_last: bool | Literal["auto"] = Field(
+        "auto",
+        description=(
+            "NHWC memory format; 'auto': on where it measurably speeds up this variant's step in the resolved "
+            "precision (the variant's channels_last_speedup table, benchmarks/train_throughput.py)"
+        ),
+    )
+    compile: bool = Field(
+        False, description="torch.compile the generators (off: on CPU its compile time outweighs a default run's gain)"
+    )
     checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints")
     keep_checkpoints: int = Field(2, ge=1, description="numbered checkpoints kept besides last.pt")
     resume: bool = Field(False, description="continue from <output_dir>/checkpoints/last.pt if it exists")

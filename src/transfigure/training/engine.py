@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from transfigure.data.grid import visuals_grid
 from transfigure.models.base import Precision, TranslationModel
-from transfigure.runtime.device import resolve_device, resolve_precision
+from transfigure.runtime.device import choose_channels_last, choose_precision, resolve_device
 from transfigure.runtime.distributed import (
     broadcast_object,
     device_for,
@@ -265,11 +265,23 @@ class Trainer:
         self.run_metadata = dict(run_metadata or {})
         self.dist = init_distributed()
         self.device = device_for(self.dist, resolve_device(config.device))
-        self.precision = Precision(resolve_precision(config.precision, self.device), self.device)
+        self.precision_choice = choose_precision(config.precision, self.device)
+        self.precision = Precision(self.precision_choice.mode, self.device)  # type: ignore[arg-type]
+        self.channels_last, self.channels_last_reason = choose_channels_last(
+            config.channels_last, self.device, self.precision.mode, type(model).channels_last_cpu
+        )
+        logger.info(
+            "precision %s (%s: %s), channels_last %s (%s)",
+            self.precision.mode,
+            config.precision,
+            self.precision_choice.reason,
+            self.channels_last,
+            self.channels_last_reason,
+        )
         if len(dataset) == 0:  # type: ignore[arg-type]
             raise ValueError("the training dataset is empty")
         self.model.to(self.device)
-        if config.channels_last:
+        if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.optimizers = model.configure_optimizers()
         self.schedulers = {name: build_scheduler(opt, config) for name, opt in self.optimizers.items()}
@@ -296,6 +308,16 @@ class Trainer:
             for name, gen in model.generators().items():
                 gen.compile()
                 logger.info("torch.compile enabled for generator %s", name)
+
+    def resolved_setup(self) -> dict[str, str]:
+        """What ``auto`` settings resolved to on this machine, and why (logged as MLflow tags)."""
+        return {
+            "resolved_device": str(self.device),
+            "resolved_precision": self.precision.mode,
+            "precision_reason": self.precision_choice.reason,
+            "resolved_channels_last": str(self.channels_last).lower(),
+            "channels_last_reason": self.channels_last_reason,
+        }
 
     @property
     def logger(self) -> TrainingLogger:
@@ -568,7 +590,7 @@ class Trainer:
                 self.sampler.set_epoch(self.epoch, start=self.batch_in_epoch)
                 for batch in loader:
                     n = _batch_size(batch)
-                    batch = _to_device(batch, self.device, cfg.channels_last)
+                    batch = _to_device(batch, self.device, self.channels_last)
                     losses = self.model.training_step(batch, self.optimizers, self.precision)
                     self.step += 1
                     self.batch_in_epoch += n
