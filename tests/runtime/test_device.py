@@ -40,6 +40,19 @@ def test_auto_precision_on_cpu_follows_native_bf16_flags(monkeypatch, flags, mod
     assert resolve_precision("auto", torch.device("cpu")) == mode
 
 
+@pytest.mark.parametrize(("side", "mode"), [(32, "fp32"), (64, "fp32"), (127, "fp32"), (128, "bf16"), (256, "bf16")])
+def test_auto_precision_on_a_bf16_cpu_pays_only_from_128_px(monkeypatch, side, mode):
+    _fake_cpu(monkeypatch, "avx512_bf16")
+    choice = choose_precision("auto", torch.device("cpu"), image_side=side)
+    assert choice.mode == mode
+    assert choice.reason.startswith("cpu avx512_bf16")
+    if mode == "fp32":
+        assert f"{side} px < 128 px" in choice.reason
+    monkeypatch.setattr(device_mod, "cuda_capability", lambda device: (9, 0))
+    assert choose_precision("auto", torch.device("cuda"), image_side=side).mode == "bf16"  # no size rule on GPUs
+    assert choose_precision("bf16", torch.device("cpu"), image_side=side).mode == "bf16"  # explicit wins
+
+
 @pytest.mark.parametrize(("cc", "mode"), [((7, 5), "fp32"), ((8, 0), "bf16"), ((9, 0), "bf16"), ((6, 1), "fp32")])
 def test_auto_precision_on_cuda_needs_compute_capability_8(monkeypatch, cc, mode):
     monkeypatch.setattr(device_mod, "cuda_capability", lambda device: cc)

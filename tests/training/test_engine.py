@@ -61,7 +61,11 @@ def test_fit_runs_all_epochs_logs_and_decays_lr(tmp_path, pairs):
     assert m[1]["lr_G"] == pytest.approx(2e-4) and m[12]["lr_G"] == pytest.approx(2e-4 / 3)
     assert m[12]["images_per_second"] > 0 and "loss_cycle_A" in m[12]
     assert [s for s, _, _ in log.images] == [3, 6, 9, 12]
-    assert log.images[0][2] == (3 * 34 + 2, 2 * 34 + 2)  # 3 columns x 2 rows of 32px + gutters
+    from transfigure.data.grid import MIN_TILE, visuals_grid
+
+    # the captioned grid of the model's visuals (6 images x a batch of 2), 32 px tiles enlarged to MIN_TILE
+    assert log.images[0][2] == visuals_grid(trainer.model.visuals()).size
+    assert log.images[0][2][0] >= 6 * MIN_TILE and log.images[0][2][1] >= 2 * MIN_TILE
     assert (tmp_path / "checkpoints" / "last.pt").is_file()
     ckpt = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert ckpt["step"] == 12 and ckpt["variant"] == "cyclegan"

@@ -24,6 +24,11 @@ logger = logging.getLogger(__name__)
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 #: the lowest CUDA compute capability with native bf16 tensor cores (Ampere)
 CUDA_BF16_MIN_CAPABILITY = (8, 0)
+#: the smallest training crop side at which bf16 autocast pays on a CPU. On a 2-core Xeon with
+#: AMX/AVX512-BF16 (README: Training throughput) bf16 was 1.2-2.5x faster from 128 px, but 0.93-0.97x
+#: at the default run's 64 px (ngf 16) and 0.6-0.9x for the tests' 32 px models: below this side
+#: the casts cost more than the faster matrix units save.
+CPU_BF16_MIN_SIDE = 128
 
 
 def resolve_device(requested: str = "auto") -> torch.device:
@@ -88,11 +93,14 @@ class PrecisionChoice:
     reason: str
 
 
-def choose_precision(requested: str, device: torch.device) -> PrecisionChoice:
-    """``auto`` -> ``bf16`` where :func:`native_bf16`, else ``fp32``; explicit modes are honoured."""
+def choose_precision(requested: str, device: torch.device, image_side: int | None = None) -> PrecisionChoice:
+    """``auto`` -> ``bf16`` where :func:`native_bf16` (on a CPU only from :data:`CPU_BF16_MIN_SIDE`
+    px training crops, when ``image_side`` is known), else ``fp32``; explicit modes are honoured."""
     if requested != "auto":
         return PrecisionChoice(requested, "requested")
     ok, why = native_bf16(device)
+    if ok and torch.device(device).type == "cpu" and image_side is not None and image_side < CPU_BF16_MIN_SIDE:
+        return PrecisionChoice("fp32", f"{why}, but {image_side} px < {CPU_BF16_MIN_SIDE} px: fp32 measured faster")
     return PrecisionChoice("bf16" if ok else "fp32", why)
 
 

@@ -265,7 +265,8 @@ class Trainer:
         self.run_metadata = dict(run_metadata or {})
         self.dist = init_distributed()
         self.device = device_for(self.dist, resolve_device(config.device))
-        self.precision_choice = choose_precision(config.precision, self.device)
+        crop = getattr(getattr(dataset, "transform", None), "crop_size", None)
+        self.precision_choice = choose_precision(config.precision, self.device, crop)
         self.precision = Precision(self.precision_choice.mode, self.device)  # type: ignore[arg-type]
         self.channels_last, self.channels_last_reason = choose_channels_last(
             config.channels_last, self.device, self.precision.mode, type(model).channels_last_cpu
