@@ -147,7 +147,7 @@ class VerificationReport(bentoml.IODescriptor):
 
 
 # -- the model lanes ---------------------------------------------------------------------------------
-def _model_service_options(name: str, workers: int) -> dict[str, Any]:
+def _model_service_options(name: str, workers: int, gpus: int) -> dict[str, Any]:
     options: dict[str, Any] = {
         "name": name,
         "workers": workers,
@@ -158,8 +158,8 @@ def _model_service_options(name: str, workers: int) -> dict[str, Any]:
         # keep one pool for the life of the worker instead.
         "runner_connection": {"max_requests": 2**31 - 1, "max_age": 10.0**9},
     }
-    if CONFIG.gpus:
-        options["resources"] = {"gpu": CONFIG.gpus}
+    if gpus:
+        options["resources"] = {"gpu": gpus}
     return options
 
 
@@ -191,14 +191,16 @@ class _ModelLane:
         return [m.describe() for m in self.models.values()]
 
 
-@bentoml.service(**_model_service_options("transfigure-model", CONFIG.model_workers))
+@bentoml.service(**_model_service_options("transfigure-model", CONFIG.model_workers, CONFIG.gpus))
 class TransfigureModel(_ModelLane):
     """The small-job lane: outputs up to ``TRANSFIGURE_LARGE_OUTPUT_PIXELS``."""
 
     lane = "small"
 
 
-@bentoml.service(**_model_service_options("transfigure-model-large", 1))
+# declares no GPUs of its own (BentoML would hand it GPUs the small lane does not hold, or none): it sees them
+# all and runs on the first, beside the small lane
+@bentoml.service(**_model_service_options("transfigure-model-large", 1, 0))
 class TransfigureModelLarge(_ModelLane):
     """The large-job lane: outputs above ``TRANSFIGURE_LARGE_OUTPUT_PIXELS``, so small requests never queue behind them."""
 
