@@ -155,11 +155,11 @@ def _max_pixels() -> int:
     return value
 
 
-#: the largest output a request may ask for: a paper-size CycleGAN generator (resnet_9blocks, ngf 64) takes a
-#: CPU model worker 5-15 s for 1024x1024 on this project's 2-core machines (benchmarks/serve.py --cost), well
-#: inside the 60 s timeout; 2048x2048 takes 4x that, 4096x4096 16x
+#: the largest output a request may ask for: a paper-size CycleGAN generator (resnet_9blocks, ngf 64) took one CPU
+#: model worker 18 s for 1024x1024 on a slow, shared 2-core VM (benchmarks/serve.py --cost), under a third of the
+#: 60 s timeout; 1536x1536 took 41 s, 2048x2048 74 s, and 4096x4096 takes minutes
 DEFAULT_MAX_OUTPUT_PIXELS = 1024 * 1024
-#: outputs above this go to the large-job lane (512x512 already costs such a worker 1-3 s)
+#: outputs above this go to the large-job lane (512x512 already took 3.6 s there, 256x256 0.9 s)
 DEFAULT_LARGE_OUTPUT_PIXELS = 512 * 512
 
 
