@@ -4,6 +4,8 @@
     python benchmarks/serve.py --quick                          # tiny model, few requests: checks it runs
     python benchmarks/serve.py                                  # resnet_9blocks ngf 64 (paper CycleGAN), 256x256
     python benchmarks/serve.py --registry --model cyclegan@champion   # the project's champion instead
+    python benchmarks/serve.py --cost                           # a model worker's time per output size
+    python benchmarks/serve.py --mixed                          # small requests while a 2048 px one runs
 
 Without ``--registry`` it registers a generator in a temporary MLflow store first (trained for
 one step: the weights do not matter for speed) and serves it as ``cyclegan@champion``.
@@ -18,6 +20,17 @@ Measured, in this order, on the same machine and process set-up:
    ``p50(1 client) / (forward + decode + stamp) - 1`` (target: <= 15%);
 3. a soak run (2000 requests at 16 clients): errors, and the resident memory of the whole server
    process tree at request 500 and at the end (target: 0 errors, growth < 10%).
+
+``--cost`` instead measures, in this process, what one model worker spends on one request per
+output size (``translate_and_stamp`` of a 256 px photo resized to NxN: forward + watermark +
+encode + manifest + ledger) at the model lanes' torch thread counts: the basis of the default
+``TRANSFIGURE_MAX_OUTPUT_PIXELS``.
+
+``--mixed`` instead measures fairness: 16 concurrent clients of 256 px requests while 2048 px
+requests run back to back (one at a time), then again with nothing else running, ``--rounds``
+times, for each server variant (default: one lane, everything in the small-job lane, against the
+two lanes as configured by default); p50/p99 of the answered requests, errors counted; target:
+p99 under load below twice its unloaded value.
 
 Client and server share the machine's cores; take figures on an otherwise idle machine.
 """
@@ -140,11 +153,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, log: Path) -> subprocess.Popen:
+def start_server(port: int, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     proc = subprocess.Popen(
         [BENTOML, "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)],
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
     )
     deadline = time.time() + 180
     while time.time() < deadline:
@@ -162,17 +176,35 @@ def start_server(port: int, log: Path) -> subprocess.Popen:
     raise SystemExit("server not ready in 180 s")
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def run_clients(
-    port: int, body: bytes, clients: int, requests: int, on_done: Any = None
+    port: int,
+    body: bytes,
+    clients: int,
+    requests: int,
+    on_done: Any = None,
+    path: str = "/translate",
+    successes_only: bool = False,
+    statuses: dict[int, int] | None = None,
 ) -> tuple[list[float], int, float]:
-    """``requests`` POSTs spread over ``clients`` keep-alive connections: (latencies in ms, errors, wall s)."""
+    """``requests`` POSTs spread over ``clients`` keep-alive connections: (latencies in ms, errors, wall s);
+    ``successes_only``: the latencies of the 200 answers only (errors are counted, not timed); ``statuses``
+    counts the answers by status (0: no answer)."""
     latencies: list[float] = []
-    errors = 0
+    errors = finished = 0
     counter = iter(range(requests))
     lock = threading.Lock()
 
     def client() -> None:
-        nonlocal errors
+        nonlocal errors, finished
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
         while True:
             with lock:
@@ -181,19 +213,23 @@ def run_clients(
                 break
             t0 = time.perf_counter()
             try:
-                conn.request("POST", "/translate", body=body, headers={"Content-Type": "image/png"})
+                conn.request("POST", path, body=body, headers={"Content-Type": "image/png"})
                 resp = conn.getresponse()
                 resp.read()
-                ok = resp.status == 200
+                ok, status = resp.status == 200, resp.status
             except (OSError, http.client.HTTPException):
-                ok = False
+                ok, status = False, 0
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
             dt = 1000 * (time.perf_counter() - t0)
             with lock:
-                latencies.append(dt)
+                if ok or not successes_only:
+                    latencies.append(dt)
                 errors += not ok
-                done = len(latencies)
+                finished += 1
+                if statuses is not None:
+                    statuses[status] = statuses.get(status, 0) + 1
+                done = finished
             if on_done is not None:
                 on_done(done)
         conn.close()
@@ -241,6 +277,121 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
+# -- a model worker's cost per output size ----------------------------------------------------------------
+def cost_per_size(model: str, ref: str, sizes: list[int], threads: list[int]) -> list[dict[str, Any]]:
+    """Seconds one model worker spends on one request per output size and thread count, in this process."""
+    import torch
+
+    from transfigure.inference import translate_and_stamp
+    from transfigure.provenance import ModelInfo, ProvenanceConfig
+    from transfigure.tracking.registry import load_translator
+
+    translator = load_translator(model, ref, device="cpu")
+    photo = test_image(256)
+    info = ModelInfo(name=model, version="benchmark", variant=translator.variant)
+    config = ProvenanceConfig.from_env()
+    translate_and_stamp(translator, [photo], model_info=info, config=config)  # warm-up
+    rows = []
+    for n in threads:
+        torch.set_num_threads(n)
+        for size in sizes:
+            t0 = time.perf_counter()
+            translate_and_stamp(translator, [photo], model_info=info, size=(size, size), config=config)
+            rows.append({"size": size, "threads": n, "seconds": time.perf_counter() - t0})
+            print(f"  {size}x{size}, {n} thread(s): {rows[-1]['seconds']:.1f} s", flush=True)
+    return rows
+
+
+def print_cost(rows: list[dict[str, Any]], timeout: float) -> None:
+    threads = sorted({r["threads"] for r in rows}, reverse=True)
+    print("\none model worker, one request: translate_and_stamp of a 256 px photo to NxN (s; share of the timeout)")
+    print("| output | pixels | " + " | ".join(f"{n} thread(s)" for n in threads) + " |")
+    print("|---|---|" + "---|" * len(threads))
+    for size in sorted({r["size"] for r in rows}):
+        cells = []
+        for n in threads:
+            row = next((r for r in rows if r["size"] == size and r["threads"] == n), None)
+            cells.append(f"{row['seconds']:.1f} ({100 * row['seconds'] / timeout:.0f}%)" if row else "-")
+        print(f"| {size}x{size} | {size * size / 1e6:.2f} M | " + " | ".join(cells) + " |")
+
+
+# -- fairness: small requests while large ones run ---------------------------------------------------------
+def mixed_load(
+    port: int, small: bytes, large: bytes, large_size: int, clients: int, requests: int, rounds: int
+) -> dict[str, Any]:
+    """p50/p99 of ``clients`` concurrent small requests while large ones run back to back, then alone
+    (once the large request in flight has finished), ``rounds`` times; latencies of 200 answers, errors counted."""
+    run_clients(port, small, clients=2, requests=8)  # warm-up
+    samples: dict[str, list[float]] = {"alone": [], "loaded": []}
+    errors = {"alone": 0, "loaded": 0}
+    statuses: dict[str, dict[int, int]] = {"alone": {}, "loaded": {}}
+    large_ms: list[float] = []
+    large_status: list[int] = []
+    for _ in range(rounds):
+        stop = threading.Event()
+
+        def large_client(stop: threading.Event = stop) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3600)
+            path = f"/translate?width={large_size}&height={large_size}"
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                conn.request("POST", path, body=large, headers={"Content-Type": "image/png"})
+                resp = conn.getresponse()
+                resp.read()
+                large_ms.append(1000 * (time.perf_counter() - t0))
+                large_status.append(resp.status)
+            conn.close()
+
+        runner = threading.Thread(target=large_client)
+        runner.start()
+        time.sleep(2.0)  # the large request is in the model now
+        lat, err, _ = run_clients(port, small, clients, requests, successes_only=True, statuses=statuses["loaded"])
+        samples["loaded"] += lat
+        errors["loaded"] += err
+        stop.set()
+        runner.join()  # the large request in flight finishes first
+        lat, err, _ = run_clients(port, small, clients, requests, successes_only=True, statuses=statuses["alone"])
+        samples["alone"] += lat
+        errors["alone"] += err
+    return {
+        "clients": clients,
+        "requests": requests * rounds,
+        **{
+            k: {"p50": percentile(v, 50), "p99": percentile(v, 99), "errors": errors[k], "statuses": statuses[k]}
+            for k, v in samples.items()
+        },
+        "large": {"size": large_size, "ms": large_ms, "status": large_status},
+    }
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """``"label:VAR=value,VAR=value"`` -> (label, env)."""
+    label, _, settings = text.partition(":")
+    env = dict(item.split("=", 1) for item in settings.split(",") if item.strip())
+    return label, env
+
+
+def print_mixed(rows: list[dict[str, Any]]) -> None:
+    print("\nfairness: 256 px requests from concurrent clients while 2048 px requests run one after another, and alone")
+    print(
+        "| server | requests | alone: p50 / p99 ms (errors) | while a large request runs: p50 / p99 ms (errors) "
+        "| p99 ratio | large requests |"
+    )
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        a, b, lg = r["alone"], r["loaded"], r["large"]
+        done = ", ".join(f"{s} in {ms / 1000:.0f} s" for s, ms in zip(lg["status"], lg["ms"]))
+
+        def errors(c: dict[str, Any]) -> str:
+            refused = {s: n for s, n in c["statuses"].items() if s != 200}
+            return ", ".join(f"{n} x {s or 'no answer'}" for s, n in sorted(refused.items())) or "0"
+
+        print(
+            f"| {r['label']} | {r['requests']} each, {r['clients']} clients | {a['p50']:.0f} / {a['p99']:.0f} "
+            f"({errors(a)}) | {b['p50']:.0f} / {b['p99']:.0f} ({errors(b)}) | {b['p99'] / a['p99']:.2f}x | {done} |"
+        )
+
+
 # -- main -------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -258,6 +409,18 @@ def main(argv: list[str] | None = None) -> int:
         "--soak", type=int, help="requests of the soak run at the largest concurrency, 0 skips it (2000; --quick 200)"
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--cost", action="store_true", help="only: a model worker's time per output size")
+    parser.add_argument("--cost-sizes", type=int, nargs="+", default=[256, 512, 1024, 1536, 2048])
+    parser.add_argument("--threads", type=int, nargs="+", help="--cost: torch thread counts (the lanes' defaults)")
+    parser.add_argument("--mixed", action="store_true", help="only: small requests alone and while large ones run")
+    parser.add_argument("--large-size", type=int, default=2048, help="--mixed: side of the large requests")
+    parser.add_argument("--rounds", type=int, default=2, help="--mixed: loaded/alone pairs per variant")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        metavar="LABEL:VAR=VALUE,...",
+        help="--mixed: a server variant (repeatable); default: 'one lane' against 'two lanes' (the defaults)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.netG, args.ngf = "resnet_6blocks", 8
@@ -279,6 +442,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"registering a {args.netG} ngf {args.ngf} CycleGAN in a temporary store ...", flush=True)
             register_model(root, args.netG, args.ngf)
         os.environ["TRANSFIGURE_MODELS"] = f"{name}@{ref}"
+        if args.cost:
+            from transfigure.serving.config import ServingConfig
+
+            serving = ServingConfig.from_env()
+            threads = args.threads or sorted({serving.threads, serving.large_threads}, reverse=True)
+            print_cost(cost_per_size(name, ref, args.cost_sizes, threads), serving.timeout)
+            return 0
+        if args.mixed:
+            return run_mixed(args, root)
 
         bare = bare_timings(name, ref, args.size, repeat=3 if args.quick else 10)
         baseline = bare["forward"] + bare["png_decode"] + bare["stamp_output"]
@@ -326,14 +498,43 @@ def main(argv: list[str] | None = None) -> int:
                     "throughput": args.soak / wall,
                 }
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_server(server)
     print_table(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def run_mixed(args: argparse.Namespace, root: Path) -> int:
+    """The fairness rows: each variant's server, small requests alone and while large ones run."""
+    big = args.large_size * args.large_size
+    # the large requests must be allowed, and finish: the timeout is not what this measures
+    common = {"TRANSFIGURE_MAX_OUTPUT_PIXELS": str(big), "TRANSFIGURE_TIMEOUT": "3600"}
+    variants = (
+        [parse_variant(v) for v in args.variant]
+        if args.variant
+        else [
+            ("one lane", {"TRANSFIGURE_LARGE_OUTPUT_PIXELS": str(big)}),  # everything in the small-job lane
+            ("two lanes", {}),
+        ]
+    )
+    small, large = png(test_image(args.size, seed=1)), png(test_image(256, seed=2))
+    clients = max(args.clients)
+    requests = max(args.requests, 4 * clients)
+    rows = []
+    for label, env in variants:
+        port = free_port()
+        print(f"{label}: starting bentoml serve on port {port} ({env or 'defaults'}) ...", flush=True)
+        server = start_server(port, root / f"bentoml-serve-{port}.log", {**common, **env})
+        try:
+            row = mixed_load(port, small, large, args.large_size, clients, requests, args.rounds)
+        finally:
+            stop_server(server)
+        rows.append({"label": label, "env": env, **row})
+        print(f"  alone p99 {row['alone']['p99']:.0f} ms, loaded p99 {row['loaded']['p99']:.0f} ms", flush=True)
+    print_mixed(rows)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
     return 0
 
 

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from transfigure.provenance import (
+    DeadlinePassed,
     ImageInputError,
     Ledger,
     ModelInfo,
@@ -208,6 +209,32 @@ def test_config_from_env_and_development_signing_credentials(tmp_path, monkeypat
     assert "BEGIN CERTIFICATE" in (config.trust_anchors_pem() or "")
     with pytest.raises(ValueError, match="both"):
         ProvenanceConfig.from_env({**env, "TRANSFIGURE_SIGNING_KEY": "k.pem"}, root=tmp_path).signer_material()
+
+
+def test_an_output_past_its_deadline_is_neither_recorded_nor_returned(provenance_config, photo):
+    import time
+
+    late = replace(provenance_config, deadline=time.time() - 1)
+    with pytest.raises(DeadlinePassed, match="deadline passed"):
+        stamp_output(photo("astronaut", 64), model=MODEL, config=late)
+    assert not provenance_config.ledger_path.exists() or Ledger(provenance_config.ledger_path).count() == 0
+    in_time = replace(provenance_config, deadline=time.time() + 60)
+    assert stamp_output(photo("astronaut", 64), model=MODEL, config=in_time).provenance_id
+
+
+def test_development_keys_are_named_until_both_keys_are_configured(tmp_path):
+    configured = {
+        "TRANSFIGURE_WATERMARK_KEY": "a secret",
+        "TRANSFIGURE_SIGNING_KEY": "signer.key",
+        "TRANSFIGURE_SIGNING_CERT": "chain.pem",
+    }
+    assert not ProvenanceConfig.from_env(configured, root=tmp_path).uses_dev_keys
+    no_watermark_key = ProvenanceConfig.from_env({**configured, "TRANSFIGURE_WATERMARK_KEY": ""}, root=tmp_path)
+    no_signer = ProvenanceConfig.from_env({"TRANSFIGURE_WATERMARK_KEY": "a secret"}, root=tmp_path)
+    assert no_watermark_key.uses_dev_keys and no_signer.uses_dev_keys
+    assert ["TRANSFIGURE_WATERMARK_KEY" in p for p in no_watermark_key.dev_key_problems()] == [True]
+    assert ["TRANSFIGURE_SIGNING_KEY" in p for p in no_signer.dev_key_problems()] == [True]
+    assert len(ProvenanceConfig.from_env({}, root=tmp_path).dev_key_problems()) == 2
 
 
 @pytest.mark.parametrize("edit", ["flip + crop", "rotate 12"])

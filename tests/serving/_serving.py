@@ -112,8 +112,10 @@ def train_cyclegan(out: Path, data: Path) -> dict[str, Any]:
     return register_trained_model(summary, {"registered_model_name": "cyclegan"})
 
 
-def train_spade(out: Path, data: Path) -> dict[str, Any]:
-    """A 1-step SPADE (4 classes, ngf 4) trained with the real tracked engine and registered as ``spade``."""
+def train_spade(out: Path, data: Path, *, use_vae: bool = False) -> dict[str, Any]:
+    """A 1-step SPADE (4 classes, ngf 4, instance maps; with ``use_vae`` a style encoder) trained with the
+    real tracked engine and registered as ``spade``. With ``use_vae`` the weights start at init gain 1 (not
+    0.02), so that z visibly changes the picture after one step (another seed: PSNR ~15 dB, not ~60)."""
     from transfigure.data.datasets import make_dataset
     from transfigure.data.transforms import TransformConfig
     from transfigure.models import SPADE
@@ -129,7 +131,15 @@ def train_spade(out: Path, data: Path) -> dict[str, Any]:
         use_instance=True,
     )
     model = SPADE(
-        label_nc=LABEL_NC, contain_dontcare_label=False, use_instance=True, crop_size=32, ngf=4, ndf=4, spade_hidden=8
+        label_nc=LABEL_NC,
+        contain_dontcare_label=False,
+        use_instance=True,
+        use_vae=use_vae,
+        init_gain=1.0 if use_vae else 0.02,
+        crop_size=32,
+        ngf=4,
+        ndf=4,
+        spade_hidden=8,
     )
     summary = run_tracked_training(
         model=model,
@@ -165,13 +175,19 @@ class Reply:
 
 
 class Server:
-    """``bentoml serve`` in a subprocess on a free loopback port; its output goes to ``log``.
+    """``bentoml serve`` in a subprocess on a free port; its output goes to ``log``.
 
     ``args`` default to the service's import path (any working directory); ``[]`` serves the
-    bentofile.yaml of ``cwd``, ``["transfigure:TAG"]`` a built Bento."""
+    bentofile.yaml of ``cwd``, ``["transfigure:TAG"]`` a built Bento. ``host=None`` passes no
+    ``--host`` (the service's default address)."""
 
     def __init__(
-        self, cwd: Path, args: list[str] | None = None, env: dict[str, str] | None = None, port: int | None = None
+        self,
+        cwd: Path,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        host: str | None = "127.0.0.1",
     ):
         self.port = port or free_port()
         self.log = Path(cwd) / f"bentoml-serve-{self.port}.log"
@@ -180,8 +196,7 @@ class Server:
             BENTOML,
             "serve",
             *(args if args is not None else [SERVICE]),
-            "--host",
-            "127.0.0.1",
+            *(["--host", host] if host is not None else []),
             "--port",
             str(self.port),
         ]
@@ -243,6 +258,32 @@ class Server:
     ) -> Reply:
         body, ctype = multipart(files, fields or {})
         return self.request("POST", path, body, {"Content-Type": ctype, **headers})
+
+    def worker_pids(self, service: str) -> list[int]:
+        """Process ids of the workers of ``service`` (e.g. ``transfigure-model``), children of ``bentoml serve``."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                argv = (entry / "cmdline").read_text().split("\0")
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == self.proc.pid and "--service-name" in argv and argv[argv.index("--service-name") + 1] == service:
+                pids.append(int(entry.name))
+        return pids
+
+    def listening(self) -> set[str]:
+        """The local addresses (hex, as /proc/net/tcp{,6} write them) of the sockets listening on this port."""
+        found = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                address, port = fields[1].rsplit(":", 1)
+                if fields[3] == "0A" and int(port, 16) == self.port:
+                    found.add(address)
+        return found
 
     def stop(self) -> str:
         if self.proc.poll() is None:

@@ -54,7 +54,7 @@ def test_bento_bundles_the_champion_and_serves_it_without_a_registry(tmp_path, m
     assert {p.name for p in (bundled / "cyclegan").iterdir()} >= {"config.json", "AtoB.safetensors", "BtoA.safetensors"}
     assert (bento / "src" / "transfigure" / "serving" / "service.py").is_file()  # importable: src layout flattened
     info = yaml.safe_load((bento / "bento.yaml").read_text())
-    assert {s["name"] for s in info["services"]} == {"transfigure", "transfigure-model"}
+    assert {s["name"] for s in info["services"]} == {"transfigure", "transfigure-model", "transfigure-model-large"}
     requirements = (bento / "env" / "python" / "requirements.txt").read_text()
     assert "torch==2.13.0" in requirements and "mlflow==3.17.2" in requirements
 

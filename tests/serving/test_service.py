@@ -1,6 +1,8 @@
-"""`bentoml serve` for real, on loopback, serving two registered champions (CycleGAN and SPADE):
-stamped outputs, verification, model info, adaptive batching of concurrent mixed-size requests,
-4xx JSON for every kind of bad input, and a server that stays healthy afterwards."""
+"""`bentoml serve` for real, on loopback, serving two registered champions (CycleGAN and a SPADE with
+a style encoder and instance maps): stamped outputs, SPADE seeds, styles and instance maps,
+verification, model info, adaptive batching of concurrent mixed-size requests, the large-job lane,
+JSON {"error", "detail"} for every kind of bad input (BentoML's own answers included), and a server
+that stays healthy afterwards."""
 
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ pytestmark = pytest.mark.slow
 
 MAX_BODY = 2_000_000
 MAX_PIXELS = 1_000_000
+MAX_OUTPUT_PIXELS = 300_000  # above the large-job lane's threshold (512x512 = 262144)
 
 
 @dataclass
@@ -63,6 +66,7 @@ def served(tmp_path_factory):
         "TRANSFIGURE_WATERMARK_KEY": "transfigure-serving-tests",
         "TRANSFIGURE_MAX_BODY_BYTES": str(MAX_BODY),
         "TRANSFIGURE_MAX_PIXELS": str(MAX_PIXELS),
+        "TRANSFIGURE_MAX_OUTPUT_PIXELS": str(MAX_OUTPUT_PIXELS),
         "BENTOML_HOME": str(root / "bentoml"),
     }
     with pytest.MonkeyPatch.context() as mp:
@@ -70,7 +74,7 @@ def served(tmp_path_factory):
             mp.setenv(key, value)
         mp.chdir(root)  # the test process verifies with the server's keys, ledger and store
         cyclegan = train_cyclegan(root / "cyclegan", make_unaligned(root / "unaligned"))
-        spade = train_spade(root / "spade", make_labelmap(root / "labelmap"))
+        spade = train_spade(root / "spade", make_labelmap(root / "labelmap"), use_vae=True)
         promote(uri, "cyclegan", cyclegan["version"])
         promote(uri, "spade", spade["version"])
         server = Server(root)
@@ -87,6 +91,13 @@ def local_cyclegan(served):
     from transfigure.tracking.registry import load_translator
 
     return load_translator("cyclegan", served.cyclegan["version"])
+
+
+@pytest.fixture(scope="module")
+def local_spade(served):
+    from transfigure.tracking.registry import load_translator
+
+    return load_translator("spade", served.spade["version"])
 
 
 def check_stamped(served: Served, reply, expected_size: tuple[int, int], media_type: str = "image/png") -> Image.Image:
@@ -160,6 +171,77 @@ def test_spade_translates_label_maps_and_refuses_unknown_ids(served):
     assert colour.status == 422 and "mode 'RGB'" in colour.json()["detail"]
     wrong_direction = served.server.post_image("/translate?model=spade&direction=BtoA", encode(label_map(80, 96)))
     assert wrong_direction.status == 400 and "AtoB" in wrong_direction.json()["detail"]
+
+
+def test_spade_seeds_styles_and_instance_maps(served, local_spade):
+    labels = label_map(80, 64)
+    server = served.server
+
+    def send(fields=None, **files):
+        parts = {"file": ("labels.png", encode(labels), "image/png")}
+        parts.update({k: (f"{k}.png", encode(v), "image/png") for k, v in files.items()})
+        return server.post_multipart("/translate?model=spade", parts, fields or {})
+
+    seed7, seed7_again, seed8 = send({"seed": "7"}), send({"seed": "7"}), send({"seed": "8"})
+    images = [check_stamped(served, r, (80, 64)) for r in (seed7, seed7_again, seed8)]
+    local7, local8 = local_spade.translate(labels, seed=7), local_spade.translate(labels, seed=8)
+    # the same seed gives the same pixels (up to each output's own watermark), another seed another image
+    assert psnr(images[0], local7) > 30 and psnr(images[1], local7) > 30 and psnr(images[0], images[1]) > 30
+    assert psnr(images[2], local8) > 30 and psnr(images[2], local7) < psnr(images[2], local8) - 3
+    style = noise_image(96, 96, seed=11)
+    styled = check_stamped(served, send(style=style), (80, 64))
+    assert psnr(styled, local_spade.translate(labels, style=style)) > 30
+    instances = label_map(80, 64, (0, 1, 2, 3))
+    with_instances = check_stamped(served, send({"seed": "7"}, instance=instances), (80, 64))
+    assert psnr(with_instances, local_spade.translate(labels, instance=instances, seed=7)) > 30
+
+    refusals = {
+        "seed for cyclegan": server.post_image("/translate?seed=3", encode(noise_image(64, 64))),
+        "style for cyclegan": server.post_multipart(
+            "/translate",
+            {
+                "file": ("a.png", encode(noise_image(64, 64)), "image/png"),
+                "style": ("s.png", encode(style), "image/png"),
+            },
+        ),
+        "seed and style": send({"seed": "1"}, style=style),
+        "instance of another size": send(instance=label_map(64, 64)),
+        "bad seed": server.post_image("/translate?model=spade&seed=-4", encode(labels)),
+    }
+    expected = {
+        "seed for cyclegan": (400, "for SPADE models"),
+        "style for cyclegan": (400, "a style image"),
+        "seed and style": (400, "exclude each other"),
+        "instance of another size": (422, "same size"),
+        "bad seed": (400, "seed"),
+    }
+    for case, reply in refusals.items():
+        status, words = expected[case]
+        assert reply.status == status and words in reply.json()["detail"], (case, reply.body[:300])
+
+
+def test_large_outputs_run_in_the_large_job_lane(served):
+    before = lane_batches(served.server)
+    big = served.server.post_image("/translate?width=540&height=540", encode(noise_image(96, 80, seed=12)))
+    check_stamped(served, big, (540, 540))
+    small = served.server.post_image("/translate?width=256&height=256", encode(noise_image(96, 80, seed=13)))
+    check_stamped(served, small, (256, 256))
+    after = lane_batches(served.server)
+    assert after["transfigure-model-large"] == before["transfigure-model-large"] + 1
+    assert after["transfigure-model"] == before["transfigure-model"] + 1
+    over = served.server.post_image("/translate?width=600&height=600", encode(noise_image(96, 80)))
+    assert over.status == 413 and "TRANSFIGURE_MAX_OUTPUT_PIXELS" in over.json()["detail"], over.body
+
+
+def lane_batches(server: Server) -> dict[str, float]:
+    """Batches each model lane ran so far, from BentoML's Prometheus metrics."""
+    text = server.request("GET", "/metrics").body.decode()
+    counts = {"transfigure-model": 0.0, "transfigure-model-large": 0.0}
+    for labels, value in re.findall(r"adaptive_batch_size_count{([^}]*)} ([0-9.e+]+)", text):
+        lane = re.search(r'runner_name="([^"]+)"', labels)
+        if 'method_name="translate_batch"' in labels and lane and lane.group(1) in counts:
+            counts[lane.group(1)] += float(value)
+    return counts
 
 
 def test_concurrent_mixed_size_requests_are_batched_and_each_gets_its_own_output(served, local_cyclegan):
@@ -272,6 +354,20 @@ def test_bad_input_gets_a_4xx_json_error(served, case):
     assert served.server.request("GET", "/livez").status == 200
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "error"),
+    [
+        ("GET", "/nowhere", None, 404, "not found"),
+        ("GET", "/translate", None, 405, "method not allowed"),
+    ],
+)
+def test_bentoml_s_own_error_answers_have_the_same_shape(served, method, path, body, status, error):
+    reply = served.server.request(method, path, body, {"Content-Type": "application/json"})
+    assert reply.status == status and reply.headers["content-type"] == "application/json"
+    doc = reply.json()
+    assert set(doc) == {"error", "detail"} and doc["error"] == error and doc["detail"], doc
+
+
 def test_bad_multipart_uploads_and_streamed_oversize_bodies(served):
     server = served.server
     no_file = server.post_multipart("/translate", {}, {"direction": "AtoB"})
@@ -323,7 +419,15 @@ def test_info_lists_the_served_models_and_limits(served):
     assert spade["model"] == "spade" and spade["version"] == served.spade["version"]
     assert spade["takes_label_maps"] is True and spade["label_nc"] == {"AtoB": 4} and spade["directions"] == ["AtoB"]
     assert cyc["source"] == "registry" and cyc["device"] == "cpu" and "loss_G" in cyc["metrics"]
-    assert info["limits"] == {"max_body_bytes": MAX_BODY, "max_pixels": MAX_PIXELS, "min_side": 64}
+    assert spade["takes_style"] is True and spade["takes_instance_maps"] is True and cyc["takes_style"] is False
+    assert info["limits"] == {
+        "max_body_bytes": MAX_BODY,
+        "max_pixels": MAX_PIXELS,
+        "max_output_pixels": MAX_OUTPUT_PIXELS,
+        "min_side": 64,
+        "timeout_s": 60.0,
+    }
+    assert set(info["lanes"]) == {"small", "large"}
 
 
 def test_bentoml_health_metrics_and_openapi_stay_on(served):

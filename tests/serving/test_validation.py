@@ -18,6 +18,8 @@ from starlette.testclient import TestClient
 from _serving import bomb_png, encode, noise_image
 from transfigure.serving.middleware import BodyLimitMiddleware
 from transfigure.serving.validation import (
+    MAX_SEED,
+    TRANSLATE_FILES,
     TRANSLATE_PARAMS,
     InputError,
     TranslateParams,
@@ -109,6 +111,8 @@ def test_parameters_parse_and_default():
     )
     assert p == TranslateParams(model="cyclegan", direction="BtoA", width=64, height=None, fmt="JPEG", quality=80)
     assert parse_translate_params({}, min_side=16, max_pixels=MP) == TranslateParams()
+    assert parse_translate_params({"seed": "0"}, min_side=16, max_pixels=MP).seed == 0
+    assert parse_translate_params({"seed": str(MAX_SEED)}, min_side=16, max_pixels=MP).seed == MAX_SEED
 
 
 @pytest.mark.parametrize(
@@ -122,6 +126,9 @@ def test_parameters_parse_and_default():
         ({"width": "8"}, "invalid width"),
         ({"height": "1e3"}, "invalid height"),
         ({"model": "../etc"}, "invalid model"),
+        ({"seed": "-1"}, "invalid seed"),
+        ({"seed": "4294967296"}, "invalid seed"),
+        ({"seed": "abc"}, "invalid seed"),
     ],
 )
 def test_bad_parameters_are_400(params, error):
@@ -141,6 +148,17 @@ def test_output_size_keeps_the_aspect_ratio_and_enforces_limits():
     )
 
 
+def test_output_pixel_limit_names_its_variable_for_asked_and_implied_sizes():
+    limits = {"min_side": 16, "max_pixels": MP, "max_output_pixels": 256 * 256}
+    assert output_size((300, 300), TranslateParams(width=256, height=256), **limits) == (256, 256)
+    asked = refused(output_size, (64, 64), TranslateParams(width=512), **limits)  # 512x512 from the aspect ratio
+    implied = refused(output_size, (300, 300), TranslateParams(), **limits)  # the input's own size
+    for err in (asked, implied):
+        assert (err.status, err.error) == (413, "output too large")
+        assert "TRANSFIGURE_MAX_OUTPUT_PIXELS" in err.detail and "65,536" in err.detail
+    assert "512x512" in asked.detail and "300x300" in implied.detail
+
+
 # -- uploads and the body limit, over ASGI ----------------------------------------------------------------
 LIMIT = 50_000
 
@@ -153,6 +171,17 @@ async def upload_endpoint(request: Request) -> JSONResponse:
     return JSONResponse({"bytes": len(upload.data), "source": upload.source, "params": upload.params})
 
 
+async def spade_upload_endpoint(request: Request) -> JSONResponse:
+    try:
+        upload = await read_upload(
+            request, max_body_bytes=LIMIT, allowed_params=TRANSLATE_PARAMS, allowed_files=TRANSLATE_FILES
+        )
+    except InputError as err:
+        return err.response()
+    files = {k: [len(data), source] for k, (data, source) in upload.files.items()}
+    return JSONResponse({"bytes": len(upload.data), "files": files, "params": upload.params})
+
+
 async def json_endpoint(request: Request) -> JSONResponse:
     return JSONResponse({"bytes": len(await request.body())})  # reads the body without any limit of its own
 
@@ -160,7 +189,11 @@ async def json_endpoint(request: Request) -> JSONResponse:
 @pytest.fixture(scope="module")
 def client():
     app = Starlette(
-        routes=[Route("/upload", upload_endpoint, methods=["POST"]), Route("/json", json_endpoint, methods=["POST"])]
+        routes=[
+            Route("/upload", upload_endpoint, methods=["POST"]),
+            Route("/spade", spade_upload_endpoint, methods=["POST"]),
+            Route("/json", json_endpoint, methods=["POST"]),
+        ]
     )
     with TestClient(BodyLimitMiddleware(app, max_body_bytes=LIMIT)) as c:
         yield c
@@ -177,6 +210,34 @@ def test_multipart_and_raw_uploads(client):
     }
     r = client.post("/upload", content=png, headers={"Content-Type": "image/png"})
     assert r.status_code == 200 and r.json()["source"] == "request body (image/png)"
+
+
+def test_spade_uploads_carry_an_instance_map_and_a_style_image(client):
+    png = encode(noise_image(32, 32))
+    files = {
+        "file": ("l.png", png, "image/png"),
+        "instance": ("i.png", b"ii", "image/png"),
+        "style": ("s.png", b"s", ""),
+    }
+    r = client.post("/spade", files=files, data={"seed": "7"})
+    assert r.status_code == 200, r.text
+    assert r.json()["files"] == {
+        "instance": [2, "form field 'instance' (i.png)"],
+        "style": [1, "form field 'style' (s.png)"],
+    }
+    assert r.json()["params"] == {"seed": "7"}
+    refusals = {
+        "not a file": client.post("/spade", files={"file": ("l.png", png, "image/png")}, data={"style": "x"}),
+        "empty": client.post("/spade", files={"file": ("l.png", png, "image/png"), "style": ("s.png", b"", "")}),
+        "twice": client.post(
+            "/spade",
+            files=[("file", ("l.png", png, "")), ("style", ("a.png", b"a", "")), ("style", ("b.png", b"b", ""))],
+        ),
+        "elsewhere": client.post("/upload", files={"file": ("l.png", png, "image/png"), "style": ("s.png", b"s", "")}),
+    }
+    for case, reply in refusals.items():
+        assert reply.status_code == 400, (case, reply.text)
+    assert "style" in refusals["not a file"].json()["detail"] and refusals["empty"].json()["error"] == "empty style"
 
 
 @pytest.mark.parametrize(

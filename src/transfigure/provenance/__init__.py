@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from transfigure.provenance.config import ProvenanceConfig
 from transfigure.provenance.ledger import Ledger, LedgerRecord
-from transfigure.provenance.stamp import ModelInfo, Stamped, stamp_output
+from transfigure.provenance.stamp import DeadlinePassed, ModelInfo, Stamped, stamp_output
 from transfigure.provenance.verify import ImageInputError, verify_image_bytes
 from transfigure.provenance.watermark import Detection, detect_watermark, embed_watermark
 
 __all__ = [
+    "DeadlinePassed",
     "Detection",
     "ImageInputError",
     "Ledger",

@@ -17,6 +17,8 @@ Environment variables (all optional; the defaults make the offline development w
 Relative paths are taken from the project root (the nearest folder above the working directory
 that holds ``pyproject.toml`` and ``conf/``; else the working directory). Without a signing key,
 stamping creates and uses a development CA + signer in ``conf/local/provenance/`` (git-ignored).
+:attr:`ProvenanceConfig.uses_dev_keys` tells whether either development key is in use: ``bentoml
+serve`` refuses to listen beyond loopback with them (``transfigure.serving.config``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ from pathlib import Path
 from typing import Final
 
 from transfigure.data.rules import MAX_PIXELS
-from transfigure.provenance.keys import WATERMARK_KEY_ENV, derive, dev_watermark_key, watermark_key_from_text
+from transfigure.provenance.keys import (
+    WATERMARK_KEY_ENV,
+    derive,
+    dev_watermark_key,
+    is_dev_watermark_key,
+    watermark_key_from_text,
+)
 from transfigure.provenance.ledger import is_database_url
 from transfigure.provenance.signing import DEV_CA, DEV_CHAIN, SignerMaterial, load_signer_material
 
@@ -83,6 +91,10 @@ class ProvenanceConfig:
     dev_credentials_dir: Path = DEV_CREDENTIALS_DIR
     #: largest image (pixels) verification decodes; bigger ones are refused as possible bombs
     max_pixels: int = MAX_PIXELS
+    #: wall-clock time (``time.time()``) after which :func:`~transfigure.provenance.stamp_output` records
+    #: nothing and raises :class:`~transfigure.provenance.stamp.DeadlinePassed`: the service sets it per
+    #: batch, so that an output whose requester stopped waiting never gets a ledger row
+    deadline: float | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, root: Path | None = None) -> ProvenanceConfig:
@@ -98,6 +110,26 @@ class ProvenanceConfig:
             trust_anchors_path=_path(env.get(TRUST_ANCHORS_ENV), root),
             dev_credentials_dir=root / DEV_CREDENTIALS_DIR,
         )
+
+    @property
+    def uses_dev_keys(self) -> bool:
+        """True unless a watermark key AND a signing key + certificate chain are configured: outputs
+        would carry the public development watermark key or the self-made development certificate."""
+        return (
+            is_dev_watermark_key(self.watermark_key) or self.signing_key_path is None or self.signing_cert_path is None
+        )
+
+    def dev_key_problems(self) -> list[str]:
+        """What is missing for real provenance keys, each naming its variable ([] when none is)."""
+        problems = []
+        if is_dev_watermark_key(self.watermark_key):
+            problems.append(f"{WATERMARK_KEY_ENV} is not set (the public development watermark key would be used)")
+        if self.signing_key_path is None or self.signing_cert_path is None:
+            problems.append(
+                f"{SIGNING_KEY_ENV} and {SIGNING_CERT_ENV} are not both set (manifests would be signed with "
+                "the self-made development certificate)"
+            )
+        return problems
 
     @property
     def key_id(self) -> str:

@@ -23,6 +23,7 @@ __all__ = [
     "WATERMARK_KEY_ENV",
     "derive",
     "dev_watermark_key",
+    "is_dev_watermark_key",
     "resolve_watermark_key",
     "watermark_key_from_text",
 ]
@@ -74,6 +75,11 @@ def dev_watermark_key() -> bytes:
     """The public development key (warns once per process)."""
     _warn_dev_key_once()
     return watermark_key_from_text(_DEV_KEY_TEXT)
+
+
+def is_dev_watermark_key(key: bytes) -> bool:
+    """Whether ``key`` is the public development key (no warning)."""
+    return hmac.compare_digest(bytes(key), watermark_key_from_text(_DEV_KEY_TEXT))
 
 
 def derive(key: bytes, label: str) -> bytes:

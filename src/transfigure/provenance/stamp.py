@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import io
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -22,7 +23,7 @@ from transfigure.provenance.ledger import DuplicateIdError, Ledger, LedgerRecord
 from transfigure.provenance.manifest import sign_manifest
 from transfigure.provenance.watermark import PAYLOAD_BYTES, embed_watermark
 
-__all__ = ["FORMATS", "ModelInfo", "Stamped", "WATERMARK_SCHEME", "pixel_sha256", "stamp_output"]
+__all__ = ["FORMATS", "DeadlinePassed", "ModelInfo", "Stamped", "WATERMARK_SCHEME", "pixel_sha256", "stamp_output"]
 
 #: format name -> media type (JPG is accepted for JPEG)
 FORMATS: Final = {"PNG": "image/png", "JPEG": "image/jpeg", "JPG": "image/jpeg", "WEBP": "image/webp"}
@@ -30,6 +31,25 @@ WATERMARK_SCHEME: Final = "transfigure-stdm-v1"
 _DEFAULT_QUALITY: Final = {"JPEG": 95, "WEBP": 90}
 _PNG_MODES: Final = ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA")
 _MAX_ATTEMPTS: Final = 5
+
+
+class DeadlinePassed(ValueError):
+    """``config.deadline`` passed before the output was recorded: nothing was recorded or returned.
+
+    A ``ValueError``, so that :func:`transfigure.inference.translate_and_stamp` reports it for the
+    image concerned and goes on with the others.
+    """
+
+    def __init__(self, deadline: float, now: float) -> None:
+        super().__init__(f"the deadline passed {now - deadline:.2f} s before this output could be recorded")
+        self.deadline = deadline
+        self.now = now
+
+
+def _check_deadline(config: ProvenanceConfig) -> None:
+    now = time.time()
+    if config.deadline is not None and now > config.deadline:
+        raise DeadlinePassed(config.deadline, now)
 
 
 @dataclass(frozen=True)
@@ -107,8 +127,12 @@ def stamp_output(
     ``config`` defaults to :meth:`ProvenanceConfig.from_env` (development key and certificate, with
     warnings, when nothing is configured).
 
+    With ``config.deadline`` set, nothing is recorded once that time has passed (checked before the
+    work and again just before the ledger row is written).
+
     Raises:
         ValueError: unknown format, bad quality, an image smaller than 32x32 or of an unusable mode.
+        DeadlinePassed: ``config.deadline`` passed (a ``ValueError`` too).
     """
     fmt_key = fmt.upper()
     if fmt_key not in FORMATS:
@@ -117,6 +141,7 @@ def stamp_output(
     if quality is not None and not 1 <= int(quality) <= 100:
         raise ValueError(f"quality must be between 1 and 100, got {quality}")
     config = config or ProvenanceConfig.from_env()
+    _check_deadline(config)
     signer = config.signer_material()
     ledger = Ledger(config.ledger_path)
     prepared = _compatible(image, fmt_key)
@@ -143,6 +168,7 @@ def stamp_output(
             height=prepared.height,
             key_id=config.key_id,
         )
+        _check_deadline(config)  # the last moment: after the row, the output counts as delivered
         try:
             ledger.append(record)
         except DuplicateIdError:  # another process took the same id meanwhile (p ~ 2**-64): draw again

@@ -23,7 +23,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from transfigure.serving.config import DEFAULT_BUNDLE_DIR, ConfigError, ModelSpec, model_specs_from_env
-from transfigure.serving.models import BUNDLE_INDEX, BUNDLE_META, ModelUnavailable, ResolvedModel, resolve_from_registry
+from transfigure.serving.resolution import (
+    BUNDLE_INDEX,
+    BUNDLE_META,
+    ModelUnavailable,
+    ResolvedModel,
+    resolve_from_registry,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -1,30 +1,32 @@
 """The transfigure BentoML service: ``bentoml serve`` from the project root (declared in bentofile.yaml).
 
-Two services, BentoML's documented pattern for adaptive batching of requests with several
-parameters (docs: "Adaptive batching > Handle multiple parameters"):
+This module only declares the services; the work lives beside it. Three services, each its own
+processes (BentoML's documented pattern for adaptive batching of requests with several
+parameters, "Adaptive batching > Handle multiple parameters"):
 
-* :class:`Transfigure` (HTTP, ``TRANSFIGURE_WORKERS`` processes) reads and validates every
-  request itself (body limit, content type, parameters, safe decoding of untrusted bytes), and
-  answers ``/translate``, ``/verify`` and ``/info``; BentoML adds ``/healthz``, ``/livez``,
-  ``/readyz``, ``/metrics`` and ``/docs.json``.
-* :class:`TransfigureModel` (``TRANSFIGURE_MODEL_WORKERS`` processes, the GPU when present) owns
-  the generators. Its batchable ``translate_batch`` receives the jobs of concurrent requests as
-  one list (adaptive batching: ``TRANSFIGURE_MAX_BATCH_SIZE``, ``TRANSFIGURE_MAX_LATENCY_MS``)
-  and runs them through :func:`transfigure.inference.translate_and_stamp`, which groups equal
-  sizes into generator batches and watermarks, signs and records every output. There is no path
-  that returns an unmarked image.
+* :class:`Transfigure` (HTTP, ``TRANSFIGURE_WORKERS`` processes) answers ``/translate``,
+  ``/verify`` and ``/info``; BentoML adds ``/healthz``, ``/livez``, ``/readyz``, ``/metrics`` and
+  ``/docs.json``. It reads and checks every request itself (:mod:`.http`, :mod:`.validation`) into
+  a :class:`~transfigure.serving.jobs.TranslationJob` and routes it by output size to a model lane.
+* :class:`TransfigureModel` (the small-job lane, ``TRANSFIGURE_MODEL_WORKERS`` processes, the GPU
+  when present) and :class:`TransfigureModelLarge` (the large-job lane: outputs above
+  ``TRANSFIGURE_LARGE_OUTPUT_PIXELS``, one process with fewer threads and a lower CPU priority)
+  own the generators. Their batchable ``translate_batch`` receives the jobs of concurrent requests
+  as one list (adaptive batching) and runs them (:func:`~transfigure.serving.runner.run_jobs`)
+  through :func:`transfigure.inference.translate_and_stamp`, which watermarks, signs and records
+  every output. There is no path that returns an unmarked image.
 
 At start-up (``on_deployment``, in ``bentoml serve``'s main process, before any worker) the
-configured models (``TRANSFIGURE_MODELS``, default ``cyclegan@champion``) are resolved in the
-MLflow registry (``$MLFLOW_TRACKING_URI``, default the project's ``sqlite:///mlruns.db``) or
-taken from the Bento's bundle; without them the server does not start and says how to train
-and promote a model. Settings: :mod:`transfigure.serving.config`.
+service refuses to listen beyond loopback with development provenance keys
+(:meth:`~transfigure.serving.config.ServingConfig.check_bind`), then resolves the configured
+models (:mod:`.resolution`); without them it does not start and says how to train and promote
+one. Settings: :mod:`transfigure.serving.config`. Middlewares (:mod:`.middleware`): one error
+shape, request timeout and concurrency limit, body limit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import os
@@ -35,23 +37,29 @@ from typing import Any
 from transfigure._env import disable_telemetry
 
 disable_telemetry()
+# OpenMP threads that sleep instead of spinning: the model lanes share the cores (a spinning torch on
+# an oversubscribed CPU is 20-60x slower); set before any worker imports torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import bentoml  # noqa: E402
-from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
+from pydantic import ConfigDict  # noqa: E402
 from starlette.concurrency import run_in_threadpool  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse, Response  # noqa: E402
 
-from transfigure.serving.config import ConfigError, ServingConfig  # noqa: E402
-from transfigure.serving.middleware import BodyLimitMiddleware  # noqa: E402
+from transfigure.serving.config import DEFAULT_HOST, ConfigError, ServingConfig  # noqa: E402
+from transfigure.serving.http import answer, read_job, refuse, upstream_error  # noqa: E402
+from transfigure.serving.jobs import TranslationJob, TranslationResult  # noqa: E402
+from transfigure.serving.middleware import (  # noqa: E402
+    BodyLimitMiddleware,
+    ErrorShapeMiddleware,
+    TrafficMiddleware,
+)
 from transfigure.serving.validation import (  # noqa: E402
+    TRANSLATE_FILES,
     TRANSLATE_PARAMS,
     InputError,
-    decode_image,
-    error_response,
     open_checked,
-    output_size,
-    parse_translate_params,
     read_upload,
 )
 
@@ -62,49 +70,8 @@ try:
 except ConfigError as _exc:
     raise SystemExit(f"transfigure service: {_exc}") from None
 
-
-OUTPUTS = bentoml.metrics.Counter(
-    name="transfigure_outputs",
-    documentation="Stamped images returned by /translate",
-    labelnames=["model", "version", "format"],
-)
-REFUSED = bentoml.metrics.Counter(
-    name="transfigure_refused_requests",
-    documentation="Requests answered with a JSON error, by endpoint, status and error",
-    labelnames=["endpoint", "status", "error"],
-)
-
-
-# -- the wire format between the two services (pickled over a local socket) ----------------------------
-class TranslationJob(BaseModel):
-    """One image to translate, decoded and validated by the HTTP service."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    image: Any = Field(description="the decoded PIL image")
-    source: str = Field(description="where the image came from, for error messages")
-    model: str | None = None
-    direction: str | None = None
-    width: int | None = None
-    height: int | None = None
-    fmt: str = "PNG"
-    quality: int | None = None
-
-
-class TranslationResult(BaseModel):
-    """The stamped output of one job, or why it was refused (``status`` >= 400)."""
-
-    status: int = 200
-    error: str | None = None
-    detail: str | None = None
-    data: bytes = b""
-    media_type: str = ""
-    provenance_id: str = ""
-    manifest: dict[str, Any] = Field(default_factory=dict)
-    model: str = ""
-    version: str = ""
-    variant: str | None = None
-    run_id: str | None = None
+#: how long ``/readyz`` waits for each model lane's own readiness probe
+READY_PROBE_S = 0.5
 
 
 class RawRequest(bentoml.IODescriptor):
@@ -132,7 +99,11 @@ class RawRequest(bentoml.IODescriptor):
                 "file": {
                     "type": "string",
                     "format": "binary",
-                    "description": "the image (PNG, JPEG, WebP, BMP, TIFF, GIF)",
+                    "description": "the image (PNG, JPEG, WebP, BMP, TIFF, GIF); a label map for SPADE",
+                },
+                **{
+                    f: {"type": "string", "format": "binary", "description": f"SPADE only: the {f} image"}
+                    for f in TRANSLATE_FILES
                 },
                 **{
                     p: {"type": "string", "description": "also accepted as a query parameter"} for p in TRANSLATE_PARAMS
@@ -175,38 +146,44 @@ class VerificationReport(bentoml.IODescriptor):
         }
 
 
-# -- the model service -------------------------------------------------------------------------------
-_MODEL_SERVICE_OPTIONS: dict[str, Any] = {
-    "name": "transfigure-model",
-    "workers": CONFIG.model_workers,
-    "traffic": {"timeout": CONFIG.timeout},
-    # BentoML 1.4.39's client replaces its connection pool every 100 requests / 300 s by closing the
-    # old one, in-flight requests included ("Server disconnected" under load, bentoml/BentoML#5540):
-    # keep one pool for the life of the worker instead.
-    "runner_connection": {"max_requests": 2**31 - 1, "max_age": 10.0**9},
-}
-if CONFIG.gpus:
-    _MODEL_SERVICE_OPTIONS["resources"] = {"gpu": CONFIG.gpus}
+# -- the model lanes ---------------------------------------------------------------------------------
+def _model_service_options(name: str, workers: int, gpus: int) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "name": name,
+        "workers": workers,
+        # the HTTP service answers 504 at TRANSFIGURE_TIMEOUT; here the job's deadline drops the work
+        "traffic": {"timeout": CONFIG.model_lane_timeout},
+        # BentoML 1.4.39's client replaces its connection pool every 100 requests / 300 s by closing the
+        # old one, in-flight requests included ("Server disconnected" under load, bentoml/BentoML#5540):
+        # keep one pool for the life of the worker instead.
+        "runner_connection": {"max_requests": 2**31 - 1, "max_age": 10.0**9},
+    }
+    if gpus:
+        options["resources"] = {"gpu": gpus}
+    return options
 
 
-@bentoml.service(**_MODEL_SERVICE_OPTIONS)
-class TransfigureModel:
-    """Owns the generators; translates and stamps adaptive batches of jobs."""
+class _ModelLane:
+    """A model service: owns the generators, translates and stamps adaptive batches of jobs."""
+
+    lane = "small"
 
     def __init__(self) -> None:
         from transfigure.provenance import ProvenanceConfig
-        from transfigure.serving.models import load_models
+        from transfigure.serving.runner import load_models
 
-        self.models = load_models(CONFIG)
+        large = self.lane == "large"
+        if large and CONFIG.large_nice:
+            os.nice(CONFIG.large_nice)  # the cores go to the small-job lane first
+        self.models = load_models(CONFIG, threads=CONFIG.large_threads if large else CONFIG.threads)
         self.provenance = ProvenanceConfig.from_env()
 
     @bentoml.api(batchable=True, max_batch_size=CONFIG.max_batch_size, max_latency_ms=CONFIG.max_latency_ms)
     def translate_batch(self, jobs: list[TranslationJob]) -> list[TranslationResult]:
         """Translate and stamp the jobs of concurrent requests; one result per job, in order."""
-        from transfigure.serving.models import run_jobs
+        from transfigure.serving.runner import run_jobs
 
-        results = run_jobs(self.models, jobs, provenance=self.provenance, batch_size=CONFIG.max_batch_size)
-        return [TranslationResult(**r) for r in results]
+        return run_jobs(self.models, jobs, provenance=self.provenance, batch_size=CONFIG.max_batch_size)
 
     @bentoml.api
     async def describe(self) -> list[dict[str, Any]]:
@@ -214,14 +191,58 @@ class TransfigureModel:
         return [m.describe() for m in self.models.values()]
 
 
+@bentoml.service(**_model_service_options("transfigure-model", CONFIG.model_workers, CONFIG.gpus))
+class TransfigureModel(_ModelLane):
+    """The small-job lane: outputs up to ``TRANSFIGURE_LARGE_OUTPUT_PIXELS``."""
+
+    lane = "small"
+
+
+# declares no GPUs of its own (BentoML would hand it GPUs the small lane does not hold, or none): it sees them
+# all and runs on the first, beside the small lane
+@bentoml.service(**_model_service_options("transfigure-model-large", 1, 0))
+class TransfigureModelLarge(_ModelLane):
+    """The large-job lane: outputs above ``TRANSFIGURE_LARGE_OUTPUT_PIXELS``, so small requests never queue behind them."""
+
+    lane = "large"
+
+
 # -- the HTTP service --------------------------------------------------------------------------------
 _SERVICE_OPTIONS: dict[str, Any] = {
     "name": "transfigure",
     "workers": CONFIG.workers,
-    "traffic": {"timeout": CONFIG.timeout},
+    # a backstop: TrafficMiddleware answers first, in the service's error shape
+    "traffic": {"timeout": CONFIG.backstop_timeout},
+    # `bentoml serve` binds this unless given --host / BENTOML_HOST (BentoML's own default is 0.0.0.0)
+    "http": {"host": DEFAULT_HOST},
+    # /readyz probes the model lanes itself, with a short timeout (__is_ready__); BentoML's probe waits 5 s
+    # per dependency, and a model worker that is restarting holds it that long
+    "runner_probe": {"enabled": False},
 }
-if CONFIG.max_concurrency:
-    _SERVICE_OPTIONS["traffic"]["max_concurrency"] = CONFIG.max_concurrency
+
+
+def _bind_host() -> str:
+    """The address ``bentoml serve`` is about to bind: its ``--host`` (or ``BENTOML_HOST``), else BentoML's
+    ``http.host`` setting (this service's default, 127.0.0.1, unless a BentoML config file says otherwise)."""
+    import click
+    from bentoml.container import BentoMLContainer
+
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if ctx.params.get("host"):
+            return str(ctx.params["host"])
+        ctx = ctx.parent
+    return str(BentoMLContainer.http.host.get() or DEFAULT_HOST)
+
+
+async def _lane_ready(proxy: Any) -> bool:
+    """Whether a model lane answers its ``/readyz`` within :data:`READY_PROBE_S` (down or restarting: no)."""
+    if not hasattr(proxy, "is_ready"):  # served in-process (bentoml.depends without a server): always there
+        return True
+    try:
+        return bool(await asyncio.wait_for(proxy.is_ready(timeout=READY_PROBE_S), READY_PROBE_S))
+    except Exception:  # noqa: BLE001 - a timeout, a refused or dropped connection: not ready
+        return False
 
 
 @bentoml.service(**_SERVICE_OPTIONS)
@@ -229,21 +250,28 @@ class Transfigure:
     """Image-to-image translation with provenance: every output is watermarked, signed and recorded."""
 
     model = bentoml.depends(TransfigureModel)
+    model_large = bentoml.depends(TransfigureModelLarge)
 
     @bentoml.on_deployment
-    def resolve_models() -> None:  # type: ignore[misc]
-        """Once per ``bentoml serve``, before workers start: pin each ``name@alias`` to a version and
-        download it, or stop the server with instructions when a model is missing."""
+    def prepare() -> None:  # type: ignore[misc]
+        """Once per ``bentoml serve``, before workers start: refuse development provenance keys beyond
+        loopback, then pin each ``name@alias`` to a version and download it, or stop the server with
+        instructions when a model is missing."""
+        from transfigure.provenance import ProvenanceConfig
         from transfigure.serving.config import RESOLVED_ENV
-        from transfigure.serving.models import ModelUnavailable
-        from transfigure.serving.models import resolve_models as resolve
+        from transfigure.serving.resolution import ModelUnavailable, resolve_models
 
+        host = _bind_host()
+        try:
+            CONFIG.check_bind(host, ProvenanceConfig.from_env())
+        except ConfigError as exc:
+            raise SystemExit(f"transfigure service cannot start: {exc}") from None
         config = CONFIG
         if Transfigure.bento is not None and not config.bundle_dir.is_absolute():
             # serving a built Bento: its bundled models lie in the Bento, not in the working directory
             config = replace(config, bundle_dir=Path(Transfigure.bento.path_of("src")) / config.bundle_dir)
         try:
-            resolved = resolve(config)
+            resolved = resolve_models(config)
         except ModelUnavailable as exc:
             raise SystemExit(f"transfigure service cannot start: {exc}") from None
         os.environ[RESOLVED_ENV] = json.dumps([r.to_dict() for r in resolved])
@@ -253,6 +281,21 @@ class Transfigure:
 
         self.provenance = ProvenanceConfig.from_env()
 
+    async def __is_ready__(self) -> bool:
+        """``/readyz``: 200 while both model lanes answer, else 503 within about a second."""
+        from starlette.exceptions import HTTPException
+
+        lanes = {"small": self.model, "large": self.model_large}
+        ready = await asyncio.gather(*(_lane_ready(proxy) for proxy in lanes.values()))
+        down = [lane for lane, ok in zip(lanes, ready) if not ok]
+        if down:
+            raise HTTPException(
+                503,
+                detail=f"the {' and '.join(down)}-job model service did not answer within {READY_PROBE_S:g} s "
+                "(its worker is down, restarting or still loading the models); retry shortly",
+            )
+        return True
+
     @bentoml.api(route="/translate", input_spec=RawRequest, output_spec=StampedImage)
     async def translate(self, request: Request) -> Response:
         """Translate an image: multipart field ``file`` (or the raw body with ``Content-Type: image/*``).
@@ -260,36 +303,38 @@ class Transfigure:
         Parameters (query string or form fields): ``model`` (default: the first served),
         ``direction`` (AtoB | BtoA for CycleGAN/UNIT), ``width``/``height`` (output size; one
         keeps the aspect ratio), ``format`` (png | jpeg | webp), ``quality`` (1-100, jpeg/webp).
-        SPADE models take a label map: a single-channel PNG of class ids.
+        SPADE models take a label map (a single-channel PNG of class ids) and, multipart only, an
+        ``instance`` map and a ``style`` image, or a ``seed``.
         Answers the watermarked image (manifest embedded) with ``X-Provenance-Id`` and
         ``X-Model-*`` headers, or JSON with base64 image and manifest for ``Accept: application/json``;
-        4xx JSON ``{"error", "detail"}`` for bad input.
+        JSON ``{"error", "detail"}`` otherwise.
         """
         try:
-            job = await _read_job(request)
+            job = await read_job(request, CONFIG)
         except InputError as err:
-            return _refuse("translate", err.status, err.error, err.detail)
+            return refuse("translate", err.status, err.error, err.detail)
+        lane = CONFIG.lane_of(job.output_pixels)
         try:
-            result = TranslationResult.model_validate((await self._translate_batch([job]))[0])
-        except Exception as exc:  # noqa: BLE001 - the model service is overloaded, timed out or down
-            return _upstream_error(exc)
-        if result.status != 200:
-            return _refuse("translate", result.status, result.error or "error", result.detail or "")
-        OUTPUTS.labels(model=result.model, version=result.version, format=job.fmt).inc()
-        return _stamped_response(result, as_json="application/json" in request.headers.get("accept", ""))
+            result = TranslationResult.model_validate((await self._translate_batch(lane, [job]))[0])
+        except Exception as exc:  # noqa: BLE001 - the model lane is overloaded, timed out or down
+            return upstream_error(exc, lane, CONFIG)
+        return answer(
+            result, fmt=job.fmt, as_json="application/json" in request.headers.get("accept", ""), config=CONFIG
+        )
 
-    async def _translate_batch(self, jobs: list[TranslationJob]) -> list[Any]:
-        """Call the model service, once more if a pooled connection turned out closed (the model
-        service's keep-alive timeout is shorter than the client's: the request never arrived)."""
+    async def _translate_batch(self, lane: str, jobs: list[TranslationJob]) -> list[Any]:
+        """Call a model lane, once more if a pooled connection turned out closed (the model service's
+        keep-alive timeout is shorter than the client's: the request never arrived)."""
         import aiohttp
 
+        service = self.model_large if lane == "large" else self.model
         try:
-            return await self.model.to_async.translate_batch(jobs)
+            return await service.to_async.translate_batch(jobs)
         except aiohttp.ClientConnectionError as exc:
             if isinstance(exc, asyncio.TimeoutError):
                 raise
             logger.info("model service connection dropped (%s: %s); retrying once", type(exc).__name__, exc)
-            return await self.model.to_async.translate_batch(jobs)
+            return await service.to_async.translate_batch(jobs)
 
     @bentoml.api(route="/verify", input_spec=RawRequest, output_spec=VerificationReport)
     async def verify(self, request: Request) -> Response:
@@ -303,91 +348,32 @@ class Transfigure:
                 verify_image_bytes, upload.data, config=self.provenance, source=upload.source
             )
         except InputError as err:
-            return _refuse("verify", err.status, err.error, err.detail)
+            return refuse("verify", err.status, err.error, err.detail)
         except ImageInputError as exc:
-            return _refuse("verify", 422, "unusable image", str(exc))
+            return refuse("verify", 422, "unusable image", str(exc))
         return JSONResponse(report)
 
     @bentoml.api
     async def info(self) -> dict[str, Any]:
-        """The served models (variant, version, alias, run id, metrics, device), limits and batching settings."""
+        """The served models (variant, version, alias, run id, metrics, device), limits, lanes and batching."""
         models = await self.model.to_async.describe()
         default = models[0]
         return {
             **default,
             "models": models,
             "limits": CONFIG.limits(),
+            "lanes": CONFIG.lanes(),
             "batching": {"max_batch_size": CONFIG.max_batch_size, "max_latency_ms": CONFIG.max_latency_ms},
-            "workers": {"http": CONFIG.workers, "model": CONFIG.model_workers},
+            "workers": {"http": CONFIG.workers, "model": CONFIG.model_workers, "model_large": 1},
         }
 
 
-async def _read_job(request: Request) -> TranslationJob:
-    """Read, check and decode a ``/translate`` request into a job for the model service."""
-    upload = await read_upload(request, max_body_bytes=CONFIG.max_body_bytes, allowed_params=TRANSLATE_PARAMS)
-    params = parse_translate_params(upload.params, min_side=CONFIG.min_side, max_pixels=CONFIG.max_pixels)
-    image = await run_in_threadpool(decode_image, upload.data, max_pixels=CONFIG.max_pixels, source=upload.source)
-    size = output_size(image.size, params, min_side=CONFIG.min_side, max_pixels=CONFIG.max_pixels)
-    return TranslationJob(
-        image=image,
-        source=upload.source,
-        model=params.model,
-        direction=params.direction,
-        width=size[0] if size else None,
-        height=size[1] if size else None,
-        fmt=params.fmt,
-        quality=params.quality,
-    )
-
-
-def _stamped_response(result: TranslationResult, *, as_json: bool) -> Response:
-    """The stamped image (or JSON with it in base64) with the provenance and model headers."""
-    headers = {
-        "X-Provenance-Id": result.provenance_id,
-        "X-Model-Name": result.model,
-        "X-Model-Version": result.version,
-        "X-Model-Variant": result.variant or "",
-        "X-Model-Run-Id": result.run_id or "",
-    }
-    if as_json:
-        doc = {
-            "provenance_id": result.provenance_id,
-            "media_type": result.media_type,
-            "manifest": result.manifest,
-            "model": {
-                "name": result.model,
-                "version": result.version,
-                "variant": result.variant,
-                "run_id": result.run_id,
-            },
-            "image": base64.b64encode(result.data).decode("ascii"),
-        }
-        return JSONResponse(doc, headers=headers)
-    ext = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}.get(result.media_type, "bin")
-    headers["Content-Disposition"] = f'inline; filename="transfigure-{result.provenance_id}.{ext}"'
-    return Response(result.data, media_type=result.media_type, headers=headers)
-
-
-def _refuse(endpoint: str, status: int, error: str, detail: str) -> Response:
-    """A 4xx (or 5xx) JSON error, counted in ``transfigure_refused_requests_total``."""
-    REFUSED.labels(endpoint=endpoint, status=str(status), error=error).inc()
-    return error_response(status, error, detail)
-
-
-def _upstream_error(exc: Exception) -> Response:
-    """503/504 JSON for a model service that is overloaded, too slow or unreachable."""
-    text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, asyncio.TimeoutError) or "timeout" in text.lower() or "timed out" in text.lower():
-        return _refuse(
-            "translate",
-            504,
-            "model timeout",
-            f"the model did not answer within {CONFIG.timeout:g} s (TRANSFIGURE_TIMEOUT)",
-        )
-    logger.warning("model service call failed: %s", text)
-    return _refuse(
-        "translate", 503, "model unavailable", f"the model service could not take the request ({text}); retry later"
-    )
-
-
+# outermost first: one error shape for every answer, then timeout + concurrency limit, then the body limit
+Transfigure.add_asgi_middleware(ErrorShapeMiddleware)
+Transfigure.add_asgi_middleware(
+    TrafficMiddleware,
+    timeout=CONFIG.timeout,
+    max_concurrency=CONFIG.http_concurrency(),
+    limit_name=f"TRANSFIGURE_MAX_CONCURRENCY={CONFIG.max_concurrency} over {CONFIG.workers} HTTP worker(s)",
+)
 Transfigure.add_asgi_middleware(BodyLimitMiddleware, max_body_bytes=CONFIG.max_body_bytes)

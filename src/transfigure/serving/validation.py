@@ -31,8 +31,12 @@ OUTPUT_FORMATS: Final = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "W
 RAW_BODY_TYPES: Final = ("application/octet-stream",)
 #: multipart field names that may hold the image
 FILE_FIELDS: Final = ("file", "image")
+#: further multipart file fields of ``/translate`` (SPADE): the instance-id map and the style image
+TRANSLATE_FILES: Final = ("instance", "style")
 DIRECTIONS: Final = ("AtoB", "BtoA")
-TRANSLATE_PARAMS: Final = ("model", "direction", "width", "height", "format", "quality")
+TRANSLATE_PARAMS: Final = ("model", "direction", "width", "height", "format", "quality", "seed")
+#: ``seed`` may be any unsigned 32-bit integer
+MAX_SEED: Final = 2**32 - 1
 #: modes a decoded image may keep on its way to the model (everything else is converted to RGB);
 #: every label-map mode, so that a label map reaches the model with its ids intact
 _KEEP_MODES: Final = (*LABEL_MODES, "F", "RGB", "RGBA", "LA", "PA", "La", "RGBa")
@@ -82,11 +86,13 @@ def body_too_large(limit: int) -> InputError:
 # -- bodies and uploads --------------------------------------------------------------------------
 @dataclass
 class Upload:
-    """An image as received: its bytes, where it came from (for messages) and the other parameters."""
+    """An image as received: its bytes, where it came from (for messages), the other parameters, and the
+    further files (``field -> (bytes, source)``) of the fields the endpoint allows."""
 
     data: bytes
     source: str
     params: dict[str, str] = field(default_factory=dict)
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
 
 
 def media_type_of(request: Request) -> str:
@@ -124,15 +130,18 @@ def _query_params(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
     return params
 
 
-async def read_upload(request: Request, *, max_body_bytes: int, allowed_params: tuple[str, ...]) -> Upload:
+async def read_upload(
+    request: Request, *, max_body_bytes: int, allowed_params: tuple[str, ...], allowed_files: tuple[str, ...] = ()
+) -> Upload:
     """The image of a request (multipart field ``file``/``image``, or the raw body) and its parameters.
 
-    Parameters come from the query string and, for multipart requests, from the other form fields.
+    Parameters come from the query string and, for multipart requests, from the other form fields;
+    multipart requests may carry further files in the fields ``allowed_files``.
     """
     params = _query_params(request, allowed_params)
     media = media_type_of(request)
     if media == "multipart/form-data":
-        upload = await _read_multipart(request, params, max_body_bytes, allowed_params)
+        upload = await _read_multipart(request, params, max_body_bytes, allowed_params, allowed_files)
     elif media.startswith("image/") or media in RAW_BODY_TYPES:
         upload = Upload(await read_body(request, max_body_bytes), f"request body ({media})", params)
     elif not media:
@@ -145,7 +154,11 @@ async def read_upload(request: Request, *, max_body_bytes: int, allowed_params: 
 
 
 async def _read_multipart(
-    request: Request, params: dict[str, str], max_body_bytes: int, allowed_params: tuple[str, ...]
+    request: Request,
+    params: dict[str, str],
+    max_body_bytes: int,
+    allowed_params: tuple[str, ...],
+    allowed_files: tuple[str, ...],
 ) -> Upload:
     from starlette.exceptions import HTTPException
     from starlette.formparsers import MultiPartException
@@ -154,7 +167,9 @@ async def _read_multipart(
     if declared is not None and declared.strip().isdigit() and int(declared) > max_body_bytes:
         raise body_too_large(max_body_bytes)
     try:
-        form = await request.form(max_files=1, max_fields=len(allowed_params) + 1, max_part_size=64 * 1024)
+        form = await request.form(
+            max_files=1 + len(allowed_files), max_fields=len(allowed_params) + 1, max_part_size=64 * 1024
+        )
     except BodyTooLarge:
         raise body_too_large(max_body_bytes) from None
     except (MultiPartException, HTTPException) as exc:
@@ -163,11 +178,24 @@ async def _read_multipart(
     try:
         upload: UploadFile | None = None
         field_name = "file"
+        extra: dict[str, UploadFile] = {}
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
+                if key in allowed_files:
+                    if key in extra:
+                        raise InputError(400, "conflicting form field", f"file field {key!r} is given twice")
+                    extra[key] = value
+                    continue
                 if key not in FILE_FIELDS:
-                    raise InputError(400, "unknown form field", f"file field {key!r}: put the image in field 'file'")
+                    further = f" (further files: {', '.join(allowed_files)})" if allowed_files else ""
+                    raise InputError(
+                        400, "unknown form field", f"file field {key!r}: put the image in field 'file'{further}"
+                    )
+                if upload is not None:
+                    raise InputError(400, "conflicting form field", "the image is given twice ('file'/'image')")
                 upload, field_name = value, key
+            elif key in allowed_files:
+                raise InputError(400, "form field is not a file", f"form field {key!r} holds text; send it as a file")
             elif key in allowed_params:
                 if key in params and params[key] != value:
                     raise InputError(
@@ -180,12 +208,21 @@ async def _read_multipart(
                 raise InputError(400, "image field is not a file", f"form field {key!r} holds text; {SEND_HINT}")
             else:
                 raise InputError(
-                    400, "unknown form field", f"form field {key!r} is not one of file, {', '.join(allowed_params)}"
+                    400,
+                    "unknown form field",
+                    f"form field {key!r} is not one of {', '.join(('file', *allowed_files, *allowed_params))}",
                 )
         if upload is None:
             raise InputError(400, "no image", f"the multipart body has no file field 'file'; {SEND_HINT}")
         data = await upload.read()
-        return Upload(data, f"form field {field_name!r} ({upload.filename or 'no file name'})", params)
+        files = {}
+        for key, part in extra.items():
+            source = f"form field {key!r} ({part.filename or 'no file name'})"
+            content = await part.read()
+            if not content:
+                raise InputError(400, f"empty {key}", f"{source} holds 0 bytes")
+            files[key] = (content, source)
+        return Upload(data, f"form field {field_name!r} ({upload.filename or 'no file name'})", params, files)
     finally:
         await form.close()
 
@@ -201,13 +238,14 @@ class TranslateParams:
     height: int | None = None
     fmt: str = "PNG"
     quality: int | None = None
+    seed: int | None = None
 
 
 def _int_param(params: Mapping[str, str], key: str, lo: int, hi: int) -> int | None:
     raw = params.get(key)
     if raw is None or raw == "":
         return None
-    if not re.fullmatch(r"\s*\d{1,9}\s*", raw):
+    if not re.fullmatch(r"\s*\d{1,10}\s*", raw):
         raise InputError(400, f"invalid {key}", f"{key}={raw!r} is not a whole number")
     value = int(raw)
     if not lo <= value <= hi:
@@ -232,14 +270,26 @@ def parse_translate_params(params: Mapping[str, str], *, min_side: int, max_pixe
         raise InputError(400, "invalid model", f"model={model!r} is not a model name")
     width = _int_param(params, "width", min_side, max_pixels // min_side)
     height = _int_param(params, "height", min_side, max_pixels // min_side)
-    return TranslateParams(model=model, direction=direction, width=width, height=height, fmt=fmt, quality=quality)
+    seed = _int_param(params, "seed", 0, MAX_SEED)
+    return TranslateParams(
+        model=model, direction=direction, width=width, height=height, fmt=fmt, quality=quality, seed=seed
+    )
 
 
 def output_size(
-    image_size: tuple[int, int], params: TranslateParams, *, min_side: int, max_pixels: int
+    image_size: tuple[int, int],
+    params: TranslateParams,
+    *,
+    min_side: int,
+    max_pixels: int,
+    max_output_pixels: int | None = None,
 ) -> tuple[int, int] | None:
     """The requested output (width, height): both given, or one with the input's aspect ratio kept;
-    None keeps the input's size (which must then satisfy the limits itself)."""
+    None keeps the input's size (which must then satisfy the limits itself).
+
+    ``max_output_pixels`` bounds the work of one request (what the generator computes); an output
+    above it is refused with 413 naming ``TRANSFIGURE_MAX_OUTPUT_PIXELS``.
+    """
     w0, h0 = image_size
     if params.width is None and params.height is None:
         if min(w0, h0) < min_side:
@@ -249,6 +299,8 @@ def output_size(
                 f"the image is {w0}x{h0}; both sides must be at least {min_side} pixels "
                 "(or ask for a larger output with width/height)",
             )
+        if max_output_pixels is not None and w0 * h0 > max_output_pixels:
+            raise _output_too_large(w0, h0, max_output_pixels, "the input's size; ask for a smaller width/height")
         return None
     width = params.width if params.width is not None else max(1, round(w0 * params.height / h0))  # type: ignore[operator]
     height = params.height if params.height is not None else max(1, round(h0 * params.width / w0))  # type: ignore[operator]
@@ -263,7 +315,18 @@ def output_size(
             f"the output would be {width}x{height} = {width * height:,} pixels, more than {max_pixels:,} "
             "(TRANSFIGURE_MAX_PIXELS)",
         )
+    if max_output_pixels is not None and width * height > max_output_pixels:
+        raise _output_too_large(width, height, max_output_pixels, "ask for a smaller width/height")
     return width, height
+
+
+def _output_too_large(width: int, height: int, limit: int, hint: str) -> InputError:
+    return InputError(
+        413,
+        "output too large",
+        f"the output would be {width}x{height} = {width * height:,} pixels, more than the {limit:,} one request may "
+        f"cost (TRANSFIGURE_MAX_OUTPUT_PIXELS, about {int(limit**0.5)}x{int(limit**0.5)}); {hint}",
+    )
 
 
 # -- untrusted image bytes -------------------------------------------------------------------------

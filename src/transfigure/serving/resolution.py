@@ -1,4 +1,4 @@
-"""Which generators the service serves, where they come from, and running a batch of requests.
+"""Which generators the service serves and where they come from: the registry or a bundle in the Bento.
 
 Resolution happens once per ``bentoml serve``, in its main process, before any worker starts
 (:func:`resolve_models`, called from the service's ``on_deployment`` hook): each ``name@alias``
@@ -17,11 +17,9 @@ import logging
 import os
 import shutil
 import tempfile
-import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from transfigure.serving.config import (
     DEFAULT_ALIAS,
@@ -32,10 +30,6 @@ from transfigure.serving.config import (
     resolved_models_json,
 )
 from transfigure.tracking.metric_tags import METRIC_TAG_PREFIX
-
-if TYPE_CHECKING:
-    from transfigure.inference import Translator
-    from transfigure.provenance import ModelInfo, ProvenanceConfig
 
 logger = logging.getLogger(__name__)
 
@@ -203,146 +197,3 @@ def resolved_from_env() -> list[ResolvedModel] | None:
     if not raw:
         return None
     return [ResolvedModel(**item) for item in json.loads(raw)]
-
-
-# -- loaded models and batches -----------------------------------------------------------------------
-@dataclass
-class LoadedModel:
-    """A resolved model with its translator, ready to serve."""
-
-    resolved: ResolvedModel
-    translator: Translator
-
-    @property
-    def info(self) -> ModelInfo:
-        from transfigure.provenance import ModelInfo
-
-        r = self.resolved
-        return ModelInfo(name=r.name, version=r.version, run_id=r.run_id, variant=r.variant or self.translator.variant)
-
-    def describe(self) -> dict[str, Any]:
-        """What ``/info`` reports about this model."""
-        t, r = self.translator, self.resolved
-        label_nc = {d: int(cfg["label_nc"]) for d, cfg in t.config.get("generators", {}).items() if "label_nc" in cfg}
-        return {
-            "model": r.name,
-            "alias": r.ref,
-            "version": r.version,
-            "variant": t.variant,
-            "run_id": r.run_id,
-            "directions": t.directions,
-            "takes_label_maps": bool(label_nc),
-            "label_nc": label_nc or None,
-            "step": t.metadata.get("step"),
-            "git_commit": t.metadata.get("git_commit"),
-            "metrics": r.metrics,
-            "source": r.source,
-            "device": str(t.device),
-        }
-
-
-def load_models(cfg: ServingConfig) -> dict[str, LoadedModel]:
-    """Load the models the main process resolved (or resolve them now, outside ``bentoml serve``)."""
-    from transfigure.inference import Translator
-
-    resolved = resolved_from_env()
-    if resolved is None:
-        resolved = resolve_models(cfg)
-    models: dict[str, LoadedModel] = {}
-    for r in resolved:
-        t0 = time.perf_counter()
-        translator = Translator.from_folder(r.folder, device=cfg.device)
-        models[r.name] = LoadedModel(r, translator)
-        logger.info(
-            "loaded %s v%s (%s) on %s in %.1fs",
-            r.name,
-            r.version,
-            translator.variant,
-            translator.device,
-            time.perf_counter() - t0,
-        )
-    return models
-
-
-def error_result(status: int, error: str, detail: str) -> dict[str, Any]:
-    return {"status": status, "error": error, "detail": detail}
-
-
-def run_jobs(
-    models: dict[str, LoadedModel], jobs: Sequence[Any], *, provenance: ProvenanceConfig | None, batch_size: int
-) -> list[dict[str, Any]]:
-    """Translate and stamp a batch of jobs (:class:`~transfigure.serving.service.TranslationJob`).
-
-    Jobs are grouped by (model, direction, output size, format, quality) and each group goes
-    through :func:`transfigure.inference.translate_and_stamp`, which batches equal image sizes.
-    Returns one result dict per job, in order: the stamped image, or a 4xx error for that job
-    only (unknown model or direction, unusable label map); a failure inside the generator gives
-    500 for its group, never for the others.
-    """
-    from transfigure.data.rules import LabelIdError
-    from transfigure.inference import translate_and_stamp
-
-    default = next(iter(models))
-    results: list[dict[str, Any] | None] = [None] * len(jobs)
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for i, job in enumerate(jobs):
-        name = job.model or default
-        if name not in models:
-            results[i] = error_result(
-                404, "unknown model", f"model={name!r} is not served here; served: {', '.join(models)}"
-            )
-            continue
-        translator = models[name].translator
-        direction = job.direction or translator.directions[0]
-        if direction not in translator.directions:
-            results[i] = error_result(
-                400,
-                "invalid direction",
-                f"direction={direction!r}: the {translator.variant} model '{name}' translates {', '.join(translator.directions)}",
-            )
-            continue
-        size = (job.width, job.height) if job.width and job.height else None
-        groups.setdefault((name, direction, size, job.fmt, job.quality), []).append(i)
-
-    for (name, direction, size, fmt, quality), members in groups.items():
-        model = models[name]
-        images = []
-        for i in members:
-            image = jobs[i].image
-            image.filename = jobs[i].source  # named in label-map error messages
-            images.append(image)
-        try:
-            outputs = translate_and_stamp(
-                model.translator,
-                images,
-                model_info=model.info,
-                direction=direction,
-                size=size,
-                fmt=fmt,
-                quality=quality,
-                config=provenance,
-                batch_size=batch_size,
-            )
-        except Exception as exc:  # noqa: BLE001 - report, keep the worker alive
-            logger.exception("translating a batch of %d with %s failed", len(members), name)
-            for i in members:
-                results[i] = error_result(500, "translation failed", f"{type(exc).__name__}: {exc}")
-            continue
-        for i, out in zip(members, outputs):
-            if isinstance(out, LabelIdError):
-                results[i] = error_result(422, "unknown label ids", str(out))
-            elif isinstance(out, ValueError):
-                results[i] = error_result(422, "unusable image", str(out))
-            else:
-                results[i] = {
-                    "status": 200,
-                    "data": out.data,
-                    "media_type": out.media_type,
-                    "provenance_id": out.provenance_id,
-                    "manifest": out.manifest,
-                    "model": model.info.name,
-                    "version": model.info.version,
-                    "variant": model.info.variant,
-                    "run_id": model.info.run_id,
-                }
-    return [r if r is not None else error_result(500, "internal error", "no result") for r in results]
