@@ -35,7 +35,8 @@ from typing import Any, Final
 
 __all__ = ["DuplicateIdError", "Ledger", "LedgerRecord", "is_database_url"]
 
-_SCHEMA: Final = """
+#: the one table both databases hold (SQL common to sqlite and PostgreSQL)
+_TABLE: Final = """
 CREATE TABLE IF NOT EXISTS provenance (
     id             TEXT PRIMARY KEY CHECK (length(id) = 16),
     model_name     TEXT NOT NULL,
@@ -49,30 +50,20 @@ CREATE TABLE IF NOT EXISTS provenance (
     width          INTEGER NOT NULL,
     height         INTEGER NOT NULL,
     key_id         TEXT NOT NULL
-);
+)"""
+_SCHEMA: Final = (
+    _TABLE
+    + """;
 CREATE TRIGGER IF NOT EXISTS provenance_no_update BEFORE UPDATE ON provenance
 BEGIN SELECT RAISE(ABORT, 'the provenance ledger is append-only: rows cannot be updated'); END;
 CREATE TRIGGER IF NOT EXISTS provenance_no_delete BEFORE DELETE ON provenance
 BEGIN SELECT RAISE(ABORT, 'the provenance ledger is append-only: rows cannot be deleted'); END;
 """
+)
 #: PostgreSQL: the same table, rows that can only be added (triggers raise on UPDATE, DELETE, TRUNCATE).
 #: Run under an advisory lock, so processes creating the schema at the same moment do not collide.
 _PG_SCHEMA: Final = (
-    """
-CREATE TABLE IF NOT EXISTS provenance (
-    id             TEXT PRIMARY KEY CHECK (length(id) = 16),
-    model_name     TEXT NOT NULL,
-    model_version  TEXT NOT NULL,
-    model_variant  TEXT,
-    run_id         TEXT,
-    created_at     TEXT NOT NULL,
-    output_sha256  TEXT NOT NULL,
-    pixel_sha256   TEXT NOT NULL,
-    media_type     TEXT NOT NULL,
-    width          INTEGER NOT NULL,
-    height         INTEGER NOT NULL,
-    key_id         TEXT NOT NULL
-)""",
+    _TABLE,
     """
 CREATE OR REPLACE FUNCTION provenance_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
