@@ -74,11 +74,8 @@ def inception_path() -> Path:
 
 
 def _sha1(path: Path) -> str:
-    h = hashlib.sha1()
     with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha1").hexdigest()
 
 
 @functools.cache

@@ -401,11 +401,8 @@ def _remove_stale_parts(output_dir: Path) -> None:
 
 
 def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 # -- the batch --------------------------------------------------------------------------------------------
@@ -514,8 +511,9 @@ class _Batch:
             style_path = Path(options.style)
             if not style_path.is_file():
                 raise FileNotFoundError(f"style image '{style_path}' does not exist")
-            self.style = decode_input_bytes(style_path.read_bytes(), max_pixels=options.max_pixels)
-            style_sha = _file_sha256(style_path)
+            style_bytes = style_path.read_bytes()
+            self.style = decode_input_bytes(style_bytes, max_pixels=options.max_pixels)
+            style_sha = hashlib.sha256(style_bytes).hexdigest()
         self.by_rel, self.by_stem = _instance_index(options.instances)
         self.settings = {
             "direction": self.direction,
