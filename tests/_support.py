@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from kedro.config import OmegaConfigLoader
@@ -264,3 +266,43 @@ def register_generator_version(
     if alias:
         client.set_registered_model_alias(name, alias, version)
     return {"name": name, "version": version, "run_id": run.info.run_id, "folder": folder}
+
+
+# -- images for inference and serving tests ---------------------------------------------------------------
+def noise_image(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
+    """A smooth random colour field (distinct per seed) in ``mode``."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(width, height)
+    base = rng.uniform(0.2, 0.9, 3)
+    img = np.stack([base[c] * (0.5 + 0.5 * np.sin(5 * x + 3 * y * c + rng.uniform(0, 6))) for c in range(3)], -1)
+    img = (img * 255 + rng.normal(0, 8, img.shape)).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(img).convert(mode)
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options: Any) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+def label_map(width: int, height: int, ids: tuple[int, ...] = (0, 1, 2, 3)) -> Image.Image:
+    """A single-channel label map (mode L) using ``ids`` in bands and a block."""
+    arr = np.full((height, width), ids[0], np.uint8)
+    arr[height // 2 :] = ids[1 % len(ids)]
+    arr[height // 4 : height // 2, width // 4 : width // 2] = ids[2 % len(ids)]
+    arr[: height // 4, width // 2 :] = ids[-1]
+    return Image.fromarray(arr, mode="L")
+
+
+def bomb_png(width: int = 50000, height: int = 50000) -> bytes:
+    """A 300-byte PNG whose header declares ``width`` x ``height`` pixels (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 4096)) + chunk(b"IEND", b"")
+    )

@@ -4,9 +4,6 @@ and the same pixels on every path (Translator, translate_and_stamp, batch, the M
 from __future__ import annotations
 
 import csv
-import io
-import struct
-import zlib
 from pathlib import Path
 
 import mlflow
@@ -15,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from _support import export_generator
+from _support import bomb_png, encode, export_generator, label_map, noise_image
 from transfigure.inference import Translator, pyfunc_model_path, translate_and_stamp
 from transfigure.inference.batch import STATE_FILE, BatchOptions, sample_grid, translate_folder
 from transfigure.provenance import Ledger, ModelInfo, ProvenanceConfig, verify_image_bytes
@@ -69,38 +66,6 @@ def unmarked(monkeypatch) -> list[Image.Image]:
 CYCLEGAN = ModelInfo("cyclegan", "1", run_id="run-1", variant="cyclegan")
 
 
-def photo(width: int, height: int, seed: int = 0) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width] / max(width, height)
-    base = rng.uniform(0.2, 0.9, 3)
-    img = np.stack([base[c] * (0.5 + 0.5 * np.sin(5 * x + 3 * y * c + rng.uniform(0, 6))) for c in range(3)], -1)
-    return Image.fromarray((img * 255 + rng.normal(0, 8, img.shape)).clip(0, 255).astype(np.uint8))
-
-
-def png(image: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def bomb_png(width: int = 50000, height: int = 50000) -> bytes:
-    """A tiny PNG whose header declares ``width`` x ``height`` pixels (a decompression bomb)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-
-
-def label_map(width: int, height: int, ids: tuple[int, ...] = (0, 1, 2, 3)) -> Image.Image:
-    arr = np.full((height, width), ids[0], np.uint8)
-    arr[height // 2 :] = ids[1 % len(ids)]
-    arr[height // 4 : height // 2, width // 4 : width // 2] = ids[2 % len(ids)]
-    arr[: height // 4, width // 2 :] = ids[-1]
-    return Image.fromarray(arr, mode="L")
-
-
 def table(result) -> list[dict[str, str]]:
     with open(result.table_path, newline="") as fh:
         return list(csv.DictReader(fh))
@@ -113,12 +78,12 @@ def statuses(result) -> dict[str, str]:
 def test_a_folder_with_bad_files_is_translated_stamped_reported_and_resumed(translators, provenance, tmp_path):
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
-    photo(64, 64, 1).save(src / "a.png")
-    photo(64, 80, 2).save(src / "b.jpg", quality=95)
-    photo(96, 64, 3).convert("RGBA").save(src / "sub" / "c.png")
-    (src / "corrupt.png").write_bytes(png(photo(64, 64, 4))[:300])  # truncated pixel data
+    noise_image(64, 64, 1).save(src / "a.png")
+    noise_image(64, 80, 2).save(src / "b.jpg", quality=95)
+    noise_image(96, 64, 3).convert("RGBA").save(src / "sub" / "c.png")
+    (src / "corrupt.png").write_bytes(encode(noise_image(64, 64, 4))[:300])  # truncated pixel data
     (src / "bomb.png").write_bytes(bomb_png())  # declares 2.5 gigapixels
-    photo(200, 200, 5).save(src / "large.png")  # over this run's max_pixels
+    noise_image(200, 200, 5).save(src / "large.png")  # over this run's max_pixels
     (src / "notes.txt").write_text("not an image")  # not listed
     (src / ".hidden.png").write_bytes(b"")  # hidden: not listed
     out = tmp_path / "out"
@@ -163,7 +128,7 @@ def test_a_folder_with_bad_files_is_translated_stamped_reported_and_resumed(tran
     assert ledger.count() == 3
 
     # a changed input is translated again, the others not
-    photo(64, 64, 9).save(src / "a.png")
+    noise_image(64, 64, 9).save(src / "a.png")
     changed = translate_folder(translators["cyclegan"], [src], out, model_info=CYCLEGAN, options=options)
     assert statuses(changed)["a.png"] == "ok" and changed.translated == 1 and ledger.count() == 4
 
@@ -183,10 +148,10 @@ def test_a_folder_with_bad_files_is_translated_stamped_reported_and_resumed(tran
 def test_output_names_sizes_halves_and_the_sample_grid(translators, provenance, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
-    photo(64, 64, 1).save(src / "x.png")
-    photo(64, 64, 2).save(src / "x.jpg")  # same stem: its output keeps the extension
-    photo(128, 64, 3).save(src / "pair.png")
-    photo(256, 64, 4).save(src / "wide.png")
+    noise_image(64, 64, 1).save(src / "x.png")
+    noise_image(64, 64, 2).save(src / "x.jpg")  # same stem: its output keeps the extension
+    noise_image(128, 64, 3).save(src / "pair.png")
+    noise_image(256, 64, 4).save(src / "wide.png")
     out = tmp_path / "out"
     result = translate_folder(
         translators["cyclegan"], [src], out, model_info=CYCLEGAN, options=BatchOptions(width=160, progress=False)
@@ -214,7 +179,7 @@ def test_output_names_sizes_halves_and_the_sample_grid(translators, provenance, 
 def test_usage_errors_are_raised_before_any_image_is_read(translators, provenance, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
-    photo(64, 64).save(src / "a.png")
+    noise_image(64, 64).save(src / "a.png")
     with pytest.raises(ValueError, match="unknown direction 'CtoD'"):
         translate_folder(
             translators["cyclegan"], [src], tmp_path / "o", model_info=CYCLEGAN, options=BatchOptions(direction="CtoD")
@@ -241,9 +206,9 @@ def test_spade_label_maps_with_instances_seed_and_style(translators, provenance,
     label_map(64, 64).save(labels / "x.png")
     label_map(96, 64, (1, 0, 3, 2)).save(labels / "y.png")
     label_map(64, 64, (0, 1, 9, 200)).save(labels / "unknown_ids.png")
-    photo(64, 64).save(labels / "colour.png")  # a colour image is no label map
+    noise_image(64, 64).save(labels / "colour.png")  # a colour image is no label map
     Image.fromarray(np.arange(64 * 64, dtype=np.uint8).reshape(64, 64) // 128, mode="L").save(inst / "x.png")
-    photo(64, 64, 7).save(tmp_path / "style.png")
+    noise_image(64, 64, 7).save(tmp_path / "style.png")
 
     def run(out: str, **options):
         unmarked.clear()
@@ -278,7 +243,7 @@ def test_rgba_and_16bit_inputs_give_the_same_pixels_on_every_path(translators, f
     """Translator.translate, translate_and_stamp, batch translation and the MLflow model convert inputs alike
     (Translator.prepare: alpha over white, 16 bit scaled): the images they stamp are the same pixels."""
     translator = translators["cyclegan"]
-    rgba = np.asarray(photo(64, 64, 1).convert("RGBA")).copy()
+    rgba = np.asarray(noise_image(64, 64, 1).convert("RGBA")).copy()
     rgba[..., 3] = np.linspace(0, 255, 64, dtype=np.uint8)[None, :]  # alpha from clear to opaque
     deep = (np.linspace(0, 65535, 80 * 64).reshape(80, 64)).astype(np.uint16)
     images = {"rgba.png": Image.fromarray(rgba, mode="RGBA"), "deep.png": Image.fromarray(deep)}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from _serving import Server, encode, ledger_holds, noise_image, promote, train_cyclegan
+from _serving import Server, encode, ledger_holds, noise_image, promote, server_env, train_cyclegan
 from _support import make_unaligned
 
 pytestmark = pytest.mark.slow
@@ -27,18 +27,15 @@ CONCURRENCY = 3
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("fairness")
-    uri = f"sqlite:///{root / 'mlruns.db'}"
-    env = {
-        "MLFLOW_TRACKING_URI": uri,
-        "TRANSFIGURE_MODELS": "cyclegan",
-        "TRANSFIGURE_LEDGER": str(root / "ledger.sqlite"),
-        "TRANSFIGURE_MODEL_CACHE": str(root / "model-cache"),
-        "TRANSFIGURE_WATERMARK_KEY": "transfigure-fairness-tests",
-        "TRANSFIGURE_TIMEOUT": str(TIMEOUT),
-        "TRANSFIGURE_MAX_OUTPUT_PIXELS": str(4096 * 4096),
-        "TRANSFIGURE_MAX_CONCURRENCY": str(CONCURRENCY),
-        "BENTOML_HOME": str(root / "bentoml"),
-    }
+    env = server_env(
+        root,
+        "cyclegan",
+        TRANSFIGURE_WATERMARK_KEY="transfigure-fairness-tests",
+        TRANSFIGURE_TIMEOUT=str(TIMEOUT),
+        TRANSFIGURE_MAX_OUTPUT_PIXELS=str(4096 * 4096),
+        TRANSFIGURE_MAX_CONCURRENCY=str(CONCURRENCY),
+    )
+    uri = env["MLFLOW_TRACKING_URI"]
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)

@@ -29,6 +29,7 @@ from _serving import (
     noise_image,
     promote,
     psnr,
+    server_env,
     train_cyclegan,
     train_spade,
 )
@@ -57,18 +58,15 @@ class Served:
 def served(tmp_path_factory):
     """One server for the module: cyclegan@champion (default) and spade@champion, small body/pixel limits."""
     root = tmp_path_factory.mktemp("serving")
-    uri = f"sqlite:///{root / 'mlruns.db'}"
-    env = {
-        "MLFLOW_TRACKING_URI": uri,
-        "TRANSFIGURE_MODELS": "cyclegan,spade",
-        "TRANSFIGURE_LEDGER": str(root / "ledger.sqlite"),
-        "TRANSFIGURE_MODEL_CACHE": str(root / "model-cache"),
-        "TRANSFIGURE_WATERMARK_KEY": "transfigure-serving-tests",
-        "TRANSFIGURE_MAX_BODY_BYTES": str(MAX_BODY),
-        "TRANSFIGURE_MAX_PIXELS": str(MAX_PIXELS),
-        "TRANSFIGURE_MAX_OUTPUT_PIXELS": str(MAX_OUTPUT_PIXELS),
-        "BENTOML_HOME": str(root / "bentoml"),
-    }
+    env = server_env(
+        root,
+        "cyclegan,spade",
+        TRANSFIGURE_WATERMARK_KEY="transfigure-serving-tests",
+        TRANSFIGURE_MAX_BODY_BYTES=str(MAX_BODY),
+        TRANSFIGURE_MAX_PIXELS=str(MAX_PIXELS),
+        TRANSFIGURE_MAX_OUTPUT_PIXELS=str(MAX_OUTPUT_PIXELS),
+    )
+    uri = env["MLFLOW_TRACKING_URI"]
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from _serving import Server, promote, train_cyclegan
+from _serving import Server, promote, server_env, train_cyclegan
 from _support import make_unaligned
 
 pytestmark = pytest.mark.slow
@@ -26,14 +26,7 @@ def store(tmp_path_factory):
         mp.chdir(root)
         registered = train_cyclegan(root / "cyclegan", make_unaligned(root / "unaligned"))
     promote(uri, "cyclegan", registered["version"])
-    env = {
-        "MLFLOW_TRACKING_URI": uri,
-        "TRANSFIGURE_MODELS": "cyclegan",
-        "TRANSFIGURE_LEDGER": str(root / "ledger.sqlite"),
-        "TRANSFIGURE_MODEL_CACHE": str(root / "model-cache"),
-        "BENTOML_HOME": str(root / "bentoml"),
-    }
-    return root, env
+    return root, server_env(root, "cyclegan")
 
 
 def serve(root, env, **kwargs) -> Server:
