@@ -146,19 +146,7 @@ def print_comparison(args: argparse.Namespace) -> None:
 
 def bench(variant: str, size: int, batch: int, precision: str, args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
-    model = make_model(variant, size).to(device)
-    batch_data = make_batch(model, size, batch, device)
-    if args.channels_last:
-        model.to(memory_format=torch.channels_last)
-        batch_data = {
-            k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 and v.is_floating_point() else v
-            for k, v in batch_data.items()
-        }
-    if args.compile:
-        for gen in model.generators().values():
-            gen.compile()
-    opts = model.configure_optimizers()
-    prec = Precision(precision, device)
+    model, batch_data, opts, prec = setup(variant, size, batch, precision, args.channels_last, args)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(args.warmup):
         model.training_step(batch_data, opts, prec)
