@@ -14,8 +14,10 @@ import base64
 import hashlib
 import logging
 import time
+from typing import Any, Final
 
 import bentoml
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -46,6 +48,35 @@ REFUSED = bentoml.metrics.Counter(
     documentation="Requests answered with a JSON error, by endpoint, status and error",
     labelnames=["endpoint", "status", "error"],
 )
+
+
+#: the headers of a stamped answer (image or JSON), and what each holds
+RESULT_HEADERS: Final = {
+    "X-Provenance-Id": "the output's provenance id (16 hex digits): its watermark payload and ledger key",
+    "X-Model-Name": "the registered model that translated the image",
+    "X-Model-Version": "that model's registry version",
+    "X-Model-Variant": "its GAN variant (pix2pix, cyclegan, unit, spade)",
+    "X-Model-Run-Id": "the MLflow run that trained it",
+}
+
+
+class ModelRef(BaseModel):
+    """The model that made an output."""
+
+    name: str
+    version: str
+    variant: str | None
+    run_id: str | None
+
+
+class TranslationDocument(BaseModel):
+    """``/translate``'s answer to ``Accept: application/json``: the stamped image in base64, with its manifest."""
+
+    provenance_id: str = Field(description="the output's provenance id (16 hex digits)")
+    media_type: str = Field(description="the image's media type (image/png, image/jpeg or image/webp)")
+    manifest: dict[str, Any] = Field(description="the signed provenance manifest embedded in the image")
+    model: ModelRef
+    image: str = Field(description="the stamped image, base64-encoded")
 
 
 async def read_job(request: Request, config: ServingConfig) -> TranslationJob:
@@ -111,27 +142,17 @@ def answer(result: TranslationResult, *, fmt: str, as_json: bool, config: Servin
 
 def stamped_response(result: TranslationResult, *, as_json: bool) -> Response:
     """The stamped image (or JSON with it in base64) with the provenance and model headers."""
-    headers = {
-        "X-Provenance-Id": result.provenance_id,
-        "X-Model-Name": result.model,
-        "X-Model-Version": result.version,
-        "X-Model-Variant": result.variant or "",
-        "X-Model-Run-Id": result.run_id or "",
-    }
+    values = (result.provenance_id, result.model, result.version, result.variant or "", result.run_id or "")
+    headers = dict(zip(RESULT_HEADERS, values, strict=True))
     if as_json:
-        doc = {
-            "provenance_id": result.provenance_id,
-            "media_type": result.media_type,
-            "manifest": result.manifest,
-            "model": {
-                "name": result.model,
-                "version": result.version,
-                "variant": result.variant,
-                "run_id": result.run_id,
-            },
-            "image": base64.b64encode(result.data).decode("ascii"),
-        }
-        return JSONResponse(doc, headers=headers)
+        doc = TranslationDocument(
+            provenance_id=result.provenance_id,
+            media_type=result.media_type,
+            manifest=result.manifest,
+            model=ModelRef(name=result.model, version=result.version, variant=result.variant, run_id=result.run_id),
+            image=base64.b64encode(result.data).decode("ascii"),
+        )
+        return JSONResponse(doc.model_dump(), headers=headers)
     ext = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}.get(result.media_type, "bin")
     headers["Content-Disposition"] = f'inline; filename="transfigure-{result.provenance_id}.{ext}"'
     return Response(result.data, media_type=result.media_type, headers=headers)

@@ -32,7 +32,9 @@ import time
 from http import HTTPStatus
 from typing import Any
 
-from transfigure.serving.validation import BodyTooLarge, body_too_large
+from pydantic import ValidationError
+
+from transfigure.serving.validation import BodyTooLarge, ErrorBody, body_too_large
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -48,8 +50,8 @@ ENDPOINTS = "POST /translate, POST /verify, POST /info, GET /healthz, /livez, /r
 
 
 async def send_error(send: Any, status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> None:
-    """Answer ``{"error", "detail"}`` with ``status`` (and extra ``headers``) on a raw ASGI ``send``."""
-    body = json.dumps({"error": error, "detail": detail}).encode()
+    """Answer :class:`~transfigure.serving.validation.ErrorBody` with ``status`` (and extra ``headers``) on a raw ASGI ``send``."""
+    body = ErrorBody(error=error, detail=detail).model_dump_json().encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
@@ -65,7 +67,11 @@ def timeout_detail(timeout: float) -> str:
 
 # -- one error shape -----------------------------------------------------------------------------------
 def _is_shaped(doc: Any) -> bool:
-    return isinstance(doc, dict) and isinstance(doc.get("error"), str) and isinstance(doc.get("detail"), str)
+    try:
+        ErrorBody.model_validate(doc)
+    except ValidationError:
+        return False
+    return True
 
 
 def shape_error(status: int, body: bytes, method: str, path: str) -> tuple[str, str]:
@@ -159,7 +165,7 @@ class ErrorShapeMiddleware:
             new_body = body
         else:
             error, detail = shape_error(status, body, scope.get("method", ""), scope.get("path", ""))
-            new_body = json.dumps({"error": error, "detail": detail}).encode()
+            new_body = ErrorBody(error=error, detail=detail).model_dump_json().encode()
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in (b"content-length", b"content-type")]
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(new_body)).encode())]
         await send({**start, "headers": headers})
@@ -334,7 +340,7 @@ class BodyLimitMiddleware:
 
     async def _send_413(self, send: Any, *, close: bool) -> None:
         err = body_too_large(self.max_body_bytes)
-        body = json.dumps({"error": err.error, "detail": err.detail}).encode()
+        body = ErrorBody(error=err.error, detail=err.detail).model_dump_json().encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if close:
             headers.append((b"connection", b"close"))

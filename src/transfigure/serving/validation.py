@@ -13,9 +13,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final, Literal
 
+from annotated_types import Ge, Le
 from PIL import Image, ImageOps
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -34,9 +36,10 @@ FILE_FIELDS: Final = ("file", "image")
 #: further multipart file fields of ``/translate`` (SPADE): the instance-id map and the style image
 TRANSLATE_FILES: Final = ("instance", "style")
 DIRECTIONS: Final = ("AtoB", "BtoA")
-TRANSLATE_PARAMS: Final = ("model", "direction", "width", "height", "format", "quality", "seed")
 #: ``seed`` may be any unsigned 32-bit integer
 MAX_SEED: Final = 2**32 - 1
+#: what ``model=`` may name: registry names, nothing a path or a shell could misread
+MODEL_NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 #: modes a decoded image may keep on its way to the model (everything else is converted to RGB);
 #: every label-map mode, so that a label map reaches the model with its ids intact
 _KEEP_MODES: Final = (*LABEL_MODES, "F", "RGB", "RGBA", "LA", "PA", "La", "RGBa")
@@ -46,6 +49,16 @@ SEND_HINT: Final = (
     "send the image as multipart/form-data (curl -F file=@input.png URL) or as the raw body with an "
     "image content type (curl --data-binary @input.png -H 'Content-Type: image/png' URL)"
 )
+
+
+class ErrorBody(BaseModel):
+    """The service's one error shape, ``{"error": ..., "detail": ...}``: every 4xx/5xx answer has it (the
+    middlewares rewrite BentoML's and Starlette's own), and /docs.json declares it for every error status."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    error: str = Field(description="what went wrong, in a few words (e.g. 'not an image', 'request body too large')")
+    detail: str = Field(description="why, and how to fix it")
 
 
 class InputError(Exception):
@@ -71,8 +84,10 @@ class BodyTooLarge(Exception):
 
 
 def error_response(status: int, error: str, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """The service's one error shape: ``{"error": ..., "detail": ...}``."""
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=dict(headers or {}))
+    """The service's one error shape (:class:`ErrorBody`) as a response."""
+    return JSONResponse(
+        ErrorBody(error=error, detail=detail).model_dump(), status_code=status, headers=dict(headers or {})
+    )
 
 
 def body_too_large(limit: int) -> InputError:
@@ -228,17 +243,72 @@ async def _read_multipart(
 
 
 # -- parameters ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TranslateParams:
-    """Validated ``/translate`` parameters (the model and direction are checked against the served models later)."""
+class TranslateParams(BaseModel):
+    """Validated ``/translate`` parameters (the model and direction are checked against the served models later).
 
-    model: str | None = None
-    direction: str | None = None
-    width: int | None = None
-    height: int | None = None
-    fmt: str = "PNG"
-    quality: int | None = None
-    seed: int | None = None
+    The fields' constraints are the parameters' contract: :func:`parse_translate_params` checks the wire values
+    against them and /docs.json publishes them (:func:`translate_params_schema`); only the bounds of
+    ``width``/``height`` depend on the limits (:func:`side_range`).
+    """
+
+    model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True)
+
+    model: str | None = Field(
+        None, pattern=MODEL_NAME_PATTERN, description="the served model to use (default: the first served; see /info)"
+    )
+    direction: Literal[DIRECTIONS] | None = Field(  # type: ignore[valid-type]
+        None, description="for two-way models (CycleGAN, UNIT); default: the model's first direction (AtoB)"
+    )
+    width: int | None = Field(None, description="output width in pixels; given alone, the aspect ratio is kept")
+    height: int | None = Field(None, description="output height in pixels; given alone, the aspect ratio is kept")
+    fmt: Literal[tuple(sorted(set(OUTPUT_FORMATS.values())))] = Field(  # type: ignore[valid-type]
+        "PNG",
+        alias="format",
+        description="output format (case-insensitive)",
+        # on the wire: the names OUTPUT_FORMATS maps to the encoder kept here
+        json_schema_extra={"enum": list(OUTPUT_FORMATS), "default": "png"},
+    )
+    quality: int | None = Field(None, ge=1, le=100, description="JPEG/WebP quality; not for PNG (lossless)")
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED, description="SPADE with a style encoder: the random style; excludes a style image"
+    )
+
+
+#: the ``/translate`` parameters, by their names on the wire (query string or form fields)
+TRANSLATE_PARAMS: Final = tuple(f.alias or name for name, f in TranslateParams.model_fields.items())
+_WIRE_NAMES: Final = dict(zip(TRANSLATE_PARAMS, TranslateParams.model_fields))
+
+
+def side_range(*, min_side: int, max_pixels: int) -> tuple[int, int]:
+    """The smallest and largest ``width``/``height`` a request may ask for."""
+    return min_side, max_pixels // min_side
+
+
+def _field_range(wire_name: str) -> tuple[int, int]:
+    """The ``ge``/``le`` bounds a :class:`TranslateParams` field declares."""
+    meta = TranslateParams.model_fields[_WIRE_NAMES[wire_name]].metadata
+    return next(m.ge for m in meta if isinstance(m, Ge)), next(m.le for m in meta if isinstance(m, Le))
+
+
+def translate_params_schema(*, min_side: int, max_pixels: int) -> dict[str, dict[str, Any]]:
+    """JSON schema of each ``/translate`` parameter (wire name -> schema; an absent parameter means its default),
+    with the ``width``/``height`` bounds of these limits: what /docs.json publishes."""
+    props = TranslateParams.model_json_schema(by_alias=True)["properties"]
+    schemas: dict[str, dict[str, Any]] = {}
+    for name, prop in props.items():
+        prop = dict(prop)
+        branches = [b for b in prop.pop("anyOf", []) if b.get("type") != "null"]
+        schema = {**(branches[0] if branches else {}), **prop}
+        schema.pop("title", None)
+        if schema.get("default", ...) is None:
+            del schema["default"]
+        if name in ("width", "height"):
+            schema["minimum"], schema["maximum"] = side_range(min_side=min_side, max_pixels=max_pixels)
+        if "enum" in schema:
+            schema["type"] = "string"
+            schema.pop("const", None)
+        schemas[name] = schema
+    return schemas
 
 
 def _int_param(params: Mapping[str, str], key: str, lo: int, hi: int) -> int | None:
@@ -254,23 +324,24 @@ def _int_param(params: Mapping[str, str], key: str, lo: int, hi: int) -> int | N
 
 
 def parse_translate_params(params: Mapping[str, str], *, min_side: int, max_pixels: int) -> TranslateParams:
-    """Check the syntax and range of every ``/translate`` parameter."""
+    """Check the syntax and range of every ``/translate`` parameter against :class:`TranslateParams`."""
     fmt_raw = params.get("format", "png").strip().lower() or "png"
     if fmt_raw not in OUTPUT_FORMATS:
-        raise InputError(400, "invalid format", f"format={fmt_raw!r}: use one of png, jpeg, webp")
+        raise InputError(400, "invalid format", f"format={fmt_raw!r}: use one of {', '.join(OUTPUT_FORMATS)}")
     fmt = OUTPUT_FORMATS[fmt_raw]
-    quality = _int_param(params, "quality", 1, 100)
+    quality = _int_param(params, "quality", *_field_range("quality"))
     if quality is not None and fmt == "PNG":
         raise InputError(400, "invalid quality", "quality applies to format=jpeg or webp; PNG is lossless")
     direction = params.get("direction") or None
     if direction is not None and direction not in DIRECTIONS:
         raise InputError(400, "invalid direction", f"direction={direction!r}: use one of {', '.join(DIRECTIONS)}")
     model = params.get("model") or None
-    if model is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", model):
+    if model is not None and not re.fullmatch(MODEL_NAME_PATTERN, model):
         raise InputError(400, "invalid model", f"model={model!r} is not a model name")
-    width = _int_param(params, "width", min_side, max_pixels // min_side)
-    height = _int_param(params, "height", min_side, max_pixels // min_side)
-    seed = _int_param(params, "seed", 0, MAX_SEED)
+    sides = side_range(min_side=min_side, max_pixels=max_pixels)
+    width = _int_param(params, "width", *sides)
+    height = _int_param(params, "height", *sides)
+    seed = _int_param(params, "seed", *_field_range("seed"))
     return TranslateParams(
         model=model, direction=direction, width=width, height=height, fmt=fmt, quality=quality, seed=seed
     )
