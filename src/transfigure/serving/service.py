@@ -55,13 +55,8 @@ from transfigure.serving.middleware import (  # noqa: E402
     ErrorShapeMiddleware,
     TrafficMiddleware,
 )
-from transfigure.serving.validation import (  # noqa: E402
-    TRANSLATE_FILES,
-    TRANSLATE_PARAMS,
-    InputError,
-    open_checked,
-    read_upload,
-)
+from transfigure.serving.openapi import VERIFICATION_REPORT, ContractMiddleware, contract, upload_schema  # noqa: E402
+from transfigure.serving.validation import InputError, open_checked, read_upload  # noqa: E402
 
 logger = logging.getLogger("transfigure.serving")
 
@@ -91,26 +86,8 @@ class RawRequest(bentoml.IODescriptor):
 
     @classmethod
     def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """What OpenAPI (/docs.json) shows: a multipart upload (the raw body with ``Content-Type: image/*`` works too)."""
-        return {
-            "title": "ImageUpload",
-            "type": "object",
-            "properties": {
-                "file": {
-                    "type": "string",
-                    "format": "binary",
-                    "description": "the image (PNG, JPEG, WebP, BMP, TIFF, GIF); a label map for SPADE",
-                },
-                **{
-                    f: {"type": "string", "format": "binary", "description": f"SPADE only: the {f} image"}
-                    for f in TRANSLATE_FILES
-                },
-                **{
-                    p: {"type": "string", "description": "also accepted as a query parameter"} for p in TRANSLATE_PARAMS
-                },
-            },
-            "required": ["file"],
-        }
+        """A multipart upload (/docs.json, :func:`~transfigure.serving.openapi.contract`, adds the raw-body form)."""
+        return upload_schema(CONFIG)
 
     @classmethod
     def mime_type(cls) -> str:
@@ -139,11 +116,7 @@ class VerificationReport(bentoml.IODescriptor):
 
     @classmethod
     def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return {
-            "title": "VerificationReport",
-            "type": "object",
-            "properties": {k: {"type": "object"} for k in ("watermark", "manifest", "ledger")},
-        }
+        return VERIFICATION_REPORT
 
 
 # -- the model lanes ---------------------------------------------------------------------------------
@@ -368,8 +341,12 @@ class Transfigure:
         }
 
 
-# outermost first: one error shape for every answer, then timeout + concurrency limit, then the body limit
+# outermost first: one error shape for every answer, the API contract at /docs.json, then timeout + concurrency
+# limit, then the body limit
 Transfigure.add_asgi_middleware(ErrorShapeMiddleware)
+Transfigure.add_asgi_middleware(
+    ContractMiddleware, document=lambda: contract(Transfigure.openapi_spec.asdict(), CONFIG)
+)
 Transfigure.add_asgi_middleware(
     TrafficMiddleware,
     timeout=CONFIG.timeout,
