@@ -12,75 +12,26 @@ import io
 import json
 import re
 import shutil
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
 
 from _serving import (
+    BAD_REQUESTS,
+    MAX_BODY,
+    MAX_OUTPUT_PIXELS,
+    MAX_PIXELS,
     PROJECT,
+    Served,
     Server,
-    bomb_png,
     encode,
     label_map,
     ledger_holds,
     noise_image,
-    promote,
     psnr,
-    server_env,
-    train_cyclegan,
-    train_spade,
 )
-from _support import make_labelmap, make_unaligned
 
 pytestmark = pytest.mark.slow
-
-MAX_BODY = 2_000_000
-MAX_PIXELS = 1_000_000
-MAX_OUTPUT_PIXELS = 300_000  # above the large-job lane's threshold (512x512 = 262144)
-
-
-@dataclass
-class Served:
-    server: Server
-    root: Path
-    cyclegan: dict[str, Any]
-    spade: dict[str, Any]
-
-    @property
-    def ledger(self) -> Path:
-        return self.root / "ledger.sqlite"
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """One server for the module: cyclegan@champion (default) and spade@champion, small body/pixel limits."""
-    root = tmp_path_factory.mktemp("serving")
-    env = server_env(
-        root,
-        "cyclegan,spade",
-        TRANSFIGURE_WATERMARK_KEY="transfigure-serving-tests",
-        TRANSFIGURE_MAX_BODY_BYTES=str(MAX_BODY),
-        TRANSFIGURE_MAX_PIXELS=str(MAX_PIXELS),
-        TRANSFIGURE_MAX_OUTPUT_PIXELS=str(MAX_OUTPUT_PIXELS),
-    )
-    uri = env["MLFLOW_TRACKING_URI"]
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        mp.chdir(root)  # the test process verifies with the server's keys, ledger and store
-        cyclegan = train_cyclegan(root / "cyclegan", make_unaligned(root / "unaligned"))
-        spade = train_spade(root / "spade", make_labelmap(root / "labelmap"), use_vae=True)
-        promote(uri, "cyclegan", cyclegan["version"])
-        promote(uri, "spade", spade["version"])
-        server = Server(root)
-        try:
-            server.wait_ready()
-            yield Served(server, root, cyclegan, spade)
-        finally:
-            server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -279,68 +230,6 @@ def batch_histogram(server: Server) -> tuple[float, float]:
 
 
 # -- bad input: 4xx JSON, never 500 ------------------------------------------------------------------------
-def truncated_png() -> bytes:
-    data = encode(noise_image(200, 150, seed=3))
-    return data[: len(data) // 2]
-
-
-BAD_REQUESTS = {
-    # name: (method args for Server.request, expected status, words in "error")
-    "non-image bytes": (("/translate", b"hello, not an image", {"Content-Type": "image/png"}), 422, "not an image"),
-    "truncated PNG": (("/translate", truncated_png(), {"Content-Type": "image/png"}), 422, "truncated"),
-    "zero bytes": (("/translate", b"", {"Content-Type": "image/png"}), 400, "empty"),
-    "text content type": (
-        ("/translate", encode(noise_image(64, 64)), {"Content-Type": "text/plain"}),
-        415,
-        "content type",
-    ),
-    "json content type": (("/translate", b"{}", {"Content-Type": "application/json"}), 415, "content type"),
-    "no content type": (("/translate", encode(noise_image(64, 64)), {}), 415, "content type"),
-    "decompression bomb": (("/translate", bomb_png(), {"Content-Type": "image/png"}), 413, "too large"),
-    "too many pixels": (
-        ("/translate", encode(Image.new("L", (1100, 1000))), {"Content-Type": "image/png"}),
-        413,
-        "too large",
-    ),
-    "output too large": (
-        ("/translate?width=1100&height=1000", encode(noise_image(64, 64)), {"Content-Type": "image/png"}),
-        413,
-        "too large",
-    ),
-    "body over limit": (("/translate", b"\0" * (MAX_BODY + 1), {"Content-Type": "image/png"}), 413, "body too large"),
-    "image too small": (("/translate", encode(noise_image(48, 48)), {"Content-Type": "image/png"}), 422, "too small"),
-    "bad direction": (
-        ("/translate?direction=sideways", encode(noise_image(64, 64)), {"Content-Type": "image/png"}),
-        400,
-        "direction",
-    ),
-    "bad format": (
-        ("/translate?format=gif", encode(noise_image(64, 64)), {"Content-Type": "image/png"}),
-        400,
-        "format",
-    ),
-    "bad width": (("/translate?width=abc", encode(noise_image(64, 64)), {"Content-Type": "image/png"}), 400, "width"),
-    "zero height": (("/translate?height=0", encode(noise_image(64, 64)), {"Content-Type": "image/png"}), 400, "height"),
-    "quality for png": (
-        ("/translate?quality=80", encode(noise_image(64, 64)), {"Content-Type": "image/png"}),
-        400,
-        "quality",
-    ),
-    "unknown parameter": (
-        ("/translate?widht=64", encode(noise_image(64, 64)), {"Content-Type": "image/png"}),
-        400,
-        "unknown parameter",
-    ),
-    "unknown model": (
-        ("/translate?model=pix2pix", encode(noise_image(64, 64)), {"Content-Type": "image/png"}),
-        404,
-        "unknown model",
-    ),
-    "verify non-image": (("/verify", b"GIF89a-not-really", {"Content-Type": "image/gif"}), 422, "image"),
-    "verify bomb": (("/verify", bomb_png(), {"Content-Type": "image/png"}), 413, "too large"),
-}
-
-
 @pytest.mark.parametrize("case", list(BAD_REQUESTS), ids=list(BAD_REQUESTS))
 def test_bad_input_gets_a_4xx_json_error(served, case):
     (path, body, headers), status, words = BAD_REQUESTS[case]
