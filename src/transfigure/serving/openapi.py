@@ -145,10 +145,12 @@ def _binary(description: str) -> dict[str, Any]:
     return {"type": "string", "format": "binary", "description": description}
 
 
-def _upload_body(config: ServingConfig, *, files: tuple[str, ...], params: dict[str, Any]) -> dict[str, Any]:
+def _upload_body(
+    config: ServingConfig, *, files: tuple[str, ...], params: dict[str, Any], label_maps: bool
+) -> dict[str, Any]:
     """The two request forms: multipart (the image, further ``files``, ``params`` as fields) or the raw image."""
     image, *aliases = FILE_FIELDS
-    what = f"the image ({', '.join(DECODE_FORMATS)}; a single-channel label map for SPADE)"
+    what = f"the image ({', '.join(DECODE_FORMATS)}{'; a single-channel label map for SPADE' if label_maps else ''})"
     properties = {image: _binary(f"{what}; also accepted as field {', '.join(map(repr, aliases))}")}
     properties |= {f: _binary(f"SPADE only: the {f} image") for f in files}
     properties |= params
@@ -168,7 +170,7 @@ def _upload_body(config: ServingConfig, *, files: tuple[str, ...], params: dict[
 def upload_schema(config: ServingConfig) -> dict[str, Any]:
     """``/translate``'s multipart form (what BentoML's ``/schema.json`` shows for the upload endpoints)."""
     params = translate_params_schema(min_side=config.min_side, max_pixels=config.max_pixels)
-    body = _upload_body(config, files=TRANSLATE_FILES, params=params)
+    body = _upload_body(config, files=TRANSLATE_FILES, params=params, label_maps=True)
     return {"title": "ImageUpload", **body["content"]["multipart/form-data"]["schema"]}
 
 
@@ -204,8 +206,11 @@ def _upload_errors(config: ServingConfig, *, translate: bool) -> dict[str, Any]:
     }
 
 
-def _server_errors(config: ServingConfig, *, probe: bool = False, translate: bool = False) -> dict[str, Any]:
-    """500 and 504 for every request; 503 for those the concurrency limit may refuse (not the probes)."""
+def _server_errors(
+    config: ServingConfig, *, probe: bool = False, translate: bool = False, only: str | None = None
+) -> dict[str, Any]:
+    """500 and 504 (:mod:`.middleware`) for every request; 503 for those the concurrency limit may refuse (not the
+    probes); ``only``: just that one of them."""
     errors = {"500": _error("an unexpected error (the server log has the traceback)")}
     if not probe:
         errors["503"] = _error(
@@ -213,7 +218,7 @@ def _server_errors(config: ServingConfig, *, probe: bool = False, translate: boo
             + ("; or a model lane is overloaded or down" if translate else "")
         )
     errors["504"] = _error(f"not finished within {config.timeout:g} s (TRANSFIGURE_TIMEOUT)")
-    return errors
+    return {only: errors[only]} if only else errors
 
 
 def _translate(op: dict[str, Any], config: ServingConfig) -> None:
@@ -225,7 +230,7 @@ def _translate(op: dict[str, Any], config: ServingConfig) -> None:
         {"name": name, "in": "query", "required": False, "description": schema.get("description", ""), "schema": schema}
         for name, schema in params.items()
     ]
-    op["requestBody"] = _upload_body(config, files=TRANSLATE_FILES, params=params)
+    op["requestBody"] = _upload_body(config, files=TRANSLATE_FILES, params=params, label_maps=True)
     op["responses"] = {
         "200": {
             "description": "the stamped image (watermarked, manifest embedded, recorded in the ledger) in the "
@@ -243,7 +248,7 @@ def _translate(op: dict[str, Any], config: ServingConfig) -> None:
 
 def _verify(op: dict[str, Any], config: ServingConfig) -> None:
     op.pop("parameters", None)  # /verify takes none: any query parameter is refused (400)
-    op["requestBody"] = _upload_body(config, files=(), params={})
+    op["requestBody"] = _upload_body(config, files=(), params={}, label_maps=False)
     op["responses"] = {
         "200": {
             "description": "the verification report",
@@ -268,20 +273,17 @@ def _bentoml_api(op: dict[str, Any], config: ServingConfig) -> None:
 
 def _infra(path: str, config: ServingConfig) -> dict[str, Any]:
     """BentoML's health, metrics and contract routes, with what they answer here."""
-    probe = path in PROBE_PATHS
-    if path == DOCS_PATH:
+    if path == DOCS_PATH:  # answered before the timeout and concurrency limit (ContractMiddleware sits outside them)
+        json_doc = {"application/json": {"schema": {"type": "object"}}}
+        return {"200": {"description": "this document", "content": json_doc}, **_server_errors(config, only="500")}
+    if path == "/metrics":
         ok: dict[str, Any] = {
-            "description": "this document",
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        }
-    elif path == "/metrics":
-        ok = {
             "description": "Prometheus metrics (text exposition format)",
             "content": {"text/plain": {"schema": {"type": "string"}}},
         }
     else:
-        ok = {"description": "healthy" if path != "/readyz" else "ready: both model lanes answer"}
-    responses = {"200": ok, **_server_errors(config, probe=probe)}
+        ok = {"description": "ready: both model lanes answer" if path == "/readyz" else "alive"}
+    responses = {"200": ok, **_server_errors(config, probe=True)}
     if path == "/readyz":
         responses["503"] = _error("not ready: a model lane did not answer (down, restarting or still loading)")
     return responses
