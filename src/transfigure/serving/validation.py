@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from annotated_types import Ge, Le
 from PIL import Image, ImageOps
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
@@ -287,7 +286,7 @@ def side_range(*, min_side: int, max_pixels: int) -> tuple[int, int]:
 def _field_range(wire_name: str) -> tuple[int, int]:
     """The ``ge``/``le`` bounds a :class:`TranslateParams` field declares."""
     meta = TranslateParams.model_fields[_WIRE_NAMES[wire_name]].metadata
-    return next(m.ge for m in meta if isinstance(m, Ge)), next(m.le for m in meta if isinstance(m, Le))
+    return next(m.ge for m in meta if hasattr(m, "ge")), next(m.le for m in meta if hasattr(m, "le"))
 
 
 def translate_params_schema(*, min_side: int, max_pixels: int) -> dict[str, dict[str, Any]]:
