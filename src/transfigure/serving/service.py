@@ -55,6 +55,7 @@ from transfigure.serving.middleware import (  # noqa: E402
     ErrorShapeMiddleware,
     TrafficMiddleware,
 )
+from transfigure.serving.studio import STUDIO_PATH, studio_app  # noqa: E402
 from transfigure.serving.validation import (  # noqa: E402
     TRANSLATE_FILES,
     TRANSLATE_PARAMS,
@@ -275,6 +276,9 @@ class Transfigure:
         except ModelUnavailable as exc:
             raise SystemExit(f"transfigure service cannot start: {exc}") from None
         os.environ[RESOLVED_ENV] = json.dumps([r.to_dict() for r in resolved])
+        from transfigure.serving.studio.catalog import STUDIO_ENV, models_summary
+
+        os.environ[STUDIO_ENV] = json.dumps(models_summary(resolved))
 
     def __init__(self) -> None:
         from transfigure.provenance import ProvenanceConfig
@@ -368,6 +372,8 @@ class Transfigure:
         }
 
 
+# the web studio (a static page calling /translate, /verify and /info) in the same workers, behind the same middlewares
+Transfigure.mount_asgi_app(studio_app(), path=STUDIO_PATH)
 # outermost first: one error shape for every answer, then timeout + concurrency limit, then the body limit
 Transfigure.add_asgi_middleware(ErrorShapeMiddleware)
 Transfigure.add_asgi_middleware(
