@@ -5,7 +5,7 @@ processes (BentoML's documented pattern for adaptive batching of requests with s
 parameters, "Adaptive batching > Handle multiple parameters"):
 
 * :class:`Transfigure` (HTTP, ``TRANSFIGURE_WORKERS`` processes) answers ``/translate``,
-  ``/verify`` and ``/info``; BentoML adds ``/healthz``, ``/livez``, ``/readyz``, ``/metrics`` and
+  ``/verify`` and ``/info``, and serves the web studio at ``/studio/`` (:mod:`.studio`); BentoML adds ``/healthz``, ``/livez``, ``/readyz``, ``/metrics`` and
   ``/docs.json``. It reads and checks every request itself (:mod:`.http`, :mod:`.validation`) into
   a :class:`~transfigure.serving.jobs.TranslationJob` and routes it by output size to a model lane.
 * :class:`TransfigureModel` (the small-job lane, ``TRANSFIGURE_MODEL_WORKERS`` processes, the GPU

@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from transfigure.serving.studio.catalog import summary_from_env
@@ -41,14 +41,13 @@ CSP = (
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
 
 
-def _asset(name: str) -> Response:
-    return FileResponse(HERE / name, media_type=ASSETS[name], headers=HEADERS)
+def _asset(name: str) -> Any:
+    """The endpoint of one of the page's files."""
 
+    async def endpoint(request: Request) -> Response:
+        return FileResponse(HERE / name, media_type=ASSETS[name], headers=HEADERS)
 
-async def _index(request: Request) -> Response:
-    if not request.url.path.endswith("/"):  # the page's relative links need the trailing slash
-        return RedirectResponse(request.url.replace(path=request.url.path + "/"), status_code=308)
-    return _asset("index.html")
+    return endpoint
 
 
 async def _models(request: Request) -> Response:
@@ -77,13 +76,14 @@ async def _grid(request: Request) -> Response:
 
 
 def studio_app() -> Starlette:
-    """The studio's ASGI app, to mount at :data:`STUDIO_PATH`."""
+    """The studio's ASGI app, to mount at :data:`STUDIO_PATH` (``/studio`` without the slash: the service's
+    router redirects to ``/studio/``, which the page's relative links need)."""
     get = ["GET", "HEAD"]
     return Starlette(
         routes=[
-            Route("/", _index, methods=get),
+            Route("/", _asset("index.html"), methods=get),
+            *(Route(f"/{name}", _asset(name), methods=get) for name in ASSETS if name != "index.html"),
             Route("/api/models", _models, methods=get),
             Route("/api/grid/{model}/{version}", _grid, methods=get),
-            *(Route(f"/{name}", lambda request, name=name: _asset(name), methods=get) for name in ASSETS),
         ]
     )
