@@ -81,7 +81,12 @@ def shoot(driver, path: Path, height: int | None = None) -> None:
     from PIL import Image
 
     page = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    driver.set_window_size(1280, height or min(max(page, 700), 1600))
+    target = height or min(max(page, 700), 1600)
+    driver.set_window_size(1280, target)
+    # the window's size includes what the browser draws around the page: grow it until the page gets `target`
+    inner = int(driver.execute_script("return window.innerHeight"))
+    if inner < target:
+        driver.set_window_size(1280, 2 * target - inner)
     time.sleep(0.5)
     driver.save_screenshot(str(path))
     if path.stat().st_size > MAX_BYTES:
@@ -124,6 +129,7 @@ def studio_shots(url: str, image: Path, width: int, out: Path) -> None:
 def mlflow_shot(tracking_uri: str, model: str, out: Path) -> None:
     """The run page of ``model``'s champion in ``mlflow server`` (started here on the store, loopback)."""
     from mlflow import MlflowClient
+    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     client = MlflowClient(tracking_uri)
@@ -141,10 +147,28 @@ def mlflow_shot(tracking_uri: str, model: str, out: Path) -> None:
     try:
         wait_http(f"http://127.0.0.1:{port}/health", proc, "mlflow server")
         driver = browser(height=1000)
-        driver.get(f"http://127.0.0.1:{port}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
-        WebDriverWait(driver, 90).until(lambda d: run.info.run_name in d.find_element("tag name", "body").text)
-        time.sleep(3)  # the charts and panels settle
+        page = f"http://127.0.0.1:{port}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+        driver.get(page)
+        WebDriverWait(driver, 90).until(lambda d: run.info.run_name in d.find_element(By.TAG_NAME, "body").text)
+        # MLflow 3 opens on its GenAI workspace with its assistant panel: switch to training runs, close the panel
+        for switch in driver.find_elements(By.XPATH, "//*[text()='Model training']"):
+            switch.click()
+            time.sleep(1)
+            driver.get(page)
+            WebDriverWait(driver, 90).until(lambda d: run.info.run_name in d.find_element(By.TAG_NAME, "body").text)
+            break
+        for close in driver.find_elements(By.CSS_SELECTOR, "button[aria-label='Close']"):
+            close.click()
+        time.sleep(3)  # the panels settle
         shoot(driver, out / "mlflow-run.png", height=1000)
+        # the loss curves: the Model metrics tab, filtered
+        driver.find_element(By.XPATH, "//*[text()='Model metrics']").click()
+        search = WebDriverWait(driver, 30).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, "input[placeholder='Search metric charts']")
+        )
+        search.send_keys("loss_")
+        time.sleep(4)
+        shoot(driver, out / "mlflow-run-losses.png", height=1000)
     finally:
         if driver is not None:
             driver.quit()

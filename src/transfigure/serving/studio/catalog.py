@@ -73,8 +73,8 @@ def _registry_entry(model: ResolvedModel) -> dict[str, Any]:
         mv = alias_version(client, model.name, alias)
         if mv is not None:
             roles.setdefault(str(mv.version), []).append(alias)
-    versions = [_version_entry(client, model.name, v, r) for v, r in sorted(roles.items(), key=lambda kv: -int(kv[0]))]
-    return {"versions": versions}
+    # the served version first, then the champion and the challenger where they differ
+    return {"versions": [_version_entry(client, model.name, v, r) for v, r in roles.items()]}
 
 
 def _entry(model: ResolvedModel) -> dict[str, Any]:

@@ -197,7 +197,7 @@ async function translate(ev) {
       ["Provenance id", h("x-provenance-id")],
       ["Model", `${h("x-model-name")} v${h("x-model-version")}${h("x-model-variant") ? ` (${h("x-model-variant")})` : ""}`],
       ["Training run", h("x-model-run-id")],
-      ["Marked", "invisible watermark, signed C2PA manifest (PNG, JPEG, WebP), ledger record"],
+      ["Marked", "invisible watermark, signed C2PA manifest, ledger record"],
     ]);
   } catch (err) {
     showError($("translate-error"), err);
@@ -290,17 +290,32 @@ function versionCard(entry, v) {
   const body = document.createElement("div");
   body.className = "body";
   card.append(body);
-  const keys = Object.keys(v.metrics || {}).sort((a, b) => (b.startsWith("metric.") - a.startsWith("metric.")) || a.localeCompare(b));
-  if (keys.length) {
-    const table = document.createElement("table");
-    table.className = "metrics";
+  // the held-out evaluation (metric.* tags) and the training's final losses and FID first; the rest folded
+  const metrics = v.metrics || {};
+  const all = Object.keys(metrics).sort();
+  const evaluated = new Set(all.filter((k) => k.startsWith("metric.")).map((k) => k.slice(7)));
+  const main = [...all.filter((k) => k.startsWith("metric.")), ...all.filter((k) => k === "fid" || k.startsWith("loss_"))];
+  const rest = all.filter((k) => !main.includes(k) && !evaluated.has(k.replace(/^eval_/, "")));
+  const table = (keys) => {
+    const t = document.createElement("table");
+    t.className = "metrics";
     for (const k of keys) {
-      const row = table.insertRow();
-      row.insertCell().textContent = k.replace(/^metric\./, "eval: ");
-      row.insertCell().textContent = fmtMetric(v.metrics[k]);
+      const row = t.insertRow();
+      row.insertCell().textContent = k.startsWith("metric.") ? `held-out ${k.slice(7)}` : k;
+      row.insertCell().textContent = fmtMetric(metrics[k]);
     }
-    body.append(table);
+    return t;
+  };
+  const column = document.createElement("div");
+  if (main.length) column.append(table(main));
+  if (rest.length) {
+    const more = document.createElement("details");
+    const summary = document.createElement("summary");
+    summary.textContent = `${main.length ? "other " : ""}run metrics (${rest.length})`;
+    more.append(summary, table(rest));
+    column.append(more);
   }
+  body.append(column);
   if (v.grid) {
     const img = document.createElement("img");
     img.className = "grid";
