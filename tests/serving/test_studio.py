@@ -1,7 +1,7 @@
 """The web studio in a real headless browser (Debian's chromium + chromedriver, driven by selenium) against a real
 ``bentoml serve`` on loopback: translate an uploaded image, see and download the stamped output, verify the
 downloaded bytes in the Verify view (round trip); SPADE's label map, instance map and seed; the service's own
-error for a corrupt file shown in the page; the Models view with its champion and sample grid; and a page that
+error for a corrupt file shown in the page; a dropped image the service did not make (not-found); the Models view with its champion and sample grid; and a page that
 loads nothing from anywhere but the service (it must work offline).
 
 CI installs chromium and chromedriver (.ci/run); with CI set a missing browser fails the test instead of skipping."""
@@ -220,6 +220,25 @@ def test_a_corrupt_png_shows_the_service_error_in_the_page(studio):
     studio.el("verify-file").send_keys(studio.write("broken-again.png", corrupt))
     studio.wait(lambda d: studio.el("verify-error").is_displayed())
     assert "unusable image" in studio.el("verify-error").text
+
+
+def test_an_image_dropped_on_verify_that_this_service_did_not_make_is_not_found(studio):
+    import base64
+
+    studio.open()
+    studio.el("tab-verify").click()
+    data = base64.b64encode(encode(noise_image(128, 96, seed=11))).decode()
+    # a drop as the browser delivers it: a DataTransfer holding the file
+    studio.driver.execute_script(
+        """const bytes = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], "camera.png", {type: "image/png"}));
+        document.getElementById("verify-drop").dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true}));""",
+        data,
+    )
+    studio.wait(lambda d: studio.el("verify-result").is_displayed() or studio.el("verify-error").is_displayed())
+    assert studio.el("verify-verdict").text == "not-found"
+    assert studio.facts("verify-facts")["Survived"] == "nothing"
 
 
 def test_models_view_shows_the_champion_its_metrics_and_sample_grid(studio):
