@@ -76,5 +76,10 @@ def test_bento_bundles_the_champion_and_serves_it_without_a_registry(tmp_path, m
         assert reply.headers["x-model-version"] == registered["version"] and reply.image().size == (80, 64)
         info = server.request("POST", "/info", b"{}", {"Content-Type": "application/json"}).json()
         assert info["source"] == "bundle" and info["run_id"] == registered["run_id"]
+        # the web studio's files travel in the Bento too (bentofile.yaml's include)
+        for asset in ("/studio/", "/studio/studio.js", "/studio/studio.css"):
+            assert server.request("GET", asset).status == 200, asset
+        (model,) = server.request("GET", "/studio/api/models").json()["models"]
+        assert (model["source"], model["version"]) == ("bundle", registered["version"])
     finally:
         server.stop()

@@ -46,7 +46,7 @@ ARRIVAL_KEY = "transfigure.arrival"
 #: paths of BentoML's probes and metrics: never refused for load (orchestrators must see them)
 PROBE_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
 #: the endpoints, named in 404/405 details
-ENDPOINTS = "POST /translate, POST /verify, POST /info, GET /healthz, /livez, /readyz, /metrics, /docs.json"
+ENDPOINTS = "GET /studio/ (the web studio), POST /translate, POST /verify, POST /info, GET /healthz, /livez, /readyz, /metrics, /docs.json"
 
 
 async def send_error(send: Any, status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> None:

@@ -5,7 +5,7 @@ processes (BentoML's documented pattern for adaptive batching of requests with s
 parameters, "Adaptive batching > Handle multiple parameters"):
 
 * :class:`Transfigure` (HTTP, ``TRANSFIGURE_WORKERS`` processes) answers ``/translate``,
-  ``/verify`` and ``/info``; BentoML adds ``/healthz``, ``/livez``, ``/readyz``, ``/metrics`` and
+  ``/verify`` and ``/info``, and serves the web studio at ``/studio/`` (:mod:`.studio`); BentoML adds ``/healthz``, ``/livez``, ``/readyz``, ``/metrics`` and
   ``/docs.json``. It reads and checks every request itself (:mod:`.http`, :mod:`.validation`) into
   a :class:`~transfigure.serving.jobs.TranslationJob` and routes it by output size to a model lane.
 * :class:`TransfigureModel` (the small-job lane, ``TRANSFIGURE_MODEL_WORKERS`` processes, the GPU
@@ -56,6 +56,8 @@ from transfigure.serving.middleware import (  # noqa: E402
     TrafficMiddleware,
 )
 from transfigure.serving.openapi import VERIFICATION_REPORT, ContractMiddleware, contract, upload_schema  # noqa: E402
+from transfigure.serving.studio import STUDIO_PATH, studio_app  # noqa: E402
+from transfigure.serving.studio.catalog import STUDIO_ENV, models_summary  # noqa: E402
 from transfigure.serving.validation import InputError, open_checked, read_upload  # noqa: E402
 
 logger = logging.getLogger("transfigure.serving")
@@ -248,6 +250,7 @@ class Transfigure:
         except ModelUnavailable as exc:
             raise SystemExit(f"transfigure service cannot start: {exc}") from None
         os.environ[RESOLVED_ENV] = json.dumps([r.to_dict() for r in resolved])
+        os.environ[STUDIO_ENV] = json.dumps(models_summary(resolved))
 
     def __init__(self) -> None:
         from transfigure.provenance import ProvenanceConfig
@@ -341,6 +344,8 @@ class Transfigure:
         }
 
 
+# the web studio (a static page calling /translate, /verify and /info) in the same workers, behind the same middlewares
+Transfigure.mount_asgi_app(studio_app(), path=STUDIO_PATH)
 # outermost first: one error shape for every answer, the API contract at /docs.json, then timeout + concurrency
 # limit, then the body limit
 Transfigure.add_asgi_middleware(ErrorShapeMiddleware)
