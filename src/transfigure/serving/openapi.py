@@ -33,6 +33,7 @@ from transfigure import __version__
 from transfigure.serving.config import ServingConfig
 from transfigure.serving.http import RESULT_HEADERS, TranslationDocument
 from transfigure.serving.middleware import PROBE_PATHS
+from transfigure.serving.studio import ASSETS, STUDIO_PATH
 from transfigure.serving.validation import (
     DECODE_FORMATS,
     FILE_FIELDS,
@@ -289,6 +290,38 @@ def _infra(path: str, config: ServingConfig) -> dict[str, Any]:
     return responses
 
 
+def _studio_paths(config: ServingConfig) -> dict[str, Any]:
+    """The web studio's routes (a mounted Starlette app, which BentoML's generator does not see): its page files,
+    the Models view's data and the sample grids that data names."""
+    errors = _server_errors(config)
+
+    def get(summary: str, media: str, schema: dict[str, Any], **more: Any) -> dict[str, Any]:
+        ok = {"description": summary, "content": {media: {"schema": schema}}}
+        return {"get": {"tags": ["Studio"], "summary": summary, "responses": {"200": ok, **more, **errors}}}
+
+    text = {"type": "string"}
+    paths = {
+        f"{STUDIO_PATH}/{'' if name == 'index.html' else name}": get(f"the studio's {name}", media.split(";")[0], text)
+        for name, media in ASSETS.items()
+    }
+    paths[f"{STUDIO_PATH}/api/models"] = get(
+        "the served models with their champion/challenger versions, metrics and sample-grid URLs",
+        "application/json",
+        {"type": "object", "required": ["models"], "properties": {"models": {"type": "array", "items": {}}}},
+    )
+    grid = get(
+        "a served version's sample grid",
+        "image/png",
+        {"type": "string", "format": "binary"},
+        **{"404": _error("no sample grid for this model and version")},
+    )
+    grid["get"]["parameters"] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in ("model", "version")
+    ]
+    paths[f"{STUDIO_PATH}/api/grid/{{model}}/{{version}}"] = grid
+    return paths
+
+
 def contract(generated: dict[str, Any], config: ServingConfig) -> dict[str, Any]:
     """The full API contract: BentoML's generated document ``generated`` completed for ``config``."""
     doc = copy.deepcopy(generated)
@@ -313,6 +346,7 @@ def contract(generated: dict[str, Any], config: ServingConfig) -> dict[str, Any]
             _verify(op, config)
         else:
             _bentoml_api(op, config)
+    paths.update(_studio_paths(config))
     components["responses"] = {
         "NotFound": _error("no such route (every answer to an unknown path)"),
         "MethodNotAllowed": _error("the route does not take this method (every answer to a wrong method)"),
