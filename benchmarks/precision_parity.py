@@ -3,6 +3,7 @@
 
     python benchmarks/precision_parity.py                                   # 4 variants, 64 px, 200 steps, 3 seeds
     python benchmarks/precision_parity.py --variants pix2pix --steps 400 --seeds 0 1 2 3
+    python benchmarks/precision_parity.py --variants spade --steps 150 --threads 1   # on a shared CPU
 
 Data (real images, ../shared/datasets, not shipped with the project):
 
@@ -131,7 +132,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--datasets", type=Path, default=DATASETS)
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's); 1 on a CPU shared with other jobs"
+    )
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
     print(
         f"{args.size} px, {args.steps} steps, seeds {args.seeds}, batch 1, CPU x{torch.get_num_threads()};"
