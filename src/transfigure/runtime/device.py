@@ -5,7 +5,8 @@ instruction set has native bf16 arithmetic (AVX512-BF16 or AMX-BF16: Intel Coope
 Sapphire Rapids and later, AMD Zen 4 and later) and on CUDA GPUs of compute capability 8.0 or
 more (Ampere and later; older GPUs emulate bf16 slowly); fp32 everywhere else. The resolved
 choice carries its reason ("cpu avx512_bf16", "cuda cc 8.0", "cpu without avx512_bf16/amx_bf16")
-so a run can log *why* it trained in the precision it did.
+so a run can log *why* it trained in the precision it did. The machine's load never changes the
+choice (resume must stay bit-exact); a CPU busy with other jobs only gets a warning (:func:`warn_if_cpu_busy`).
 """
 
 from __future__ import annotations
