@@ -332,7 +332,7 @@ class SPADE(nn.Module):
         gamma, beta = self.mlp_gamma(actv), self.mlp_beta(actv)
         # Under bf16 autocast the normalisation and the modulation run in float32 (a no-op in fp32):
         # in bf16, 1 + gamma is rounded to steps of 2^-7 and the normalised activations to 8 bits.
-        # All-bf16 SPADE trained worse on 3 of 5 seeds; this halved the FID gap (README: bf16 quality parity)
+        # All-bf16 SPADE trained worse on seeds 0-2 of 7; this narrowed the FID gap (README: bf16 quality parity)
         with torch.autocast(x.device.type, enabled=False):
             return self.param_free_norm(x.float()) * (1 + gamma.float()) + beta.float()
 
