@@ -3,6 +3,7 @@
 
     python benchmarks/precision_parity.py                                   # 4 variants, 64 px, 200 steps, 3 seeds
     python benchmarks/precision_parity.py --variants pix2pix --steps 400 --seeds 0 1 2 3
+    python benchmarks/precision_parity.py --variants spade --steps 150 --threads 1   # on a shared CPU
 
 Data (real images, ../shared/datasets, not shipped with the project):
 
@@ -131,7 +132,19 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--datasets", type=Path, default=DATASETS)
+    p.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["fp32", "bf16"],
+        choices=["fp32", "bf16"],
+        help="one of them only prints the runs, no verdict (e.g. bf16 again after a model change: fp32 is unaffected)",
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's); 1 on a CPU shared with other jobs"
+    )
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
     print(
         f"{args.size} px, {args.steps} steps, seeds {args.seeds}, batch 1, CPU x{torch.get_num_threads()};"
@@ -139,10 +152,10 @@ def main() -> None:
     )
     summary = {}
     for variant in args.variants:
-        rows: dict[str, dict[str, list[float]]] = {"fp32": {}, "bf16": {}}
+        rows: dict[str, dict[str, list[float]]] = {p: {} for p in args.precisions}
         held = ""
         for seed in args.seeds:
-            for precision in ("fp32", "bf16"):  # alternating, so machine load hits both alike
+            for precision in args.precisions:  # alternating, so machine load hits both alike
                 with tempfile.TemporaryDirectory(prefix="parity-") as tmp:
                     r = train_and_evaluate(variant, precision, seed, args, Path(tmp))
                 held = r.pop("_held")
@@ -150,12 +163,15 @@ def main() -> None:
                     rows[precision].setdefault(k, []).append(float(v))
                 rounded = {k: round(v, 4) for k, v in r.items()}
                 print(f"# {variant} {precision} seed {seed}: {rounded}", flush=True)
+        if len(rows) < 2:
+            continue
         lines, ok = verdicts(rows)
         t32, t16 = statistics.mean(rows["fp32"]["train_s"]), statistics.mean(rows["bf16"]["train_s"])
         print(f"{variant}: held-out {held}; train {t32:.0f} s fp32 vs {t16:.0f} s bf16 per run", flush=True)
         print("\n".join(lines), flush=True)
         summary[variant] = ok
-    print("verdict: " + ", ".join(f"{v} {'parity' if ok else 'DIFFERS'}" for v, ok in summary.items()))
+    if summary:
+        print("verdict: " + ", ".join(f"{v} {'parity' if ok else 'DIFFERS'}" for v, ok in summary.items()))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
     python benchmarks/train_throughput.py                                   # fp32 vs the auto default, all variants, 128 & 256 px
     python benchmarks/train_throughput.py --precision fp32 bf16             # one row per precision (no A/B)
     python benchmarks/train_throughput.py --variants cyclegan --sizes 128 256
+    python benchmarks/train_throughput.py --iters 3 --threads 2 --markdown  # the README's fp32 vs auto table
     python benchmarks/train_throughput.py --device cuda --precision fp32 bf16 --batches 1 16 --channels-last --compile
 
 One iteration is one full training step of the variant (every generator and
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import time
 
@@ -37,6 +39,13 @@ from transfigure.models import VARIANTS, Precision
 from transfigure.runtime.device import choose_channels_last, choose_precision
 
 REFERENCE_CPU_S = {("cyclegan", 128): 3.09, ("cyclegan", 256): 11.25, ("pix2pix", 256): 0.76}
+#: the README's names of the paper configurations that make_model builds
+LABELS = {
+    "cyclegan": lambda size: "CycleGAN resnet_9blocks",
+    "pix2pix": lambda size: "Pix2Pix unet_256" if size >= 256 else "Pix2Pix unet_128",
+    "unit": lambda size: "UNIT dim 64",
+    "spade": lambda size: "SPADE COCO-Stuff",
+}
 PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0, "A10": 125.0}
 
 
@@ -64,6 +73,14 @@ def make_batch(model: torch.nn.Module, size: int, batch: int, device: torch.devi
         "A": (torch.rand(batch, getattr(cfg, "input_nc", 3), size, size, generator=g) * 2 - 1).to(device),
         "B": (torch.rand(batch, getattr(cfg, "output_nc", 3), size, size, generator=g) * 2 - 1).to(device),
     }
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages: other jobs on the cores skew CPU timings, bf16's most."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def peak_tflops(device: torch.device, override: float | None) -> float | None:
@@ -105,7 +122,7 @@ def setup(variant: str, size: int, batch: int, precision: str, channels_last: bo
 def compare(variant: str, size: int, args: argparse.Namespace) -> dict:
     """fp32 vs the auto default, alternating (fp32, auto, fp32, auto ...); medians of ``args.iters`` each."""
     device = torch.device(args.device)
-    mode = choose_precision("auto", device).mode
+    mode = choose_precision("auto", device, image_side=size).mode  # what a run at this crop size resolves to
     cl, _ = choose_channels_last("auto", device, mode, VARIANTS[variant].channels_last_cpu)
     runs = {"fp32": setup(variant, size, 1, "fp32", False, args), "auto": setup(variant, size, 1, mode, cl, args)}
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -126,17 +143,30 @@ def compare(variant: str, size: int, args: argparse.Namespace) -> dict:
 
 
 def print_comparison(args: argparse.Namespace) -> None:
-    header = (
-        f"{'variant':<9}| {'size':>4} | {'fp32 s/it':>9} | {'auto':<10} | {'auto s/it':>9} | {'speed-up':>8} |"
-        f" {'ref s/it':>8} | {'auto vs ref':>11}"
-    )
-    print(header)
-    print("-" * len(header))
+    if args.markdown:
+        header = "| variant | size | auto resolves to | fp32 s/it | auto s/it | speed-up | reference s/it | auto vs reference |"
+        print(header)
+        print("|---" * (header.count("|") - 1) + "|")
+    else:
+        header = (
+            f"{'variant':<9}| {'size':>4} | {'fp32 s/it':>9} | {'auto':<10} | {'auto s/it':>9} | {'speed-up':>8} |"
+            f" {'ref s/it':>8} | {'auto vs ref':>11}"
+        )
+        print(header)
+        print("-" * len(header))
     for variant in args.variants:
         for size in args.sizes:
             r = compare(variant, size, args)
             ref = REFERENCE_CPU_S.get((variant, size)) if args.device == "cpu" else None
             ref_s, vs_ref = (f"{ref:.2f}", f"{ref / r['auto']:.2f}x") if ref else ("-", "-")
+            if args.markdown:
+                label = r["auto_label"].replace(" NHWC", " + NHWC")
+                print(
+                    f"| {LABELS[variant](size)} | {size} | {label} | {r['fp32']:.2f} | {r['auto']:.2f} |"
+                    f" {r['fp32'] / r['auto']:.2f}x | {ref_s} | {vs_ref} |",
+                    flush=True,
+                )
+                continue
             print(
                 f"{variant:<9}| {size:>4} | {r['fp32']:>9.3f} | {r['auto_label']:<10} | {r['auto']:>9.3f} |"
                 f" {r['fp32'] / r['auto']:>7.2f}x | {ref_s:>8} | {vs_ref:>11}",
@@ -179,6 +209,7 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--markdown", action="store_true", help="the fp32 vs auto table as README markdown rows")
     p.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: known GPUs' bf16)")
     args = p.parse_args()
     if args.threads:
@@ -194,8 +225,10 @@ def main() -> None:
     )
     if args.precision is None:
         auto = choose_precision("auto", device)
-        print(f"auto resolves to {auto.mode} ({auto.reason}); alternating fp32/auto steps")
+        print(f"auto resolves to {auto.mode} ({auto.reason}; per size in the table); alternating fp32/auto steps")
+        print(f"load average before: {load_average()} ({os.cpu_count()} cores): compare only runs on an idle machine")
         print_comparison(args)
+        print(f"load average after: {load_average()}")
         return
     header = (
         f"{'variant':<9}| {'size':>4} | {'batch':>5} | {'prec':<4} | {'s/iter':>8} | {'img/s':>8} | {'GFLOP/it':>9} |"

@@ -359,3 +359,24 @@ def test_batch_norm_on_a_single_latent_value_is_explained():
         model.training_step(b, model.configure_optimizers(), Precision("fp32"))
     two = {k: v[:2] for k, v in batch().items()}  # two images: 2 values per channel, fine
     assert math.isfinite(model.training_step(two, model.configure_optimizers(), Precision("fp32"))["G"])
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch"])
+def test_spade_modulation_keeps_float32_precision_under_bf16_autocast(norm):
+    # a small learned scale, gamma = 2^-9 (exact in bf16), beta = 0: in bf16, 1 + gamma rounds to 1
+    from transfigure.models.layers import SPADE as SPADENorm
+
+    torch.manual_seed(0)
+    block = SPADENorm(f"spade{norm}3x3", norm_nc=4, label_nc=3, nhidden=8)
+    with torch.no_grad():
+        for conv, bias in ((block.mlp_gamma, 2.0**-9), (block.mlp_beta, 0.0)):
+            conv.weight.zero_()
+            conv.bias.fill_(bias)
+    x, seg = torch.randn(2, 4, 8, 8) * 3 + 5, torch.rand(2, 3, 8, 8)
+    with torch.no_grad():
+        expected = block(x, seg)
+        assert torch.allclose(expected, block.param_free_norm(x) * (1 + 2.0**-9), rtol=1e-6, atol=1e-6)
+        with Precision("bf16", "cpu").autocast():
+            got = block(x, seg)
+    assert got.dtype == torch.float32
+    assert torch.allclose(got, expected, rtol=1e-6, atol=1e-6)

@@ -70,6 +70,27 @@ def test_explicit_precision_is_honoured_whatever_the_hardware(monkeypatch, mode)
     assert resolve_precision(mode, torch.device("cuda")) == mode
 
 
+@pytest.mark.parametrize(
+    ("load", "threads", "warns"), [(0.2, 2, False), (1.3, 2, True), (1.3, 1, False), (3.7, 1, True)]
+)
+def test_auto_bf16_on_a_busy_cpu_warns_but_resolves_as_on_an_idle_one(monkeypatch, caplog, load, threads, warns):
+    _fake_cpu(monkeypatch, "avx512_bf16")
+    monkeypatch.setattr(device_mod, "cpu_cores", lambda: 2)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    monkeypatch.setattr(device_mod, "load_average", lambda: 0.0)
+    idle = choose_precision("auto", torch.device("cpu"), image_side=128)
+    monkeypatch.setattr(device_mod, "load_average", lambda: load)
+    with caplog.at_level("WARNING", logger=device_mod.__name__):
+        busy = choose_precision("auto", torch.device("cpu"), image_side=128)
+    assert busy == idle == device_mod.PrecisionChoice("bf16", "cpu avx512_bf16")  # load never changes the choice
+    messages = [r.getMessage() for r in caplog.records]
+    if warns:
+        assert len(messages) == 1
+        assert "precision: fp32" in messages[0] and "OMP_NUM_THREADS=1" in messages[0]
+    else:
+        assert messages == []
+
+
 def test_cpu_flags_reads_proc_cpuinfo(tmp_path):
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nflags\t\t: fpu sse avx512_bf16 amx_tile\n\nprocessor\t: 1\n")

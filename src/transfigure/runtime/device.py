@@ -5,7 +5,8 @@ instruction set has native bf16 arithmetic (AVX512-BF16 or AMX-BF16: Intel Coope
 Sapphire Rapids and later, AMD Zen 4 and later) and on CUDA GPUs of compute capability 8.0 or
 more (Ampere and later; older GPUs emulate bf16 slowly); fp32 everywhere else. The resolved
 choice carries its reason ("cpu avx512_bf16", "cuda cc 8.0", "cpu without avx512_bf16/amx_bf16")
-so a run can log *why* it trained in the precision it did.
+so a run can log *why* it trained in the precision it did. The machine's load never changes the
+choice (resume must stay bit-exact); a CPU busy with other jobs only gets a warning (:func:`warn_if_cpu_busy`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,10 @@ CUDA_BF16_MIN_CAPABILITY = (8, 0)
 #: at the default run's 64 px (ngf 16) and 0.6-0.9x for the tests' 32 px models: below this side
 #: the casts cost more than the faster matrix units save.
 CPU_BF16_MIN_SIDE = 128
+#: how many cores' worth of other load (1-minute load average beyond the cores torch's threads
+#: leave free) makes :func:`warn_if_cpu_busy` warn. On 2 cores at load 2-4, 2-thread CycleGAN@128
+#: steps ran 0.87-0.94x in bf16 vs fp32, 1-thread ones 2.8-3.1x faster (README: contended CPU).
+CPU_BUSY_MARGIN = 1.0
 
 
 def resolve_device(requested: str = "auto") -> torch.device:
@@ -99,9 +105,54 @@ def choose_precision(requested: str, device: torch.device, image_side: int | Non
     if requested != "auto":
         return PrecisionChoice(requested, "requested")
     ok, why = native_bf16(device)
-    if ok and torch.device(device).type == "cpu" and image_side is not None and image_side < CPU_BF16_MIN_SIDE:
+    on_cpu = torch.device(device).type == "cpu"
+    if ok and on_cpu and image_side is not None and image_side < CPU_BF16_MIN_SIDE:
         return PrecisionChoice("fp32", f"{why}, but {image_side} px < {CPU_BF16_MIN_SIDE} px: fp32 measured faster")
+    if ok and on_cpu:
+        warn_if_cpu_busy()
     return PrecisionChoice("bf16" if ok else "fp32", why)
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    with contextlib.suppress(AttributeError, OSError):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def load_average() -> float | None:
+    """The 1-minute load average, or None where the OS has none (tests monkeypatch this)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def warn_if_cpu_busy(threads: int | None = None) -> bool:
+    """Warn (and return True) when torch's threads would oversubscribe a CPU other jobs already load.
+
+    bf16 autocast on a CPU is fast on free cores but much slower than fp32 when its threads compete
+    with other jobs for the cores. This only logs: the resolved precision must never depend on the
+    machine's load (a resumed run must train bit-exactly as it started), and neither may the thread
+    count (it changes the kernels' reduction order, hence the results).
+    """
+    load = load_average()
+    if load is None:
+        return False
+    threads = threads or torch.get_num_threads()
+    cores = cpu_cores()
+    if load < cores - threads + CPU_BUSY_MARGIN:
+        return False
+    logger.warning(
+        "bf16 on a busy CPU: load average %.1f on %d cores, and torch uses %d threads. bf16 steps can run "
+        "several times slower than fp32 when their threads compete with other jobs: give torch only the "
+        "free cores (OMP_NUM_THREADS=%d) or set training.precision: fp32",
+        load,
+        cores,
+        threads,
+        max(1, cores - round(load)),
+    )
+    return True
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
