@@ -30,8 +30,8 @@ check that matches:
    or by 2: the original pixels lie every ``factor`` pixels, so a translation screen on that grid finds
    any whole-pixel crop offset, for each cell size the original can have had;
 6. **scaled**: a crop resized by a factor nothing in the image shows (made smaller, or enlarged without
-   an interpolation period): a scan of the lattice pitch in 2 % steps, each pitch screened for every
-   translation on a central window of 28 cells (small enough that the screen holds to ~1 % of scale), the
+   an interpolation period): a scan of the lattice pitch in 2.5 % steps, each pitch screened for every
+   translation on a central window of 36 cells (small enough that the screen holds to ~1.25 % of scale), the
    two likeliest checked in 0.4 % steps on a larger central region and refined on the whole image;
 7. **straightened**: turned about the centre and cropped to the largest upright rectangle inside (kept
    at that size or rescaled), or turned in its own frame, or on an expanded canvas: for every angle to
@@ -890,18 +890,18 @@ def _upscaled(source: Source, lay: Layout):
 #: leaves no period) is searched at lattice pitches from SCALED_PITCHES[0] to [1] times the image's own cell
 #: (the pitch is the original's cell x output / crop width: 1.0-1.43 for crops keeping 70-100 % of each side
 #: of a 256 or 512 px original, whatever size they were resized to), in steps of SCALED_STEP (log scale),
-#: each screened for every translation on a central window of SCALED_CELLS cells (the screen holds to about
-#: 1 % of scale there). The scan costs about the same at any image size, so images up to SWEEP_AREA, whose
-#: other searches are cheap, get more: crops keeping 50 % and more (SMALL_SCALED_PITCHES), finer steps, and
-#: a mirrored copy (a selfie's).
+#: each screened for every translation on a central window of SCALED_CELLS cells: there the screen holds
+#: to about 1.25 % of scale (z ~10 at the right pitch, ~7 at 1.25 % off; chance reaches ~4.5 over the
+#: scan). The scan costs about the same at any image size, so images up to SWEEP_AREA, whose other
+#: searches are cheap, also get crops keeping 50-70 % (SMALL_SCALED_PITCHES) and a mirrored copy (a selfie's).
 SCALED_PITCHES: Final = (0.95, 1.45)
 SMALL_SCALED_PITCHES: Final = (0.84, 2.4)
-SCALED_STEP: Final = 0.02
-SMALL_SCALED_STEP: Final = 0.016
-SCALED_CELLS: Final = 28
-#: The best SCALED_KEEP window screens from SCALED_Z standard deviations of chance (unmarked photos reach
-#: ~5 over the whole scan) are checked on a larger central region of SCALED_CHECK_CELLS cells, in scale
-#: steps of SCALED_CHECK_STEP and offsets of an eighth of a cell, and refined on the whole image from there.
+SCALED_STEP: Final = 0.025
+#: 36 cells and 4 samples a cell fill two tiles' fold (the screen's FFT) without padding.
+SCALED_CELLS: Final = 36
+#: The best SCALED_KEEP window screens from SCALED_Z standard deviations of chance are checked on a larger
+#: central region of SCALED_CHECK_CELLS cells, in scale steps of SCALED_CHECK_STEP and offsets of an eighth
+#: of a cell (what the scan's steps and samples leave), and refined on the whole image from there.
 SCALED_Z: Final = 3.8
 SCALED_KEEP: Final = 2
 SCALED_CHECK_CELLS: Final = 44
@@ -919,7 +919,7 @@ def _scaled(source: Source, lay: Layout):
     orientations = (_ORIENTATIONS[0], _ORIENTATIONS[1]) if small else _ORIENTATIONS[:1]  # as is; mirrored
     found: list[Candidate] = []
     windows: dict[int, tuple[Source, int, int]] = {}
-    for pitch in np.exp(np.arange(lo, hi + 1e-9, SMALL_SCALED_STEP if small else SCALED_STEP)):
+    for pitch in np.exp(np.arange(lo, hi + 1e-9, SCALED_STEP)):
         if pitch < 1.5:
             continue
         # one window per band-pass step (its planes are shared), sized for that step's largest pitch
