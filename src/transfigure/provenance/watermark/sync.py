@@ -33,16 +33,20 @@ check that matches:
    an interpolation period): a scan of the lattice pitch in 2.5 % steps, each pitch screened for every
    translation on a central window of 36 cells (small enough that the screen holds to ~1.25 % of scale), the
    two likeliest checked in 0.4 % steps on a larger central region and refined on the whole image;
-7. **straightened**: turned about the centre and cropped to the largest upright rectangle inside (kept
+7. **turned crop** (images up to SWEEP_AREA): turned in its own frame and cropped so that no fill is left,
+   then re-encoded (no cue gives the angle): the same window screen at every whole degree to 12 each way
+   (it holds to ~0.35 degree), checked and refined like the scaled family's;
+8. **straightened**: turned about the centre and cropped to the largest upright rectangle inside (kept
    at that size or rescaled), or turned in its own frame, or on an expanded canvas: for every angle to
    16 degrees in 0.4-degree steps the lattice follows, screened on a central region, the best refined;
    nearest-neighbour rotations undone at the angles the screen and the resampling trace suggest;
-8. **content box**: a picture inside a uniform border (padding, a screenshot), resized.
+9. **content box**: a picture inside a uniform border (padding, a screenshot), resized.
 
 Every candidate decoded counts towards MAX_DECODES, so the false-positive bound holds whatever the search
-tries. What the families cannot find: a rotation whose corners were cropped away and then re-encoded (no
-fill; JPEG hides the resampling), and on images larger than SWEEP_AREA a crop resized by an unseen factor
-outside the scan's range (crops keeping less than ~70 %) or mirrored as well.
+tries. What the families cannot find, on images larger than SWEEP_AREA (the scans' time is kept for the
+small ones, whose other searches are cheap): a rotation whose corners were cropped away and then
+re-encoded (no fill; JPEG hides the resampling), and a crop resized by an unseen factor outside the pitch
+scan's range (crops keeping less than ~70 %) or mirrored as well.
 """
 
 from __future__ import annotations
@@ -933,21 +937,68 @@ def _scaled(source: Source, lay: Layout):
         screened = dense_screen(sub, lay, np.eye(2) * pitch, 4, (1.0,), "scaled", 1, orientations, coarse=True)
         # in the image's pixels (the read's extent is set for the likeliest, see _extended)
         found += [replace(c, geometry=_moved(c.geometry, x0, y0)) for c in screened]
+    yield from _checked(source, lay, found, "scaled")
+
+
+def _checked(source: Source, lay: Layout, found: list[Candidate], family: str):
+    """The likeliest window screens of a scan (SCALED_KEEP from SCALED_Z), each checked on a larger central
+    region in scale (or, for a turned lattice, angle) and offset, and refined on the whole image."""
+    width, height = source.width, source.height
     centre = ((width - 1) / 2.0, (height - 1) / 2.0)
     checked = []
     for cand in _best(found, limit=SCALED_KEEP, z=SCALED_Z):
         cand = replace(cand, geometry=_extended(cand.geometry, width, height))
         step = cand.geometry.cell_sizes[0] / 8
+        turned = family == "turned"
         trials = [
-            _moved(cand.geometry, dx * step, dy * step, 0.0, 1.0 + k * SCALED_CHECK_STEP, centre)
+            _moved(
+                cand.geometry,
+                dx * step,
+                dy * step,
+                k * 0.12 if turned else 0.0,
+                1.0 if turned else 1.0 + k * SCALED_CHECK_STEP,
+                centre,
+            )
             for k in range(-3, 4)
             for dx, dy in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
         ]
         fits, zs = screen_geometries(source, lay, [_central(g, SCALED_CHECK_CELLS) for g in trials])
         k = int(np.argmax(zs))
-        checked.append(Candidate(trials[k], 1.0, float(fits[k]), "scaled", float(zs[k])))
+        checked.append(Candidate(trials[k], 1.0, float(fits[k]), family, float(zs[k])))
     for cand in _best(checked):
-        yield refine(source, lay, cand, cand.geometry.cell_sizes[0] / 16, levels=2, scale=0.002)
+        pitch = cand.geometry.cell_sizes[0]
+        if family == "turned":
+            yield refine(source, lay, cand, pitch / 16, levels=2, turn=0.05)
+        else:
+            yield refine(source, lay, cand, pitch / 16, levels=2, scale=0.002)
+
+
+#: A picture turned in its own frame whose corners were then cropped away (and re-encoded: no fill, no
+#: resampling trace) is searched, on images up to SWEEP_AREA, at every TURN_SCAN_STEP degrees up to
+#: TURN_SCAN_MAX each way, each angle screened for every translation on the scan's central window (which
+#: holds to about +-0.35 degree).
+TURN_SCAN_STEP: Final = 1.0
+TURN_SCAN_MAX: Final = 12.0
+
+
+def _turned_crop(source: Source, lay: Layout):
+    """A rotation cropped to no fill, of a small image: a scan of the angle (see TURN_SCAN_STEP) at the cell
+    sizes of a crop keeping 70 % and more; the likeliest checked and refined like the scaled family's."""
+    width, height = source.width, source.height
+    if width * height > SWEEP_AREA:
+        return
+    own = math.sqrt(width * height) / CELLS_ACROSS
+    found: list[Candidate] = []
+    for cell in [c for c in CELL_SIZES if own / 1.05 <= c <= 1.45 * own]:
+        side = int(math.ceil(SCALED_CELLS * cell * 1.2)) + 8
+        x0, y0 = max(0, (width - side) // 2), max(0, (height - side) // 2)
+        sub = Source(source.luma[y0 : y0 + side, x0 : x0 + side], source.taper[y0 : y0 + side, x0 : x0 + side])
+        for turn in np.arange(TURN_SCAN_STEP, TURN_SCAN_MAX + 1e-9, TURN_SCAN_STEP):
+            for angle in (math.radians(turn), -math.radians(turn)):
+                rot = np.array([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])
+                screened = dense_screen(sub, lay, rot * cell, 4, (1.0,), "turned", 1, _ORIENTATIONS[:1], coarse=True)
+                found += [replace(c, geometry=_moved(c.geometry, x0, y0)) for c in screened]
+    yield from _checked(source, lay, found, "turned")
 
 
 def _extended(geometry: Geometry, width: int, height: int) -> Geometry:
@@ -1070,8 +1121,9 @@ def _inner_share(aspect: float, t: float) -> float:
     return min(aspect / (aspect * math.cos(t) + math.sin(t)), 1.0 / (aspect * math.sin(t) + math.cos(t)))
 
 
-#: Images up to this many pixels have a nearest-neighbour rotation undone at every whole degree to
-#: SWEEP_TURN each way.
+#: Images up to this many pixels (whose other searches are cheap) have a nearest-neighbour rotation undone at
+#: every whole degree to SWEEP_TURN each way, the pitch scan's wider range and mirror (see _scaled) and the
+#: angle scan of _turned_crop.
 SWEEP_AREA: Final = 300 * 300
 SWEEP_TURN: Final = 10
 
@@ -1084,6 +1136,7 @@ FAMILIES: Final = (
     ("rotated", _turned),
     ("upscaled", _upscaled),
     ("scaled", _scaled),
+    ("turned crop", _turned_crop),
     ("straightened", _straightened),
     ("framed", _framed),
 )
