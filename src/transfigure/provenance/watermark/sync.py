@@ -970,7 +970,7 @@ def _checked(source: Source, lay: Layout, found: list[Candidate], family: str):
         if family == "turned":
             yield refine(source, lay, cand, pitch / 16, levels=2, turn=0.05)
         else:
-            yield refine(source, lay, cand, pitch / 16, levels=2, scale=0.002)
+            yield refine(source, lay, cand, pitch / 16, levels=3, scale=0.004)
 
 
 #: A picture turned in its own frame whose corners were then cropped away (and re-encoded: no fill, no
