@@ -940,22 +940,21 @@ def _scaled(source: Source, lay: Layout):
     yield from _checked(source, lay, found, "scaled")
 
 
-def _checked(source: Source, lay: Layout, found: list[Candidate], family: str):
+def _checked(source: Source, lay: Layout, found: list[Candidate], family: str, turned: bool = False):
     """The likeliest window screens of a scan (SCALED_KEEP from SCALED_Z), each checked on a larger central
-    region in scale (or, for a turned lattice, angle) and offset, and refined on the whole image."""
+    region in scale (``turned``: in angle, TURN_CHECK_STEP) and offset, and refined on the whole image."""
     width, height = source.width, source.height
     centre = ((width - 1) / 2.0, (height - 1) / 2.0)
     checked = []
     for cand in _best(found, limit=SCALED_KEEP, z=SCALED_Z):
         cand = replace(cand, geometry=_extended(cand.geometry, width, height))
         step = cand.geometry.cell_sizes[0] / 8
-        turned = family == "turned"
         trials = [
             _moved(
                 cand.geometry,
                 dx * step,
                 dy * step,
-                k * 0.12 if turned else 0.0,
+                k * TURN_CHECK_STEP if turned else 0.0,
                 1.0 if turned else 1.0 + k * SCALED_CHECK_STEP,
                 centre,
             )
@@ -967,7 +966,7 @@ def _checked(source: Source, lay: Layout, found: list[Candidate], family: str):
         checked.append(Candidate(trials[k], 1.0, float(fits[k]), family, float(zs[k])))
     for cand in _best(checked):
         pitch = cand.geometry.cell_sizes[0]
-        if family == "turned":
+        if turned:
             yield refine(source, lay, cand, pitch / 16, levels=2, turn=0.05)
         else:
             yield refine(source, lay, cand, pitch / 16, levels=3, scale=0.004)
@@ -979,6 +978,8 @@ def _checked(source: Source, lay: Layout, found: list[Candidate], family: str):
 #: holds to about +-0.35 degree).
 TURN_SCAN_STEP: Final = 1.0
 TURN_SCAN_MAX: Final = 12.0
+#: Angle steps (degrees) of the check of a turned scan's likeliest (+-3 steps: what the scan's step leaves).
+TURN_CHECK_STEP: Final = 0.12
 
 
 def _turned_crop(source: Source, lay: Layout):
@@ -998,7 +999,7 @@ def _turned_crop(source: Source, lay: Layout):
                 rot = np.array([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])
                 screened = dense_screen(sub, lay, rot * cell, 4, (1.0,), "turned", 1, _ORIENTATIONS[:1], coarse=True)
                 found += [replace(c, geometry=_moved(c.geometry, x0, y0)) for c in screened]
-    yield from _checked(source, lay, found, "turned")
+    yield from _checked(source, lay, found, "turned", turned=True)
 
 
 def _extended(geometry: Geometry, width: int, height: int) -> Geometry:
