@@ -897,9 +897,10 @@ def _upscaled(source: Source, lay: Layout):
 #: each screened for every translation on a central window of SCALED_CELLS cells: there the screen holds
 #: to about 1.25 % of scale (z ~10 at the right pitch, ~7 at 1.25 % off; chance reaches ~4.5 over the
 #: scan). The scan costs about the same at any image size, so images up to SWEEP_AREA, whose other
-#: searches are cheap, also get crops keeping 50-70 % (SMALL_SCALED_PITCHES) and a mirrored copy (a selfie's).
+#: searches are cheap, also get crops keeping 60-70 % (SMALL_SCALED_PITCHES: below that, the benchmark's
+#: crops enlarged by 1.5 or 2 are found by their interpolation or not at all) and a mirrored copy (a selfie's).
 SCALED_PITCHES: Final = (0.95, 1.45)
-SMALL_SCALED_PITCHES: Final = (0.84, 2.4)
+SMALL_SCALED_PITCHES: Final = (0.84, 2.05)
 SCALED_STEP: Final = 0.025
 #: 36 cells and 4 samples a cell fill two tiles' fold (the screen's FFT) without padding.
 SCALED_CELLS: Final = 36
