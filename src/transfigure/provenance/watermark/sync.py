@@ -29,16 +29,24 @@ check that matches:
 5. **upscaled**: a crop enlarged by a factor its interpolation shows (:func:`.cues.upscale_factors`),
    or by 2: the original pixels lie every ``factor`` pixels, so a translation screen on that grid finds
    any whole-pixel crop offset, for each cell size the original can have had;
-6. **straightened**: turned about the centre and cropped to the largest upright rectangle inside (kept
+6. **scaled**: a crop resized by a factor nothing in the image shows (made smaller, or enlarged without
+   an interpolation period): a scan of the lattice pitch in 2.5 % steps, each pitch screened for every
+   translation on a central window of 36 cells (small enough that the screen holds to ~1.25 % of scale), the
+   two likeliest checked in 0.4 % steps on a larger central region and refined on the whole image;
+7. **turned crop** (images up to SWEEP_AREA): turned in its own frame and cropped so that no fill is left,
+   then re-encoded (no cue gives the angle): the same window screen at every whole degree to 12 each way
+   (it holds to ~0.35 degree), checked and refined like the scaled family's;
+8. **straightened**: turned about the centre and cropped to the largest upright rectangle inside (kept
    at that size or rescaled), or turned in its own frame, or on an expanded canvas: for every angle to
    16 degrees in 0.4-degree steps the lattice follows, screened on a central region, the best refined;
    nearest-neighbour rotations undone at the angles the screen and the resampling trace suggest;
-7. **content box**: a picture inside a uniform border (padding, a screenshot), resized.
+9. **content box**: a picture inside a uniform border (padding, a screenshot), resized.
 
 Every candidate decoded counts towards MAX_DECODES, so the false-positive bound holds whatever the search
-tries. What the families cannot find: a crop made *smaller* (no trace gives its scale, and a translation
-screen is sharp to ~0.3 % of scale, so a blind scan over scale and offset is beyond the time budget), and
-a rotation whose corners were cropped away and then re-encoded (no fill; JPEG hides the resampling).
+tries. What the families cannot find, on images larger than SWEEP_AREA (the scans' time is kept for the
+small ones, whose other searches are cheap): a rotation whose corners were cropped away and then
+re-encoded (no fill; JPEG hides the resampling), and a crop resized by an unseen factor outside the pitch
+scan's range (crops keeping less than ~70 %) or mirrored as well.
 """
 
 from __future__ import annotations
@@ -882,34 +890,135 @@ def _upscaled(source: Source, lay: Layout):
         yield refine(source, lay, cand, 0.0, levels=1)
 
 
-#: A centred crop enlarged back to the image's size is searched for enlargements from CENTRED_SCALES[0]
-#: to [1] (crops keeping 80-98 % of each side; larger enlargements show their interpolation clearly, see
-#: _upscaled), in steps of CENTRED_STEP (a central region of TURN_SCREEN_CELLS tolerates +-0.6 %).
-CENTRED_SCALES: Final = (1.02, 1.25)
-CENTRED_STEP: Final = 0.012
+#: A crop resized by a factor nothing in the image shows (made smaller, or enlarged where the interpolation
+#: leaves no period) is searched at lattice pitches from SCALED_PITCHES[0] to [1] times the image's own cell
+#: (the pitch is the original's cell x output / crop width: 1.0-1.43 for crops keeping 70-100 % of each side
+#: of a 256 or 512 px original, whatever size they were resized to), in steps of SCALED_STEP (log scale),
+#: each screened for every translation on a central window of SCALED_CELLS cells: there the screen holds
+#: to about 1.25 % of scale (z ~10 at the right pitch, ~7 at 1.25 % off; chance reaches ~4.5 over the
+#: scan). The scan costs about the same at any image size, so images up to SWEEP_AREA, whose other
+#: searches are cheap, also get crops keeping 60-70 % (SMALL_SCALED_PITCHES: below that, the benchmark's
+#: crops enlarged by 1.5 or 2 are found by their interpolation or not at all) and a mirrored copy (a selfie's).
+SCALED_PITCHES: Final = (0.95, 1.45)
+SMALL_SCALED_PITCHES: Final = (0.84, 2.05)
+SCALED_STEP: Final = 0.025
+#: 36 cells and 4 samples a cell fill two tiles' fold (the screen's FFT) without padding.
+SCALED_CELLS: Final = 36
+#: The best SCALED_KEEP window screens from SCALED_Z standard deviations of chance are checked on a larger
+#: central region of SCALED_CHECK_CELLS cells, in scale steps of SCALED_CHECK_STEP and offsets of an eighth
+#: of a cell (what the scan's steps and samples leave), and refined on the whole image from there.
+SCALED_Z: Final = 3.8
+SCALED_KEEP: Final = 2
+SCALED_CHECK_CELLS: Final = 44
+SCALED_CHECK_STEP: Final = 0.004
 
 
-def _centred(source: Source, lay: Layout):
-    """A centred crop enlarged back to the image's size (the commonest "zoom in"), for when the
-    interpolation shows no period (text, flat pictures): each scale fixes the lattice about the centre
-    (the crop's edge rounded either way: a quarter pixel each side), screened on a central region; the
-    best refined in scale and offset."""
+def _scaled(source: Source, lay: Layout):
+    """A crop resized by an unknown factor: a scan of the lattice pitch, each pitch screened for every
+    translation (and a mirror) on a central window; the likeliest checked in scale and offset on a larger
+    central region, and refined on the whole image."""
     width, height = source.width, source.height
-    c0 = cell_size(width, height)
-    rows, cols = (height - 1) // c0 + 1, (width - 1) // c0 + 1
-    geometries: list[Geometry] = []
-    lo, hi = (math.log(v) for v in CENTRED_SCALES)
-    for scale in np.exp(np.arange(lo, hi + 1e-9, CENTRED_STEP)):
-        # the crop's left edge at (width - width / scale) / 2; its pixels' centres at (u + 0.5) s - 0.5
-        left, top = (width - width / scale) / 2, (height - height / scale) / 2
-        for ex in (-0.25, 0.25):
-            for ey in (-0.25, 0.25):
-                offset = (-(left + ex) * scale + (scale - 1) / 2, -(top + ey) * scale + (scale - 1) / 2)
-                geometries.append(Geometry((c0 * scale, 0.0, 0.0, c0 * scale), offset, (0, 0), (rows, cols)))
-    fits, zs = screen_geometries(source, lay, [_central(g, TURN_SCREEN_CELLS) for g in geometries])
-    found = [Candidate(g, 1.0, float(f), "centred", float(z)) for g, f, z in zip(geometries, fits, zs)]
-    # between the scale steps a true geometry can screen low: refine the likeliest, keep what then stands out
-    yield from _best([refine(source, lay, cand, 0.25, levels=2, scale=0.003) for cand in _best(found, z=3.5)])
+    own = math.sqrt(width * height) / CELLS_ACROSS
+    small = width * height <= SWEEP_AREA
+    lo, hi = (math.log(own * r) for r in (SMALL_SCALED_PITCHES if small else SCALED_PITCHES))
+    orientations = (_ORIENTATIONS[0], _ORIENTATIONS[1]) if small else _ORIENTATIONS[:1]  # as is; mirrored
+    found: list[Candidate] = []
+    windows: dict[int, tuple[Source, int, int]] = {}
+    for pitch in np.exp(np.arange(lo, hi + 1e-9, SCALED_STEP)):
+        if pitch < 1.5:
+            continue
+        # one window per band-pass step (its planes are shared), sized for that step's largest pitch
+        key = round(math.log(pitch) / COARSE_STEP)
+        if key not in windows:
+            side = int(math.ceil(SCALED_CELLS * math.exp((key + 0.5) * COARSE_STEP))) + 8
+            x0, y0 = max(0, (width - side) // 2), max(0, (height - side) // 2)
+            sub = Source(source.luma[y0 : y0 + side, x0 : x0 + side], source.taper[y0 : y0 + side, x0 : x0 + side])
+            windows[key] = (sub, x0, y0)
+        sub, x0, y0 = windows[key]
+        screened = dense_screen(sub, lay, np.eye(2) * pitch, 4, (1.0,), "scaled", 1, orientations, coarse=True)
+        # in the image's pixels (the read's extent is set for the likeliest, see _extended)
+        found += [replace(c, geometry=_moved(c.geometry, x0, y0)) for c in screened]
+    yield from _checked(source, lay, found, "scaled")
+
+
+def _checked(source: Source, lay: Layout, found: list[Candidate], family: str, turned: bool = False):
+    """The likeliest window screens of a scan (SCALED_KEEP from SCALED_Z), each checked on a larger central
+    region in scale (``turned``: in angle, TURN_CHECK_STEP) and offset, and refined on the whole image."""
+    width, height = source.width, source.height
+    centre = ((width - 1) / 2.0, (height - 1) / 2.0)
+    checked = []
+    for cand in _best(found, limit=SCALED_KEEP, z=SCALED_Z):
+        cand = replace(cand, geometry=_extended(cand.geometry, width, height))
+        step = cand.geometry.cell_sizes[0] / 8
+        trials = [
+            _moved(
+                cand.geometry,
+                dx * step,
+                dy * step,
+                k * TURN_CHECK_STEP if turned else 0.0,
+                1.0 if turned else 1.0 + k * SCALED_CHECK_STEP,
+                centre,
+            )
+            for k in range(-3, 4)
+            for dx, dy in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
+        ]
+        fits, zs = screen_geometries(source, lay, [_central(g, SCALED_CHECK_CELLS) for g in trials])
+        k = int(np.argmax(zs))
+        checked.append(Candidate(trials[k], 1.0, float(fits[k]), family, float(zs[k])))
+    for cand in _best(checked):
+        pitch = cand.geometry.cell_sizes[0]
+        if turned:
+            yield refine(source, lay, cand, pitch / 16, levels=2, turn=0.05)
+        else:
+            yield refine(source, lay, cand, pitch / 16, levels=3, scale=0.004)
+
+
+#: A picture turned in its own frame whose corners were then cropped away (and re-encoded: no fill, no
+#: resampling trace) is searched, on images up to SWEEP_AREA, at every TURN_SCAN_STEP degrees up to
+#: TURN_SCAN_MAX each way, each angle screened for every translation on the scan's central window (which
+#: holds to about +-0.35 degree).
+TURN_SCAN_STEP: Final = 1.0
+TURN_SCAN_MAX: Final = 12.0
+#: Angle steps (degrees) of the check of a turned scan's likeliest (+-3 steps: what the scan's step leaves).
+TURN_CHECK_STEP: Final = 0.12
+
+
+def _turned_crop(source: Source, lay: Layout):
+    """A rotation cropped to no fill, of a small image: a scan of the angle (see TURN_SCAN_STEP) at the cell
+    sizes of a crop keeping 70 % and more; the likeliest checked and refined like the scaled family's."""
+    width, height = source.width, source.height
+    if width * height > SWEEP_AREA:
+        return
+    own = math.sqrt(width * height) / CELLS_ACROSS
+    found: list[Candidate] = []
+    for cell in [c for c in CELL_SIZES if own / 1.05 <= c <= 1.45 * own]:
+        side = int(math.ceil(SCALED_CELLS * cell * 1.2)) + 8
+        x0, y0 = max(0, (width - side) // 2), max(0, (height - side) // 2)
+        sub = Source(source.luma[y0 : y0 + side, x0 : x0 + side], source.taper[y0 : y0 + side, x0 : x0 + side])
+        for turn in np.arange(TURN_SCAN_STEP, TURN_SCAN_MAX + 1e-9, TURN_SCAN_STEP):
+            for angle in (math.radians(turn), -math.radians(turn)):
+                rot = np.array([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])
+                screened = dense_screen(sub, lay, rot * cell, 4, (1.0,), "turned", 1, _ORIENTATIONS[:1], coarse=True)
+                found += [replace(c, geometry=_moved(c.geometry, x0, y0)) for c in screened]
+    yield from _checked(source, lay, found, "turned", turned=True)
+
+
+def _extended(geometry: Geometry, width: int, height: int) -> Geometry:
+    """The same lattice read over the whole image (a geometry found on a window of it)."""
+    a, b, c, d = geometry.matrix
+    m = np.array([[a, b], [c, d]])
+    offset = np.array(geometry.offset)
+    corners = np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]], dtype=np.float64)
+    kr = (corners - offset) @ np.linalg.inv(m).T  # lattice (column, row) of each corner
+    lo, hi = np.ceil(kr.min(axis=0) - 1e-6).astype(int), np.floor(kr.max(axis=0) + 1e-6).astype(int)
+    start = m @ lo + offset
+    i0, j0 = geometry.origin
+    return Geometry(
+        geometry.matrix,
+        (float(start[0]), float(start[1])),
+        (i0 + int(lo[1]), j0 + int(lo[0])),
+        (int(hi[1] - lo[1]) + 1, int(hi[0] - lo[0]) + 1),
+    )
 
 
 #: Angles (degrees) a straightened picture is searched at: every TURN_STEP up to MAX_TURN each way.
@@ -1014,8 +1123,9 @@ def _inner_share(aspect: float, t: float) -> float:
     return min(aspect / (aspect * math.cos(t) + math.sin(t)), 1.0 / (aspect * math.sin(t) + math.cos(t)))
 
 
-#: Images up to this many pixels have a nearest-neighbour rotation undone at every whole degree to
-#: SWEEP_TURN each way.
+#: Images up to this many pixels (whose other searches are cheap) have a nearest-neighbour rotation undone at
+#: every whole degree to SWEEP_TURN each way, the pitch scan's wider range and mirror (see _scaled) and the
+#: angle scan of _turned_crop.
 SWEEP_AREA: Final = 300 * 300
 SWEEP_TURN: Final = 10
 
@@ -1027,7 +1137,8 @@ FAMILIES: Final = (
     ("resized", lambda source, lay: _resized(source, lay)),
     ("rotated", _turned),
     ("upscaled", _upscaled),
-    ("centred", _centred),
+    ("scaled", _scaled),
+    ("turned crop", _turned_crop),
     ("straightened", _straightened),
     ("framed", _framed),
 )
