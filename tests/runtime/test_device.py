@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -71,11 +73,15 @@ def test_explicit_precision_is_honoured_whatever_the_hardware(monkeypatch, mode)
 
 
 @pytest.mark.parametrize(
-    ("load", "threads", "warns"), [(0.2, 2, False), (1.3, 2, True), (1.3, 1, False), (3.7, 1, True)]
+    ("load", "own", "threads", "warns"),
+    [(0.2, 0.0, 2, False), (1.3, 0.0, 2, True), (1.3, 0.0, 1, False), (3.7, 0.0, 1, True), (1.9, 1.8, 2, False)],
 )
-def test_auto_bf16_on_a_busy_cpu_warns_but_resolves_as_on_an_idle_one(monkeypatch, caplog, load, threads, warns):
+def test_auto_bf16_on_a_busy_cpu_warns_but_resolves_as_on_an_idle_one(monkeypatch, caplog, load, own, threads, warns):
+    """Other jobs' load warns; this process's own share of the load average (e.g. a benchmark that has been
+    training on both cores) does not."""
     _fake_cpu(monkeypatch, "avx512_bf16")
     monkeypatch.setattr(device_mod, "cpu_cores", lambda: 2)
+    monkeypatch.setattr(device_mod, "own_load", lambda: own)
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     monkeypatch.setattr(device_mod, "load_average", lambda: 0.0)
     idle = choose_precision("auto", torch.device("cpu"), image_side=128)
@@ -89,6 +95,13 @@ def test_auto_bf16_on_a_busy_cpu_warns_but_resolves_as_on_an_idle_one(monkeypatc
         assert "precision: fp32" in messages[0] and "OMP_NUM_THREADS=1" in messages[0]
     else:
         assert messages == []
+
+
+def test_own_load_counts_this_process_s_busy_cores():
+    start = time.process_time()
+    while time.process_time() - start < 0.3:  # keep one core busy
+        pass
+    assert 0.0 < device_mod.own_load() <= device_mod.cpu_cores()
 
 
 def test_cpu_flags_reads_proc_cpuinfo(tmp_path):

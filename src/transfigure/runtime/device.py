@@ -15,9 +15,11 @@ import contextlib
 import functools
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import torch
 
 logger = logging.getLogger(__name__)
@@ -31,8 +33,8 @@ CUDA_BF16_MIN_CAPABILITY = (8, 0)
 #: at the default run's 64 px (ngf 16) and 0.6-0.9x for the tests' 32 px models: below this side
 #: the casts cost more than the faster matrix units save.
 CPU_BF16_MIN_SIDE = 128
-#: how many cores' worth of other load (1-minute load average beyond the cores torch's threads
-#: leave free) makes :func:`warn_if_cpu_busy` warn. On 2 cores at load 2-4, 2-thread CycleGAN@128
+#: how many cores' worth of other jobs' load (the 1-minute load average less this process's own
+#: share, beyond the cores torch's threads leave free) makes :func:`warn_if_cpu_busy` warn. On 2 cores at load 2-4, 2-thread CycleGAN@128
 #: steps ran 0.87-0.94x in bf16 vs fp32, 1-thread ones 2.8-3.1x faster (README: contended CPU).
 CPU_BUSY_MARGIN = 1.0
 
@@ -128,6 +130,16 @@ def load_average() -> float | None:
         return None
 
 
+def own_load() -> float:
+    """This process's mean number of busy cores since it started: its own share of the load average
+    (a benchmark or a pipeline that has been computing loads the CPU itself; that is not other jobs)."""
+    with contextlib.suppress(psutil.Error, OSError):
+        process = psutil.Process()
+        cpu = process.cpu_times()
+        return (cpu.user + cpu.system) / max(time.time() - process.create_time(), 1.0)
+    return 0.0
+
+
 def warn_if_cpu_busy(threads: int | None = None) -> bool:
     """Warn (and return True) when torch's threads would oversubscribe a CPU other jobs already load.
 
@@ -139,18 +151,19 @@ def warn_if_cpu_busy(threads: int | None = None) -> bool:
     load = load_average()
     if load is None:
         return False
+    others = max(0.0, load - own_load())
     threads = threads or torch.get_num_threads()
     cores = cpu_cores()
-    if load < cores - threads + CPU_BUSY_MARGIN:
+    if others < cores - threads + CPU_BUSY_MARGIN:
         return False
     logger.warning(
-        "bf16 on a busy CPU: load average %.1f on %d cores, and torch uses %d threads. bf16 steps can run "
+        "bf16 on a busy CPU: other jobs load %.1f of %d cores, and torch uses %d threads. bf16 steps can run "
         "several times slower than fp32 when their threads compete with other jobs: give torch only the "
         "free cores (OMP_NUM_THREADS=%d) or set training.precision: fp32",
-        load,
+        others,
         cores,
         threads,
-        max(1, cores - round(load)),
+        max(1, cores - round(others)),
     )
     return True
 
