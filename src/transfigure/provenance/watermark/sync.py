@@ -132,6 +132,7 @@ class Source:
         self.mean = float(luma.mean()) if mean is None else mean
         self.height, self.width = self.luma.shape
         self._planes: dict[tuple[int, int, float], Planes] = {}
+        self._pyramid: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     @classmethod
     def of(cls, channels: np.ndarray) -> Source:
@@ -145,10 +146,9 @@ class Source:
         the clamp), and the taper of the original's values (what the embedder could mark)."""
         assert self.channels is not None
         low, high = pl.read_clamp((self.mean - b) / a)
-        original = (self.channels - np.float32(b)) * np.float32(1.0 / a)
         return Source(
             pl.clamped_luma(self.channels, (a * low + b, a * high + b)),
-            pl.taper_luma(original, (low, high)),
+            pl.taper_luma(self.channels, (low, high), change=(a, b)),
             self.channels,
             self.mean,
         )
@@ -162,7 +162,7 @@ class Source:
         if k not in self._planes:
             if coarse:
                 cell_x, cell_y = math.exp(k[0] * step), math.exp(k[1] * step)
-            self._planes[k] = band_planes(self.luma, self.taper, cell_x, cell_y)
+            self._planes[k] = band_planes(self.luma, self.taper, cell_x, cell_y, self._pyramid)
         return self._planes[k]
 
     def planes_around(
