@@ -198,14 +198,23 @@ def _template_fft(lay: Layout, spc: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fold(field: np.ndarray, period: int) -> np.ndarray:
-    """Sum an array (..., h, w) over all positions modulo ``period`` (zero padded)."""
-    *lead, h, w = field.shape
-    ph, pw = -(-h // period) * period, -(-w // period) * period
-    if (ph, pw) != (h, w):
-        padded = np.zeros((*lead, ph, pw), dtype=field.dtype)
-        padded[..., :h, :w] = field
-        field = padded
-    return field.reshape(*lead, ph // period, period, pw // period, period).sum(axis=(-4, -2))
+    """Sum a plane (h, w) over all positions modulo ``period`` (as if zero padded to whole periods): the
+    whole bands of rows first (a contiguous sum), then the columns of that, no padded copy."""
+    h, w = field.shape
+    whole_rows, whole_cols = h // period * period, w // period * period
+    if whole_rows:
+        rows = field[:whole_rows].reshape(-1, period, w).sum(axis=0)
+    else:
+        rows = np.zeros((period, w), field.dtype)
+    if h > whole_rows:
+        rows[: h - whole_rows] += field[whole_rows:]
+    if whole_cols:
+        out = rows[:, :whole_cols].reshape(period, -1, period).sum(axis=1)
+    else:
+        out = np.zeros((period, period), field.dtype)
+    if w > whole_cols:
+        out[:, : w - whole_cols] += rows[:, whole_cols:]
+    return out
 
 
 #: The 8 flips and quarter turns as operations on a dense grid: (transpose, flip rows, flip columns).
