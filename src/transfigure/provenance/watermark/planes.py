@@ -279,14 +279,19 @@ def limit_distortion(planes: Planes, marked: np.ndarray, pattern: np.ndarray) ->
     return planes.finish(planes.values + math.sqrt(limit / mse) * 0.98 * pattern)
 
 
-def taper_luma(channels: np.ndarray, clamp: tuple[float, float]) -> np.ndarray:
+def taper_luma(
+    channels: np.ndarray, clamp: tuple[float, float], change: tuple[float, float] | None = None
+) -> np.ndarray:
     """How much of a unit luminance change each pixel can carry (0..1): :func:`saturation_taper` of the
-    channels, shared out over R, G and B as the embedder does, as a luminance. 8-bit values go through a
-    lookup table (the same numbers, a tenth of the time)."""
+    channels, shared out over R, G and B as the embedder does, as a luminance. ``change`` = (a, b): the
+    taper of the values a change x -> a x + b was made from, (channels - b) / a. 8-bit values go through a
+    lookup table of the 256 levels (the same float32 numbers per pixel, a tenth of the time)."""
     if channels.dtype == np.float32 and channels.min() >= 0 and channels.max() <= 255:
         whole = channels.astype(np.uint8)
         if np.array_equal(whole, channels):
             levels = np.arange(256, dtype=np.float32)[:, None, None]
+            if change is not None:
+                levels = (levels - np.float32(change[1])) * np.float32(1.0 / change[0])
             table = saturation_taper(np.repeat(levels, channels.shape[2], axis=2), clamp)  # (256, 1, C)
             weights = (CHANNEL_SHARE * LUMA_WEIGHTS) if channels.shape[2] == 3 else np.ones(1, np.float32)
             table = (table * weights).astype(np.float32).reshape(256, 1, channels.shape[2])
@@ -298,6 +303,8 @@ def taper_luma(channels: np.ndarray, clamp: tuple[float, float]) -> np.ndarray:
                 if channels.shape[2] > 1
                 else looked[..., 0]
             )
+    if change is not None:
+        channels = (channels - np.float32(change[1])) * np.float32(1.0 / change[0])
     taper = saturation_taper(channels, clamp)
     if taper.shape[2] == 3:
         taper = taper * CHANNEL_SHARE

@@ -79,13 +79,29 @@ class Planes:
     level: int
 
 
-def band_planes(luma: np.ndarray, taper: np.ndarray, cell_x: float, cell_y: float | None = None) -> Planes:
-    """The planes a read of cells of ``cell_x`` by ``cell_y`` image pixels samples."""
+def band_planes(
+    luma: np.ndarray,
+    taper: np.ndarray,
+    cell_x: float,
+    cell_y: float | None = None,
+    pyramid: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> Planes:
+    """The planes a read of cells of ``cell_x`` by ``cell_y`` image pixels samples. ``pyramid``: the
+    reduced (luma, taper) per level of these same planes, filled as needed (a search band-passes the one
+    image for many cell sizes at the same few levels)."""
     cell_y = cell_x if cell_y is None else cell_y
     lv = level(cell_x, cell_y)
     f = 2.0**-lv
+    if pyramid is None:
+        reduced_luma, reduced_taper = reduce(luma, lv), reduce(taper, lv)
+    else:
+        pyramid.setdefault(0, (luma, taper))
+        below = max(k for k in pyramid if k <= lv)
+        for k in range(below + 1, lv + 1):  # each level from the one below: what reduce(plane, k) computes
+            pyramid[k] = (reduce(pyramid[k - 1][0], 1), reduce(pyramid[k - 1][1], 1))
+        reduced_luma, reduced_taper = pyramid[lv]
     return Planes(
-        bandpass(reduce(luma, lv), cell_x * f, cell_y * f), support_plane(reduce(taper, lv), cell_x * f, cell_y * f), lv
+        bandpass(reduced_luma, cell_x * f, cell_y * f), support_plane(reduced_taper, cell_x * f, cell_y * f), lv
     )
 
 

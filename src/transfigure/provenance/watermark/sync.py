@@ -132,6 +132,7 @@ class Source:
         self.mean = float(luma.mean()) if mean is None else mean
         self.height, self.width = self.luma.shape
         self._planes: dict[tuple[int, int, float], Planes] = {}
+        self._pyramid: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     @classmethod
     def of(cls, channels: np.ndarray) -> Source:
@@ -145,10 +146,9 @@ class Source:
         the clamp), and the taper of the original's values (what the embedder could mark)."""
         assert self.channels is not None
         low, high = pl.read_clamp((self.mean - b) / a)
-        original = (self.channels - np.float32(b)) * np.float32(1.0 / a)
         return Source(
             pl.clamped_luma(self.channels, (a * low + b, a * high + b)),
-            pl.taper_luma(original, (low, high)),
+            pl.taper_luma(self.channels, (low, high), change=(a, b)),
             self.channels,
             self.mean,
         )
@@ -162,7 +162,7 @@ class Source:
         if k not in self._planes:
             if coarse:
                 cell_x, cell_y = math.exp(k[0] * step), math.exp(k[1] * step)
-            self._planes[k] = band_planes(self.luma, self.taper, cell_x, cell_y)
+            self._planes[k] = band_planes(self.luma, self.taper, cell_x, cell_y, self._pyramid)
         return self._planes[k]
 
     def planes_around(
@@ -188,24 +188,36 @@ class Source:
 
 @functools.lru_cache(maxsize=16)
 def _template_fft(lay: Layout, spc: int) -> tuple[np.ndarray, np.ndarray]:
-    """FFTs of the pilot template and pilot mask laid out on a sample grid of ``spc`` samples per cell."""
+    """FFTs of the pilot template and pilot mask laid out on a sample grid of ``spc`` samples per cell (the
+    mask's as the half spectrum of a real FFT; single precision: the weights it sums are good to ~1e-7
+    of their total and the screen only ranks and thresholds them)."""
     period = 2 * TILE * spc
     template = np.zeros((CHANNELS, period, period), dtype=np.complex128)
     template[:, :: 2 * spc, :: 2 * spc] = lay.pilot_template
     mask = np.zeros((period, period))
     mask[:: 2 * spc, :: 2 * spc] = np.abs(lay.pilot_sign).sum(axis=-1)
-    return np.conj(np.fft.fft2(np.conj(template))).astype(np.complex64), np.conj(np.fft.fft2(mask))
+    mask_fft = np.conj(np.fft.fft2(mask))[:, : period // 2 + 1]
+    return np.conj(np.fft.fft2(np.conj(template))).astype(np.complex64), np.ascontiguousarray(mask_fft, np.complex64)
 
 
 def _fold(field: np.ndarray, period: int) -> np.ndarray:
-    """Sum an array (..., h, w) over all positions modulo ``period`` (zero padded)."""
-    *lead, h, w = field.shape
-    ph, pw = -(-h // period) * period, -(-w // period) * period
-    if (ph, pw) != (h, w):
-        padded = np.zeros((*lead, ph, pw), dtype=field.dtype)
-        padded[..., :h, :w] = field
-        field = padded
-    return field.reshape(*lead, ph // period, period, pw // period, period).sum(axis=(-4, -2))
+    """Sum a plane (h, w) over all positions modulo ``period`` (as if zero padded to whole periods): the
+    whole bands of rows first (a contiguous sum), then the columns of that, no padded copy."""
+    h, w = field.shape
+    whole_rows, whole_cols = h // period * period, w // period * period
+    if whole_rows:
+        rows = field[:whole_rows].reshape(-1, period, w).sum(axis=0)
+    else:
+        rows = np.zeros((period, w), field.dtype)
+    if h > whole_rows:
+        rows[: h - whole_rows] += field[whole_rows:]
+    if whole_cols:
+        out = rows[:, :whole_cols].reshape(period, -1, period).sum(axis=1)
+    else:
+        out = np.zeros((period, period), field.dtype)
+    if w > whole_cols:
+        out[:, : w - whole_cols] += rows[:, whole_cols:]
+    return out
 
 
 #: The 8 flips and quarter turns as operations on a dense grid: (transpose, flip rows, flip columns).
@@ -340,7 +352,7 @@ def dense_screen(
     norms = {}
     for orientation in orientations:  # the pilots' total weight at each translation
         w = _oriented_weight(weight_fold, weight.shape, *orientation)
-        norms[orientation] = scipy.fft.irfft2(scipy.fft.rfft2(w) * mask_fft[:, : period // 2 + 1], s=w.shape)
+        norms[orientation] = scipy.fft.irfft2(scipy.fft.rfft2(w) * mask_fft, s=w.shape)
     for gain in gains:
         scale = np.float32(0.25 * 2 * np.pi / (gain * DELTA))
         # weighted phasors of each channel, folded as real and imaginary planes (the field is large, its
