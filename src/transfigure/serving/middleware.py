@@ -340,12 +340,7 @@ class BodyLimitMiddleware:
 
     async def _send_413(self, send: Any, *, close: bool) -> None:
         err = body_too_large(self.max_body_bytes)
-        body = ErrorBody(error=err.error, detail=err.detail).model_dump_json().encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        if close:
-            headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await send_error(send, 413, err.error, err.detail, {"Connection": "close"} if close else None)
 
 
 def _replay(messages: list[Message], receive: Any) -> Any:
