@@ -101,7 +101,7 @@ def load_bundled(bundle_dir: Path, name: str) -> ResolvedModel:
 
 
 # -- the registry ----------------------------------------------------------------------------------
-def _run_metrics(client: Any, run_id: str | None, version_tags: dict[str, str]) -> dict[str, float]:
+def run_metrics(client: Any, run_id: str | None, version_tags: dict[str, str]) -> dict[str, float]:
     """Latest run metrics plus evaluation metrics tagged on the version (``metric.<key>``)."""
     metrics: dict[str, float] = {}
     if run_id:
@@ -157,7 +157,7 @@ def resolve_from_registry(spec: ModelSpec) -> ResolvedModel:
         source="registry",
         run_id=mv.run_id,
         variant=config.get("variant"),
-        metrics=_run_metrics(client, mv.run_id, tags),
+        metrics=run_metrics(client, mv.run_id, tags),
         tracking_uri=uri,
     )
 

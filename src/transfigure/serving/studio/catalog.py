@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from transfigure.serving.config import model_cache_dir
-from transfigure.serving.resolution import ResolvedModel, _run_metrics
+from transfigure.serving.resolution import ResolvedModel, run_metrics
 
 logger = logging.getLogger("transfigure.serving")
 
@@ -58,7 +58,7 @@ def _version_entry(client: Any, name: str, version: str, roles: list[str]) -> di
         "run_id": mv.run_id,
         "created": mv.creation_timestamp,
         "description": mv.description or "",
-        "metrics": _run_metrics(client, mv.run_id, dict(mv.tags or {})),
+        "metrics": run_metrics(client, mv.run_id, dict(mv.tags or {})),
         "grid": _grid(client, mv.run_id),
     }
 
