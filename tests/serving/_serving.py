@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from _support import (  # noqa: F401  - the serving tests import them from here
@@ -268,6 +269,17 @@ class Server:
                 if fields[3] == "0A" and int(port, 16) == self.port:
                     found.add(address)
         return found
+
+    def refused(self, timeout: float) -> str:
+        """The output of a server that must refuse to start: fails the test if it is still running after
+        ``timeout`` s or exited 0."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the server started although it had to refuse: {self.stop()[-2000:]}")
+        out = self.stop()
+        assert self.proc.returncode != 0, out[-2000:]
+        return out
 
     def stop(self) -> str:
         if self.proc.poll() is None:
