@@ -925,6 +925,14 @@ SCALED_CHECK_CELLS: Final = 44
 SCALED_CHECK_STEP: Final = 0.004
 
 
+def _central_window(source: Source, side: int) -> tuple[Source, int, int]:
+    """The central ``side`` x ``side`` pixels of ``source`` (all of an axis shorter than that) as a source of
+    their own, with its top-left corner in the image."""
+    x0, y0 = max(0, (source.width - side) // 2), max(0, (source.height - side) // 2)
+    window = (slice(y0, y0 + side), slice(x0, x0 + side))
+    return Source(source.luma[window], source.taper[window]), x0, y0
+
+
 def _scaled(source: Source, lay: Layout):
     """A crop resized by an unknown factor: a scan of the lattice pitch, each pitch screened for every
     translation (and a mirror) on a central window; the likeliest checked in scale and offset on a larger
@@ -942,10 +950,9 @@ def _scaled(source: Source, lay: Layout):
         # one window per band-pass step (its planes are shared), sized for that step's largest pitch
         key = round(math.log(pitch) / COARSE_STEP)
         if key not in windows:
-            side = int(math.ceil(SCALED_CELLS * math.exp((key + 0.5) * COARSE_STEP))) + 8
-            x0, y0 = max(0, (width - side) // 2), max(0, (height - side) // 2)
-            sub = Source(source.luma[y0 : y0 + side, x0 : x0 + side], source.taper[y0 : y0 + side, x0 : x0 + side])
-            windows[key] = (sub, x0, y0)
+            windows[key] = _central_window(
+                source, int(math.ceil(SCALED_CELLS * math.exp((key + 0.5) * COARSE_STEP))) + 8
+            )
         sub, x0, y0 = windows[key]
         screened = dense_screen(sub, lay, np.eye(2) * pitch, 4, (1.0,), "scaled", 1, orientations, coarse=True)
         # in the image's pixels (the read's extent is set for the likeliest, see _extended)
@@ -1004,9 +1011,7 @@ def _turned_crop(source: Source, lay: Layout):
     own = math.sqrt(width * height) / CELLS_ACROSS
     found: list[Candidate] = []
     for cell in [c for c in CELL_SIZES if own / 1.05 <= c <= 1.45 * own]:
-        side = int(math.ceil(SCALED_CELLS * cell * 1.2)) + 8
-        x0, y0 = max(0, (width - side) // 2), max(0, (height - side) // 2)
-        sub = Source(source.luma[y0 : y0 + side, x0 : x0 + side], source.taper[y0 : y0 + side, x0 : x0 + side])
+        sub, x0, y0 = _central_window(source, int(math.ceil(SCALED_CELLS * cell * 1.2)) + 8)
         for turn in np.arange(TURN_SCAN_STEP, TURN_SCAN_MAX + 1e-9, TURN_SCAN_STEP):
             for angle in (math.radians(turn), -math.radians(turn)):
                 rot = np.array([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])
