@@ -66,6 +66,13 @@ def test_rotations_are_found_at_their_angle(marked, angle):
         assert detection.rotation_deg == pytest.approx(angle, abs=0.3)
 
 
+def test_a_large_textured_picture_rotated_on_an_expanded_canvas(photo):
+    # its fill puts the original's sides at ~513.4 px: the undo needs the whole size that gives the canvas
+    big = embed_watermark(photo("grass", 512), PAYLOAD, KEY)
+    detection = detect_watermark(rotate(big, -10.0, expand=True), KEY)
+    assert detection.payload == PAYLOAD and detection.rotation_deg == pytest.approx(-10.0, abs=0.05)
+
+
 def test_a_straightened_and_enlarged_picture(marked):
     image = inner_rectangle(marked, 9.0, Image.Resampling.BICUBIC, rescale=True)
     assert detect_watermark(image, KEY).payload == PAYLOAD

@@ -150,6 +150,19 @@ def test_undoing_a_nearest_rotation_restores_the_pixels_it_copied(photo, angle):
     assert nearest.unrotate(turned, taper, angle, (100, 90)) is None  # sizes no rotation gives
 
 
+def test_the_expanded_canvas_is_pillows_and_gives_back_the_whole_original_size():
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        size = (int(rng.integers(40, 700)), int(rng.integers(40, 700)))
+        angle = float(rng.uniform(-40, 40))
+        canvas = Image.new("L", size).rotate(angle, expand=True).size
+        assert nearest.expanded_size(size, angle) == canvas, (size, angle)
+        # the fill's edges put the original's sides a pixel or two off: the whole size that gives this canvas
+        guess = (size[0] + rng.uniform(-1.6, 1.6), size[1] + rng.uniform(-1.6, 1.6))
+        assert size in nearest.original_sizes(canvas, angle, guess)
+    assert nearest.original_sizes((594, 594), 10.0, (513.4, 513.3))[0] == (512, 512)
+
+
 def test_the_undo_plan_cache_stays_within_its_budget():
     for angle in np.arange(0.5, 12.0, 0.5):
         nearest._plan((256, 256), (256, 256), float(angle))

@@ -10,6 +10,7 @@ pixel came from are filled from their neighbours. Shared by the current and the 
 from __future__ import annotations
 
 import collections
+import math
 import threading
 from dataclasses import dataclass
 from typing import Final
@@ -17,7 +18,7 @@ from typing import Final
 import numpy as np
 from PIL import Image
 
-__all__ = ["UNDO_CACHE_BYTES", "undo_nearest_rotation", "unrotate"]
+__all__ = ["UNDO_CACHE_BYTES", "expanded_size", "original_sizes", "undo_nearest_rotation", "unrotate"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,6 +84,36 @@ def _plan(
             while sum(p.nbytes for p in _plans.values()) > UNDO_CACHE_BYTES:
                 _plans.popitem(last=False)
     return plan
+
+
+def expanded_size(size: tuple[int, int], angle: float) -> tuple[int, int]:
+    """The canvas (w, h) ``Image.rotate(angle, expand=True)`` gives a picture of ``size``: Pillow's own
+    arithmetic (its inverse matrix about the centre, the turned corners rounded outwards)."""
+    w, h = size
+    t = -math.radians(angle % 360.0)
+    a, b, d, e = round(math.cos(t), 15), round(math.sin(t), 15), round(-math.sin(t), 15), round(math.cos(t), 15)
+    c = a * (-w / 2) + b * (-h / 2) + w / 2
+    f = d * (-w / 2) + e * (-h / 2) + h / 2
+    corners = ((0, 0), (w, 0), (w, h), (0, h))
+    xs = [a * x + b * y + c for x, y in corners]
+    ys = [d * x + e * y + f for x, y in corners]
+    return math.ceil(max(xs)) - math.floor(min(xs)), math.ceil(max(ys)) - math.floor(min(ys))
+
+
+def original_sizes(
+    output_size: tuple[int, int], angle: float, estimate: tuple[float, float], reach: int = 2
+) -> list[tuple[int, int]]:
+    """The picture sizes within ``reach`` pixels of ``estimate`` (w, h) that an expanded rotation by ``angle``
+    turns into ``output_size``, the closest first (a fill's edges tell the size to a pixel or two; only
+    whole sizes whose canvas is exactly this one can be undone)."""
+    w0, h0 = estimate
+    sizes = [
+        (w, h)
+        for w in range(max(1, round(w0) - reach), round(w0) + reach + 1)
+        for h in range(max(1, round(h0) - reach), round(h0) + reach + 1)
+        if expanded_size((w, h), angle) == output_size
+    ]
+    return sorted(sizes, key=lambda s: (s[0] - w0) ** 2 + (s[1] - h0) ** 2)
 
 
 def _apply(plan: _UndoPlan, plane: np.ndarray, source_size: tuple[int, int]) -> np.ndarray:

@@ -115,6 +115,8 @@ class Candidate:
     #: the image as read for this candidate when it is not the one checked (a clamp moved for a
     #: brightness change, a nearest-neighbour rotation undone)
     source: Source | None = field(default=None, compare=False, repr=False)
+    #: the geometry in the checked image's pixels, when ``source`` is a rotation undone (what is reported)
+    reported: Geometry | None = field(default=None, compare=False, repr=False)
 
 
 #: Screening reads band-pass for cell sizes in steps of this much (log scale): see Source.planes.
@@ -497,7 +499,7 @@ class _Decoder:
         cand, best = max(self.decoded, key=lambda cd: (cd[1].ok, cd[1].matched, cd[0].fitness))
         p_value = min(1.0, len(self.decoded) * binomial_tail(CHECK_BITS, best.matched))
         raw = np.packbits(best.payload_bits).tobytes()
-        g = cand.geometry
+        g = cand.reported or cand.geometry
         a, b, c, d = g.matrix
         flipped = (a * d - b * c) < 0
         c0_image = math.sqrt(abs(a * d - b * c))
@@ -842,20 +844,22 @@ def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
         found += dense_screen(source, lay, turn * cell, 4, (1.0,), "rotated", orientations=_ORIENTATIONS[:1])
     for cand in _best(found):
         yield refine(source, lay, cand, 0.25, levels=3, turn=0.05)
-    yield from _unrotated(source, lay, rotation, round(w0), round(h0))
+    yield from _unrotated(source, lay, rotation, w0, h0)
 
 
-def _unrotated(source: Source, lay: Layout, rotation: cues.Rotation, w0: int, h0: int):
+def _unrotated(source: Source, lay: Layout, rotation: cues.Rotation, w0: float, h0: float):
     """Undo a nearest-neighbour rotation (Pillow's default) at the likely angles used: the fill's angle
-    rounded to tenths and halves of a degree; then the identity read of what that restores."""
+    rounded to tenths and halves of a degree, from the picture size the fill suggests (on an expanded
+    canvas: the whole size nearest it that gives this canvas) or this image's; then the identity read of
+    what that restores."""
     angles = list(dict.fromkeys([round(rotation.angle * 2) / 2, round(rotation.angle, 1)]))
     found = []
+    image_size = (source.width, source.height)
     for angle in angles:
-        for size in dict.fromkeys([(w0, h0), (source.width, source.height)]):
-            restored = nearest.unrotate(source.luma, source.taper, angle, size)
-            if restored is None:
-                continue
-            found.append(_identity_candidate(lay, Source(*restored), size[0], size[1], "unrotated"))
+        expanded = nearest.original_sizes(image_size, angle, (w0, h0))[:1] or [(round(w0), round(h0))]
+        for size in dict.fromkeys([*expanded, image_size]):
+            if (cand := _undone(source, lay, angle, size, "unrotated")) is not None:
+                found.append(cand)
     yield from _best(found, limit=1, z=4.0)
 
 
@@ -1103,9 +1107,8 @@ def _straightened(source: Source, lay: Layout):
     angles = list(dict.fromkeys(a for t in likely for a in (round(t), round(t * 2) / 2) if a))[:budget]
     undone = []
     for angle in angles:
-        restored = nearest.unrotate(source.luma, source.taper, angle, (width, height))  # corners cut off
-        if restored is not None:
-            undone.append(_identity_candidate(lay, Source(*restored), width, height, "straightened"))
+        if (cand := _undone(source, lay, angle, (width, height), "straightened")) is not None:  # corners cut off
+            undone.append(cand)
         k = _inner_share(aspect, math.radians(abs(angle)))
         for w0 in range(math.ceil(width / k) - 1, math.ceil((width + 1) / k) + 1):
             h0 = round(w0 / aspect)
@@ -1113,9 +1116,8 @@ def _straightened(source: Source, lay: Layout):
             if (cw, ch) != (width, height) or min(w0, h0) < 32:
                 continue
             box = ((w0 - cw) // 2, (h0 - ch) // 2, (w0 - cw) // 2 + cw, (h0 - ch) // 2 + ch)
-            restored = nearest.unrotate(source.luma, source.taper, angle, (w0, h0), box)
-            if restored is not None:
-                undone.append(_identity_candidate(lay, Source(*restored), w0, h0, "straightened"))
+            if (cand := _undone(source, lay, angle, (w0, h0), "straightened", box)) is not None:
+                undone.append(cand)
     yield from _best(undone, limit=1, z=4.0)
     # a small image (cheap to undo) whose rotation left no fill the cue reads (dark corners) and no trace:
     # every whole degree, each restored picture screened on a central region first
@@ -1124,14 +1126,9 @@ def _straightened(source: Source, lay: Layout):
         for angle in (sign * d for d in range(1, SWEEP_TURN + 1) for sign in (1, -1)):
             if angle in angles:
                 continue
-            restored = nearest.unrotate(source.luma, source.taper, angle, (width, height))
-            if restored is None:
-                continue
-            candidate_source = Source(*restored)
-            if screen_geometries(candidate_source, lay, [_central(identity, SCREEN_CELLS)])[1][0] >= 3.0:
-                cand = _identity_candidate(lay, candidate_source, width, height, "straightened")
-                if cand.z >= 4.0:
-                    yield cand
+            cand = _undone(source, lay, angle, (width, height), "straightened", screen=_central(identity, SCREEN_CELLS))
+            if cand is not None and cand.z >= 4.0:
+                yield cand
 
 
 def _inner_share(aspect: float, t: float) -> float:
@@ -1167,8 +1164,38 @@ def _angle(geometry: Geometry) -> float:
     return math.degrees(math.atan2(-c, a))
 
 
-def _identity_candidate(lay: Layout, source: Source, w0: int, h0: int, family: str) -> Candidate:
-    """The identity read of a restored original of w0 x h0."""
+def _undone(
+    source: Source,
+    lay: Layout,
+    angle: float,
+    size: tuple[int, int],
+    family: str,
+    box: tuple[int, int, int, int] | None = None,
+    screen: Geometry | None = None,
+) -> Candidate | None:
+    """The identity read of the ``size`` (w, h) picture a nearest-neighbour ``rotate(angle)`` (expanded, or
+    cropped to ``box``) turned into this image, restored exactly; None when no such rotation gives this
+    image's size, or when ``screen`` (a central region) scores under 3 deviations of chance first. The
+    candidate reports its geometry in this image's pixels."""
+    restored = nearest.unrotate(source.luma, source.taper, angle, size, box)
+    if restored is None:
+        return None
+    picture = Source(*restored)
+    if screen is not None and screen_geometries(picture, lay, [screen])[1][0] < 3.0:
+        return None
+    w0, h0 = size
     geometry = Geometry.identity(cell_size(w0, h0), h0, w0)
-    fits, zs = _reading_z(lay, source.read(geometry), np.array([1.0]))
-    return Candidate(geometry, 1.0, float(fits[0]), family, float(zs[0]), source)
+    fits, zs = _reading_z(lay, picture.read(geometry), np.array([1.0]))
+    # Pillow turns about the centres (pixel corners at whole coordinates): the picture's centre lands on
+    # the canvas's, or on the uncropped frame's for a crop to ``box``
+    t = math.radians(angle)
+    turn = np.array([[math.cos(t), math.sin(t)], [-math.sin(t), math.cos(t)]])
+    centre = np.array(size) / 2.0
+    canvas = centre - np.array(box[:2]) if box else np.array([source.width, source.height]) / 2.0
+    offset = turn @ (np.array(geometry.offset) + 0.5 - centre) + canvas - 0.5
+    reported = replace(
+        geometry,
+        matrix=tuple(float(v) for v in (turn @ np.array(geometry.matrix).reshape(2, 2)).ravel()),
+        offset=(float(offset[0]), float(offset[1])),
+    )
+    return Candidate(geometry, 1.0, float(fits[0]), family, float(zs[0]), picture, reported)
