@@ -73,6 +73,14 @@ def test_a_large_textured_picture_rotated_on_an_expanded_canvas(photo):
     assert detection.payload == PAYLOAD and detection.rotation_deg == pytest.approx(-10.0, abs=0.05)
 
 
+@pytest.mark.parametrize("angle", [-15.0, 12.3])
+def test_a_textured_picture_straightened_at_any_tenth_of_a_degree(photo, angle):
+    # grass: the nearest-neighbour jitter hides the mark from every screen; the copied pixels give the angle
+    textured = embed_watermark(photo("grass", 256), PAYLOAD, KEY)
+    detection = detect_watermark(inner_rectangle(textured, angle), KEY)
+    assert detection.payload == PAYLOAD and detection.rotation_deg == pytest.approx(angle, abs=0.05)
+
+
 def test_a_straightened_and_enlarged_picture(marked):
     image = inner_rectangle(marked, 9.0, Image.Resampling.BICUBIC, rescale=True)
     assert detect_watermark(image, KEY).payload == PAYLOAD

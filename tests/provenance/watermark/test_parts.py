@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from transfigure.provenance.attacks import rotate
+from transfigure.provenance.attacks import inner_rectangle, rotate
 from transfigure.provenance.watermark import cues, embed_watermark, nearest, sync
 from transfigure.provenance.watermark import planes as pl
 from transfigure.provenance.watermark.layout import cell_size, layout
@@ -124,6 +124,17 @@ def test_the_rotation_cue_reads_the_angle_and_the_original_size(photo):
         assert found is not None and abs(found.angle - angle) < 0.3
         assert abs(found.width - 240) < 4 and abs(found.height - 240) < 4
     assert cues.rotation_fill(pl.read_channels(image)) is None
+
+
+def test_the_nearest_rotation_cue_reads_the_angle_and_its_sign_from_the_copied_pixels(photo):
+    image = photo("grass", 256)
+    for angle in (-15.0, 12.3, 9.0):
+        found = cues.nearest_rotation(pl.read_channels(inner_rectangle(image, angle)))
+        assert found and abs(found[0][0] - angle) <= 0.1, (angle, found)
+        assert found[0][1] > 3.0
+    # nothing turned (or turned with interpolation): no angle stands out
+    for unturned in (image, inner_rectangle(image, 12.0, Image.Resampling.BICUBIC)):
+        assert all(strength < 3.0 for _, strength in cues.nearest_rotation(pl.read_channels(unturned)))
 
 
 def test_the_content_box_finds_a_picture_in_its_border(photo):

@@ -1099,12 +1099,15 @@ def _straightened(source: Source, lay: Layout):
     # Pillow's default rotation copies the nearest pixel (half a pixel of jitter the read does not take):
     # undo it exactly for the best angles, rounded as people type them
     found.sort(key=lambda c: c.z, reverse=True)
-    # (the screen's likeliest angles and the resampling trace's, whose sign it cannot tell)
+    # (the nearest-neighbour duplicates' angle, good to ~0.05 degree: the half degree it is on, else its
+    # tenth; then the screen's likeliest angles and the resampling trace's, whose sign it cannot tell)
+    copied = [a for a, _ in cues.nearest_rotation(source.channels, 1)] if source.channels is not None else []
+    exact = [round(t * 2) / 2 if abs(t * 2 - round(t * 2)) <= 0.2 else round(t, 1) for t in copied]
     likely = [_angle(c.geometry) for c in sorted(refined, key=lambda c: c.z, reverse=True)]
     likely += [a * sign for a in cues.rotation_traces(source.luma, 2) for sign in (1, -1)]
     likely += [_angle(c.geometry) for c in found[:3]]
     budget = 6 if width * height <= 400 * 400 else 4  # each undo is a rotation of an index image
-    angles = list(dict.fromkeys(a for t in likely for a in (round(t), round(t * 2) / 2) if a))[:budget]
+    angles = list(dict.fromkeys([*exact, *(a for t in likely for a in (round(t), round(t * 2) / 2) if a)]))[:budget]
     undone = []
     for angle in angles:
         if (cand := _undone(source, lay, angle, (width, height), "straightened")) is not None:  # corners cut off
