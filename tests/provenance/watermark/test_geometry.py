@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from transfigure.provenance import detect_watermark, embed_watermark
-from transfigure.provenance.attacks import GEOMETRIC, crop, inner_rectangle, jpeg, rotate
+from transfigure.provenance.attacks import GEOMETRIC, crop, inner_rectangle, jpeg, rotate, screenshot
 
 KEY = b"watermark tests key"
 PAYLOAD = bytes.fromhex("0123456789abcdef")
@@ -79,6 +79,14 @@ def test_a_textured_picture_straightened_at_any_tenth_of_a_degree(photo, angle):
     textured = embed_watermark(photo("grass", 256), PAYLOAD, KEY)
     detection = detect_watermark(inner_rectangle(textured, angle), KEY)
     assert detection.payload == PAYLOAD and detection.rotation_deg == pytest.approx(angle, abs=0.05)
+
+
+def test_a_screenshot_of_a_product_shot_on_white(photo):
+    # the picture's white edge is close to the page's grey: the border's edges must not come out late
+    product = Image.new("RGB", (256, 256), (255, 255, 255))
+    product.paste(photo("coffee", 248), (3, 5))
+    detection = detect_watermark(screenshot(embed_watermark(product, PAYLOAD, KEY)), KEY)
+    assert detection.payload == PAYLOAD
 
 
 def test_a_straightened_and_enlarged_picture(marked):

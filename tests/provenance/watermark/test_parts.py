@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from transfigure.provenance.attacks import inner_rectangle, rotate
+from transfigure.provenance.attacks import inner_rectangle, jpeg, rotate
 from transfigure.provenance.watermark import cues, embed_watermark, nearest, sync
 from transfigure.provenance.watermark import planes as pl
 from transfigure.provenance.watermark.layout import cell_size, layout
@@ -144,6 +144,16 @@ def test_the_content_box_finds_a_picture_in_its_border(photo):
     box = cues.content_box(pl.read_channels(framed))
     assert box is not None and np.allclose(box, (31, 17, 181, 167), atol=1.0)
     assert cues.content_box(pl.read_channels(picture)) is None
+
+
+def test_the_content_box_finds_a_product_shot_on_white_in_a_light_page(photo):
+    # the picture's own white is close to the page's grey: its edges start where its pixels leave that grey
+    product = Image.new("RGB", (150, 150), (255, 255, 255))
+    product.paste(photo("coffee", 144), (3, 3))  # a few white pixels, then the subject
+    framed = Image.new("RGB", (220, 200), (238, 238, 236))
+    framed.paste(product, (31, 17))
+    box = cues.content_box(pl.read_channels(jpeg(framed, 80)))
+    assert box is not None and np.allclose(box, (31, 17, 181, 167), atol=0.5), box
 
 
 @pytest.mark.parametrize("angle", [9.5, -4.0])

@@ -55,6 +55,20 @@ def _edge(profile: np.ndarray) -> float | None:
     return float(k)
 
 
+#: A pixel is off the border's colour by more than this (0..255, its largest channel difference): above
+#: JPEG's noise on a flat border and most of its ringing next to the picture.
+BOX_OFF_COLOUR: Final = 8.0
+
+
+def _step(share: np.ndarray) -> int | None:
+    """The first index where a share of off-border pixels reaches 1/2 after a run of border (shares under
+    0.2), or None: the picture's first pixel, for a picture pasted at whole pixels."""
+    above = np.flatnonzero(share >= 0.5)
+    if not above.size or above[0] < 2 or share[: above[0] - 1].max() >= 0.2:
+        return None
+    return int(above[0])
+
+
 def content_box(channels: np.ndarray) -> tuple[float, float, float, float] | None:
     """(left, top, right, bottom) pixel boundaries of the picture inside a uniform border (padding, a
     screenshot's frame), to a fraction of a pixel, or None. ``channels`` is (H, W, C) in 0..255."""
@@ -63,13 +77,21 @@ def content_box(channels: np.ndarray) -> tuple[float, float, float, float] | Non
     colour = np.median(ring, axis=0)
     if np.mean(np.abs(ring - colour).max(axis=1) <= FLAT_SPREAD) < 0.9:
         return None
-    diff = np.abs(channels - colour).mean(axis=-1)
+    deviation = np.abs(channels - colour)
+    diff = deviation.mean(axis=-1)
     rows = diff[:, w // 4 : 3 * w // 4].mean(axis=1)
     cols = diff[h // 4 : 3 * h // 4].mean(axis=0)
     edges = [_edge(cols), _edge(rows), _edge(cols[::-1]), _edge(rows[::-1])]
     if any(e is None for e in edges):
         return None
-    left, top, right, bottom = edges
+    # where the picture starts: the share of its pixels off the border's colour steps from ~0 to ~1 there,
+    # whatever the picture's colours (the mean difference rises late where a picture's edge is close to
+    # the border's colour, a bag on white in a light page); the mean's edge where no such step shows
+    off = deviation.max(axis=-1) > BOX_OFF_COLOUR
+    row_share = off[:, w // 4 : 3 * w // 4].mean(axis=1)
+    col_share = off[h // 4 : 3 * h // 4].mean(axis=0)
+    steps = [_step(col_share), _step(row_share), _step(col_share[::-1]), _step(row_share[::-1])]
+    left, top, right, bottom = (e if s is None or abs(s - e) > 4 else float(s) for e, s in zip(edges, steps))
     box = (left, top, w - right, h - bottom)
     if box[2] - box[0] < 32 or box[3] - box[1] < 32:
         return None

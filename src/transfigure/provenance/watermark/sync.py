@@ -661,6 +661,9 @@ def _whole_pixel_spc(cell: int) -> int:
 #: Brightness and contrast factors whose clamp is tried (see planes: the read is exact once the clamp
 #: moves with the change).
 VALUMETRIC: Final = (0.8, 0.9, 1.12, 1.25)
+#: A hypothesis is re-read at the gain its pilots show only from this z (a brightness change's first read
+#: scores 5 and more on the benchmark's photos; an unmarked image's up to ~3).
+VALUMETRIC_REREAD_Z: Final = 2.0
 
 
 def _valumetric(source: Source, lay: Layout, geometry: Geometry):
@@ -697,6 +700,8 @@ def _valumetric(source: Source, lay: Layout, geometry: Geometry):
             fits, zs = _reading_z(lay, hypothesis.read(geometry), a * fine)
             k = int(np.argmax(fits))
             a = float(a * fine[k])
+            if zs[k] < VALUMETRIC_REREAD_Z:  # chance (no mark): the gain it suggests means nothing
+                break
         found.append(Candidate(geometry, a, float(fits[k]), "valumetric", float(zs[k]), hypothesis))
     yield from _best(found, z=3.0)
 
@@ -709,6 +714,9 @@ ORIGINAL_SIZES: Final = tuple(range(128, 1025, 32)) + tuple(range(1088, 2049, 64
 #: a picture inside a border is screened on up to BOX_SCREEN_CELLS (a screenshot's is small and re-encoded).
 SCREEN_CELLS: Final = 28
 BOX_SCREEN_CELLS: Final = 48
+#: A picture in a border is refined from this z on: its few hypotheses (the border's edges fix the lattice)
+#: leave chance little room, and a small picture scores low before refining.
+BOX_SCREEN_Z: Final = 4.0
 #: The central region a straightening hypothesis is screened on: many angles, each screened coarse.
 TURN_SCREEN_CELLS: Final = 20
 
@@ -736,7 +744,7 @@ def _resized(source: Source, lay: Layout, box: tuple[int, int, int, int] | None 
         source, lay, [_central(g, BOX_SCREEN_CELLS if box else SCREEN_CELLS) for g in geometries], (1.0, 0.95)
     )
     found = [Candidate(g, 1.0, float(f), "resized", float(z)) for g, f, z in zip(geometries, fits, zs)]
-    for cand in _best(found):
+    for cand in _best(found, z=BOX_SCREEN_Z if box else Z_DECODE):
         yield refine(source, lay, cand, 1.0 if box else 0.25, levels=4 if box else 2, scale=0.002)
 
 
@@ -1106,7 +1114,7 @@ def _straightened(source: Source, lay: Layout):
     likely = [_angle(c.geometry) for c in sorted(refined, key=lambda c: c.z, reverse=True)]
     likely += [a * sign for a in cues.rotation_traces(source.luma, 2) for sign in (1, -1)]
     likely += [_angle(c.geometry) for c in found[:3]]
-    budget = 6 if width * height <= 400 * 400 else 4  # each undo is a rotation of an index image
+    budget = 6 if width * height <= 400 * 400 else 3  # each undo is a rotation of an index image
     angles = list(dict.fromkeys([*exact, *(a for t in likely for a in (round(t), round(t * 2) / 2) if a)]))[:budget]
     undone = []
     for angle in angles:
