@@ -81,6 +81,14 @@ def test_a_textured_picture_straightened_at_any_tenth_of_a_degree(photo, angle):
     assert detection.payload == PAYLOAD and detection.rotation_deg == pytest.approx(angle, abs=0.05)
 
 
+def test_a_textured_crop_mirrored_and_halved(photo):
+    # halving puts the original's pixels a quarter pixel off the output's: no pitch scan's samples hit them
+    big = embed_watermark(photo("grass", 512), PAYLOAD, KEY)
+    detection = detect_watermark(GEOMETRIC["flip + crop80 + resize0.5"](big, 1), KEY)
+    assert detection.payload == PAYLOAD and detection.flipped
+    assert detection.scale == pytest.approx(4.0, abs=0.02)
+
+
 def test_a_screenshot_of_a_product_shot_on_white(photo):
     # the picture's white edge is close to the page's grey: the border's edges must not come out late
     product = Image.new("RGB", (256, 256), (255, 255, 255))

@@ -295,22 +295,27 @@ def _oriented_affine(
 
 
 def dense_grid(
-    source: Source, matrix: np.ndarray, spc: int, anchor: tuple[float, float] = (0.0, 0.0), coarse: bool = False
+    source: Source,
+    matrix: np.ndarray,
+    spc: int,
+    anchor: tuple[float, float] = (0.0, 0.0),
+    coarse: bool = False,
+    region: tuple[int, int, int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(band samples, support samples, affine) on a grid of ``spc`` samples per cell along the lattice
-    ``matrix`` (a cell step in image pixels along lattice columns and rows), covering the image, with a
-    sample on image position ``anchor`` (``coarse``: see Source.planes)."""
+    ``matrix`` (a cell step in image pixels along lattice columns and rows), covering the image (or the
+    ``region`` (x0, y0, x1, y1) of it), with a sample on image position ``anchor`` (``coarse``: see
+    Source.planes)."""
     cell_x, cell_y = Geometry(tuple(matrix.ravel()), (0.0, 0.0), (0, 0), (1, 1)).cell_sizes
     planes = source.planes(cell_x, cell_y, coarse=coarse)
     band, support = planes.band, planes.support
     f = 2.0**-planes.level
     step = matrix / spc
-    if np.allclose(step * f, np.eye(2)) and anchor == (0.0, 0.0):  # a sample per pixel of the plane: itself
+    if np.allclose(step * f, np.eye(2)) and anchor == (0.0, 0.0) and region is None:  # a sample per pixel: itself
         return band, support, np.array([[1.0 / f, 0.0, 0.0], [0.0, 1.0 / f, 0.0]])
     step = step * f
-    corners = np.array(
-        [[0, 0], [source.width - 1, 0], [0, source.height - 1], [source.width - 1, source.height - 1]], dtype=np.float64
-    )
+    x0, y0, x1, y1 = region or (0, 0, source.width, source.height)
+    corners = np.array([[x0, y0], [x1 - 1, y0], [x0, y1 - 1], [x1 - 1, y1 - 1]], dtype=np.float64)
     base = np.array(anchor, dtype=np.float64) * f
     uv = (corners * f - base) @ np.linalg.inv(step).T
     lo, hi = np.floor(uv.min(axis=0)), np.ceil(uv.max(axis=0))
@@ -335,12 +340,13 @@ def dense_screen(
     orientations: tuple = _ORIENTATIONS,
     anchor: tuple[float, float] = (0.0, 0.0),
     coarse: bool = False,
+    region: tuple[int, int, int, int] | None = None,
 ) -> list[Candidate]:
-    """Every translation of the lattice ``matrix`` on a grid of ``spc`` samples per cell, in each of the 8
-    flips and quarter turns: the pilot fitness of each, by one FFT correlation of the folded channel
-    phasors with the pilot template. Returns the ``keep`` best (geometries on the sample grid; see
-    :func:`refine`)."""
-    dense, sup, affine = dense_grid(source, matrix, spc, anchor, coarse)
+    """Every translation of the lattice ``matrix`` on a grid of ``spc`` samples per cell (over the image or
+    its ``region``), in each of the 8 flips and quarter turns: the pilot fitness of each, by one FFT
+    correlation of the folded channel phasors with the pilot template. Returns the ``keep`` best
+    (geometries on the sample grid, read over the region; see :func:`refine` and :func:`_extended`)."""
+    dense, sup, affine = dense_grid(source, matrix, spc, anchor, coarse, region)
     s = spc
     c00, c01, c10, c11 = dense[:-s, :-s], dense[:-s, s:], dense[s:, :-s], dense[s:, s:]
     left, right = c00 - c01, c10 - c11  # the chips' sums, shared (H, V, D: see block_channels)
@@ -871,6 +877,13 @@ def _unrotated(source: Source, lay: Layout, rotation: cues.Rotation, w0: float, 
     yield from _best(found, limit=1, z=4.0)
 
 
+#: An enlarged crop's hypotheses are screened on a central window of this many cells (the read of the whole
+#: image costs 2-3x more and finds no more), and refined from this z (a dozen hypotheses: chance stays
+#: under ~5 there).
+UPSCALED_CELLS: Final = 44
+UPSCALED_Z: Final = 5.0
+
+
 def _upscaled(source: Source, lay: Layout):
     """A crop enlarged by a factor its interpolation shows (or by 2): the picture's original pixels are every
     ``factor`` pixels from the edges (edges stay edges), so the crop's width in original pixels is a whole
@@ -889,29 +902,75 @@ def _upscaled(source: Source, lay: Layout):
         for wc in dict.fromkeys(widths):
             if wc < 32:
                 continue
-            sx = width / wc
-            hc = max(1, round(height / sx))
-            sy = height / hc
             # the original's cells: those of an original of this image's size (a crop enlarged back to its
             # size) or, for a factor the interpolation showed, of any original the crop was cut from (the
             # crop's own size to twice it)
+            hc = max(1, round(height * wc / width))
             cells = [cell_size(width, height)] + ([] if factor == 2.0 and factor not in factors else crop_cells(wc, hc))
-            for cell in dict.fromkeys(cells):
-                matrix = np.array([[cell * sx, 0.0], [0.0, cell * sy]])
-                # the original pixels' centres: at (u + 0.5) x factor - 0.5 from the edge
-                found += dense_screen(
-                    source,
-                    lay,
-                    matrix,
-                    cell,
-                    (1.0,),
-                    "upscaled",
-                    orientations=_ORIENTATIONS[:1],
-                    anchor=((sx - 1) / 2, (sy - 1) / 2),
-                    coarse=True,
-                )
-    for cand in _best(found):
+            found += _on_original_pixels(source, lay, wc, cells, "upscaled", _ORIENTATIONS[:1], UPSCALED_CELLS)
+    for cand in _best(found, z=UPSCALED_Z):
         yield refine(source, lay, cand, 0.0, levels=1)
+
+
+def _on_original_pixels(
+    source: Source,
+    lay: Layout,
+    wc: int,
+    cells: list[int],
+    family: str,
+    orientations: tuple,
+    window: int | None = None,
+) -> list[Candidate]:
+    """Translation screens of a crop ``wc`` original pixels wide resized to this image's width (its height in
+    proportion): the original pixels' centres lie at (u + 0.5) x scale - 0.5 (edges stay edges), so a grid
+    of one sample per original pixel holds every whole-pixel crop offset exactly, for each cell size; on a
+    central ``window`` of that many cells when given (the scale and the samples' phase are exact, so a part
+    of the image tells the translation; the candidates read the whole image)."""
+    width, height = source.width, source.height
+    sx = width / wc
+    hc = max(1, round(height / sx))
+    sy = height / hc
+    found: list[Candidate] = []
+    for cell in dict.fromkeys(cells):
+        matrix = np.array([[cell * sx, 0.0], [0.0, cell * sy]])
+        region = None
+        if window is not None and (side := math.ceil(window * cell * max(sx, sy)) + 8) < max(width, height):
+            x0, y0 = max(0, (width - side) // 2), max(0, (height - side) // 2)
+            region = (x0, y0, min(width, x0 + side), min(height, y0 + side))
+        screened = dense_screen(
+            source,
+            lay,
+            matrix,
+            cell,
+            (1.0,),
+            family,
+            orientations=orientations,
+            anchor=((sx - 1) / 2, (sy - 1) / 2),
+            coarse=True,
+            region=region,
+        )
+        if region is not None:
+            screened = [replace(c, geometry=_extended(c.geometry, width, height)) for c in screened]
+        found += screened
+    return found
+
+
+def _halved(source: Source, lay: Layout):
+    """A crop keeping 70 % and more (or a mirrored one) halved, on images up to SWEEP_AREA: the original
+    pixels are every half pixel (a quarter pixel off the output's), which no pitch scan's samples hit;
+    screened on that grid for each cell size the crop's original can have had, on a central window like the
+    enlarged crops'. (Halving leaves no interpolation period to show.)"""
+    width, height = source.width, source.height
+    if width * height > SWEEP_AREA:
+        return
+    # the cells of an original the crop kept 70 % and more of (2 x this image's size over its own cell)
+    own = 2 * math.sqrt(width * height) / CELLS_ACROSS
+    cells = [c for c in CELL_SIZES if own / 1.2 <= c <= 1.5 * own]
+    found = _on_original_pixels(
+        source, lay, 2 * width, cells, "halved", (_ORIENTATIONS[0], _ORIENTATIONS[1]), UPSCALED_CELLS
+    )
+    for cand in _best(found, z=UPSCALED_Z):
+        yield refine(source, lay, cand, 0.125, levels=2, scale=0.002)
 
 
 #: A crop resized by a factor nothing in the image shows (made smaller, or enlarged where the interpolation
@@ -1162,6 +1221,7 @@ FAMILIES: Final = (
     ("resized", lambda source, lay: _resized(source, lay)),
     ("rotated", _turned),
     ("upscaled", _upscaled),
+    ("halved", _halved),
     ("scaled", _scaled),
     ("turned crop", _turned_crop),
     ("straightened", _straightened),
