@@ -43,8 +43,9 @@ STAGES = (
     (sync.Source, "planes"),
     (cues, "rotation_fill"),
     (cues, "upscale_factors"),
-    (cues, "content_box"),
+    (cues, "content_boxes"),
     (cues, "rotation_traces"),
+    (cues, "nearest_rotation"),
     (nearest, "unrotate"),
 )
 

@@ -1,6 +1,6 @@
 """Evidence in the image itself of how it was edited, so the search can try those geometries first.
 
-* :func:`content_box`: a uniform border around the picture (padding, a screenshot's frame);
+* :func:`content_boxes`: a uniform border around the picture (padding, a screenshot's frame);
 * :func:`rotation_fill`: the flat corners a rotation leaves (Pillow fills them black by default), whose
   straight edges give the angle to a small fraction of a degree, and the rotated picture's size;
 * :func:`nearest_rotation`: Pillow's default rotation copies the nearest pixel, so here and there two
@@ -23,7 +23,7 @@ from typing import Final
 import cv2
 import numpy as np
 
-__all__ = ["Rotation", "content_box", "nearest_rotation", "rotation_fill", "rotation_traces", "upscale_factors"]
+__all__ = ["Rotation", "content_boxes", "nearest_rotation", "rotation_fill", "rotation_traces", "upscale_factors"]
 
 #: The image's outermost pixels are a border if 90 % of them are this close to their median colour (0..255).
 FLAT_SPREAD: Final = 6.0
@@ -62,40 +62,48 @@ BOX_OFF_COLOUR: Final = 8.0
 
 def _step(share: np.ndarray) -> int | None:
     """The first index where a share of off-border pixels reaches 1/2 after a run of border (shares under
-    0.2), or None: the picture's first pixel, for a picture pasted at whole pixels."""
+    0.2), or None."""
     above = np.flatnonzero(share >= 0.5)
     if not above.size or above[0] < 2 or share[: above[0] - 1].max() >= 0.2:
         return None
     return int(above[0])
 
 
-def content_box(channels: np.ndarray) -> tuple[float, float, float, float] | None:
+def content_boxes(channels: np.ndarray) -> list[tuple[float, float, float, float]]:
     """(left, top, right, bottom) pixel boundaries of the picture inside a uniform border (padding, a
-    screenshot's frame), to a fraction of a pixel, or None. ``channels`` is (H, W, C) in 0..255."""
+    screenshot's frame), likeliest first, or none. ``channels`` is (H, W, C) in 0..255.
+
+    Two measures of each edge: where the mean difference from the border's colour rises half way to the
+    picture's (to a fraction of a pixel; late where the picture's own edge is close to the border's colour,
+    a bag on white in a light page), and where the share of pixels off that colour steps up to a half
+    (whole pixels; early where JPEG rings next to a dark edge)."""
     h, w = channels.shape[:2]
     ring = np.concatenate([channels[0], channels[-1], channels[:, 0], channels[:, -1]])
     colour = np.median(ring, axis=0)
     if np.mean(np.abs(ring - colour).max(axis=1) <= FLAT_SPREAD) < 0.9:
-        return None
+        return []
     deviation = np.abs(channels - colour)
     diff = deviation.mean(axis=-1)
     rows = diff[:, w // 4 : 3 * w // 4].mean(axis=1)
     cols = diff[h // 4 : 3 * h // 4].mean(axis=0)
     edges = [_edge(cols), _edge(rows), _edge(cols[::-1]), _edge(rows[::-1])]
     if any(e is None for e in edges):
-        return None
-    # where the picture starts: the share of its pixels off the border's colour steps from ~0 to ~1 there,
-    # whatever the picture's colours (the mean difference rises late where a picture's edge is close to
-    # the border's colour, a bag on white in a light page); the mean's edge where no such step shows
+        return []
     off = deviation.max(axis=-1) > BOX_OFF_COLOUR
     row_share = off[:, w // 4 : 3 * w // 4].mean(axis=1)
     col_share = off[h // 4 : 3 * h // 4].mean(axis=0)
     steps = [_step(col_share), _step(row_share), _step(col_share[::-1]), _step(row_share[::-1])]
-    left, top, right, bottom = (e if s is None or abs(s - e) > 4 else float(s) for e, s in zip(edges, steps))
-    box = (left, top, w - right, h - bottom)
-    if box[2] - box[0] < 32 or box[3] - box[1] < 32:
-        return None
-    return box
+    # first each side at the step where the two agree to half a pixel (a picture pasted at whole pixels),
+    # else at the mean's edge; then at the steps up to 4 px before the mean's edges
+    snapped = [float(s) if s is not None and abs(s - e) <= 0.5 else e for e, s in zip(edges, steps)]
+    stepped = [float(s) if s is not None and abs(s - e) <= 4 else e for e, s in zip(edges, steps)]
+    boxes: list[tuple[float, float, float, float]] = []
+    for left, top, right, bottom in (snapped, stepped):
+        box = (left, top, w - right, h - bottom)
+        large = box[2] - box[0] >= 32 and box[3] - box[1] >= 32
+        if large and all(max(abs(a - b) for a, b in zip(box, other)) > 0.5 for other in boxes):
+            boxes.append(box)
+    return boxes
 
 
 @dataclass(frozen=True)

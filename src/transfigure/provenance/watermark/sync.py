@@ -25,10 +25,11 @@ check that matches:
    screened on a central region;
 4. **rotated**: the flat corners a rotation leaves give its angle (:func:`.cues.rotation_fill`); a
    translation screen on the turned lattice, and for Pillow's default nearest-neighbour rotation the
-   rotation undone exactly (:mod:`.nearest`);
+   rotation undone exactly (:mod:`.nearest`), from the whole picture size that gives the canvas;
 5. **upscaled**: a crop enlarged by a factor its interpolation shows (:func:`.cues.upscale_factors`),
-   or by 2: the original pixels lie every ``factor`` pixels, so a translation screen on that grid finds
-   any whole-pixel crop offset, for each cell size the original can have had;
+   or by 2: the original pixels lie every ``factor`` pixels, so a translation screen on that grid (on a
+   central window) finds any whole-pixel crop offset, for each cell size the original can have had;
+   **halved** (images up to SWEEP_AREA): the same for a crop made half its size, mirrored or not;
 6. **scaled**: a crop resized by a factor nothing in the image shows (made smaller, or enlarged without
    an interpolation period): a scan of the lattice pitch in 2.5 % steps, each pitch screened for every
    translation on a central window of 36 cells (small enough that the screen holds to ~1.25 % of scale), the
@@ -39,8 +40,10 @@ check that matches:
 8. **straightened**: turned about the centre and cropped to the largest upright rectangle inside (kept
    at that size or rescaled), or turned in its own frame, or on an expanded canvas: for every angle to
    16 degrees in 0.4-degree steps the lattice follows, screened on a central region, the best refined;
-   nearest-neighbour rotations undone at the angles the screen and the resampling trace suggest;
-9. **content box**: a picture inside a uniform border (padding, a screenshot), resized.
+   nearest-neighbour rotations undone at the angle the pixels copied twice give
+   (:func:`.cues.nearest_rotation`), then at those the screen and the resampling trace suggest;
+9. **content box**: a picture inside a uniform border (padding, a screenshot), resized: the border's
+   edges where the pixels leave its colour.
 
 Every candidate decoded counts towards MAX_DECODES, so the false-positive bound holds whatever the search
 tries. What the families cannot find, on images larger than SWEEP_AREA (the scans' time is kept for the
@@ -640,7 +643,7 @@ def _turned(source: Source, lay: Layout):
 
 def _framed(source: Source, lay: Layout):
     """The picture inside a uniform border (padding, a screenshot): the picture resized."""
-    if source.channels is not None and (box := cues.content_box(source.channels)) is not None:
+    for box in cues.content_boxes(source.channels) if source.channels is not None else []:
         yield from _resized(source, lay, box)
 
 
