@@ -34,19 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from watermark import KEY, ROWS, shared_photos, skimage_photos, square  # noqa: E402
 
 from transfigure.provenance import watermark as wm  # noqa: E402
-from transfigure.provenance.attacks import PLACES  # noqa: E402
+from transfigure.provenance.attacks import PLACES, corner, crop_box  # noqa: E402
 from transfigure.provenance.watermark import planes as pl  # noqa: E402
 from transfigure.provenance.watermark import sync  # noqa: E402
 from transfigure.provenance.watermark.layout import cell_size, layout  # noqa: E402
 from transfigure.provenance.watermark.read import Geometry  # noqa: E402
-
-
-def _box(size: int, fraction: float, place: str) -> tuple[int, int, int]:
-    """(left, top, side) of attacks.crop's kept box on a size x size image."""
-    side = round(size * fraction)
-    left = {"centre": (size - side) // 2, "top-left": 0, "bottom-left": 0}.get(place, size - side)
-    top = {"centre": (size - side) // 2, "top-left": 0, "top-right": 0}.get(place, size - side)
-    return left, top, side
 
 
 def true_geometry(row: str, index: int, size: int, edited_size: tuple[int, int]) -> Geometry | None:
@@ -58,17 +50,17 @@ def true_geometry(row: str, index: int, size: int, edited_size: tuple[int, int])
     flip = False
     if row.startswith("crop") and "+" not in row:
         pct, kind = row[4:].split(" ", 1)
-        fraction = int(pct) / 100
+        # where attacks.GEOMETRIC's rows put the kept box for photo ``index``
         place = {
             "centre": "centre",
-            "corner": PLACES[1 + index % 4],
-            "rescaled": PLACES[1 + (index + 1) % 4],
+            "corner": corner(index),
+            "rescaled": corner(index + 1),
             "to 0.75x": PLACES[index % 5],
-        }.get(kind)
-        if place is None:
+        }
+        if kind not in place:
             return None
-        left, top, side = _box(size, fraction, place)
-        sx, sy = width / side, height / side
+        left, top, right, _ = crop_box(size, size, int(pct) / 100, place[kind])
+        sx = sy = width / (right - left)
     elif row.startswith("reframe") and row != "reframe 1:1 of 4:3":
         left, top = (size - width) // 2, (size - height) // 2
         sx = sy = 1.0
@@ -78,8 +70,9 @@ def true_geometry(row: str, index: int, size: int, edited_size: tuple[int, int])
         if row.startswith("resize0.5"):
             sx = sy = 1.0  # resized back to the original size
     elif row == "flip + crop80 + resize0.5":
-        left, top, side = _box(size, 0.8, PLACES[1 + index % 4])
-        sx, sy, flip = width / side, height / side, True
+        left, top, right, _ = crop_box(size, size, 0.8, corner(index))
+        sx = sy = width / (right - left)
+        flip = True
     elif row == "screenshot":
         s = round(size * 0.6) / size
         return Geometry(

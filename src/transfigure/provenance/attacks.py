@@ -25,7 +25,9 @@ __all__ = [
     "brightness",
     "centre_crop",
     "contrast",
+    "corner",
     "crop",
+    "crop_box",
     "gaussian_noise",
     "inner_rectangle",
     "jpeg",
@@ -77,16 +79,20 @@ def contrast(image: Image.Image, factor: float) -> Image.Image:
 PLACES = ("centre", "top-left", "top-right", "bottom-left", "bottom-right")
 
 
+def crop_box(width: int, height: int, fraction: float, place: str = "centre") -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the box ``crop`` keeps of a ``width`` x ``height`` image."""
+    cw, ch = round(width * fraction), round(height * fraction)
+    left = {"centre": (width - cw) // 2, "top-left": 0, "bottom-left": 0}.get(place, width - cw)
+    top = {"centre": (height - ch) // 2, "top-left": 0, "top-right": 0}.get(place, height - ch)
+    return left, top, left + cw, top + ch
+
+
 def crop(
     image: Image.Image, fraction: float, place: str = "centre", size: tuple[int, int] | None = None
 ) -> Image.Image:
     """Keep ``fraction`` of each side at ``place`` (one of PLACES); resized to ``size`` if given (bicubic)."""
     image = _rgb(image)
-    w, h = image.size
-    cw, ch = round(w * fraction), round(h * fraction)
-    left = {"centre": (w - cw) // 2, "top-left": 0, "bottom-left": 0}.get(place, w - cw)
-    top = {"centre": (h - ch) // 2, "top-left": 0, "top-right": 0}.get(place, h - ch)
-    kept = image.crop((left, top, left + cw, top + ch))
+    kept = image.crop(crop_box(*image.size, fraction, place))
     return kept.resize(size, Image.Resampling.BICUBIC) if size else kept
 
 
@@ -158,7 +164,8 @@ ATTACKS: dict[str, Callable[[Image.Image], Image.Image]] = {
 }
 
 
-def _corner(i: int) -> str:
+def corner(i: int) -> str:
+    """The corner the benchmark's rows crop photo ``i`` at (each in turn)."""
     return PLACES[1 + i % 4]
 
 
@@ -171,10 +178,10 @@ def _geometric() -> dict[str, Callable[[Image.Image, int], Image.Image]]:
     for pct in (90, 80, 70, 60, 50):
         f = pct / 100
         rows[f"crop{pct} centre"] = lambda im, i, f=f: crop(im, f)
-        rows[f"crop{pct} corner"] = lambda im, i, f=f: crop(im, f, _corner(i))
+        rows[f"crop{pct} corner"] = lambda im, i, f=f: crop(im, f, corner(i))
     for pct in (90, 80, 70, 60, 50):
         f = pct / 100
-        rows[f"crop{pct} rescaled"] = lambda im, i, f=f: crop(im, f, _corner(i + 1), im.size)
+        rows[f"crop{pct} rescaled"] = lambda im, i, f=f: crop(im, f, corner(i + 1), im.size)
         rows[f"crop{pct} to 0.75x"] = lambda im, i, f=f: crop(
             im, f, PLACES[i % 5], (round(0.75 * im.width), round(0.75 * im.height))
         )
@@ -192,11 +199,11 @@ def _geometric() -> dict[str, Callable[[Image.Image, int], Image.Image]]:
         rows[f"rotate +-{deg}"] = lambda im, i, d=deg: rotate(im, _sign(i) * d)
         rows[f"rotate +-{deg} expand"] = lambda im, i, d=deg: rotate(im, _sign(i) * d, expand=True)
         rows[f"rotate +-{deg} inner"] = lambda im, i, d=deg: inner_rectangle(im, _sign(i) * d)
-    rows["crop70 + jpeg75"] = lambda im, i: jpeg(crop(im, 0.7, _corner(i)), 75)
+    rows["crop70 + jpeg75"] = lambda im, i: jpeg(crop(im, 0.7, corner(i)), 75)
     rows["flip + crop80 + resize0.5"] = lambda im, i: crop(
         _rgb(im).transpose(Image.Transpose.FLIP_LEFT_RIGHT),
         0.8,
-        _corner(i),
+        corner(i),
         (round(0.4 * im.width), round(0.4 * im.height)),
     )
     rows["rotate10 + crop80 + jpeg75"] = lambda im, i: jpeg(crop(rotate(im, _sign(i) * 10), 0.8), 75)
