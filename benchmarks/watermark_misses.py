@@ -49,7 +49,8 @@ def true_geometry(row: str, index: int, size: int, edited_size: tuple[int, int])
     c0 = cell_size(size, size)
     flip = False
     if row.startswith("crop") and "+" not in row:
-        pct, kind = row[4:].split(" ", 1)
+        pct, _, kind = row[4:].partition(" ")
+        kind = kind or "centre"  # the first release's crop90: the centre, enlarged back
         # where attacks.GEOMETRIC's rows put the kept box for photo ``index``
         place = {
             "centre": "centre",

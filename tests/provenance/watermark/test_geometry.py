@@ -10,6 +10,7 @@ from PIL import Image
 
 from transfigure.provenance import detect_watermark, embed_watermark
 from transfigure.provenance.attacks import GEOMETRIC, crop, inner_rectangle, jpeg, rotate, screenshot
+from transfigure.provenance.watermark import sync
 
 KEY = b"watermark tests key"
 PAYLOAD = bytes.fromhex("0123456789abcdef")
@@ -79,6 +80,25 @@ def test_a_textured_picture_straightened_at_any_tenth_of_a_degree(photo, angle):
     textured = embed_watermark(photo("grass", 256), PAYLOAD, KEY)
     detection = detect_watermark(inner_rectangle(textured, angle), KEY)
     assert detection.payload == PAYLOAD and detection.rotation_deg == pytest.approx(angle, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("fraction", "readings"),
+    [
+        # a 5/3 enlargement repeats every 5 pixels, as a 5/4 one does: the cue's strongest peak reads 1.25 or 5
+        (0.6, [(1.249, 11.4), (5.02, 11.4), (1.668, 10.6), (2.496, 10.6)]),
+        # a peak at a harmonic of a 1.11 enlargement's period reads twice the factor
+        (0.9, [(1.8187, 12.3), (2.2214, 12.3)]),
+    ],
+)
+def test_a_crop_enlarged_back_whatever_way_its_period_reads(photo, monkeypatch, fraction, readings):
+    # the cue's readings as measured on photos where they ranked so (facades, a bag on white), on this photo
+    big = embed_watermark(photo("astronaut", 512), PAYLOAD, KEY)
+    monkeypatch.setattr(sync.cues, "upscale_factors", lambda luma: readings)
+    monkeypatch.setattr(sync, "FAMILIES", tuple(f for f in sync.FAMILIES if f[0] in ("as marked", "upscaled")))
+    detection = detect_watermark(crop(big, fraction, "top-left", big.size), KEY, legacy=False)
+    assert detection.payload == PAYLOAD
+    assert detection.scale == pytest.approx(8 / fraction, rel=0.003)
 
 
 def test_a_textured_crop_mirrored_and_halved(photo):

@@ -891,29 +891,46 @@ UPSCALED_Z: Final = 4.0
 def _upscaled(source: Source, lay: Layout):
     """A crop enlarged by a factor its interpolation shows (or by 2): the picture's original pixels are every
     ``factor`` pixels from the edges (edges stay edges), so the crop's width in original pixels is a whole
-    number near width / factor; read on that grid, every whole-pixel crop offset is exact."""
+    number near width / factor; read on that grid, every whole-pixel crop offset is exact.
+
+    An interpolation period of p pixels says p / k for some k (an enlargement by 5/3 and one by 5/4 both
+    repeat every 5 pixels), so each of the two strongest peaks is read both ways the cue gives (its
+    fundamental and its alias), and each reading also halved (a harmonic's), at the cell of an original of
+    this image's size (a crop enlarged back); the two likeliest readings also at the cells of any original
+    the crop was cut from (enlarged to another size)."""
     width, height = source.width, source.height
-    found = []
-    # what the interpolation shows, and an enlargement by 2 (its interpolation is symmetric: it shows nothing)
-    factors = [f for f, _ in cues.upscale_factors(source.luma)[:2]]
-    for factor in [*factors, *([2.0] if all(abs(f - 2.0) > 0.01 for f in factors) else [])]:
-        # the crop's width in original pixels: the factor is good to ~0.1 %, which leaves two whole numbers
-        widths = (
-            [width // 2]
-            if factor == 2.0 and width % 2 == 0
-            else [math.floor(width / factor), math.ceil(width / factor)]
-        )
-        for wc in dict.fromkeys(widths):
-            if wc < 32:
-                continue
-            # the original's cells: those of an original of this image's size (a crop enlarged back to its
-            # size) or, for a factor the interpolation showed, of any original the crop was cut from (the
-            # crop's own size to twice it)
+    own = cell_size(width, height)
+    # the two strongest peaks' readings, and an enlargement by 2 (its interpolation is symmetric: it shows
+    # nothing)
+    factors = [f for f, _ in cues.upscale_factors(source.luma)[:4]]
+    shown = len(factors)
+    # a peak at a harmonic of the period reads twice the factor (an enlargement by 1.11 shows 2.22)
+    factors += [f / 2 for f in factors if f / 2 > 1.02 and all(abs(f / 2 - g) > 0.01 for g in factors)]
+    if all(abs(f - 2.0) > 0.01 for f in factors):
+        factors.append(2.0)
+    screens: dict[int, list[int]] = {}
+    for n, factor in enumerate(factors):
+        for wc in _crop_widths(width, factor):
             hc = max(1, round(height * wc / width))
-            cells = [cell_size(width, height)] + ([] if factor == 2.0 and factor not in factors else crop_cells(wc, hc))
-            found += _on_original_pixels(source, lay, wc, cells, "upscaled", _ORIENTATIONS[:1], UPSCALED_CELLS)
+            cells = [own] + (crop_cells(wc, hc) if n < min(2, shown) else [])
+            screens.setdefault(wc, []).extend(c for c in cells if c not in screens.get(wc, []))
+    found = [
+        cand
+        for wc, cells in screens.items()
+        for cand in _on_original_pixels(source, lay, wc, cells, "upscaled", _ORIENTATIONS[:1], UPSCALED_CELLS)
+    ]
     for cand in _best(found, z=UPSCALED_Z):
         yield refine(source, lay, cand, 0.0, levels=1)
+
+
+def _crop_widths(width: int, factor: float) -> list[int]:
+    """The whole crop widths (in original pixels, 32 and more) an enlargement by ``factor`` to ``width`` can
+    have come from: the cue's factor is good to ~0.1 %, which leaves one whole number or two."""
+    if factor == 2.0 and width % 2 == 0:
+        return [width // 2]
+    lo, hi = width / factor * (1 - 0.001), width / factor * (1 + 0.001)
+    widths = list(range(math.ceil(lo), math.floor(hi) + 1)) or [math.floor(width / factor), math.ceil(width / factor)]
+    return [w for w in widths if w >= 32]
 
 
 def _on_original_pixels(
