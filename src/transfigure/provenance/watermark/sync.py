@@ -408,6 +408,13 @@ def dense_screen(
     return found[:keep]
 
 
+def _turn(radians: float) -> np.ndarray:
+    """The matrix turning a lattice by ``radians`` counter-clockwise on screen (as Pillow's ``rotate``; image
+    y runs down)."""
+    cos, sin = math.cos(radians), math.sin(radians)
+    return np.array([[cos, sin], [-sin, cos]])
+
+
 def _moved(
     geometry: Geometry,
     dx: float,
@@ -422,7 +429,7 @@ def _moved(
     ox, oy = geometry.offset
     if turn or scale != 1.0:
         t = math.radians(turn)
-        rot = scale * np.array([[math.cos(t), math.sin(t)], [-math.sin(t), math.cos(t)]])
+        rot = scale * _turn(t)
         m = rot @ np.array([[a, b], [c, d]])
         o = np.array(centre) + rot @ (np.array([ox, oy]) - np.array(centre))
         a, b, c, d = (float(v) for v in m.ravel())
@@ -856,7 +863,7 @@ def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
     if min(w0, h0) < max(32, 0.4 * min(source.width, source.height)):  # implausible sides: the image's own size
         w0, h0 = source.width, source.height
     theta = math.radians(rotation.angle)
-    turn = np.array([[math.cos(theta), math.sin(theta)], [-math.sin(theta), math.cos(theta)]])
+    turn = _turn(theta)
     cells = sorted({cell_size(round(w0), round(h0))} | set(crop_cells(round(w0), round(h0))[:1]))
     found = []
     for cell in cells:
@@ -915,7 +922,7 @@ def _upscaled(source: Source, lay: Layout):
         for wc in _crop_widths(width, factor):
             hc = max(1, round(height * wc / width))
             cells = [own] + (crop_cells(wc, hc) if n < min(2, shown) else [])
-            screens.setdefault(wc, []).extend(c for c in cells if c not in screens.get(wc, []))
+            screens.setdefault(wc, []).extend(cells)  # (each cell screened once: _on_original_pixels)
     found = [
         cand
         for wc, cells in screens.items()
@@ -958,8 +965,7 @@ def _on_original_pixels(
         matrix = np.array([[cell * sx, 0.0], [0.0, cell * sy]])
         region = None
         if window is not None and (side := math.ceil(window * cell * max(sx, sy)) + 8) < max(width, height):
-            x0, y0 = max(0, (width - side) // 2), max(0, (height - side) // 2)
-            region = (x0, y0, min(width, x0 + side), min(height, y0 + side))
+            region = _central_region(width, height, side)
         screened = dense_screen(
             source,
             lay,
@@ -1029,11 +1035,18 @@ SCALED_CHECK_CELLS: Final = 44
 SCALED_CHECK_STEP: Final = 0.004
 
 
+def _central_region(width: int, height: int, side: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the central ``side`` x ``side`` pixels of an image (all of an axis shorter than
+    that)."""
+    x0, y0 = max(0, (width - side) // 2), max(0, (height - side) // 2)
+    return x0, y0, min(width, x0 + side), min(height, y0 + side)
+
+
 def _central_window(source: Source, side: int) -> tuple[Source, int, int]:
-    """The central ``side`` x ``side`` pixels of ``source`` (all of an axis shorter than that) as a source of
-    their own, with its top-left corner in the image."""
-    x0, y0 = max(0, (source.width - side) // 2), max(0, (source.height - side) // 2)
-    window = (slice(y0, y0 + side), slice(x0, x0 + side))
+    """The central ``side`` x ``side`` pixels of ``source`` as a source of their own, with its top-left
+    corner in the image."""
+    x0, y0, x1, y1 = _central_region(source.width, source.height, side)
+    window = (slice(y0, y1), slice(x0, x1))
     return Source(source.luma[window], source.taper[window]), x0, y0
 
 
@@ -1118,7 +1131,7 @@ def _turned_crop(source: Source, lay: Layout):
         sub, x0, y0 = _central_window(source, int(math.ceil(SCALED_CELLS * cell * 1.2)) + 8)
         for turn in np.arange(TURN_SCAN_STEP, TURN_SCAN_MAX + 1e-9, TURN_SCAN_STEP):
             for angle in (math.radians(turn), -math.radians(turn)):
-                rot = np.array([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])
+                rot = _turn(angle)
                 screened = dense_screen(sub, lay, rot * cell, 4, (1.0,), "turned", 1, _ORIENTATIONS[:1], coarse=True)
                 found += [replace(c, geometry=_moved(c.geometry, x0, y0)) for c in screened]
     yield from _checked(source, lay, found, "turned", turned=True)
@@ -1162,7 +1175,7 @@ def _straightened(source: Source, lay: Layout):
         grow = 1.0 / _inner_share(aspect, t)
         for sign in (1.0, -1.0):
             angle = sign * t
-            rot = np.array([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])
+            rot = _turn(angle)
             # kept at the inner rectangle's size, rescaled to the original's, or not cropped (its corners
             # cut off: a rotation whose fill the cue missed, such as on a picture with a dark frame)
             # ... or expanded to hold the whole turned picture (Pillow's expand: a canvas of w c + h s)
@@ -1292,8 +1305,7 @@ def _undone(
     fits, zs = _reading_z(lay, picture.read(geometry), np.array([1.0]))
     # Pillow turns about the centres (pixel corners at whole coordinates): the picture's centre lands on
     # the canvas's, or on the uncropped frame's for a crop to ``box``
-    t = math.radians(angle)
-    turn = np.array([[math.cos(t), math.sin(t)], [-math.sin(t), math.cos(t)]])
+    turn = _turn(math.radians(angle))
     centre = np.array(size) / 2.0
     canvas = centre - np.array(box[:2]) if box else np.array([source.width, source.height]) / 2.0
     offset = turn @ (np.array(geometry.offset) + 0.5 - centre) + canvas - 0.5
