@@ -175,12 +175,16 @@ def min_correct(bits: int, fpr: float = 1e-6) -> int:
     return bits
 
 
+def payload_for(size: int, index: int) -> bytes:
+    """The random payload photo ``index`` is marked with at ``size`` (the same in every script and run)."""
+    return np.random.default_rng([size, index]).bytes(8)
+
+
 # --- one photo's rows (run in worker processes) ------------------------------------------------------------
 def _photo_rows(job: tuple[int, str, Image.Image, int, list[str]]) -> dict:
     cv2.setNumThreads(1)
     index, name, photo, size, rows = job
-    rng = np.random.default_rng([size, index])
-    payload = rng.bytes(8)
+    payload = payload_for(size, index)
     original = square(photo, size)
     marked = wm.embed_watermark(original, payload, KEY)
     out = {"name": name, "psnr": wm.psnr(original, marked), "rows": {}}

@@ -31,10 +31,10 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from watermark import KEY, ROWS, shared_photos, skimage_photos, square  # noqa: E402
+from watermark import KEY, ROWS, payload_for, shared_photos, skimage_photos, square  # noqa: E402
 
 from transfigure.provenance import watermark as wm  # noqa: E402
-from transfigure.provenance.attacks import PLACES, corner, crop_box  # noqa: E402
+from transfigure.provenance.attacks import PLACES, corner, crop_box, screenshot_frame  # noqa: E402
 from transfigure.provenance.watermark import planes as pl  # noqa: E402
 from transfigure.provenance.watermark import sync  # noqa: E402
 from transfigure.provenance.watermark.layout import cell_size, layout  # noqa: E402
@@ -75,13 +75,9 @@ def true_geometry(row: str, index: int, size: int, edited_size: tuple[int, int])
         sx = sy = width / (right - left)
         flip = True
     elif row == "screenshot":
-        s = round(size * 0.6) / size
-        return Geometry(
-            (c0 * s, 0.0, 0.0, c0 * s),
-            (0.5 * s - 0.5 + round(0.07 * size), 0.5 * s - 0.5 + round(0.09 * size)),
-            (0, 0),
-            (1, 1),
-        )
+        left, top, shown, _ = screenshot_frame(size, size)
+        s = shown / size
+        return Geometry((c0 * s, 0.0, 0.0, c0 * s), (0.5 * s - 0.5 + left, 0.5 * s - 0.5 + top), (0, 0), (1, 1))
     else:
         return None
     if flip:  # the flipped original's column x is size - 1 - x
@@ -112,8 +108,7 @@ def sweep(row: str, size: int, names: list[str], lay) -> None:
     print("| photo | samples on the lattice | an eighth of a cell off |")
     print("|---|---|---|")
     for index, name, photo in photos:
-        payload = np.random.default_rng([size, index]).bytes(8)
-        edited = ROWS[row](wm.embed_watermark(square(photo, size), payload, KEY), index)
+        edited = ROWS[row](wm.embed_watermark(square(photo, size), payload_for(size, index), KEY), index)
         source = sync.Source.of(pl.read_channels(edited))
         truth = true_geometry(row, index, size, edited.size)
         pitch, offset = abs(truth.matrix[0]), np.array(truth.offset)
@@ -157,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in args.sizes:
         marked = []
         for index, (_, photo) in enumerate(photos):
-            payload = np.random.default_rng([size, index]).bytes(8)  # as benchmarks/watermark.py
+            payload = payload_for(size, index)
             marked.append((payload, wm.embed_watermark(square(photo, size), payload, KEY)))
         for row in rows:
             search, mark, zs = [], [], []

@@ -134,14 +134,18 @@ def inner_rectangle(
     return kept.resize((w, h), Image.Resampling.BICUBIC) if rescale else kept
 
 
+def screenshot_frame(width: int, height: int) -> tuple[int, int, int, int]:
+    """(left, top, width, height) of a ``width`` x ``height`` picture in its ``screenshot``."""
+    return round(0.07 * width), round(0.09 * height), round(width * 0.6), round(height * 0.6)
+
+
 def screenshot(image: Image.Image) -> Image.Image:
     """Shown at 0.6 of its size on a light page, captured with a margin, saved as JPEG 80."""
     image = _rgb(image)
     w, h = image.size
-    small = image.resize((round(w * 0.6), round(h * 0.6)), Image.Resampling.BICUBIC)
-    framed = ImageOps.expand(
-        small, border=(round(0.07 * w), round(0.09 * h), round(0.05 * w), round(0.11 * h)), fill=(238, 238, 236)
-    )
+    left, top, sw, sh = screenshot_frame(w, h)
+    small = image.resize((sw, sh), Image.Resampling.BICUBIC)
+    framed = ImageOps.expand(small, border=(left, top, round(0.05 * w), round(0.11 * h)), fill=(238, 238, 236))
     return jpeg(framed, 80)
 
 
