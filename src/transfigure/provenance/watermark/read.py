@@ -153,23 +153,25 @@ def sample(plane: np.ndarray, geometry: Geometry, interpolation: int = cv2.INTER
     )
 
 
+def _quads(cells: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
+    """(..., blocks down, 2, blocks across, 2): the cells of each whole block, the first at cell ``offset``."""
+    cells = cells[..., offset[0] :, offset[1] :]
+    rows, cols = cells.shape[-2] // 2, cells.shape[-1] // 2
+    return cells[..., : 2 * rows, : 2 * cols].reshape(*cells.shape[:-2], rows, 2, cols, 2)
+
+
 def block_channels(cells: np.ndarray, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """(blocks down, blocks across, CHANNELS): each block's H, V, D values; the first block starts at cell
-    ``offset`` (0 or 1 each way)."""
-    cells = cells[offset[0] :, offset[1] :]
-    rows, cols = cells.shape[0] // 2, cells.shape[1] // 2
-    quads = cells[: 2 * rows, : 2 * cols].reshape(rows, 2, cols, 2)
-    return np.einsum("iajb,kab->ijk", quads, CHIPS) / np.float32(4.0)
+    """(..., blocks down, blocks across, CHANNELS): each block's H, V, D values; the first block starts at
+    cell ``offset`` (0 or 1 each way). Leading axes are a stack of readings."""
+    return np.einsum("...iajb,kab->...ijk", _quads(cells, offset), CHIPS) / np.float32(4.0)
 
 
 def block_means(cells: np.ndarray, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
-    cells = cells[offset[0] :, offset[1] :]
-    rows, cols = cells.shape[0] // 2, cells.shape[1] // 2
-    return cells[: 2 * rows, : 2 * cols].reshape(rows, 2, cols, 2).mean(axis=(1, 3))
+    return _quads(cells, offset).mean(axis=(-3, -1))
 
 
 def block_weights(support_cells: np.ndarray, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """(blocks down, blocks across, 1): a block's share of markable pixels, 0 under MIN_SUPPORT."""
+    """(..., blocks down, blocks across, 1): a block's share of markable pixels, 0 under MIN_SUPPORT."""
     support = block_means(support_cells, offset)
     return np.where(support > MIN_SUPPORT, np.clip(support, 0.0, 1.0), 0.0).astype(np.float32)[..., None]
 

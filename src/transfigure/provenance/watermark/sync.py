@@ -316,7 +316,8 @@ def dense_grid(
     band, support = planes.band, planes.support
     f = 2.0**-planes.level
     step = matrix / spc
-    if np.allclose(step * f, np.eye(2)) and anchor == (0.0, 0.0) and region is None:  # a sample per pixel: itself
+    one_to_one = all(abs(v - e) <= 1e-8 for v, e in zip((step * f).ravel().tolist(), (1.0, 0.0, 0.0, 1.0)))
+    if one_to_one and anchor == (0.0, 0.0) and region is None:  # a sample per pixel: itself
         return band, support, np.array([[1.0 / f, 0.0, 0.0], [0.0, 1.0 / f, 0.0]])
     step = step * f
     x0, y0, x1, y1 = region or (0, 0, source.width, source.height)
@@ -793,51 +794,53 @@ def screen_geometries(
         groups.setdefault((round(math.log(cx) / COARSE_STEP), round(math.log(cy) / COARSE_STEP)), []).append(n)
     for (kx, ky), members in groups.items():
         cell_x, cell_y = math.exp(kx * COARSE_STEP), math.exp(ky * COARSE_STEP)
-        rows, cols = max(geometries[n].cells[0] for n in members), max(geometries[n].cells[1] for n in members)
+        group = [geometries[n] for n in members]
+        count = len(group)
+        extents = np.array([g.cells for g in group])  # (members, 2): rows, cols
+        rows, cols = (int(v) for v in extents.max(axis=0))
         r, k = np.mgrid[0:rows, 0:cols].astype(np.float32)
-        maps_x = np.empty((len(members) * rows, cols), np.float32)
-        maps_y = np.empty_like(maps_x)
-        for m, n in enumerate(members):
-            a, b, c, d = geometries[n].matrix
-            ox, oy = geometries[n].offset
-            maps_x[m * rows : (m + 1) * rows] = a * k + b * r + ox
-            maps_y[m * rows : (m + 1) * rows] = c * k + d * r + oy
+        a, b, c, d = (v[:, None, None] for v in np.array([g.matrix for g in group], np.float32).T)
+        ox, oy = (v[:, None, None] for v in np.array([g.offset for g in group], np.float32).T)
+        maps_x = (a * k + b * r + ox).reshape(count * rows, cols)
+        maps_y = (c * k + d * r + oy).reshape(count * rows, cols)
         planes, (x0, y0) = source.planes_around(cell_x, cell_y, maps_x, maps_y)
         f = 2.0**-planes.level
         maps_x = (maps_x - np.float32(x0)) * np.float32(f)
         maps_y = (maps_y - np.float32(y0)) * np.float32(f)
         band = cv2.remap(planes.band, maps_x, maps_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
         support = cv2.remap(planes.support, maps_x, maps_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        # the fitness of every member at once: equal-sized reads stacked (blocks from their first whole one)
+        band, support = band.reshape(count, rows, cols), support.reshape(count, rows, cols)
+        # the fitness of every member at once: equal-sized reads stacked (blocks from their first whole one,
+        # members with fewer cells weighted out beyond them)
         nby, nbx = (rows - 1) // 2, (cols - 1) // 2
-        stack_v = np.empty((len(members), nby, nbx, 3), np.float32)
-        stack_w = np.zeros((len(members), nby, nbx, 1), np.float32)
-        tile_rows = np.empty((len(members), nby), np.intp)
-        tile_cols = np.empty((len(members), nbx), np.intp)
-        for m, n in enumerate(members):
-            g = geometries[n]
-            off = block_offset(g)
-            r0, r1 = m * rows + off[0], m * rows + off[0] + 2 * nby
-            values = block_channels(band[r0:r1, off[1] : off[1] + 2 * nbx])
-            weights = block_weights(support[r0:r1, off[1] : off[1] + 2 * nbx])
-            gy, gx = min(nby, (g.cells[0] - off[0]) // 2), min(nbx, (g.cells[1] - off[1]) // 2)
-            stack_v[m] = values
-            stack_w[m, :gy, :gx] = weights[:gy, :gx]
-            first = ((g.origin[0] + off[0]) // 2, (g.origin[1] + off[1]) // 2)
-            tile_rows[m] = (first[0] + np.arange(nby)) % TILE
-            tile_cols[m] = (first[1] + np.arange(nbx)) % TILE
-        slots = (tile_rows[:, :, None], tile_cols[:, None, :])
+        offsets = np.array([block_offset(g) for g in group])  # (members, 2)
+        stack_v = np.empty((count, nby, nbx, 3), np.float32)
+        stack_w = np.empty((count, nby, nbx, 1), np.float32)
+        for off in {(int(i), int(j)) for i, j in offsets}:
+            sel = np.flatnonzero((offsets[:, 0] == off[0]) & (offsets[:, 1] == off[1]))
+            window = (sel, slice(off[0], off[0] + 2 * nby), slice(off[1], off[1] + 2 * nbx))
+            stack_v[sel] = block_channels(band[window])
+            stack_w[sel] = block_weights(support[window])
+        whole = (extents - offsets) // 2
+        stack_w *= (
+            (np.arange(nby)[None, :, None] < whole[:, 0, None, None])
+            & (np.arange(nbx)[None, None, :] < whole[:, 1, None, None])
+        )[..., None]
+        first = (np.array([g.origin for g in group]) + offsets) // 2
+        slots = (
+            ((first[:, 0:1] + np.arange(nby)) % TILE)[:, :, None],
+            ((first[:, 1:2] + np.arange(nbx)) % TILE)[:, None, :],
+        )
         sign = lay.pilot_sign[slots]  # (members, nby, nbx, 3)
         weight = stack_w * np.abs(sign)
         total = weight.sum(axis=(1, 2, 3))
         dither = lay.dither[slots]
-        best_fit = np.full(len(members), -1.0)
+        best_fit = np.full(count, -1.0)
         for gain in gains:
             agreement = np.cos((2 * np.pi) * (stack_v / np.float32(gain * DELTA) - dither)) * sign * stack_w
             best_fit = np.maximum(best_fit, agreement.sum(axis=(1, 2, 3)) / np.maximum(total, 1e-9))
-        for m, n in enumerate(members):
-            fits[n] = best_fit[m]
-            zs[n] = best_fit[m] * math.sqrt(2.0 * total[m])
+        fits[members] = best_fit
+        zs[members] = best_fit * np.sqrt((2.0 * total).astype(np.float64))
     return fits, zs
 
 
