@@ -15,8 +15,7 @@ from transfigure.provenance.watermark import sync
 KEY = b"watermark tests key"
 PAYLOAD = bytes.fromhex("0123456789abcdef")
 
-#: Edits the search does not cover (README, "Limits"): none at this size (rotate 10 + crop 80 + JPEG 75 is
-#: found on images up to 300 x 300 only).
+#: Edits the search does not cover (README, "Limits"): none at this size.
 NOT_COVERED: set[str] = set()
 
 
@@ -164,3 +163,11 @@ def test_a_rotation_cropped_to_no_fill_and_re_encoded_at_an_angle_between_the_sc
     detection = detect_watermark(image, KEY)
     assert detection.payload == PAYLOAD
     assert detection.rotation_deg == pytest.approx(-7.4, abs=0.2)
+
+
+def test_a_large_picture_rotated_cropped_to_no_fill_and_re_encoded(photo):
+    # the angle scan at 512 px (on a window of fewer cells than on small images: the time is the large ones')
+    big = embed_watermark(photo("astronaut", 512), PAYLOAD, KEY)
+    detection = detect_watermark(jpeg(crop(rotate(big, 10), 0.8), 75), KEY)
+    assert detection.payload == PAYLOAD
+    assert detection.rotation_deg == pytest.approx(10.0, abs=0.2)

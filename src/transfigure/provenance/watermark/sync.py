@@ -34,9 +34,9 @@ check that matches:
    an interpolation period): a scan of the lattice pitch in 2.5 % steps, each pitch screened for every
    translation on a central window of 36 cells (small enough that the screen holds to ~1.25 % of scale), the
    two likeliest checked in 0.4 % steps on a larger central region and refined on the whole image;
-7. **turned crop** (images up to SWEEP_AREA): turned in its own frame and cropped so that no fill is left,
-   then re-encoded (no cue gives the angle): the same window screen at every whole degree to 12 each way
-   (it holds to ~0.35 degree), checked and refined like the scaled family's;
+7. **turned crop**: turned in its own frame and cropped so that no fill is left, then re-encoded (no cue
+   gives the angle): the same window screen at every whole degree to 12 each way (it holds to ~0.35
+   degree), checked and refined like the scaled family's;
 8. **straightened**: turned about the centre and cropped to the largest upright rectangle inside (kept
    at that size or rescaled), or turned in its own frame, or on an expanded canvas: for every angle to
    16 degrees in 0.4-degree steps the lattice follows, screened on a central region, the best refined;
@@ -47,9 +47,9 @@ check that matches:
 
 Every candidate decoded counts towards MAX_DECODES, so the false-positive bound holds whatever the search
 tries. What the families cannot find, on images larger than SWEEP_AREA (the scans' time is kept for the
-small ones, whose other searches are cheap): a rotation whose corners were cropped away and then
-re-encoded (no fill; JPEG hides the resampling), and a crop resized by an unseen factor outside the pitch
-scan's range (crops keeping less than ~70 %) or mirrored as well. Within its range, at any size, the scan
+small ones, whose other searches are cheap): a crop resized by an unseen factor outside the pitch scan's
+range (crops keeping less than ~70 %) or mirrored as well; at any size, a rotation cropped to no fill and
+re-encoded (no fill; JPEG hides the resampling) by an angle more than ~0.35 degree from a whole one. Within its range, at any size, the scan
 finds a textured photo only where its steps happen to fall within ~0.3 % of the pitch and an eighth of a
 cell of the lattice (``benchmarks/watermark_misses.py --sweep``).
 """
@@ -1113,25 +1113,27 @@ def _checked(source: Source, lay: Layout, found: list[Candidate], family: str, t
 
 
 #: A picture turned in its own frame whose corners were then cropped away (and re-encoded: no fill, no
-#: resampling trace) is searched, on images up to SWEEP_AREA, at every TURN_SCAN_STEP degrees up to
-#: TURN_SCAN_MAX each way, each angle screened for every translation on the scan's central window (which
-#: holds to about +-0.35 degree).
+#: resampling trace) is searched at every TURN_SCAN_STEP degrees up to TURN_SCAN_MAX each way, each angle
+#: screened for every translation on the scan's central window (which holds to about +-0.35 degree).
 TURN_SCAN_STEP: Final = 1.0
 TURN_SCAN_MAX: Final = 12.0
+#: The scan's window, in cells: a fifth over SCALED_CELLS on images up to SWEEP_AREA (rotate 10 + crop 80 % +
+#: JPEG 75 at 256 px: 0.90 found, 0.82 with SCALED_CELLS, 0.83 with the whole image), SCALED_CELLS above (as
+#: many found at 512 px, 0.94, at three quarters of the time).
+TURN_SCAN_CELLS: Final = (1.2 * SCALED_CELLS, SCALED_CELLS)
 #: Angle steps (degrees) of the check of a turned scan's likeliest (+-3 steps: what the scan's step leaves).
 TURN_CHECK_STEP: Final = 0.12
 
 
 def _turned_crop(source: Source, lay: Layout):
-    """A rotation cropped to no fill, of a small image: a scan of the angle (see TURN_SCAN_STEP) at the cell
+    """A rotation cropped to no fill: a scan of the angle (see TURN_SCAN_STEP) at the cell
     sizes of a crop keeping 70 % and more; the likeliest checked and refined like the scaled family's."""
     width, height = source.width, source.height
-    if width * height > SWEEP_AREA:
-        return
     own = math.sqrt(width * height) / CELLS_ACROSS
+    window = TURN_SCAN_CELLS[0] if width * height <= SWEEP_AREA else TURN_SCAN_CELLS[1]
     found: list[Candidate] = []
     for cell in [c for c in CELL_SIZES if own / 1.05 <= c <= 1.45 * own]:
-        sub, x0, y0 = _central_window(source, int(math.ceil(SCALED_CELLS * cell * 1.2)) + 8)
+        sub, x0, y0 = _central_window(source, int(math.ceil(window * cell)) + 8)
         for turn in np.arange(TURN_SCAN_STEP, TURN_SCAN_MAX + 1e-9, TURN_SCAN_STEP):
             for angle in (math.radians(turn), -math.radians(turn)):
                 rot = _turn(angle)
@@ -1258,7 +1260,7 @@ def _inner_share(aspect: float, t: float) -> float:
 
 #: Images up to this many pixels (whose other searches are cheap) have a nearest-neighbour rotation undone at
 #: every whole degree to SWEEP_TURN each way, the pitch scan's wider range and mirror (see _scaled) and the
-#: angle scan of _turned_crop.
+#: angle scan's larger window (see TURN_SCAN_CELLS).
 SWEEP_AREA: Final = 300 * 300
 SWEEP_TURN: Final = 10
 
