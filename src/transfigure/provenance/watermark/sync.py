@@ -48,10 +48,10 @@ check that matches:
 Every candidate decoded counts towards MAX_DECODES, so the false-positive bound holds whatever the search
 tries. What the families cannot find, on images larger than SWEEP_AREA (the scans' time is kept for the
 small ones, whose other searches are cheap): a crop resized by an unseen factor outside the pitch scan's
-range (crops keeping less than ~70 %) or mirrored as well; at any size, a rotation cropped to no fill and
-re-encoded (no fill; JPEG hides the resampling) by an angle more than ~0.35 degree from a whole one. Within its range, at any size, the scan
-finds a textured photo only where its steps happen to fall within ~0.3 % of the pitch and an eighth of a
-cell of the lattice (``benchmarks/watermark_misses.py --sweep``).
+range (crops keeping less than ~70 %) or mirrored as well. At any size: a rotation cropped to no fill and
+re-encoded (JPEG hides the resampling) by an angle more than ~0.35 degree from a whole one; and within its
+range, the pitch scan finds a textured photo only where its steps happen to fall within ~0.3 % of the pitch
+and an eighth of a cell of the lattice (``benchmarks/watermark_misses.py --sweep``).
 """
 
 from __future__ import annotations
@@ -1126,8 +1126,8 @@ TURN_CHECK_STEP: Final = 0.12
 
 
 def _turned_crop(source: Source, lay: Layout):
-    """A rotation cropped to no fill: a scan of the angle (see TURN_SCAN_STEP) at the cell
-    sizes of a crop keeping 70 % and more; the likeliest checked and refined like the scaled family's."""
+    """A rotation cropped to no fill: a scan of the angle (see TURN_SCAN_STEP) at the cell sizes of a crop
+    keeping 70 % and more; the likeliest checked and refined like the scaled family's."""
     width, height = source.width, source.height
     own = math.sqrt(width * height) / CELLS_ACROSS
     window = TURN_SCAN_CELLS[0] if width * height <= SWEEP_AREA else TURN_SCAN_CELLS[1]
