@@ -171,3 +171,12 @@ def test_a_large_picture_rotated_cropped_to_no_fill_and_re_encoded(photo):
     detection = detect_watermark(jpeg(crop(rotate(big, 10), 0.8), 75), KEY)
     assert detection.payload == PAYLOAD
     assert detection.rotation_deg == pytest.approx(10.0, abs=0.2)
+
+
+def test_a_non_square_picture_squashed_to_another_aspect(photo):
+    # 4:3 to 16:9 with the width kept, or narrowed with the height kept: the original is neither square nor
+    # of the result's aspect
+    marked = embed_watermark(photo("coffee", (320, 240)), PAYLOAD, KEY)
+    for size in ((320, 180), (256, 240)):
+        detection = detect_watermark(marked.resize(size, Image.Resampling.BICUBIC), KEY)
+        assert detection.payload == PAYLOAD
