@@ -21,8 +21,8 @@ check that matches:
    correlated with the pilot template by FFT; the 8 flips and quarter turns are the same fold read the
    other way round, derived from its one FFT (:func:`_oriented_spectrum`);
 3. **resized**: the whole picture resized from a common original size (multiples of 32 to 1024, of 64 to
-   2048), keeping its aspect or squashed from a square: each size fixes the lattice (edges stay edges),
-   screened on a central region;
+   2048), keeping its aspect, squashed from a square or (a non-square picture) with one side resized from a
+   common aspect: each size fixes the lattice (edges stay edges), screened on a central region;
 4. **rotated**: the flat corners a rotation leaves give its angle (:func:`.cues.rotation_fill`); a
    translation screen on the turned lattice, and for Pillow's default nearest-neighbour rotation the
    rotation undone exactly (:mod:`.nearest`), from the whole picture size that gives the canvas;
