@@ -36,7 +36,8 @@ check that matches:
    two likeliest checked in 0.4 % steps on a larger central region and refined on the whole image;
 7. **turned crop**: turned in its own frame and cropped so that no fill is left, then re-encoded (no cue
    gives the angle): the same window screen at every whole degree to 12 each way (it holds to ~0.35
-   degree), checked and refined like the scaled family's;
+   degree), checked and refined like the scaled family's; on images up to SWEEP_AREA, a nearest-neighbour
+   rotation cropped about its centre undone at the two likeliest angles (:func:`_centre_cropped`);
 8. **straightened**: turned about the centre and cropped to the largest upright rectangle inside (kept
    at that size or rescaled), or turned in its own frame, or on an expanded canvas: for every angle to
    16 degrees in 0.4-degree steps the lattice follows, screened on a central region, the best refined;
