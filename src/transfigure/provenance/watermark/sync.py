@@ -1135,7 +1135,8 @@ TURN_CHECK_STEP: Final = 0.12
 
 def _turned_crop(source: Source, lay: Layout):
     """A rotation cropped to no fill: a scan of the angle (see TURN_SCAN_STEP) at the cell sizes of a crop
-    keeping 70 % and more; the likeliest checked and refined like the scaled family's."""
+    keeping 70 % and more; the likeliest checked and refined like the scaled family's; on small images, a
+    nearest-neighbour rotation cropped about its centre undone at the likeliest angles (TURN_UNDO_ANGLES)."""
     width, height = source.width, source.height
     own = math.sqrt(width * height) / CELLS_ACROSS
     window = TURN_SCAN_CELLS[0] if width * height <= SWEEP_AREA else TURN_SCAN_CELLS[1]
