@@ -964,7 +964,8 @@ def _on_original_pixels(
 ) -> list[Candidate]:
     """Translation screens of a crop ``wc`` original pixels wide resized to this image's width (its height in
     proportion): the original pixels' centres lie at (u + 0.5) x scale - 0.5 (edges stay edges), so a grid
-    of one sample per original pixel holds every whole-pixel crop offset exactly, for each cell size; on a
+    of one sample per original pixel holds every whole-pixel crop offset exactly (every other pixel for cells
+    of 12 px and more, as in the crop screen: a pixel is under 1/16 of such a cell), for each cell size; on a
     central ``window`` of that many cells when given (the scale and the samples' phase are exact, so a part
     of the image tells the translation; the candidates read the whole image)."""
     width, height = source.width, source.height
@@ -981,7 +982,7 @@ def _on_original_pixels(
             source,
             lay,
             matrix,
-            cell,
+            min(cell, _whole_pixel_spc(cell)),
             (1.0,),
             family,
             orientations=orientations,
