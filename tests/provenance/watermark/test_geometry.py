@@ -189,3 +189,12 @@ def test_a_small_picture_turned_by_its_nearest_pixels_cropped_about_the_centre_a
     detection = detect_watermark(jpeg(crop(rotate(marked, 5), 0.85), 85), KEY)
     assert detection.payload == PAYLOAD
     assert detection.rotation_deg == pytest.approx(5.0, abs=0.05)
+
+
+def test_a_large_picture_cropped_and_enlarged_back(photo):
+    # 16 px cells: the enlargement's screen samples every other original pixel, and still lands within a
+    # pixel of the crop's offset
+    big = embed_watermark(photo("coffee", 1024), PAYLOAD, KEY)
+    detection = detect_watermark(crop(big, 0.7, "bottom-right", big.size), KEY)
+    assert detection.payload == PAYLOAD
+    assert detection.scale == pytest.approx(16 / 0.7, rel=0.01)
