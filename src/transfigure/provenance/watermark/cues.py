@@ -114,6 +114,15 @@ class Rotation:
     angle: float
     width: float | None
     height: float | None
+    #: how far apart (degrees) the sides that gave the angle lie: 0 for one agreeing within SIDES_AGREE;
+    #: up to SIDES_ROUGH where a dark picture region merged with the fill bent some of its sides
+    spread: float = 0.0
+
+
+#: Sides of the fill agree on a rotation within SIDES_AGREE degrees; failing that, within SIDES_ROUGH (a dark
+#: picture region merged with the fill bends the sides it touches: the angle is then rough, see Rotation).
+SIDES_AGREE: Final = 0.3
+SIDES_ROUGH: Final = 1.0
 
 
 def rotation_fill(channels: np.ndarray) -> Rotation | None:
@@ -131,6 +140,7 @@ def rotation_fill(channels: np.ndarray) -> Rotation | None:
             found.angle,
             None if found.width is None else 2 * found.width,
             None if found.height is None else 2 * found.height,
+            found.spread,
         )
     h, w = channels.shape[:2]
     corners = [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)]
@@ -188,12 +198,14 @@ def rotation_fill(channels: np.ndarray) -> Rotation | None:
         return None
     # the largest group of sides whose directions agree (modulo 90 degrees)
     tilts = np.array([d % 90.0 for _, d, _ in sides])
-    agree = [
-        [j for j in range(len(sides)) if min(abs(tilts[i] - tilts[j]), 90 - abs(tilts[i] - tilts[j])) < 0.3]
-        for i in range(len(sides))
-    ]
-    group = max(agree, key=len)
-    if len(group) < 2:
+    apart = np.minimum(np.abs(tilts[:, None] - tilts[None, :]), 90 - np.abs(tilts[:, None] - tilts[None, :]))
+    spread = 0.0
+    for tolerance in (SIDES_AGREE, SIDES_ROUGH):
+        group = max(([j for j in range(len(sides)) if apart[i, j] < tolerance] for i in range(len(sides))), key=len)
+        if len(group) >= 2:
+            spread = 0.0 if tolerance == SIDES_AGREE else float(apart[np.ix_(group, group)].max())
+            break
+    else:
         return None
     sides = [sides[j] for j in group]
     tilts = np.array([tilts[j] for j in group])
@@ -207,7 +219,7 @@ def rotation_fill(channels: np.ndarray) -> Rotation | None:
     horizontal = [dist for facing, _, dist in sides if not 45.0 <= facing % 180.0 < 135.0]
     height = 2.0 * float(np.mean(vertical)) if vertical else None
     width = 2.0 * float(np.mean(horizontal)) if horizontal else None
-    return Rotation(angle=angle, width=width, height=height)
+    return Rotation(angle=angle, width=width, height=height, spread=spread)
 
 
 #: Kirchner's fixed linear predictor ("Fast and reliable resampling detection by spectral analysis of fixed
