@@ -886,9 +886,9 @@ def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
 
 def _unrotated(source: Source, lay: Layout, rotation: cues.Rotation, w0: float, h0: float):
     """Undo a nearest-neighbour rotation (Pillow's default) at the likely angles used: the fill's angle
-    rounded to tenths and halves of a degree, from the picture size the fill suggests (on an expanded
-    canvas: the whole size nearest it that gives this canvas) or this image's; then the identity read of
-    what that restores."""
+    rounded to tenths and halves of a degree (a rough one: every half degree around it), from the picture
+    size the fill suggests (on an expanded canvas: the whole size nearest it that gives this canvas) or
+    this image's; then the identity read of what that restores."""
     angles = list(dict.fromkeys([round(rotation.angle * 2) / 2, round(rotation.angle, 1)]))
     if rotation.spread:  # a rough angle (sides bent by a dark picture): the whole and half degrees around it
         reach = rotation.spread / 2 + 0.25
