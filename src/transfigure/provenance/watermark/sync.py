@@ -889,13 +889,13 @@ def _unrotated(source: Source, lay: Layout, rotation: cues.Rotation, w0: float, 
     rounded to tenths and halves of a degree (a rough one: every half degree around it), from the picture
     size the fill suggests (on an expanded canvas: the whole size nearest it that gives this canvas) or
     this image's; then the identity read of what that restores."""
-    angles = list(dict.fromkeys([round(rotation.angle * 2) / 2, round(rotation.angle, 1)]))
+    angles = [round(rotation.angle * 2) / 2, round(rotation.angle, 1)]
     if rotation.spread:  # a rough angle (sides bent by a dark picture): the whole and half degrees around it
         reach = rotation.spread / 2 + 0.25
         angles += [
             a / 2 for a in range(math.ceil(2 * (rotation.angle - reach)), math.floor(2 * (rotation.angle + reach)) + 1)
         ]
-        angles = list(dict.fromkeys(angles))
+    angles = list(dict.fromkeys(angles))
     found = []
     image_size = (source.width, source.height)
     for angle in angles:
