@@ -33,7 +33,7 @@ from PIL import Image  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from watermark import SHARED  # noqa: E402
+from watermark import SHARED, payload_for  # noqa: E402
 
 from transfigure.provenance import detect_watermark, embed_watermark  # noqa: E402
 from transfigure.provenance.attacks import crop, inner_rectangle, jpeg, reframe, rotate  # noqa: E402
@@ -93,7 +93,7 @@ def check(args: tuple[int, Image.Image]) -> dict[str, tuple[bool, float]]:
 
     cv2.setNumThreads(1)
     index, image = args
-    payload = bytes((index * 37 + k) % 256 for k in range(8))
+    payload = payload_for(max(image.size), FIRST_PHOTO + index)
     marked = embed_watermark(image, payload, KEY)
     out = {}
     for name, edit in EDITS.items():
