@@ -102,6 +102,15 @@ def test_a_crop_enlarged_back_whatever_way_its_period_reads(photo, monkeypatch, 
     assert detection.scale == pytest.approx(8 / fraction, rel=0.003)
 
 
+def test_a_page_of_text_cropped_and_enlarged_back(photo):
+    # the lines of text outrank the enlargement's period against the whole spectrum (see test_parts); the
+    # period stands out from its own neighbourhood
+    marked = embed_watermark(photo("page", 256), PAYLOAD, KEY)
+    detection = detect_watermark(crop(marked, 0.6, "top-right", marked.size), KEY, legacy=False)
+    assert detection.payload == PAYLOAD
+    assert detection.scale == pytest.approx(4 * 256 / 154, rel=0.003)
+
+
 def test_a_textured_crop_mirrored_and_halved(photo):
     # halving puts the original's pixels a quarter pixel off the output's: no pitch scan's samples hit them
     big = embed_watermark(photo("grass", 512), PAYLOAD, KEY)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from transfigure.provenance.attacks import inner_rectangle, jpeg, rotate
+from transfigure.provenance.attacks import crop, inner_rectangle, jpeg, rotate
 from transfigure.provenance.watermark import cues, embed_watermark, nearest, sync
 from transfigure.provenance.watermark import planes as pl
 from transfigure.provenance.watermark.layout import cell_size, layout
@@ -115,6 +115,16 @@ def test_the_upscale_cue_reads_the_enlargement(photo):
         enlarged = image.resize((round(256 * factor),) * 2, Image.Resampling.BICUBIC)
         found = cues.upscale_factors(_source(enlarged).luma)
         assert found and abs(found[0][0] - factor) < 0.01 * factor, (factor, found[:3])
+
+
+def test_the_upscale_cue_reads_an_enlargement_a_photos_own_structure_outranks(photo):
+    # the page's lines of text raise the spectrum's low frequencies above the whole spectrum's median: their
+    # broad bump (a "factor" of 1.06) outranks the 5/3 enlargement's narrow line, which stands out from its
+    # own neighbourhood of the spectrum
+    enlarged = crop(photo("page", 256), 0.6, "top-left", (256, 256))
+    found = [factor for factor, _ in cues.upscale_factors(_source(enlarged).luma)]
+    assert abs(found[0] - 5 / 3) > 0.05  # the text's bump first
+    assert any(abs(factor - 256 / 154) < 0.003 * factor for factor in found), found
 
 
 def test_the_rotation_cue_reads_the_angle_and_the_original_size(photo):

@@ -928,7 +928,7 @@ def _upscaled(source: Source, lay: Layout):
     own = cell_size(width, height)
     # the two strongest peaks' readings, and an enlargement by 2 (its interpolation is symmetric: it shows
     # nothing)
-    factors = [f for f, _ in cues.upscale_factors(source.luma)[:4]]
+    factors = [f for f, _ in cues.upscale_factors(source.luma)]
     shown = len(factors)
     # a peak at a harmonic of the period reads twice the factor (an enlargement by 1.11 shows 2.22)
     factors += [f / 2 for f in factors if f / 2 > 1.02 and all(abs(f / 2 - g) > 0.01 for g in factors)]
