@@ -12,7 +12,7 @@ from PIL import Image
 
 from transfigure.provenance import detect_watermark, embed_watermark
 from transfigure.provenance.attacks import GEOMETRIC, crop, inner_rectangle, jpeg, rotate, screenshot
-from transfigure.provenance.watermark import sync
+from transfigure.provenance.watermark import cues, sync
 
 KEY = b"watermark tests key"
 PAYLOAD = bytes.fromhex("0123456789abcdef")
@@ -95,7 +95,7 @@ def test_a_textured_picture_straightened_at_any_tenth_of_a_degree(photo, angle):
 def test_a_crop_enlarged_back_whatever_way_its_period_reads(photo, monkeypatch, fraction, readings):
     # the cue's readings as measured on photos where they ranked so (facades, a bag on white), on this photo
     big = embed_watermark(photo("astronaut", 512), PAYLOAD, KEY)
-    monkeypatch.setattr(sync.cues, "upscale_factors", lambda luma: readings)
+    monkeypatch.setattr(sync.cues, "upscale_factors", lambda luma: [cues.Enlargement(*r, False) for r in readings])
     monkeypatch.setattr(sync, "FAMILIES", tuple(f for f in sync.FAMILIES if f[0] in ("as marked", "upscaled")))
     detection = detect_watermark(crop(big, fraction, "top-left", big.size), KEY, legacy=False)
     assert detection.payload == PAYLOAD
@@ -109,6 +109,14 @@ def test_a_page_of_text_cropped_and_enlarged_back(photo):
     detection = detect_watermark(crop(marked, 0.6, "top-right", marked.size), KEY, legacy=False)
     assert detection.payload == PAYLOAD
     assert detection.scale == pytest.approx(4 * 256 / 154, rel=0.003)
+
+
+def test_a_page_of_text_cropped_and_enlarged_to_another_size(photo):
+    # the period shows only against its neighbourhood, and the original's cells (4 px) are not this image's
+    marked = embed_watermark(photo("page", 256), PAYLOAD, KEY)
+    detection = detect_watermark(crop(marked, 0.6, "top-right", (192, 192)), KEY, legacy=False)
+    assert detection.payload == PAYLOAD
+    assert detection.scale == pytest.approx(4 * 192 / 154, rel=0.003)
 
 
 def test_a_textured_crop_mirrored_and_halved(photo):

@@ -114,7 +114,7 @@ def test_the_upscale_cue_reads_the_enlargement(photo):
     for factor in (1.25, 4 / 3, 1.6):
         enlarged = image.resize((round(256 * factor),) * 2, Image.Resampling.BICUBIC)
         found = cues.upscale_factors(_source(enlarged).luma)
-        assert found and abs(found[0][0] - factor) < 0.01 * factor, (factor, found[:3])
+        assert found and abs(found[0].factor - factor) < 0.01 * factor, (factor, found[:3])
 
 
 def test_the_upscale_cue_reads_an_enlargement_a_photos_own_structure_outranks(photo):
@@ -122,7 +122,7 @@ def test_the_upscale_cue_reads_an_enlargement_a_photos_own_structure_outranks(ph
     # broad bump (a "factor" of 1.06) outranks the 5/3 enlargement's narrow line, which stands out from its
     # own neighbourhood of the spectrum
     enlarged = crop(photo("page", 256), 0.6, "top-left", (256, 256))
-    found = [factor for factor, _ in cues.upscale_factors(_source(enlarged).luma)]
+    found = [r.factor for r in cues.upscale_factors(_source(enlarged).luma)]
     assert abs(found[0] - 5 / 3) > 0.05  # the text's bump first
     assert any(abs(factor - 256 / 154) < 0.003 * factor for factor in found), found
 

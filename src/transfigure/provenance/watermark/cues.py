@@ -18,13 +18,21 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 import cv2
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["Rotation", "content_boxes", "nearest_rotation", "rotation_fill", "rotation_traces", "upscale_factors"]
+__all__ = [
+    "Enlargement",
+    "Rotation",
+    "content_boxes",
+    "nearest_rotation",
+    "rotation_fill",
+    "rotation_traces",
+    "upscale_factors",
+]
 
 #: The image's outermost pixels are a border if 90 % of them are this close to their median colour (0..255).
 FLAT_SPREAD: Final = 6.0
@@ -247,10 +255,22 @@ RANKED_READINGS: Final = 4
 #: benchmarks/watermark_misses.py).
 ISOLATED_READINGS: Final = 2
 LOCAL_BAND: Final = 0.03
+#: Against its neighbourhood, a peak counts from this strength (the noise's own peaks reach ~3 there);
+#: against the whole spectrum's median, from ``min_peak``.
+ISOLATED_PEAK: Final = 6.0
 
 
-def upscale_factors(luma: np.ndarray, min_peak: float = 8.0) -> list[tuple[float, float]]:
-    """(scale factor > 1, strength) of the enlargements an image shows along its columns and rows. A
+class Enlargement(NamedTuple):
+    """A reading of an enlargement's period: the scale factor, the peak's strength, and whether the peak
+    stood out only from its neighbourhood of the spectrum (see ISOLATED_READINGS)."""
+
+    factor: float
+    strength: float
+    isolated: bool
+
+
+def upscale_factors(luma: np.ndarray, min_peak: float = 8.0) -> list[Enlargement]:
+    """The enlargements an image shows along its columns and rows (factors > 1). A
     spectral peak at f cycles/px of the prediction map says a period of 1 / (1 - f) (aliased; factors up to
     2) or 1 / f; both are returned. Frequencies of JPEG's 8-px grid are skipped when the image shows that
     grid.
@@ -283,8 +303,10 @@ def upscale_factors(luma: np.ndarray, min_peak: float = 8.0) -> list[tuple[float
         usable = band & (off_grid | (freqs > 0.49) | (not jpeg))
         ranked[0].append(np.where(usable, spectrum, 0.0))
         ranked[1].append(np.where(usable, isolated, 0.0))
-    out: list[tuple[float, float]] = []
-    for spectra, count in zip(ranked, (RANKED_READINGS, ISOLATED_READINGS)):
+    out: list[Enlargement] = []
+    for isolated, (spectra, count, least) in enumerate(
+        zip(ranked, (RANKED_READINGS, ISOLATED_READINGS), (min_peak, ISOLATED_PEAK))
+    ):
         limit = len(out) + count
         if len(spectra) == 2:
             spectra.insert(0, np.sqrt(spectra[0] * spectra[1]))
@@ -292,7 +314,7 @@ def upscale_factors(luma: np.ndarray, min_peak: float = 8.0) -> list[tuple[float
         for n, spectrum in enumerate(spectra):
             k = int(np.argmax(spectrum))
             strength = float(spectrum[k])
-            if strength < min_peak:
+            if strength < least:
                 continue
             f = float(freqs[k])
             if 0 < k < len(spectrum) - 1:  # sub-bin peak: a parabola through three bins
@@ -306,8 +328,8 @@ def upscale_factors(luma: np.ndarray, min_peak: float = 8.0) -> list[tuple[float
                     found.append((scale, strength, rank))
         found.sort(key=lambda t: -t[2])
         for scale, strength, _ in found:
-            if len(out) < limit and all(abs(scale - t) / t > 0.003 for t, _ in out):
-                out.append((scale, strength))
+            if len(out) < limit and all(abs(scale - r.factor) / r.factor > 0.003 for r in out):
+                out.append(Enlargement(scale, strength, bool(isolated)))
     return out
 
 

@@ -920,25 +920,28 @@ def _upscaled(source: Source, lay: Layout):
     number near width / factor; read on that grid, every whole-pixel crop offset is exact.
 
     An interpolation period of p pixels says p / k for some k (an enlargement by 5/3 and one by 5/4 both
-    repeat every 5 pixels), so each of the two strongest peaks is read both ways the cue gives (its
-    fundamental and its alias), and each reading also halved (a harmonic's), at the cell of an original of
-    this image's size (a crop enlarged back); the two likeliest readings also at the cells of any original
-    the crop was cut from (enlarged to another size)."""
+    repeat every 5 pixels), so each peak the cue gives is read both ways (its fundamental and its alias),
+    and each reading also halved (a harmonic's), at the cell of an original of this image's size (a crop
+    enlarged back); the strongest peak's readings, and the fundamental of the strongest that stands out only
+    from its neighbourhood of the spectrum (see :class:`.cues.Enlargement`), also at the cells of any
+    original the crop was cut from (enlarged to another size)."""
     width, height = source.width, source.height
     own = cell_size(width, height)
-    # the two strongest peaks' readings, and an enlargement by 2 (its interpolation is symmetric: it shows
-    # nothing)
-    factors = [f for f, _ in cues.upscale_factors(source.luma)]
-    shown = len(factors)
+    # the cue's readings, and an enlargement by 2 (its interpolation is symmetric: it shows nothing)
+    readings = cues.upscale_factors(source.luma)
+    factors = [r.factor for r in readings]
+    # the likeliest: the strongest peak both ways it reads; the strongest isolated one's fundamental
+    ranked, isolated = ([r.factor for r in readings if r.isolated == kind] for kind in (False, True))
+    likeliest = set(ranked[:2] + isolated[:1])
     # a peak at a harmonic of the period reads twice the factor (an enlargement by 1.11 shows 2.22)
     factors += [f / 2 for f in factors if f / 2 > 1.02 and all(abs(f / 2 - g) > 0.01 for g in factors)]
     if all(abs(f - 2.0) > 0.01 for f in factors):
         factors.append(2.0)
     screens: dict[int, list[int]] = {}
-    for n, factor in enumerate(factors):
+    for factor in factors:
         for wc in _crop_widths(width, factor):
             hc = max(1, round(height * wc / width))
-            cells = [own] + (crop_cells(wc, hc) if n < min(2, shown) else [])
+            cells = [own] + (crop_cells(wc, hc) if factor in likeliest else [])
             screens.setdefault(wc, []).extend(cells)  # (each cell screened once: _on_original_pixels)
     found = [
         cand
