@@ -116,14 +116,32 @@ def original_sizes(
     return sorted(sizes, key=lambda s: (s[0] - w0) ** 2 + (s[1] - h0) ** 2)
 
 
-def _apply(plan: _UndoPlan, plane: np.ndarray, source_size: tuple[int, int]) -> np.ndarray:
-    restored = np.append(plane.ravel(), np.float32(0.0))[plan.copied_to]
-    if plan.holes.size:  # fill each skipped pixel with the mean of its restored 4-neighbours
-        total = np.zeros(plan.holes.size, dtype=np.float32)
-        for neighbours, hit in zip(plan.neighbours, plan.neighbour_hit):
-            total += restored[neighbours] * hit
-        restored[plan.holes] = total / plan.neighbour_count
-    return restored.reshape(source_size[1], source_size[0])
+def _apply(
+    plan: _UndoPlan,
+    planes: list[np.ndarray],
+    source_size: tuple[int, int],
+    window: tuple[int, int, int, int] | None = None,
+) -> list[np.ndarray]:
+    """The planes restored (only their ``window`` (x0, y0, x1, y1) when given)."""
+    w, h = source_size
+    x0, y0, x1, y1 = window or (0, 0, w, h)
+    index = plan.copied_to.reshape(h, w)[y0:y1, x0:x1]
+    # each skipped pixel gets the mean of its restored 4-neighbours
+    holes, neighbours, hit, count = plan.holes, plan.neighbours, plan.neighbour_hit, plan.neighbour_count
+    if window is not None and holes.size:
+        hy, hx = np.divmod(holes, w)
+        inside = np.flatnonzero((hy >= y0) & (hy < y1) & (hx >= x0) & (hx < x1))
+        holes, neighbours, hit, count = holes[inside], neighbours[:, inside], hit[:, inside], count[inside]
+    hy, hx = np.divmod(holes, w)
+    sources = plan.copied_to[neighbours]
+    out = []
+    for plane in planes:
+        values = np.append(plane.ravel(), np.float32(0.0))
+        restored = values[index]
+        if holes.size:
+            restored[hy - y0, hx - x0] = np.einsum("ij,ij->j", values[sources], hit) / count
+        out.append(restored)
+    return out
 
 
 def unrotate(
@@ -132,17 +150,20 @@ def unrotate(
     angle: float,
     source_size: tuple[int, int],
     box: tuple[int, int, int, int] | None = None,
+    window: tuple[int, int, int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(luma, taper) of the ``source_size`` (w, h) picture that ``Image.rotate(angle)`` (nearest, with or
     without ``expand``, or cropped to ``box`` after) turned into these planes, or None when that cannot
-    give their size. Pixels not in the image come back as zeros with no taper (weight 0)."""
+    give their size; only its ``window`` (x0, y0, x1, y1) when given. Pixels not in the image come back as
+    zeros with no taper (weight 0)."""
     h, w = luma.shape
     plan = _plan(source_size, (w, h), angle, box)
     if plan is None:
         return None
-    return _apply(plan, luma.astype(np.float32, copy=False), source_size), _apply(
-        plan, taper.astype(np.float32, copy=False), source_size
+    restored_luma, restored_taper = _apply(
+        plan, [luma.astype(np.float32, copy=False), taper.astype(np.float32, copy=False)], source_size, window
     )
+    return restored_luma, restored_taper
 
 
 def undo_nearest_rotation(luma: np.ndarray, angle: float) -> np.ndarray:
@@ -150,4 +171,4 @@ def undo_nearest_rotation(luma: np.ndarray, angle: float) -> np.ndarray:
     h, w = luma.shape
     plan = _plan((w, h), (w, h), angle)
     assert plan is not None
-    return _apply(plan, luma, (w, h))
+    return _apply(plan, [luma], (w, h))[0]

@@ -1160,11 +1160,11 @@ def _turned_crop(source: Source, lay: Layout):
                 screened = dense_screen(sub, lay, rot * cell, 4, (1.0,), "turned", 1, _ORIENTATIONS[:1], coarse=True)
                 found += [replace(c, geometry=_moved(c.geometry, x0, y0)) for c in screened]
     yield from _checked(source, lay, found, "turned", turned=True)
-    if width * height <= SWEEP_AREA:
-        ranked = sorted(found, key=lambda c: c.z, reverse=True)
-        angles = list(dict.fromkeys(round(_angle(c.geometry)) for c in ranked))[:TURN_UNDO_ANGLES]
-        undone = [c for angle in angles for c in _centre_cropped(source, lay, angle, cells)]
-        yield from _best(undone, limit=1)
+    ranked = sorted(found, key=lambda c: c.z, reverse=True)
+    angles = list(dict.fromkeys(round(_angle(c.geometry)) for c in ranked))[:TURN_UNDO_ANGLES]
+    small = width * height <= SWEEP_AREA
+    undone = [c for angle in angles for c in _centre_cropped(source, lay, angle, cells, None if small else window)]
+    yield from _best(undone, limit=1, z=Z_DECODE if small else TURN_UNDO_Z)
 
 
 #: Small images have a nearest-neighbour rotation cropped about its centre undone at the angle scan's
@@ -1173,14 +1173,24 @@ def _turned_crop(source: Source, lay: Layout):
 #: 256 px, the undo reads z 8-23 on every photo the scan missed, and the scan ranks the true angle first on
 #: 6 of 10 of them).
 TURN_UNDO_ANGLES: Final = 2
+#: A window screen of one lattice phase (large images) decodes from this z (chance reaches ~4).
+TURN_UNDO_Z: Final = 5.0
 
 
-def _centre_cropped(source: Source, lay: Layout, angle: float, cells: list[int]) -> list[Candidate]:
+def _centre_cropped(
+    source: Source, lay: Layout, angle: float, cells: list[int], window: float | None = None
+) -> list[Candidate]:
     """A nearest-neighbour ``rotate(angle)`` (same canvas) of a picture of even width and height (every
     common size), then cropped about its centre to this image, restored exactly, and screened for every
     translation at each of ``cells``. Which source pixel each image pixel copies depends on the crop's
     position from the rotation's centre, which for a centred crop is fixed up to the parity of the
-    original's sides: any even size large enough restores the same picture moved by whole pixels."""
+    original's sides: any even size large enough restores the same picture moved by whole pixels (by
+    half the difference of the sides).
+
+    Screened at every whole pixel over the whole picture; or (``window``, for large images) only at the
+    lattice phase an original whose sides are multiples of two cells gives (every common size), one sample
+    a cell on a central window of that many cells, restored alone (the whole picture only for a candidate
+    from TURN_UNDO_Z): a fraction of the cost."""
     width, height = source.width, source.height
     t = math.radians(abs(angle))
     w0, h0 = (
@@ -1188,17 +1198,41 @@ def _centre_cropped(source: Source, lay: Layout, angle: float, cells: list[int])
         2 * math.ceil((width * math.sin(t) + height * math.cos(t)) / 2 + 1),
     )
     box = ((w0 - width) // 2, (h0 - height) // 2, (w0 - width) // 2 + width, (h0 - height) // 2 + height)
-    restored = nearest.unrotate(source.luma, source.taper, angle, (w0, h0), box)
-    if restored is None:
+
+    def undone(cand: Candidate, picture: Source) -> Candidate:
+        geometry = _extended(cand.geometry, w0, h0)
+        reported = _turned_back(geometry, angle, (w0, h0), box, (width, height))
+        return replace(cand, geometry=geometry, source=picture, reported=reported)
+
+    if window is None:
+        restored = nearest.unrotate(source.luma, source.taper, angle, (w0, h0), box)
+        if restored is None:
+            return []
+        picture = Source(*restored)
+        return [
+            undone(cand, picture)
+            for cell in cells
+            for cand in dense_screen(
+                picture, lay, np.eye(2) * cell, _whole_pixel_spc(cell), (1.0,), "turned", 1, _ORIENTATIONS[:1]
+            )
+        ]
+    # the window and the band-pass's reach around it
+    x0, y0, x1, y1 = _central_region(w0, h0, math.ceil((window + 6) * max(cells)) + 16)
+    part = nearest.unrotate(source.luma, source.taper, angle, (w0, h0), box, (x0, y0, x1, y1))
+    if part is None:
         return []
-    picture = Source(*restored)
+    part_source, whole = Source(*part), None
     found = []
     for cell in cells:
+        # the original's pixel u is the picture's u + (w0 - W) / 2: its lattice lies at w0 / 2 modulo the cell
+        anchor = (float((w0 // 2 - x0) % cell), float((h0 // 2 - y0) % cell))
+        region = _central_region(x1 - x0, y1 - y0, math.ceil(window * cell) + 8)
         for cand in dense_screen(
-            picture, lay, np.eye(2) * cell, _whole_pixel_spc(cell), (1.0,), "turned", 1, _ORIENTATIONS[:1]
+            part_source, lay, np.eye(2) * cell, 1, (1.0,), "turned", 1, _ORIENTATIONS[:1], anchor, region=region
         ):
-            reported = _turned_back(cand.geometry, angle, (w0, h0), box, (width, height))
-            found.append(replace(cand, source=picture, reported=reported))
+            if cand.z >= TURN_UNDO_Z:
+                whole = whole or Source(*nearest.unrotate(source.luma, source.taper, angle, (w0, h0), box))
+                found.append(undone(replace(cand, geometry=_moved(cand.geometry, x0, y0)), whole))
     return found
 
 
