@@ -36,8 +36,8 @@ check that matches:
    two likeliest checked in 0.4 % steps on a larger central region and refined on the whole image;
 7. **turned crop**: turned in its own frame and cropped so that no fill is left, then re-encoded (no cue
    gives the angle): the same window screen at every whole degree to 12 each way (it holds to ~0.35
-   degree), checked and refined like the scaled family's; on images up to SWEEP_AREA, a nearest-neighbour
-   rotation cropped about its centre undone at the two likeliest angles (:func:`_centre_cropped`);
+   degree), checked and refined like the scaled family's; a nearest-neighbour rotation cropped about its
+   centre undone at the two likeliest angles (:func:`_centre_cropped`);
 8. **straightened**: turned about the centre and cropped to the largest upright rectangle inside (kept
    at that size or rescaled), or turned in its own frame, or on an expanded canvas: for every angle to
    16 degrees in 0.4-degree steps the lattice follows, screened on a central region, the best refined;
@@ -1145,8 +1145,8 @@ TURN_CHECK_STEP: Final = 0.12
 
 def _turned_crop(source: Source, lay: Layout):
     """A rotation cropped to no fill: a scan of the angle (see TURN_SCAN_STEP) at the cell sizes of a crop
-    keeping 70 % and more; the likeliest checked and refined like the scaled family's; on small images, a
-    nearest-neighbour rotation cropped about its centre undone at the likeliest angles (TURN_UNDO_ANGLES)."""
+    keeping 70 % and more; the likeliest checked and refined like the scaled family's; a nearest-neighbour
+    rotation cropped about its centre undone at the likeliest angles (TURN_UNDO_ANGLES)."""
     width, height = source.width, source.height
     own = math.sqrt(width * height) / CELLS_ACROSS
     window = TURN_SCAN_CELLS[0] if width * height <= SWEEP_AREA else TURN_SCAN_CELLS[1]
@@ -1167,11 +1167,11 @@ def _turned_crop(source: Source, lay: Layout):
     yield from _best(undone, limit=1, z=Z_DECODE if small else TURN_UNDO_Z)
 
 
-#: Small images have a nearest-neighbour rotation cropped about its centre undone at the angle scan's
-#: likeliest whole angles, this many (the nearest pixel's half-pixel jitter is an eighth of their 4 px
-#: cells, which the scan's screen does not tolerate on textured photos: rotate 10 + crop 80 % + JPEG 75 at
-#: 256 px, the undo reads z 8-23 on every photo the scan missed, and the scan ranks the true angle first on
-#: 6 of 10 of them).
+#: A nearest-neighbour rotation cropped about its centre is undone at the angle scan's likeliest whole
+#: angles, this many (the nearest pixel's half-pixel jitter is an eighth of a 4 px cell, which the scan's
+#: screen does not tolerate on textured photos: rotate 10 + crop 80 % + JPEG 75 at 256 px, the undo reads
+#: z 8-23 on every photo the scan missed, and the scan ranks the true angle first on 6 of 10 of them; at
+#: 512 px the true angle is second on 2 of the 6 it missed, both found by the undo).
 TURN_UNDO_ANGLES: Final = 2
 #: A window screen of one lattice phase (large images) decodes from this z (chance reaches ~4).
 TURN_UNDO_Z: Final = 5.0
