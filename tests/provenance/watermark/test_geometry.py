@@ -119,6 +119,15 @@ def test_a_page_of_text_cropped_and_enlarged_to_another_size(photo):
     assert detection.scale == pytest.approx(4 * 192 / 154, rel=0.003)
 
 
+def test_a_large_picture_cropped_at_an_odd_offset_and_enlarged_back(photo):
+    # 12 px cells: the enlargement's screen samples every other original pixel, and the crop's odd top
+    # (600 x 0.65 = 390 rows from row 105) leaves the lattice a pixel between two samples: the refine tries it
+    marked = embed_watermark(photo("astronaut", (800, 600)), PAYLOAD, KEY)
+    detection = detect_watermark(crop(marked, 0.65, "centre", marked.size), KEY, legacy=False)
+    assert detection.payload == PAYLOAD
+    assert detection.scale == pytest.approx(12 * 800 / 520, rel=0.003)
+
+
 def test_a_textured_crop_mirrored_and_halved(photo):
     # halving puts the original's pixels a quarter pixel off the output's: no pitch scan's samples hit them
     big = embed_watermark(photo("grass", 512), PAYLOAD, KEY)

@@ -123,6 +123,9 @@ class Candidate:
     source: Source | None = field(default=None, compare=False, repr=False)
     #: the geometry in the checked image's pixels, when ``source`` is a rotation undone (what is reported)
     reported: Geometry | None = field(default=None, compare=False, repr=False)
+    #: the offset (image pixels) a screen's samples skipped between them where they are sparser than the
+    #: offsets it must tell apart (the refine tries it each way); 0 when it sampled every one
+    spacing: float = 0.0
 
 
 #: Screening reads band-pass for cell sizes in steps of this much (log scale): see Source.planes.
@@ -949,7 +952,7 @@ def _upscaled(source: Source, lay: Layout):
         for cand in _on_original_pixels(source, lay, wc, cells, "upscaled", _ORIENTATIONS[:1], UPSCALED_CELLS)
     ]
     for cand in _best(found, z=UPSCALED_Z):
-        yield refine(source, lay, cand, 0.0, levels=1)
+        yield refine(source, lay, cand, cand.spacing, levels=1)
 
 
 def _crop_widths(width: int, factor: float) -> list[int]:
@@ -974,15 +977,17 @@ def _on_original_pixels(
     """Translation screens of a crop ``wc`` original pixels wide resized to this image's width (its height in
     proportion): the original pixels' centres lie at (u + 0.5) x scale - 0.5 (edges stay edges), so a grid
     of one sample per original pixel holds every whole-pixel crop offset exactly (every other pixel for cells
-    of 12 px and more, as in the crop screen: a pixel is under 1/16 of such a cell), for each cell size; on a
-    central ``window`` of that many cells when given (the scale and the samples' phase are exact, so a part
-    of the image tells the translation; the candidates read the whole image)."""
+    of 12 px and more, as in the crop screen: the screen still shows a pixel off, and the candidates carry
+    that pixel as their ``spacing`` for the refine), for each cell size; on a central ``window`` of that
+    many cells when given (the scale and the samples' phase are exact, so a part of the image tells the
+    translation; the candidates read the whole image)."""
     width, height = source.width, source.height
     sx = width / wc
     hc = max(1, round(height / sx))
     sy = height / hc
     found: list[Candidate] = []
     for cell in dict.fromkeys(cells):
+        spc = min(cell, _whole_pixel_spc(cell))
         matrix = np.array([[cell * sx, 0.0], [0.0, cell * sy]])
         region = None
         if window is not None and (side := math.ceil(window * cell * max(sx, sy)) + 8) < max(width, height):
@@ -991,7 +996,7 @@ def _on_original_pixels(
             source,
             lay,
             matrix,
-            min(cell, _whole_pixel_spc(cell)),
+            spc,
             (1.0,),
             family,
             orientations=orientations,
@@ -999,9 +1004,10 @@ def _on_original_pixels(
             coarse=True,
             region=region,
         )
+        spacing = (cell / spc - 1) * sx  # every other original pixel: one pixel between the samples
         if region is not None:
             screened = [replace(c, geometry=_extended(c.geometry, width, height)) for c in screened]
-        found += screened
+        found += [replace(c, spacing=spacing) for c in screened]
     return found
 
 
