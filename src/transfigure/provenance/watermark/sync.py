@@ -58,6 +58,7 @@ and an eighth of a cell of the lattice (``benchmarks/watermark_misses.py --sweep
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 from typing import Final
@@ -1194,9 +1195,9 @@ def _centre_cropped(
     half the difference of the sides).
 
     Screened at every whole pixel over the whole picture; or (``window``, for large images) only at the
-    lattice phase an original whose sides are multiples of two cells gives (every common size), one sample
-    a cell on a central window of that many cells, restored alone (the whole picture only for a candidate
-    from TURN_UNDO_Z): a fraction of the cost."""
+    lattice phases an original of a common size gives, one sample a cell on a central window of that many
+    cells, restored alone (the whole picture only for a candidate from TURN_UNDO_Z): a fraction of the
+    cost."""
     width, height = source.width, source.height
     t = math.radians(abs(angle))
     w0, h0 = (
@@ -1230,15 +1231,20 @@ def _centre_cropped(
     part_source, whole = Source(*part), None
     found = []
     for cell in cells:
-        # the original's pixel u is the picture's u + (w0 - W) / 2: its lattice lies at w0 / 2 modulo the cell
-        anchor = (float((w0 // 2 - x0) % cell), float((h0 // 2 - y0) % cell))
+        # the original's pixel u is the picture's u + (w0 - W) / 2: for a common W (ORIGINAL_SIZES) its lattice
+        # lies at one of a few phases modulo the cell (one for cells dividing 16)
+        phases = [
+            sorted({((side - size) // 2 - start) % cell for size in ORIGINAL_SIZES if extent <= size <= 2 * extent})
+            for side, extent, start in ((w0, width, x0), (h0, height, y0))
+        ]
         region = _central_region(x1 - x0, y1 - y0, math.ceil(window * cell) + 8)
-        for cand in dense_screen(
-            part_source, lay, np.eye(2) * cell, 1, (1.0,), "turned", 1, _ORIENTATIONS[:1], anchor, region=region
-        ):
-            if cand.z >= TURN_UNDO_Z:
-                whole = whole or Source(*nearest.unrotate(source.luma, source.taper, angle, (w0, h0), box))
-                found.append(undone(replace(cand, geometry=_moved(cand.geometry, x0, y0)), whole))
+        for anchor in itertools.product(*phases):
+            for cand in dense_screen(
+                part_source, lay, np.eye(2) * cell, 1, (1.0,), "turned", 1, _ORIENTATIONS[:1], anchor, region=region
+            ):
+                if cand.z >= TURN_UNDO_Z:
+                    whole = whole or Source(*nearest.unrotate(source.luma, source.taper, angle, (w0, h0), box))
+                    found.append(undone(replace(cand, geometry=_moved(cand.geometry, x0, y0)), whole))
     return found
 
 
