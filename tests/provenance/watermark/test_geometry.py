@@ -210,13 +210,16 @@ def test_a_non_square_picture_squashed_to_another_aspect(photo):
         assert detection.payload == PAYLOAD
 
 
-def test_a_small_picture_turned_by_its_nearest_pixels_cropped_about_the_centre_and_re_encoded(photo):
-    # the nearest pixel's jitter hides the mark from the angle scan's screen at 4 px cells: undone exactly at
-    # the scan's likeliest angles (any even original size gives the same pixels, moved)
+def test_a_small_picture_turned_by_its_nearest_pixels_cropped_about_the_centre_and_re_encoded(photo, monkeypatch):
+    # the nearest pixel's jitter hides the mark from the angle scan's screen at 4 px cells on textured photos:
+    # undone exactly at the scan's likeliest angles (any even original size gives the same pixels, moved);
+    # here the undo alone (the scan's own candidates left out), at the whole angle it tried
+    monkeypatch.setattr(sync, "FAMILIES", tuple(f for f in sync.FAMILIES if f[0] == "turned crop"))
+    monkeypatch.setattr(sync, "_checked", lambda *args, **kwargs: iter(()))
     marked = embed_watermark(photo("astronaut", (256, 192)), PAYLOAD, KEY)
-    detection = detect_watermark(jpeg(crop(rotate(marked, 5), 0.85), 85), KEY)
+    detection = detect_watermark(jpeg(crop(rotate(marked, 5), 0.85), 85), KEY, legacy=False)
     assert detection.payload == PAYLOAD
-    assert detection.rotation_deg == pytest.approx(5.0, abs=0.05)
+    assert detection.rotation_deg == pytest.approx(5.0, abs=0.01)
 
 
 def test_a_large_picture_cropped_and_enlarged_back(photo):

@@ -5,6 +5,7 @@ edit they name, and the nearest-neighbour undo restores the pixels a rotation co
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 
 from transfigure.provenance.attacks import crop, inner_rectangle, jpeg, rotate
-from transfigure.provenance.watermark import cues, embed_watermark, nearest, sync
+from transfigure.provenance.watermark import cues, decode, embed_watermark, nearest, sync
 from transfigure.provenance.watermark import planes as pl
 from transfigure.provenance.watermark.layout import cell_size, layout
 from transfigure.provenance.watermark.read import Geometry, read
@@ -207,3 +208,19 @@ def test_rotated_lattice_matrices_turn_counter_clockwise():
     )
     assert math.isclose(sync._angle(geometry), math.degrees(0.2))
     assert geometry.cell_sizes == pytest.approx((4.0, 4.0))
+
+
+def test_the_decoder_weighs_each_block_by_how_well_its_neighbourhoods_pilots_agree(photo, monkeypatch):
+    # three quarters of the blocks carry no mark (a crop's edges, a product's white background): their soft
+    # values are noise, and weighted like the rest they drown the quarter that carries it
+    key, payload = b"decoder test key", bytes.fromhex("0123456789abcdef")
+    lay = layout(key)
+    marked = embed_watermark(photo("astronaut", 256), payload, key)
+    reading = _source(marked).read(Geometry.identity(4, 256, 256))
+    values = reading.values.copy()
+    values[:, 8:] = np.random.default_rng(1).uniform(-60, 60, values[:, 8:].shape)
+    reading = dataclasses.replace(reading, values=values)
+    found = decode.decode(lay, reading, 1.0)
+    assert found.ok and bytes(np.packbits(found.payload_bits)) == payload
+    monkeypatch.setattr(decode, "_local_agreement", lambda soft, weights, sign: np.ones((*soft.shape[:2], 1)))
+    assert not decode.decode(lay, reading, 1.0).ok  # every block weighted alike

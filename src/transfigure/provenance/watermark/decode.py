@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 import numpy as np
+from scipy import ndimage
 
 from transfigure.provenance.coding import CHECK_BITS, MESSAGE_BITS, N_CODED, conv_encode, viterbi_decode
 from transfigure.provenance.watermark.layout import DELTA, N_SLOTS, Layout
@@ -57,18 +58,37 @@ class Decoded:
     fitness: float
 
 
+#: A coded instance's soft value is weighted by how well the pilots around it agree: their weighted mean
+#: agreement under a Gaussian of this many blocks (none where it is below 0). A crop's reads go wrong near its
+#: edges (the band-pass reaches ~3 cells), a product shot's fade out towards white: on the benchmark's
+#: photos read at their true geometry, 13 more decoded (crops 50 and 60 % of bags on white) and 1 fewer.
+LOCAL_BLOCKS: Final = 2.0
+
+
+def _local_agreement(soft: np.ndarray, weights: np.ndarray, pilot_sign: np.ndarray) -> np.ndarray:
+    """(blocks down, blocks across, 1): the pilots' weighted mean agreement around each block, from 0."""
+    signed = np.abs(pilot_sign) * weights
+    agreement = ndimage.gaussian_filter((soft * pilot_sign * weights).sum(axis=-1), LOCAL_BLOCKS, mode="constant")
+    total = ndimage.gaussian_filter(signed.sum(axis=-1), LOCAL_BLOCKS, mode="constant")
+    local = np.where(total > 1e-9, agreement / np.maximum(total, 1e-9), 0.0)
+    return np.maximum(local, 0.0)[..., None]
+
+
 def decode(lay: Layout, reading: Reading, gain: float) -> Decoded:
-    """Decode a reading at ``gain``."""
+    """Decode a reading at ``gain`` (coded instances weighted by their pilots' local agreement; the fitness
+    reported unweighted)."""
     values = reading.values / (gain * DELTA)
     slots = reading.slots
     soft = np.cos(2 * np.pi * (values - lay.dither[slots]))
     weights = np.broadcast_to(reading.weights, soft.shape)
     symbols = np.broadcast_to(lay.symbol[slots], soft.shape)
+    pilot_sign = np.broadcast_to(lay.pilot_sign[slots], soft.shape)
+    local = weights * _local_agreement(soft, weights, pilot_sign)
     sums = np.bincount(symbols.ravel(), (soft * weights).ravel(), N_SLOTS)
     totals = np.bincount(symbols.ravel(), weights.ravel(), N_SLOTS)
     pilots = sums[N_CODED:] * (1.0 - 2.0 * lay.pilot_bits)
     fit = float(pilots.sum() / max(totals[N_CODED:].sum(), 1e-9))
-    coded = sums[:N_CODED]
+    coded = np.bincount(symbols.ravel(), (soft * local).ravel(), N_SLOTS)[:N_CODED]
     decoded = viterbi_decode(coded, MESSAGE_BITS)
     payload, matched = lay.message(decoded)
     recoded = 1.0 - 2.0 * conv_encode(decoded)
