@@ -15,8 +15,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
+import cv2
 import numpy as np
-from scipy import ndimage
 
 from transfigure.provenance.coding import CHECK_BITS, MESSAGE_BITS, N_CODED, conv_encode, viterbi_decode
 from transfigure.provenance.watermark.layout import DELTA, N_SLOTS, Layout
@@ -67,9 +67,13 @@ LOCAL_BLOCKS: Final = 2.0
 
 def _local_agreement(soft: np.ndarray, weights: np.ndarray, pilot_sign: np.ndarray) -> np.ndarray:
     """(blocks down, blocks across, 1): the pilots' weighted mean agreement around each block, from 0."""
-    signed = np.abs(pilot_sign) * weights
-    agreement = ndimage.gaussian_filter((soft * pilot_sign * weights).sum(axis=-1), LOCAL_BLOCKS, mode="constant")
-    total = ndimage.gaussian_filter(signed.sum(axis=-1), LOCAL_BLOCKS, mode="constant")
+    size = 2 * math.ceil(4 * LOCAL_BLOCKS) + 1  # (truncated at 4 sigma)
+
+    def blur(plane: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(plane, (size, size), LOCAL_BLOCKS, borderType=cv2.BORDER_CONSTANT)
+
+    agreement = blur((soft * pilot_sign * weights).sum(axis=-1))
+    total = blur((np.abs(pilot_sign) * weights).sum(axis=-1))
     local = np.where(total > 1e-9, agreement / np.maximum(total, 1e-9), 0.0)
     return np.maximum(local, 0.0)[..., None]
 
