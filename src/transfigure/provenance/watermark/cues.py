@@ -251,8 +251,7 @@ RANKED_READINGS: Final = 4
 #: Then at most this many readings of the peaks that stand out from their own neighbourhood of the spectrum
 #: (its median within LOCAL_BAND cycles/px): a photo's own structure raises the spectrum broadly, mostly at
 #: low frequencies, where its broad bumps can outrank the enlargement's narrow line (crop 60 % enlarged back
-#: at 512 px: the factor among the readings for 98 of 102 photos, 102 with these; measured with
-#: benchmarks/watermark_misses.py).
+#: at 512 px: the factor among the readings for 98 of the benchmark's 102 photos, 102 with these).
 ISOLATED_READINGS: Final = 2
 LOCAL_BAND: Final = 0.03
 #: Against its neighbourhood, a peak counts from this strength (the noise's own peaks reach ~3 there);
@@ -295,14 +294,14 @@ def upscale_factors(luma: np.ndarray, min_peak: float = 8.0) -> list[Enlargement
         coarse = spectrum[::8]
         local = ndimage.median_filter(coarse, size=2 * max(4, int(LOCAL_BAND * len(profile))) + 1, mode="nearest")
         local = np.interp(np.arange(len(spectrum)), np.arange(len(coarse)) * 8.0, local)
-        isolated = spectrum / (local + 1e-12 * float(spectrum.max()) + 1e-30)
+        against_local = spectrum / (local + 1e-12 * float(spectrum.max()) + 1e-30)
         spectrum /= float(np.median(spectrum[band & off_grid])) + 1e-12
         # JPEG's blocks show at 1/8 cycles/px (else an enlargement by 8/7, rare); only then are the grid's
         # frequencies, which enlargements by 4/3 or 8/5 share, set aside (but for 1/2: a 2x enlargement)
         jpeg = float(spectrum[eighth].max()) >= min_peak
         usable = band & (off_grid | (freqs > 0.49) | (not jpeg))
         ranked[0].append(np.where(usable, spectrum, 0.0))
-        ranked[1].append(np.where(usable, isolated, 0.0))
+        ranked[1].append(np.where(usable, against_local, 0.0))
     out: list[Enlargement] = []
     for isolated, (spectra, count, least) in enumerate(
         zip(ranked, (RANKED_READINGS, ISOLATED_READINGS), (min_peak, ISOLATED_PEAK))
