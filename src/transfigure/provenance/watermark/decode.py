@@ -4,9 +4,10 @@ A slot instance with channel value v says cos(2 pi (v / (gain DELTA) - dither)):
 0, -1 on that of bit 1, ~0 when it is unrelated to the mark. A symbol's soft value is the weighted sum
 over all its instances in the reading (every tile the image holds; blocks that could not be marked weigh
 nothing, and each instance counts as much as the pilots around it agree: see LOCAL_BLOCKS). The pilots'
-mean agreement is the *fitness* of a geometry and gain (1 = every pilot on its lattice, ~0 = noise). The 204 coded soft values go to the Viterbi decoder (:mod:`..coding`); the result
-counts only if its 32 keyed check bits match, which without this key's mark happens with probability
-2**-32 per decoded candidate, whatever the image.
+mean agreement is the *fitness* of a geometry and gain (1 = every pilot on its lattice, ~0 = noise). The
+204 coded soft values go to the Viterbi decoder (:mod:`..coding`); the result counts only if its 32 keyed
+check bits match, which without this key's mark happens with probability 2**-32 per decoded candidate,
+whatever the image.
 """
 
 from __future__ import annotations

@@ -127,18 +127,17 @@ def _apply(
     x0, y0, x1, y1 = window or (0, 0, w, h)
     index = plan.copied_to.reshape(h, w)[y0:y1, x0:x1]
     # each skipped pixel gets the mean of its restored 4-neighbours
-    holes, neighbours, hit, count = plan.holes, plan.neighbours, plan.neighbour_hit, plan.neighbour_count
-    if window is not None and holes.size:
-        hy, hx = np.divmod(holes, w)
+    neighbours, hit, count = plan.neighbours, plan.neighbour_hit, plan.neighbour_count
+    hy, hx = np.divmod(plan.holes, w)
+    if window is not None:
         inside = np.flatnonzero((hy >= y0) & (hy < y1) & (hx >= x0) & (hx < x1))
-        holes, neighbours, hit, count = holes[inside], neighbours[:, inside], hit[:, inside], count[inside]
-    hy, hx = np.divmod(holes, w)
+        hy, hx, neighbours, hit, count = hy[inside], hx[inside], neighbours[:, inside], hit[:, inside], count[inside]
     sources = plan.copied_to[neighbours]
     out = []
     for plane in planes:
         values = np.append(plane.ravel(), np.float32(0.0))
         restored = values[index]
-        if holes.size:
+        if hy.size:
             restored[hy - y0, hx - x0] = np.einsum("ij,ij->j", values[sources], hit) / count
         out.append(restored)
     return out

@@ -1156,7 +1156,8 @@ def _turned_crop(source: Source, lay: Layout):
     rotation cropped about its centre undone at the likeliest angles (TURN_UNDO_ANGLES)."""
     width, height = source.width, source.height
     own = math.sqrt(width * height) / CELLS_ACROSS
-    window = TURN_SCAN_CELLS[0] if width * height <= SWEEP_AREA else TURN_SCAN_CELLS[1]
+    small = width * height <= SWEEP_AREA
+    window = TURN_SCAN_CELLS[0] if small else TURN_SCAN_CELLS[1]
     cells = [c for c in CELL_SIZES if own / 1.05 <= c <= 1.45 * own]
     found: list[Candidate] = []
     for cell in cells:
@@ -1169,7 +1170,6 @@ def _turned_crop(source: Source, lay: Layout):
     yield from _checked(source, lay, found, "turned", turned=True)
     ranked = sorted(found, key=lambda c: c.z, reverse=True)
     angles = list(dict.fromkeys(round(_angle(c.geometry)) for c in ranked))[:TURN_UNDO_ANGLES]
-    small = width * height <= SWEEP_AREA
     undone = [c for angle in angles for c in _centre_cropped(source, lay, angle, cells, None if small else window)]
     yield from _best(undone, limit=1, z=Z_DECODE if small else TURN_UNDO_Z)
 
