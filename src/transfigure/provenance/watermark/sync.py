@@ -1336,13 +1336,8 @@ def _straightened(source: Source, lay: Layout):
     for angle in angles:
         if (cand := _undone(source, lay, angle, (width, height), "straightened")) is not None:  # corners cut off
             undone.append(cand)
-        k = _inner_share(aspect, math.radians(abs(angle)))
-        for w0 in range(math.ceil(width / k) - 1, math.ceil((width + 1) / k) + 1):
-            h0 = round(w0 / aspect)
-            cw, ch = int(w0 * k), int(h0 * k)
-            if (cw, ch) != (width, height) or min(w0, h0) < 32:
-                continue
-            box = ((w0 - cw) // 2, (h0 - ch) // 2, (w0 - cw) // 2 + cw, (h0 - ch) // 2 + ch)
+        for w0, h0 in _inner_originals(width, height, angle):
+            box = ((w0 - width) // 2, (h0 - height) // 2, (w0 - width) // 2 + width, (h0 - height) // 2 + height)
             if (cand := _undone(source, lay, angle, (w0, h0), "straightened", box)) is not None:
                 undone.append(cand)
     yield from _best(undone, limit=1, z=4.0)
@@ -1356,6 +1351,23 @@ def _straightened(source: Source, lay: Layout):
             cand = _undone(source, lay, angle, (width, height), "straightened", screen=_central(identity, SCREEN_CELLS))
             if cand is not None and cand.z >= 4.0:
                 yield cand
+
+
+def _inner_originals(width: int, height: int, angle: float) -> list[tuple[int, int]]:
+    """The sizes (w0, h0) whose largest inner rectangle of their own aspect, turned by ``angle`` degrees, is
+    ``width`` x ``height`` pixels (whole pixels, rounded down: see attacks.inner_rectangle). The crop's aspect
+    is the original's only to a pixel, so both sides are searched: one to three sizes match, of which the
+    two nearest the crop's aspect are kept (each is an undo)."""
+    t = math.radians(abs(angle))
+    k = _inner_share(width / height, t)
+    sizes = [
+        (w0, h0)
+        for w0 in range(math.ceil(width / k) - 2, math.ceil((width + 1) / k) + 2)
+        for h0 in range(math.ceil(height / k) - 2, math.ceil((height + 1) / k) + 2)
+        if min(w0, h0) >= 32
+        and (int(w0 * (share := _inner_share(w0 / h0, t))), int(h0 * share)) == (width, height)
+    ]
+    return sorted(sizes, key=lambda s: abs(math.log(s[0] * height / (s[1] * width))))[:2]
 
 
 def _inner_share(aspect: float, t: float) -> float:
