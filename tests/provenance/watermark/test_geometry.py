@@ -158,6 +158,16 @@ def test_a_straightened_and_enlarged_picture(marked):
     assert detect_watermark(image, KEY).payload == PAYLOAD
 
 
+@pytest.mark.parametrize("angle", [8.3, -12.0])
+@pytest.mark.parametrize("rescale", [False, True])
+def test_straightened_between_the_screens_angles_and_at_a_whole_pixel_box(photo, angle, rescale):
+    # the crop's box is whole pixels, half a pixel off the centre when its margins differ; 8.3 degrees lies
+    # between the screen's angles; astronaut's centre is flat: each alone left its screen at chance
+    marked = embed_watermark(photo("astronaut", 256), PAYLOAD, KEY)
+    detection = detect_watermark(inner_rectangle(marked, angle, Image.Resampling.BICUBIC, rescale=rescale), KEY)
+    assert detection.payload == PAYLOAD and detection.rotation_deg == pytest.approx(angle, abs=0.2)
+
+
 def test_a_non_square_picture_reframed_and_cropped(photo):
     marked = embed_watermark(photo("coffee", (320, 240)), PAYLOAD, KEY)
     for image in (

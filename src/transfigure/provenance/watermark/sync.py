@@ -1279,46 +1279,42 @@ def _straightened(source: Source, lay: Layout):
     moves the lattice least. (The corners' fill, when the rotation cue reads it, gives the angle directly.)"""
     width, height = source.width, source.height
     aspect = width / height
-    centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
-    geometries: list[Geometry] = []
-    for turn in np.arange(TURN_STEP, MAX_TURN + 1e-9, TURN_STEP):
-        t = math.radians(turn)
-        grow = 1.0 / _inner_share(aspect, t)
-        for sign in (1.0, -1.0):
-            angle = sign * t
-            rot = _turn(angle)
-            # kept at the inner rectangle's size, rescaled to the original's, or not cropped (its corners
-            # cut off: a rotation whose fill the cue missed, such as on a picture with a dark frame)
-            # ... or expanded to hold the whole turned picture (Pillow's expand: a canvas of w c + h s)
-            cos, sin = math.cos(t), math.sin(t)
-            expanded = (
-                (width * cos - height * sin) / (cos * cos - sin * sin),
-                (height * cos - width * sin) / (cos * cos - sin * sin),
-            )
-            for scale, w0, h0 in (
-                (1.0, round(width * grow), round(height * grow)),
-                (grow, width, height),
-                (1.0, width, height),
-                (1.0, round(expanded[0]), round(expanded[1])),
-            ):
-                if min(w0, h0) < 32:
-                    continue
-                c0 = cell_size(w0, h0)
-                # lattice point (i, j) sits on the original's pixel (j c0, i c0); the original's centre on the image's
-                matrix = rot * (c0 * scale)
-                offset = centre - rot @ (np.array([(w0 - 1) / 2.0, (h0 - 1) / 2.0]) * scale)
-                geometries.append(
-                    Geometry(
-                        tuple(matrix.ravel()),
-                        (float(offset[0]), float(offset[1])),
-                        (0, 0),
-                        ((h0 - 1) // c0 + 1, (w0 - 1) // c0 + 1),
-                    )
-                )
-    fits, zs = screen_geometries(source, lay, [_central(g, TURN_SCREEN_CELLS) for g in geometries])
-    found = [Candidate(g, 1.0, float(f), "straightened", float(z)) for g, f, z in zip(geometries, fits, zs)]
-    # the angle grid is coarse for the whole picture: refine the likeliest, keep what stands out then
-    refined = [refine(source, lay, cand, 0.25, levels=3, turn=0.1, scale=0.002) for cand in _best(found, z=3.5)]
+    hypotheses = [
+        (sign * turn, kind)
+        for turn in np.arange(TURN_STEP, MAX_TURN + 1e-9, TURN_STEP)
+        for sign in (1.0, -1.0)
+        for kind in STRAIGHTENED
+    ]
+    geometries = [_straightening(width, height, angle, kind) for angle, kind in hypotheses]
+    kept = [n for n, g in enumerate(geometries) if g is not None]
+    fits, zs = screen_geometries(source, lay, [_central(geometries[n], TURN_SCREEN_CELLS) for n in kept])
+    found = [
+        Candidate(geometries[n], 1.0, float(f), "straightened", float(z)) for n, f, z in zip(kept, fits, zs)
+    ]
+    # a central region this small misses pictures whose centre is flat or white, the angle grid is coarse for
+    # the whole picture, and a crop's whole pixels move its box by up to a pixel from the angle's: the
+    # likeliest few screened again on a larger region, the best of those at finer angles and a pixel each
+    # way (STRAIGHTENED_CHECK), then refined
+    likeliest = [int(n) for n in np.argsort(-zs)[:STRAIGHTENED_RECHECK]]
+    checked = []
+    if likeliest:
+        fits2, zs2 = screen_geometries(source, lay, [_central(geometries[kept[n]], SCALED_CHECK_CELLS) for n in likeliest])
+        order = np.argsort(-zs2)
+        found += [replace(found[n], fitness=float(fits2[k]), z=float(zs2[k])) for k, n in enumerate(likeliest)]
+        angle, kind = hypotheses[kept[likeliest[int(order[0])]]]
+        trials = [
+            g
+            for step in range(-STRAIGHTENED_CHECK[0], STRAIGHTENED_CHECK[0] + 1)
+            for delta in ((-1, 0, 1) if kind in ("kept", "rescaled") else (0,))
+            if (g := _straightening(width, height, angle + step * STRAIGHTENED_CHECK[1], kind, delta)) is not None
+        ]
+        fits3, zs3 = screen_geometries(source, lay, [_central(g, STRAIGHTENED_CHECK[2]) for g in trials])
+        k = int(np.argmax(zs3))
+        checked.append(Candidate(trials[k], 1.0, float(fits3[k]), "straightened", float(zs3[k])))
+    refined = [
+        refine(source, lay, cand, 0.25, levels=3, turn=0.1, scale=0.002)
+        for cand in _best(checked, limit=1, z=3.5) + _best(found, limit=1, z=3.5)
+    ]
     yield from _best(refined)
     # Pillow's default rotation copies the nearest pixel (half a pixel of jitter the read does not take):
     # undo it exactly for the best angles, rounded as people type them
@@ -1351,6 +1347,75 @@ def _straightened(source: Source, lay: Layout):
             cand = _undone(source, lay, angle, (width, height), "straightened", screen=_central(identity, SCREEN_CELLS))
             if cand is not None and cand.z >= 4.0:
                 yield cand
+
+
+#: A straightened picture's hypotheses: kept at the inner rectangle's size, rescaled to the original's, not
+#: cropped (its corners cut off: a rotation whose fill the cue missed, such as on a picture with a dark
+#: frame), or on a canvas expanded to hold the whole turned picture (Pillow's expand: w c + h s wide).
+STRAIGHTENED: Final = ("kept", "rescaled", "cut", "expanded")
+#: The straightened screen's STRAIGHTENED_RECHECK likeliest are screened again on SCALED_CHECK_CELLS; the
+#: best of those is checked at +-STRAIGHTENED_CHECK[0] angle steps of [1] degrees (the screen's grid is
+#: TURN_STEP), its box a pixel each way, on a central region of [2] cells.
+STRAIGHTENED_RECHECK: Final = 6
+STRAIGHTENED_CHECK: Final = (2, 0.1, 32)
+
+
+def _straightening(width: int, height: int, angle: float, kind: str, delta: int = 0) -> Geometry | None:
+    """The lattice of a picture of this image's aspect turned by ``angle`` degrees about its centre and
+    straightened the STRAIGHTENED ``kind`` of way, giving this image: the crop's whole pixels as a crop
+    takes them (the box ``delta`` pixels wider than the angle gives, for the screen's neighbours); None when
+    the original would be smaller than 32 px."""
+    t = math.radians(abs(angle))
+    rot = _turn(math.radians(angle))
+    share = _inner_share(width / height, t)
+    if kind == "kept":  # the original the inner rectangle came from
+        size = (round(width / share) + delta, round(height / share) + delta)
+        box = _centred_box(size, (width, height))
+    elif kind == "rescaled":
+        size = (width, height)
+        box = _centred_box(size, (int(width * share) + delta, int(height * share) + delta))
+    elif kind == "cut":
+        size, box = (width, height), (0.0, 0.0, width, height)
+    else:
+        cos, sin = math.cos(t), math.sin(t)
+        size = (
+            round((width * cos - height * sin) / (cos * cos - sin * sin)),
+            round((height * cos - width * sin) / (cos * cos - sin * sin)),
+        )
+        box = _centred_box(size, (width, height), whole=False)
+    if min(size) < 32 or box[2] <= box[0] or box[3] <= box[1]:
+        return None
+    return _turned_lattice(rot, size, box, (width, height))
+
+
+def _centred_box(
+    size: tuple[int, int], inner: tuple[int, int], whole: bool = True
+) -> tuple[float, float, float, float]:
+    """The ``inner`` box about the centre of a picture of ``size`` (``whole``: at whole pixels, as a crop
+    takes it, the odd pixel of the margins on the right and bottom)."""
+    (w, h), (cw, ch) = size, inner
+    left, top = ((w - cw) // 2, (h - ch) // 2) if whole else ((w - cw) / 2, (h - ch) / 2)
+    return (left, top, left + cw, top + ch)
+
+
+def _turned_lattice(
+    rot: np.ndarray, size: tuple[int, int], box: tuple[float, float, float, float], out: tuple[int, int]
+) -> Geometry:
+    """The lattice of a ``size`` original turned by ``rot`` about its centre (as Pillow turns: pixel corners at
+    whole coordinates), the ``box`` of the turned frame kept and resized to ``out``: lattice point (i, j) is
+    the original's pixel (j c0, i c0)."""
+    w0, h0 = size
+    c0 = cell_size(w0, h0)
+    left, top, right, bottom = box
+    stretch = np.diag([out[0] / (right - left), out[1] / (bottom - top)])
+    centre = np.array([w0 / 2.0, h0 / 2.0])
+    offset = stretch @ (centre + rot @ (0.5 - centre) - np.array([left, top])) - 0.5
+    return Geometry(
+        tuple((stretch @ rot * c0).ravel()),
+        (float(offset[0]), float(offset[1])),
+        (0, 0),
+        ((h0 - 1) // c0 + 1, (w0 - 1) // c0 + 1),
+    )
 
 
 def _inner_originals(width: int, height: int, angle: float) -> list[tuple[int, int]]:
