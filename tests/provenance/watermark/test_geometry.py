@@ -153,6 +153,17 @@ def test_a_screenshot_of_a_product_shot_on_white(photo):
     assert detection.payload == PAYLOAD
 
 
+@pytest.mark.parametrize(("canvas", "fill"), [((455, 256), (0, 0, 0)), ((300, 520), (255, 255, 255))])
+def test_a_picture_fitted_into_another_aspect_between_bars(marked, canvas, fill):
+    # a square picture posted to a 16:9 video frame (pillarbox) or a 9:16 story (letterbox), resized to fit
+    side = min(canvas)
+    framed = Image.new("RGB", canvas, fill)
+    framed.paste(
+        marked.resize((side, side), Image.Resampling.LANCZOS), ((canvas[0] - side) // 2, (canvas[1] - side) // 2)
+    )
+    assert detect_watermark(jpeg(framed, 85), KEY).payload == PAYLOAD
+
+
 def test_a_straightened_and_enlarged_picture(marked):
     image = inner_rectangle(marked, 9.0, Image.Resampling.BICUBIC, rescale=True)
     assert detect_watermark(image, KEY).payload == PAYLOAD

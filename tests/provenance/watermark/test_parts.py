@@ -157,6 +157,19 @@ def test_the_content_box_finds_a_picture_in_its_border(photo):
     assert cues.content_boxes(pl.read_channels(picture)) == []
 
 
+def test_the_content_box_of_bars_on_two_sides_and_of_a_picture_with_a_dark_edge(photo):
+    picture = photo("coffee", 150)
+    pillarbox = Image.new("RGB", (250, 150), (0, 0, 0))
+    pillarbox.paste(picture, (50, 0))
+    assert np.allclose(cues.content_boxes(pl.read_channels(pillarbox))[0], (50, 0, 200, 150), atol=0.5)
+    # the picture's top rows as black as the bars: the box also reaches the top and bottom
+    dark_top = picture.copy()
+    dark_top.paste((0, 0, 0), (0, 0, 150, 9))
+    pillarbox.paste(dark_top, (50, 0))
+    boxes = cues.content_boxes(pl.read_channels(pillarbox))
+    assert any(np.allclose(box, (50, 0, 200, 150), atol=0.5) for box in boxes), boxes
+
+
 def test_the_content_box_finds_a_product_shot_on_white_in_a_light_page(photo):
     # the picture's own white is close to the page's grey: its edges start where its pixels leave that grey
     product = Image.new("RGB", (150, 150), (255, 255, 255))

@@ -34,7 +34,7 @@ __all__ = [
     "upscale_factors",
 ]
 
-#: The image's outermost pixels are a border if 90 % of them are this close to their median colour (0..255).
+#: A side's outermost pixels are a border if 90 % of them are this close to their median colour (0..255).
 FLAT_SPREAD: Final = 6.0
 #: Pixels this close to the fill colour (0..255, any channel) count as fill.
 FILL_TOLERANCE: Final = 12.0
@@ -78,36 +78,67 @@ def _step(share: np.ndarray) -> int | None:
     return int(above[0])
 
 
+#: A border under this share of its side, across from none or another narrow one while bars close the other
+#: axis, may be the picture's own edge (see content_boxes).
+NARROW_BORDER: Final = 0.1
+
+
 def content_boxes(channels: np.ndarray) -> list[tuple[float, float, float, float]]:
     """(left, top, right, bottom) pixel boundaries of the picture inside a uniform border (padding, a
-    screenshot's frame), likeliest first, or none. ``channels`` is (H, W, C) in 0..255.
+    screenshot's frame, letterbox or pillarbox bars, a caption strip), likeliest first, or none. ``channels``
+    is (H, W, C) in 0..255. A side is bordered when its outermost line is flat (FLAT_SPREAD), all of one
+    colour; the picture reaches the others.
 
-    Two measures of each edge: where the mean difference from the border's colour rises half way to the
-    picture's (to a fraction of a pixel; late where the picture's own edge is close to the border's colour,
-    a bag on white in a light page), and where the share of pixels off that colour steps up to a half
-    (whole pixels; early where JPEG rings next to a dark edge)."""
+    Two measures of each bordered side's edge: where the mean difference from the border's colour rises
+    half way to the picture's (to a fraction of a pixel; late where the picture's own edge is close to the
+    border's colour, a bag on white in a light page), and where the share of pixels off that colour steps
+    up to a half (whole pixels; early where JPEG rings next to a dark edge)."""
     h, w = channels.shape[:2]
-    ring = np.concatenate([channels[0], channels[-1], channels[:, 0], channels[:, -1]])
+    lines = (channels[:, 0], channels[0], channels[:, -1], channels[-1])  # left, top, right, bottom
+    ring = np.concatenate(lines)
     colour = np.median(ring, axis=0)
-    if np.mean(np.abs(ring - colour).max(axis=1) <= FLAT_SPREAD) < 0.9:
-        return []
+    if np.mean(np.abs(ring - colour).max(axis=1) <= FLAT_SPREAD) >= 0.9:
+        # a frame all round (judged as a whole: JPEG's chroma can bleed into one side's outer line)
+        bordered = [True] * 4
+    else:  # bars on some sides: each flat on its own, of one colour (a side flat in another is picture: a sky)
+        medians = [np.median(line, axis=0) for line in lines]
+        flat = [np.mean(np.abs(line - m).max(axis=1) <= FLAT_SPREAD) >= 0.9 for line, m in zip(lines, medians)]
+        if not any(flat):
+            return []
+        colour = np.median(np.concatenate([line for line, f in zip(lines, flat) if f]), axis=0)
+        bordered = [f and float(np.abs(m - colour).max()) <= FLAT_SPREAD for f, m in zip(flat, medians)]
     deviation = np.abs(channels - colour)
     diff = deviation.mean(axis=-1)
     rows = diff[:, w // 4 : 3 * w // 4].mean(axis=1)
     cols = diff[h // 4 : 3 * h // 4].mean(axis=0)
-    edges = [_edge(cols), _edge(rows), _edge(cols[::-1]), _edge(rows[::-1])]
-    if any(e is None for e in edges):
+    profiles = (cols, rows, cols[::-1], rows[::-1])
+    found = [_edge(p) if b else None for p, b in zip(profiles, bordered)]
+    if all(e is None for e in found):
         return []
+    # a side whose profile starts in the picture is not bordered after all (a dark picture's edge is as
+    # flat as a black bar)
+    bordered = [e is not None for e in found]
+    edges = [0.0 if e is None else e for e in found]
     off = deviation.max(axis=-1) > BOX_OFF_COLOUR
     row_share = off[:, w // 4 : 3 * w // 4].mean(axis=1)
     col_share = off[h // 4 : 3 * h // 4].mean(axis=0)
-    steps = [_step(col_share), _step(row_share), _step(col_share[::-1]), _step(row_share[::-1])]
+    shares = (col_share, row_share, col_share[::-1], row_share[::-1])
+    steps = [_step(p) if b else 0 for p, b in zip(shares, bordered)]
     # first each side at the step where the two agree to half a pixel (a picture pasted at whole pixels),
     # else at the mean's edge; then at the steps up to 4 px before the mean's edges
     snapped = [float(s) if s is not None and abs(s - e) <= 0.5 else e for e, s in zip(edges, steps)]
     stepped = [float(s) if s is not None and abs(s - e) <= 4 else e for e, s in zip(edges, steps)]
+    candidates = [snapped, stepped]
+    # bars on two opposite sides (a letterbox, a pillarbox) fix the picture's extent that way; narrow
+    # borders the other way may be the picture's own dark or white edge (a sky, a rectified facade's black):
+    # then also the picture reaching those sides
+    for axis in (0, 1):
+        other = 1 - axis
+        narrow = all(snapped[k] < NARROW_BORDER * (w if axis == 0 else h) for k in (axis, axis + 2))
+        if bordered[other] and bordered[other + 2] and (bordered[axis] or bordered[axis + 2]) and narrow:
+            candidates.append([0.0 if k % 2 == axis else v for k, v in enumerate(snapped)])
     boxes: list[tuple[float, float, float, float]] = []
-    for left, top, right, bottom in (snapped, stepped):
+    for left, top, right, bottom in candidates:
         box = (left, top, w - right, h - bottom)
         large = box[2] - box[0] >= 32 and box[3] - box[1] >= 32
         if large and all(max(abs(a - b) for a, b in zip(box, other)) > 0.5 for other in boxes):

@@ -26,25 +26,28 @@ check that matches:
 4. **rotated**: the flat corners a rotation leaves give its angle (:func:`.cues.rotation_fill`); a
    translation screen on the turned lattice, and for Pillow's default nearest-neighbour rotation the
    rotation undone exactly (:mod:`.nearest`), from the whole picture size that gives the canvas;
-5. **upscaled**: a crop enlarged by a factor its interpolation shows (:func:`.cues.upscale_factors`),
+5. **content box**: a picture inside a uniform border (padding, a screenshot, letterbox or pillarbox
+   bars), resized: the border's edges where the pixels leave its colour (the cue is cheap and specific,
+   so it runs before the scans);
+6. **upscaled**: a crop enlarged by a factor its interpolation shows (:func:`.cues.upscale_factors`),
    or by 2: the original pixels lie every ``factor`` pixels, so a translation screen on that grid (on a
    central window) finds any whole-pixel crop offset, for each cell size the original can have had;
    **halved** (images up to SWEEP_AREA): the same for a crop made half its size, mirrored or not;
-6. **scaled**: a crop resized by a factor nothing in the image shows (made smaller, or enlarged without
+7. **scaled**: a crop resized by a factor nothing in the image shows (made smaller, or enlarged without
    an interpolation period): a scan of the lattice pitch in 2.5 % steps, each pitch screened for every
    translation on a central window of 36 cells (small enough that the screen holds to ~1.25 % of scale), the
    two likeliest checked in 0.4 % steps on a larger central region and refined on the whole image;
-7. **turned crop**: turned in its own frame and cropped so that no fill is left, then re-encoded (no cue
+8. **turned crop**: turned in its own frame and cropped so that no fill is left, then re-encoded (no cue
    gives the angle): the same window screen at every whole degree to 12 each way (it holds to ~0.35
    degree), checked and refined like the scaled family's; a nearest-neighbour rotation cropped about its
    centre undone at the two likeliest angles (:func:`_centre_cropped`);
-8. **straightened**: turned about the centre and cropped to the largest upright rectangle inside (kept
+9. **straightened**: turned about the centre and cropped to the largest upright rectangle inside (kept
    at that size or rescaled), or turned in its own frame, or on an expanded canvas: for every angle to
-   16 degrees in 0.4-degree steps the lattice follows, screened on a central region, the best refined;
-   nearest-neighbour rotations undone at the angle the pixels copied twice give
-   (:func:`.cues.nearest_rotation`), then at those the screen and the resampling trace suggest;
-9. **content box**: a picture inside a uniform border (padding, a screenshot), resized: the border's
-   edges where the pixels leave its colour.
+   16 degrees in 0.4-degree steps the lattice follows (a crop's box at whole pixels, as Pillow takes it),
+   screened on a central region; the likeliest few again on a larger one, the best checked at finer
+   angles and a pixel each way, and refined; nearest-neighbour rotations undone at the angle the pixels
+   copied twice give (:func:`.cues.nearest_rotation`), then at those the screen and the resampling trace
+   suggest.
 
 Every candidate decoded counts towards MAX_DECODES, so the false-positive bound holds whatever the search
 tries. What the families cannot find, on images larger than SWEEP_AREA (the scans' time is kept for the
@@ -1278,7 +1281,6 @@ def _straightened(source: Source, lay: Layout):
     the lattice is known but for the angle; screened on a central region, where a small error of angle
     moves the lattice least. (The corners' fill, when the rotation cue reads it, gives the angle directly.)"""
     width, height = source.width, source.height
-    aspect = width / height
     hypotheses = [
         (sign * turn, kind)
         for turn in np.arange(TURN_STEP, MAX_TURN + 1e-9, TURN_STEP)
@@ -1288,9 +1290,7 @@ def _straightened(source: Source, lay: Layout):
     geometries = [_straightening(width, height, angle, kind) for angle, kind in hypotheses]
     kept = [n for n, g in enumerate(geometries) if g is not None]
     fits, zs = screen_geometries(source, lay, [_central(geometries[n], TURN_SCREEN_CELLS) for n in kept])
-    found = [
-        Candidate(geometries[n], 1.0, float(f), "straightened", float(z)) for n, f, z in zip(kept, fits, zs)
-    ]
+    found = [Candidate(geometries[n], 1.0, float(f), "straightened", float(z)) for n, f, z in zip(kept, fits, zs)]
     # a central region this small misses pictures whose centre is flat or white, the angle grid is coarse for
     # the whole picture, and a crop's whole pixels move its box by up to a pixel from the angle's: the
     # likeliest few screened again on a larger region, the best of those at finer angles and a pixel each
@@ -1298,7 +1298,9 @@ def _straightened(source: Source, lay: Layout):
     likeliest = [int(n) for n in np.argsort(-zs)[:STRAIGHTENED_RECHECK]]
     checked = []
     if likeliest:
-        fits2, zs2 = screen_geometries(source, lay, [_central(geometries[kept[n]], SCALED_CHECK_CELLS) for n in likeliest])
+        fits2, zs2 = screen_geometries(
+            source, lay, [_central(geometries[kept[n]], SCALED_CHECK_CELLS) for n in likeliest]
+        )
         order = np.argsort(-zs2)
         found += [replace(found[n], fitness=float(fits2[k]), z=float(zs2[k])) for k, n in enumerate(likeliest)]
         angle, kind = hypotheses[kept[likeliest[int(order[0])]]]
@@ -1429,8 +1431,7 @@ def _inner_originals(width: int, height: int, angle: float) -> list[tuple[int, i
         (w0, h0)
         for w0 in range(math.ceil(width / k) - 2, math.ceil((width + 1) / k) + 2)
         for h0 in range(math.ceil(height / k) - 2, math.ceil((height + 1) / k) + 2)
-        if min(w0, h0) >= 32
-        and (int(w0 * (share := _inner_share(w0 / h0, t))), int(h0 * share)) == (width, height)
+        if min(w0, h0) >= 32 and (int(w0 * (share := _inner_share(w0 / h0, t))), int(h0 * share)) == (width, height)
     ]
     return sorted(sizes, key=lambda s: abs(math.log(s[0] * height / (s[1] * width))))[:2]
 
@@ -1454,12 +1455,12 @@ FAMILIES: Final = (
     ("crop", _cropped),
     ("resized", lambda source, lay: _resized(source, lay)),
     ("rotated", _turned),
+    ("framed", _framed),
     ("upscaled", _upscaled),
     ("halved", _halved),
     ("scaled", _scaled),
     ("turned crop", _turned_crop),
     ("straightened", _straightened),
-    ("framed", _framed),
 )
 
 
