@@ -170,6 +170,13 @@ def test_the_content_box_of_bars_on_two_sides_and_of_a_picture_with_a_dark_edge(
     assert any(np.allclose(box, (50, 0, 200, 150), atol=0.5) for box in boxes), boxes
 
 
+def test_an_edge_is_read_inside_its_profile():
+    # a spike, then a picture darker than the border's first pixel: the level is crossed before the first
+    # pixel the sub-pixel search looks at (once read a million pixels outside the image)
+    profile = np.array([5.0, 4, 4, 4, 50, 3, 3, 3, 3] + [30.0] * 55)
+    assert 0.0 <= cues._edge(profile) <= 5.0
+
+
 def test_the_content_box_finds_a_product_shot_on_white_in_a_light_page(photo):
     # the picture's own white is close to the page's grey: its edges start where its pixels leave that grey
     product = Image.new("RGB", (150, 150), (255, 255, 255))

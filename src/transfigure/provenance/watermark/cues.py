@@ -60,7 +60,8 @@ def _edge(profile: np.ndarray) -> float | None:
     for j in range(max(1, k - 3), min(len(profile), k + 4)):
         if profile[j] >= mid:
             lo, hi = float(profile[j - 1]), float(profile[j])
-            return j - 1 + (mid - lo) / max(hi - lo, 1e-6) + 0.5
+            # (the first pixel looked at may already be above the level: the crossing is before it)
+            return j - 1 + (min(max((mid - lo) / (hi - lo), 0.0), 1.0) if hi > lo else 0.0) + 0.5
     return float(k)
 
 
@@ -113,11 +114,12 @@ def content_boxes(channels: np.ndarray) -> list[tuple[float, float, float, float
     cols = diff[h // 4 : 3 * h // 4].mean(axis=0)
     profiles = (cols, rows, cols[::-1], rows[::-1])
     found = [_edge(p) if b else None for p, b in zip(profiles, bordered)]
-    if all(e is None for e in found):
-        return []
     # a side whose profile starts in the picture is not bordered after all (a dark picture's edge is as
-    # flat as a black bar)
+    # flat as a black bar); bars come in pairs across the picture (one flat side is more often a sky or a
+    # dark background than a caption strip)
     bordered = [e is not None for e in found]
+    if not (bordered[0] and bordered[2]) and not (bordered[1] and bordered[3]):
+        return []
     edges = [0.0 if e is None else e for e in found]
     off = deviation.max(axis=-1) > BOX_OFF_COLOUR
     row_share = off[:, w // 4 : 3 * w // 4].mean(axis=1)
@@ -139,7 +141,7 @@ def content_boxes(channels: np.ndarray) -> list[tuple[float, float, float, float
             candidates.append([0.0 if k % 2 == axis else v for k, v in enumerate(snapped)])
     boxes: list[tuple[float, float, float, float]] = []
     for left, top, right, bottom in candidates:
-        box = (left, top, w - right, h - bottom)
+        box = (max(left, 0.0), max(top, 0.0), min(w - right, float(w)), min(h - bottom, float(h)))
         large = box[2] - box[0] >= 32 and box[3] - box[1] >= 32
         if large and all(max(abs(a - b) for a, b in zip(box, other)) > 0.5 for other in boxes):
             boxes.append(box)
