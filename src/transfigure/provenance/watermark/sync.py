@@ -1342,11 +1342,10 @@ def _straightened(source: Source, lay: Layout):
     # a small image (cheap to undo) whose rotation left no fill the cue reads (dark corners) and no trace:
     # every whole degree, each restored picture screened on a central region first
     if width * height <= SWEEP_AREA:
-        identity = Geometry.identity(cell_size(width, height), height, width)
         for angle in (sign * d for d in range(1, SWEEP_TURN + 1) for sign in (1, -1)):
             if angle in angles:
                 continue
-            cand = _undone(source, lay, angle, (width, height), "straightened", screen=_central(identity, SCREEN_CELLS))
+            cand = _undone(source, lay, angle, (width, height), "straightened", gate=3.0)
             if cand is not None and cand.z >= 4.0:
                 yield cand
 
@@ -1470,6 +1469,12 @@ def _angle(geometry: Geometry) -> float:
     return math.degrees(math.atan2(-c, a))
 
 
+#: An undone rotation's central region (SCREEN_CELLS cells and the band-pass's reach) is restored and read
+#: first; the whole picture only from this z (a marked picture's region reads ~10-20 once undone right;
+#: each whole undo costs ~4 ms at 512 px, most of a straightened search's time on an unmarked picture).
+UNDO_SCREEN_Z: Final = 2.0
+
+
 def _undone(
     source: Source,
     lay: Layout,
@@ -1477,20 +1482,30 @@ def _undone(
     size: tuple[int, int],
     family: str,
     box: tuple[int, int, int, int] | None = None,
-    screen: Geometry | None = None,
+    gate: float = UNDO_SCREEN_Z,
 ) -> Candidate | None:
     """The identity read of the ``size`` (w, h) picture a nearest-neighbour ``rotate(angle)`` (expanded, or
     cropped to ``box``) turned into this image, restored exactly; None when no such rotation gives this
-    image's size, or when ``screen`` (a central region) scores under 3 deviations of chance first. The
-    candidate reports its geometry in this image's pixels."""
-    restored = nearest.unrotate(source.luma, source.taper, angle, size, box)
-    if restored is None:
-        return None
-    picture = Source(*restored)
-    if screen is not None and screen_geometries(picture, lay, [screen])[1][0] < 3.0:
-        return None
+    image's size, or when the picture's central region, restored alone, scores under ``gate`` deviations of
+    chance. The candidate reports its geometry in this image's pixels."""
     w0, h0 = size
-    geometry = Geometry.identity(cell_size(w0, h0), h0, w0)
+    c0 = cell_size(w0, h0)
+    geometry = Geometry.identity(c0, h0, w0)
+    central = _central(geometry, SCREEN_CELLS)
+    reach = 3 * c0 + 16  # the band-pass's and the pyramid's
+    (x0, y0), rows_cols = central.offset, central.cells
+    window = (
+        max(0, int(x0) - reach),
+        max(0, int(y0) - reach),
+        min(w0, int(x0 + (rows_cols[1] - 1) * c0) + reach + 1),
+        min(h0, int(y0 + (rows_cols[0] - 1) * c0) + reach + 1),
+    )
+    part = nearest.unrotate(source.luma, source.taper, angle, size, box, window)
+    if part is None:
+        return None
+    if screen_geometries(Source(*part), lay, [_moved(central, -window[0], -window[1])])[1][0] < gate:
+        return None
+    picture = Source(*nearest.unrotate(source.luma, source.taper, angle, size, box))
     fits, zs = _reading_z(lay, picture.read(geometry), np.array([1.0]))
     reported = _turned_back(geometry, angle, size, box, (source.width, source.height))
     return Candidate(geometry, 1.0, float(fits[0]), family, float(zs[0]), picture, reported)
