@@ -215,12 +215,14 @@ def test_a_mirrored_crop_made_smaller(marked):
     assert detection.payload == PAYLOAD and detection.flipped
 
 
-def test_a_rotation_cropped_to_no_fill_and_re_encoded_at_an_angle_between_the_scan_steps(marked):
-    # no fill gives the angle and JPEG hides the resampling: the angle scan (1-degree steps) on a small image
-    image = jpeg(crop(rotate(marked, -7.4), 0.8), 75)
+@pytest.mark.parametrize("angle", [-7.4, 15.0])
+def test_a_rotation_cropped_to_no_fill_and_re_encoded_at_an_angle_between_the_scan_steps(marked, angle):
+    # no fill gives the angle and JPEG hides the resampling: the angle scan (1-degree steps) on a small image,
+    # to 15 degrees (a crop to 80 % leaves no fill up to ~15.5)
+    image = jpeg(crop(rotate(marked, angle), 0.8), 75)
     detection = detect_watermark(image, KEY)
     assert detection.payload == PAYLOAD
-    assert detection.rotation_deg == pytest.approx(-7.4, abs=0.2)
+    assert detection.rotation_deg == pytest.approx(angle, abs=0.2)
 
 
 def test_a_large_picture_rotated_cropped_to_no_fill_and_re_encoded(photo):

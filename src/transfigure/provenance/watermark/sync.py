@@ -38,7 +38,7 @@ check that matches:
    translation on a central window of 36 cells (small enough that the screen holds to ~1.25 % of scale), the
    two likeliest checked in 0.4 % steps on a larger central region and refined on the whole image;
 8. **turned crop**: turned in its own frame and cropped so that no fill is left, then re-encoded (no cue
-   gives the angle): the same window screen at every whole degree to 12 each way (it holds to ~0.35
+   gives the angle): the same window screen at every whole degree to 15 each way (it holds to ~0.35
    degree), checked and refined like the scaled family's; a nearest-neighbour rotation cropped about its
    centre undone at the two likeliest angles (:func:`_centre_cropped`);
 9. **straightened**: turned about the centre and cropped to the largest upright rectangle inside (kept
@@ -1142,9 +1142,11 @@ def _checked(source: Source, lay: Layout, found: list[Candidate], family: str, t
 
 #: A picture turned in its own frame whose corners were then cropped away (and re-encoded: no fill, no
 #: resampling trace) is searched at every TURN_SCAN_STEP degrees up to TURN_SCAN_MAX each way, each angle
-#: screened for every translation on the scan's central window (which holds to about +-0.35 degree).
+#: screened for every translation on the scan's central window (which holds to about +-0.35 degree): to 15,
+#: where a crop to 80 % of a square still leaves no fill (rotate 15 + crop 80 % + JPEG 75: 0 of 12 found with
+#: the scan to 12, 10-11 of 12 to 15, at 256 and 512 px).
 TURN_SCAN_STEP: Final = 1.0
-TURN_SCAN_MAX: Final = 12.0
+TURN_SCAN_MAX: Final = 15.0
 #: The scan's window, in cells: a fifth over SCALED_CELLS on images up to SWEEP_AREA (rotate 10 + crop 80 % +
 #: JPEG 75 at 256 px: 0.90 found, 0.82 with SCALED_CELLS, 0.83 with the whole image), SCALED_CELLS above (as
 #: many found at 512 px, 0.94, at three quarters of the time).
