@@ -68,6 +68,20 @@ def test_rotations_are_found_at_their_angle(marked, angle):
         assert detection.rotation_deg == pytest.approx(angle, abs=0.3)
 
 
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda im: rotate(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT), -10),  # a mirrored selfie straightened
+        lambda im: rotate(im.transpose(Image.Transpose.ROTATE_90), 5),  # the fill's angle is modulo 90
+        lambda im: inner_rectangle(im.transpose(Image.Transpose.FLIP_TOP_BOTTOM), 8),  # the undo, flipped
+        lambda im: rotate(im, 6).resize((180, 180), Image.Resampling.BICUBIC),  # the fill's sides resized
+    ],
+    ids=["flip + rotate -10", "rotate 90 + rotate 5", "flip + straightened 8", "rotate 6 + resize 0.7"],
+)
+def test_rotations_of_a_flipped_turned_or_resized_picture(marked, edit):
+    assert detect_watermark(edit(marked), KEY).payload == PAYLOAD
+
+
 def test_a_large_textured_picture_rotated_on_an_expanded_canvas(photo):
     # its fill puts the original's sides at ~513.4 px: the undo needs the whole size that gives the canvas
     big = embed_watermark(photo("grass", 512), PAYLOAD, KEY)

@@ -24,8 +24,10 @@ check that matches:
    2048), keeping its aspect, squashed from a square or (a non-square picture) with one side resized from a
    common aspect: each size fixes the lattice (edges stay edges), screened on a central region;
 4. **rotated**: the flat corners a rotation leaves give its angle (:func:`.cues.rotation_fill`); a
-   translation screen on the turned lattice, and for Pillow's default nearest-neighbour rotation the
-   rotation undone exactly (:mod:`.nearest`), from the whole picture size that gives the canvas;
+   translation screen on the turned lattice (flipped or turned a quarter as well: the fill tells the angle
+   modulo 90 degrees), and for Pillow's default nearest-neighbour rotation the rotation undone exactly
+   (:mod:`.nearest`), from the whole picture size that gives the canvas; then, for a rotation resized
+   after (the fill's sides no longer tell the cell), a pitch scan at the fill's angle;
 5. **content box**: a picture inside a uniform border (padding, a screenshot, letterbox or pillarbox
    bars), resized: the border's edges where the pixels leave its colour (the cue is cheap and specific,
    so it runs before the scans);
@@ -884,11 +886,20 @@ def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
     turn = _turn(theta)
     cells = sorted({cell_size(round(w0), round(h0))} | set(crop_cells(round(w0), round(h0))[:1]))
     found = []
-    for cell in cells:
-        found += dense_screen(source, lay, turn * cell, 4, (1.0,), "rotated", orientations=_ORIENTATIONS[:1])
+    for cell in cells:  # (also flipped or turned a quarter before: the fill's angle is modulo 90 degrees)
+        found += dense_screen(source, lay, turn * cell, 4, (1.0,), "rotated")
     for cand in _best(found):
         yield refine(source, lay, cand, 0.25, levels=3, turn=0.05)
     yield from _unrotated(source, lay, rotation, w0, h0)
+    # resized after turning: the fill's sides are the original's resized, so its cell is unknown; the lattice
+    # pitch scanned at the fill's angle (the pitch to this image's own cell is the original's: its cell
+    # rounded to CELL_SIZES, or less on an expanded canvas)
+    found = _pitch_scan(source, lay, TURNED_PITCHES, "rotated", _ORIENTATIONS[:1], turn)
+    yield from _checked(source, lay, found, "rotated")
+
+
+#: A rotation resized after is scanned at pitches from TURNED_PITCHES[0] to [1] times the image's own cell.
+TURNED_PITCHES: Final = (0.8, 1.25)
 
 
 def _unrotated(source: Source, lay: Layout, rotation: cues.Rotation, w0: float, h0: float):
@@ -1085,11 +1096,24 @@ def _scaled(source: Source, lay: Layout):
     """A crop resized by an unknown factor: a scan of the lattice pitch, each pitch screened for every
     translation (and a mirror) on a central window; the likeliest checked in scale and offset on a larger
     central region, and refined on the whole image."""
-    width, height = source.width, source.height
-    own = math.sqrt(width * height) / CELLS_ACROSS
-    small = width * height <= SWEEP_AREA
-    lo, hi = (math.log(own * r) for r in (SMALL_SCALED_PITCHES if small else SCALED_PITCHES))
+    small = source.width * source.height <= SWEEP_AREA
     orientations = (_ORIENTATIONS[0], _ORIENTATIONS[1]) if small else _ORIENTATIONS[:1]  # as is; mirrored
+    found = _pitch_scan(source, lay, SMALL_SCALED_PITCHES if small else SCALED_PITCHES, "scaled", orientations)
+    yield from _checked(source, lay, found, "scaled")
+
+
+def _pitch_scan(
+    source: Source,
+    lay: Layout,
+    ratios: tuple[float, float],
+    family: str,
+    orientations: tuple,
+    turn: np.ndarray | None = None,
+) -> list[Candidate]:
+    """Window screens of the lattice at pitches from ``ratios[0]`` to ``[1]`` times this image's own cell in
+    SCALED_STEP steps (turned by ``turn``, when given), the best of each (see _scaled)."""
+    own = math.sqrt(source.width * source.height) / CELLS_ACROSS
+    lo, hi = (math.log(own * r) for r in ratios)
     found: list[Candidate] = []
     windows: dict[int, tuple[Source, int, int]] = {}
     for pitch in np.exp(np.arange(lo, hi + 1e-9, SCALED_STEP)):
@@ -1102,10 +1126,11 @@ def _scaled(source: Source, lay: Layout):
                 source, int(math.ceil(SCALED_CELLS * math.exp((key + 0.5) * COARSE_STEP))) + 8
             )
         sub, x0, y0 = windows[key]
-        screened = dense_screen(sub, lay, np.eye(2) * pitch, 4, (1.0,), "scaled", 1, orientations, coarse=True)
+        matrix = (np.eye(2) if turn is None else turn) * pitch
+        screened = dense_screen(sub, lay, matrix, 4, (1.0,), family, 1, orientations, coarse=True)
         # in the image's pixels (the read's extent is set for the likeliest, see _extended)
         found += [replace(c, geometry=_moved(c.geometry, x0, y0)) for c in screened]
-    yield from _checked(source, lay, found, "scaled")
+    return found
 
 
 def _checked(source: Source, lay: Layout, found: list[Candidate], family: str, turned: bool = False):
@@ -1492,25 +1517,62 @@ def _undone(
     chance. The candidate reports its geometry in this image's pixels."""
     w0, h0 = size
     c0 = cell_size(w0, h0)
-    geometry = Geometry.identity(c0, h0, w0)
-    central = _central(geometry, SCREEN_CELLS)
+    # the restored picture as marked, or flipped or turned a quarter (before the rotation): its centre
+    # region's bounding box, in each orientation the same
+    geometries = _orientations(w0, h0)
+    central = [_central(g, SCREEN_CELLS) for g in geometries]
     reach = 3 * c0 + 16  # the band-pass's and the pyramid's
-    (x0, y0), rows_cols = central.offset, central.cells
-    window = (
-        max(0, int(x0) - reach),
-        max(0, int(y0) - reach),
-        min(w0, int(x0 + (rows_cols[1] - 1) * c0) + reach + 1),
-        min(h0, int(y0 + (rows_cols[0] - 1) * c0) + reach + 1),
-    )
+    corners = np.array([_corners(g) for g in central]).reshape(-1, 2)
+    x0, y0 = (max(0, int(v) - reach) for v in corners.min(axis=0))
+    x1, y1 = (int(v) + reach + 1 for v in corners.max(axis=0))
+    window = (x0, y0, min(w0, x1), min(h0, y1))
     part = nearest.unrotate(source.luma, source.taper, angle, size, box, window)
     if part is None:
         return None
-    if screen_geometries(Source(*part), lay, [_moved(central, -window[0], -window[1])])[1][0] < gate:
+    zs = screen_geometries(Source(*part), lay, [_moved(g, -x0, -y0) for g in central])[1]
+    k = int(np.argmax(zs))
+    if zs[k] < gate:
         return None
+    geometry = geometries[k]
     picture = Source(*nearest.unrotate(source.luma, source.taper, angle, size, box))
     fits, zs = _reading_z(lay, picture.read(geometry), np.array([1.0]))
     reported = _turned_back(geometry, angle, size, box, (source.width, source.height))
     return Candidate(geometry, 1.0, float(fits[0]), family, float(zs[0]), picture, reported)
+
+
+def _orientations(width: int, height: int) -> list[Geometry]:
+    """The lattice of an image of this size marked as it is, flipped, or turned a quarter (the 8 ways): as
+    marked first."""
+    out = []
+    for transpose, flip_x, flip_y in _ORIENTATIONS:
+        w0, h0 = (height, width) if transpose else (width, height)  # the original's size
+        c0 = cell_size(w0, h0)
+        step = np.array([[c0, 0.0], [0.0, c0]])[:, ::-1] if transpose else np.eye(2) * c0
+        # image x = a column + b row + ox: a flip of the image's x negates the row of the matrix and starts at
+        # the far side
+        sx, sy = (-1.0 if flip_x else 1.0), (-1.0 if flip_y else 1.0)
+        matrix = np.diag([sx, sy]) @ step
+        offset = ((width - 1) if flip_x else 0.0, (height - 1) if flip_y else 0.0)
+        out.append(
+            Geometry(
+                tuple(float(v) for v in matrix.ravel()),
+                (float(offset[0]), float(offset[1])),
+                (0, 0),
+                ((h0 - 1) // c0 + 1, (w0 - 1) // c0 + 1),
+            )
+        )
+    return out
+
+
+def _corners(geometry: Geometry) -> list[tuple[float, float]]:
+    """The image positions of a geometry's four corner lattice points."""
+    a, b, c, d = geometry.matrix
+    rows, cols = geometry.cells
+    return [
+        (geometry.offset[0] + a * k + b * r, geometry.offset[1] + c * k + d * r)
+        for k in (0, cols - 1)
+        for r in (0, rows - 1)
+    ]
 
 
 def _turned_back(
