@@ -373,10 +373,14 @@ def dense_screen(
     template_fft, mask_fft = _template_fft(lay, spc)
     found: list[Candidate] = []
     weight_fold = _fold(weight, period)
-    norms = {}
-    for orientation in orientations:  # the pilots' total weight at each translation
-        w = _oriented_weight(weight_fold, weight.shape, *orientation)
-        norms[orientation] = scipy.fft.irfft2(scipy.fft.rfft2(w) * mask_fft, s=w.shape)
+    # every orientation's transforms as one stack (one FFT call each way: the per-call overhead was most of
+    # a screen of 8 orientations): the pilots' total weight at each translation ...
+    oriented_weights = np.stack([_oriented_weight(weight_fold, weight.shape, *o) for o in orientations])
+    norms = scipy.fft.irfft2(scipy.fft.rfft2(oriented_weights) * mask_fft, s=(period, period))
+    peaks = norms.reshape(len(orientations), -1).max(axis=1)
+    valid = norms > (0.05 * np.maximum(peaks, 1e-9))[:, None, None]
+    safe_norms = np.where(valid, norms, 1.0)
+    correlations = np.empty((len(orientations), period, period), np.complex64)
     for gain in gains:
         scale = np.float32(0.25 * 2 * np.pi / (gain * DELTA))
         # weighted phasors of each channel, folded as real and imaginary planes (the field is large, its
@@ -387,16 +391,17 @@ def dense_screen(
             phasor_fold[k].real = _fold(real, period)
             phasor_fold[k].imag = _fold(imag, period)
         spectrum = scipy.fft.fft2(phasor_fold)
-        for orientation in orientations:
-            norm = norms[orientation]
-            oriented = _oriented_spectrum(spectrum, weight.shape, *orientation)
-            corr = np.real(scipy.fft.ifft2(sum(x * t for x, t in zip(oriented, template_fft))))
-            valid = norm > 0.05 * max(float(norm.max()), 1e-9)
-            fit = np.where(valid, corr / np.where(valid, norm, 1.0), -1.0)
+        # ... and the pilots' correlation with the template
+        for n, orientation in enumerate(orientations):
+            h, v, d = _oriented_spectrum(spectrum, weight.shape, *orientation)
+            correlations[n] = h * template_fft[0] + v * template_fft[1] + d * template_fft[2]
+        fits = np.where(valid, np.real(scipy.fft.ifft2(correlations)) / safe_norms, -1.0)
+        for n, orientation in enumerate(orientations):
+            norm = norms[n]
             aff = _oriented_affine(affine, dense.shape, *orientation)
             step, origin = aff[:, :2], aff[:, 2]
             rows, cols = dense.shape[::-1] if orientation[0] else dense.shape  # the oriented dense grid's size
-            flat = fit.ravel()
+            flat = fits[n].ravel()
             for _ in range(keep):  # the best few (a selection is slow on the many -1 of invalid shifts)
                 idx = int(np.argmax(flat))
                 sv, su = divmod(idx, period)
