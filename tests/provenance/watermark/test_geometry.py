@@ -82,6 +82,14 @@ def test_rotations_of_a_flipped_turned_or_resized_picture(marked, edit):
     assert detect_watermark(edit(marked), KEY).payload == PAYLOAD
 
 
+def test_a_mirrored_picture_resized(photo):
+    # 358 px: above the small pictures' sweeps, within the mirrored pitch scan's MIRROR_AREA
+    big = embed_watermark(photo("coffee", 512), PAYLOAD, KEY)
+    mirrored = big.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((358, 358), Image.Resampling.BICUBIC)
+    detection = detect_watermark(mirrored, KEY)
+    assert detection.payload == PAYLOAD and detection.flipped
+
+
 def test_a_large_textured_picture_rotated_on_an_expanded_canvas(photo):
     # its fill puts the original's sides at ~513.4 px: the undo needs the whole size that gives the canvas
     big = embed_watermark(photo("grass", 512), PAYLOAD, KEY)

@@ -54,7 +54,7 @@ check that matches:
 Every candidate decoded counts towards MAX_DECODES, so the false-positive bound holds whatever the search
 tries. What the families cannot find, on images larger than SWEEP_AREA (the scans' time is kept for the
 small ones, whose other searches are cheap): a crop resized by an unseen factor outside the pitch scan's
-range (crops keeping less than ~70 %) or mirrored as well. At any size: a rotation cropped to no fill and
+range (crops keeping less than ~70 %), and above MIRROR_AREA one mirrored as well. At any size: a rotation cropped to no fill and
 re-encoded (JPEG hides the resampling) by an angle more than ~0.35 degree from a whole one; and within its
 range, the pitch scan finds a textured photo only where its steps happen to fall within ~0.3 % of the pitch
 and an eighth of a cell of the lattice (``benchmarks/watermark_misses.py --sweep``).
@@ -1067,7 +1067,8 @@ def _halved(source: Source, lay: Layout):
 #: to about 1.25 % of scale (z ~10 at the right pitch, ~7 at 1.25 % off; chance reaches ~4.5 over the
 #: scan). The scan costs about the same at any image size, so images up to SWEEP_AREA, whose other
 #: searches are cheap, also get crops keeping 60-70 % (SMALL_SCALED_PITCHES: below that, the benchmark's
-#: crops enlarged by 1.5 or 2 are found by their interpolation or not at all) and a mirrored copy (a selfie's).
+#: crops enlarged by 1.5 or 2 are found by their interpolation or not at all); images up to MIRROR_AREA a
+#: mirrored copy too (a selfie's).
 SCALED_PITCHES: Final = (0.95, 1.45)
 SMALL_SCALED_PITCHES: Final = (0.84, 2.05)
 SCALED_STEP: Final = 0.025
@@ -1101,8 +1102,10 @@ def _scaled(source: Source, lay: Layout):
     """A crop resized by an unknown factor: a scan of the lattice pitch, each pitch screened for every
     translation (and a mirror) on a central window; the likeliest checked in scale and offset on a larger
     central region, and refined on the whole image."""
-    small = source.width * source.height <= SWEEP_AREA
-    orientations = (_ORIENTATIONS[0], _ORIENTATIONS[1]) if small else _ORIENTATIONS[:1]  # as is; mirrored
+    area = source.width * source.height
+    small = area <= SWEEP_AREA
+    # as is; mirrored (a selfie's), on pictures up to MIRROR_AREA
+    orientations = (_ORIENTATIONS[0], _ORIENTATIONS[1]) if area <= MIRROR_AREA else _ORIENTATIONS[:1]
     found = _pitch_scan(source, lay, SMALL_SCALED_PITCHES if small else SCALED_PITCHES, "scaled", orientations)
     yield from _checked(source, lay, found, "scaled")
 
@@ -1474,9 +1477,13 @@ def _inner_share(aspect: float, t: float) -> float:
 
 
 #: Images up to this many pixels (whose other searches are cheap) have a nearest-neighbour rotation undone at
-#: every whole degree to SWEEP_TURN each way, the pitch scan's wider range and mirror (see _scaled) and the
-#: angle scan's larger window (see TURN_SCAN_CELLS).
+#: every whole degree to SWEEP_TURN each way, the pitch scan's wider range (see _scaled) and the angle scan's
+#: larger window (see TURN_SCAN_CELLS).
 SWEEP_AREA: Final = 300 * 300
+#: Pictures up to this many pixels are also pitch-scanned mirrored (a mirrored picture resized, or a mirrored
+#: crop resized, is found by nothing else: flip + resize 0.7 of a 512 px picture, 0 of 12 found without; the
+#: mirror costs ~4 % of a 512 px unmarked picture's time, over its speed budget).
+MIRROR_AREA: Final = 400 * 400
 SWEEP_TURN: Final = 10
 
 
