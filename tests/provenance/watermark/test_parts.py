@@ -168,6 +168,12 @@ def test_the_content_box_of_bars_on_two_sides_and_of_a_picture_with_a_dark_edge(
     pillarbox.paste(dark_top, (50, 0))
     boxes = cues.content_boxes(pl.read_channels(pillarbox))
     assert any(np.allclose(box, (50, 0, 200, 150), atol=0.5) for box in boxes), boxes
+    # ... or its left columns: the bars are as wide as each other (a fitted picture is centred)
+    dark_left = picture.copy()
+    dark_left.paste((0, 0, 0), (0, 0, 7, 150))
+    pillarbox.paste(dark_left, (50, 0))
+    boxes = cues.content_boxes(pl.read_channels(pillarbox))
+    assert any(np.allclose(box, (50, 0, 200, 150), atol=0.5) for box in boxes), boxes
 
 
 def test_an_edge_is_read_inside_its_profile():

@@ -130,15 +130,24 @@ def content_boxes(channels: np.ndarray) -> list[tuple[float, float, float, float
     # else at the mean's edge; then at the steps up to 4 px before the mean's edges
     snapped = [float(s) if s is not None and abs(s - e) <= 0.5 else e for e, s in zip(edges, steps)]
     stepped = [float(s) if s is not None and abs(s - e) <= 4 else e for e, s in zip(edges, steps)]
-    candidates = [snapped, stepped]
     # bars on two opposite sides (a letterbox, a pillarbox) fix the picture's extent that way; narrow
     # borders the other way may be the picture's own dark or white edge (a sky, a rectified facade's black):
     # then also the picture reaching those sides
+    reached = []
     for axis in (0, 1):
         other = 1 - axis
         narrow = all(snapped[k] < NARROW_BORDER * (w if axis == 0 else h) for k in (axis, axis + 2))
         if bordered[other] and bordered[other + 2] and (bordered[axis] or bordered[axis + 2]) and narrow:
-            candidates.append([0.0 if k % 2 == axis else v for k, v in enumerate(snapped)])
+            reached.append([0.0 if k % 2 == axis else v for k, v in enumerate(snapped)])
+    # a picture is centred between its bars: where one reads wider (the picture's own edge of the bar's
+    # colour), also both as the narrower
+    centred = []
+    for sides in [stepped, *reached]:
+        for axis in (0, 1):
+            if bordered[axis] and bordered[axis + 2] and abs(sides[axis] - sides[axis + 2]) > 1.5:
+                margin = min(sides[axis], sides[axis + 2])
+                centred.append([margin if k % 2 == axis else v for k, v in enumerate(sides)])
+    candidates = [snapped, stepped, *reached, *centred]
     boxes: list[tuple[float, float, float, float]] = []
     for left, top, right, bottom in candidates:
         box = (max(left, 0.0), max(top, 0.0), min(w - right, float(w)), min(h - bottom, float(h)))
