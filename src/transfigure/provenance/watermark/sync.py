@@ -1336,9 +1336,8 @@ def _straightened(source: Source, lay: Layout):
         fits2, zs2 = screen_geometries(
             source, lay, [_central(geometries[kept[n]], SCALED_CHECK_CELLS) for n in likeliest]
         )
-        order = np.argsort(-zs2)
         found += [replace(found[n], fitness=float(fits2[k]), z=float(zs2[k])) for k, n in enumerate(likeliest)]
-        angle, kind = hypotheses[kept[likeliest[int(order[0])]]]
+        angle, kind = hypotheses[kept[likeliest[int(np.argmax(zs2))]]]
         trials = [
             g
             for step in range(-STRAIGHTENED_CHECK[0], STRAIGHTENED_CHECK[0] + 1)
