@@ -5,6 +5,7 @@ and without ``expand``, other codecs), on pictures of other sizes and aspects.
 
     python benchmarks/watermark_outside.py                      # 384x384, 640x480, 256x192; 18 photos
     python benchmarks/watermark_outside.py --sizes 1024x1024 --photos 8
+    python benchmarks/watermark_outside.py --edits flip letterbox       # only edits whose name has these
 
 The photos are facades the main benchmark does not use (``../shared/datasets/facades``, after its first
 40), resized to each size; each is marked with its own payload and every edit is detected with the same
@@ -54,6 +55,18 @@ def _scaled(image: Image.Image, factor: float) -> Image.Image:
     return image.resize((round(image.width * factor), round(image.height * factor)), Image.Resampling.BICUBIC)
 
 
+def _fitted(image: Image.Image, canvas: tuple[int, int], fill: tuple[int, int, int]) -> Image.Image:
+    """Resized to fit a canvas of another aspect, centred between bars (a letterbox or pillarbox)."""
+    scale = min(canvas[0] / image.width, canvas[1] / image.height)
+    shown = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+    out = Image.new("RGB", canvas, fill)
+    out.paste(shown, ((canvas[0] - shown.width) // 2, (canvas[1] - shown.height) // 2))
+    return out
+
+
+_FLIP = Image.Transpose.FLIP_LEFT_RIGHT
+
+
 EDITS: dict[str, Callable[[Image.Image], Image.Image]] = {
     "crop 75 % bottom-left": lambda im: crop(im, 0.75, "bottom-left"),
     "crop 65 % rescaled": lambda im: crop(im, 0.65, "centre", im.size),
@@ -74,6 +87,15 @@ EDITS: dict[str, Callable[[Image.Image], Image.Image]] = {
     "crop 70 % + webp 80": lambda im: _webp(crop(im, 0.7, "top-right")),
     "squash to 16:9": lambda im: im.resize((im.width, round(im.width * 9 / 16)), Image.Resampling.BICUBIC),
     "rotate 90 + crop 80 %": lambda im: crop(im.transpose(Image.Transpose.ROTATE_90), 0.8, "top-left"),
+    "rotate 15 + crop 80 % + jpeg 75": lambda im: jpeg(crop(rotate(im, 15), 0.8), 75),
+    "straighten -15": lambda im: inner_rectangle(im, -15),
+    "straighten 11.5 bicubic, rescaled": lambda im: inner_rectangle(im, 11.5, Image.Resampling.BICUBIC, rescale=True),
+    "flip + rotate -10": lambda im: rotate(im.transpose(_FLIP), -10),
+    "rotate 90 + rotate 5": lambda im: rotate(im.transpose(Image.Transpose.ROTATE_90), 5),
+    "rotate 6 + resize 0.7": lambda im: _scaled(rotate(im, 6), 0.7),
+    "flip + resize 0.7": lambda im: _scaled(im.transpose(_FLIP), 0.7),
+    "pillarbox into 16:9": lambda im: _fitted(im, (round(im.height * 16 / 9), im.height), (0, 0, 0)),
+    "letterbox into 9:16 + jpeg 85": lambda im: jpeg(_fitted(im, (im.width, round(im.width * 16 / 9)), (255,) * 3), 85),
 }
 
 
@@ -108,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["384x384", "640x480", "256x192"], help="WxH each")
     parser.add_argument("--photos", type=int, default=18)
+    parser.add_argument("--edits", nargs="+", help="only edits whose name contains one of these")
     args = parser.parse_args(argv)
+    if args.edits:
+        for name in [n for n in EDITS if not any(part in n for part in args.edits)]:
+            del EDITS[name]
     if not (SHARED / "facades").is_dir():
         print(f"needs {SHARED / 'facades'}")
         return 1
