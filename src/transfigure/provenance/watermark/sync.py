@@ -896,9 +896,20 @@ def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
     for cand in _best(found):
         yield refine(source, lay, cand, 0.25, levels=3, turn=0.05)
     yield from _unrotated(source, lay, rotation, w0, h0)
-    # resized after turning: the fill's sides are the original's resized, so its cell is unknown; the lattice
-    # pitch scanned at the fill's angle (the pitch to this image's own cell is the original's: its cell
-    # rounded to CELL_SIZES, or less on an expanded canvas)
+    # resized after turning (same canvas): the fill's sides are the original's resized, so its cell is
+    # unknown; a common original size fixes the lattice (turned about the centre, the canvas resized to this
+    # image), as for a whole picture resized; else the lattice pitch scanned at the fill's angle (the pitch
+    # to this image's own cell is the original's: its cell rounded to CELL_SIZES, or less on an expanded
+    # canvas)
+    width, height = source.width, source.height
+    geometries = [
+        _turned_lattice(turn, (w0, h0), (0.0, 0.0, w0, h0), (width, height))
+        for _, w0, h0 in _original_sizes([(width, height)], exclude_own=True)
+    ]
+    fits, zs = screen_geometries(source, lay, [_central(g, SCREEN_CELLS) for g in geometries])
+    found = [Candidate(g, 1.0, float(f), "rotated", float(z)) for g, f, z in zip(geometries, fits, zs)]
+    for cand in _best(found):
+        yield refine(source, lay, cand, 0.25, levels=2, turn=0.05, scale=0.002)
     found = _pitch_scan(source, lay, TURNED_PITCHES, "rotated", _ORIENTATIONS[:1], turn)
     yield from _checked(source, lay, found, "rotated")
 
