@@ -54,8 +54,8 @@ check that matches:
 Every candidate decoded counts towards MAX_DECODES, so the false-positive bound holds whatever the search
 tries. What the families cannot find, on images larger than SWEEP_AREA (the scans' time is kept for the
 small ones, whose other searches are cheap): a crop resized by an unseen factor outside the pitch scan's
-range (crops keeping less than ~70 %), and above MIRROR_AREA one mirrored as well. At any size: a rotation cropped to no fill and
-re-encoded (JPEG hides the resampling) by an angle more than ~0.35 degree from a whole one; and within its
+range (crops keeping less than ~70 %), and above MIRROR_AREA one mirrored as well. At any size: a rotation
+cropped to no fill and re-encoded (JPEG hides the resampling) by an angle more than ~0.35 degree from a whole one; and within its
 range, the pitch scan finds a textured photo only where its steps happen to fall within ~0.3 % of the pitch
 and an eighth of a cell of the lattice (``benchmarks/watermark_misses.py --sweep``).
 """
@@ -1253,7 +1253,7 @@ def _centre_cropped(
         2 * math.ceil((width * math.cos(t) + height * math.sin(t)) / 2 + 1),
         2 * math.ceil((width * math.sin(t) + height * math.cos(t)) / 2 + 1),
     )
-    box = ((w0 - width) // 2, (h0 - height) // 2, (w0 - width) // 2 + width, (h0 - height) // 2 + height)
+    box = _centred_box((w0, h0), (width, height))
 
     def undone(cand: Candidate, picture: Source) -> Candidate:
         geometry = _extended(cand.geometry, w0, h0)
@@ -1380,7 +1380,7 @@ def _straightened(source: Source, lay: Layout):
         if (cand := _undone(source, lay, angle, (width, height), "straightened")) is not None:  # corners cut off
             undone.append(cand)
         for w0, h0 in _inner_originals(width, height, angle):
-            box = ((w0 - width) // 2, (h0 - height) // 2, (w0 - width) // 2 + width, (h0 - height) // 2 + height)
+            box = _centred_box((w0, h0), (width, height))
             if (cand := _undone(source, lay, angle, (w0, h0), "straightened", box)) is not None:
                 undone.append(cand)
     yield from _best(undone, limit=1, z=4.0)
@@ -1453,12 +1453,18 @@ def _turned_lattice(
     w0, h0 = size
     c0 = cell_size(w0, h0)
     left, top, right, bottom = box
-    stretch = np.diag([out[0] / (right - left), out[1] / (bottom - top)])
-    centre = np.array([w0 / 2.0, h0 / 2.0])
-    offset = stretch @ (centre + rot @ (0.5 - centre) - np.array([left, top])) - 0.5
+    sx, sy = out[0] / (right - left), out[1] / (bottom - top)
+    (a, b), (c, d) = rot.tolist()
+    # (scalar arithmetic: the straightened family builds hundreds of these per image, and 2 x 2 numpy
+    # products cost more than the rest of it)
+    cx, cy = w0 / 2.0, h0 / 2.0
+    offset = (
+        sx * (cx + a * (0.5 - cx) + b * (0.5 - cy) - left) - 0.5,
+        sy * (cy + c * (0.5 - cx) + d * (0.5 - cy) - top) - 0.5,
+    )
     return Geometry(
-        tuple((stretch @ rot * c0).ravel()),
-        (float(offset[0]), float(offset[1])),
+        (sx * a * c0, sx * b * c0, sy * c * c0, sy * d * c0),
+        offset,
         (0, 0),
         ((h0 - 1) // c0 + 1, (w0 - 1) // c0 + 1),
     )
