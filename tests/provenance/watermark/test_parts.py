@@ -15,8 +15,8 @@ from PIL import Image
 from transfigure.provenance.attacks import crop, inner_rectangle, jpeg, rotate
 from transfigure.provenance.watermark import cues, decode, embed_watermark, nearest, sync
 from transfigure.provenance.watermark import planes as pl
-from transfigure.provenance.watermark.layout import cell_size, layout
-from transfigure.provenance.watermark.read import Geometry, read
+from transfigure.provenance.watermark.layout import CHIPS, cell_size, layout
+from transfigure.provenance.watermark.read import Geometry, block_channels, block_means, read
 
 KEY = b"watermark parts key"
 
@@ -93,6 +93,18 @@ def test_flipped_and_turned_copies_are_screened_in_their_orientation(marked):
             assert (a, c) == (0, -c0)
         else:
             assert (a, c) == (0, c0)
+
+
+@pytest.mark.parametrize("offset", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_a_blocks_channels_are_its_cells_weighted_by_the_chips(offset):
+    # block_channels writes the chips' sums out: the same values as the CHIPS patterns applied, to the bit
+    cells = (np.random.default_rng(sum(offset)).standard_normal((3, 13, 11)) * 50).astype(np.float32)
+    c = cells[:, offset[0] :, offset[1] :]
+    rows, cols = c.shape[1] // 2, c.shape[2] // 2
+    quads = c[:, : 2 * rows, : 2 * cols].reshape(3, rows, 2, cols, 2)
+    expected = np.einsum("niajb,kab->nijk", quads, CHIPS) / np.float32(4.0)
+    assert np.array_equal(block_channels(cells, offset), expected)
+    assert np.array_equal(block_means(cells, offset), quads.mean(axis=(2, 4)))
 
 
 def test_screening_central_regions_band_passes_only_their_window(marked):

@@ -205,16 +205,37 @@ class Source:
 
 @functools.lru_cache(maxsize=16)
 def _template_fft(lay: Layout, spc: int) -> tuple[np.ndarray, np.ndarray]:
-    """FFTs of the pilot template and pilot mask laid out on a sample grid of ``spc`` samples per cell (the
-    mask's as the half spectrum of a real FFT; single precision: the weights it sums are good to ~1e-7
-    of their total and the screen only ranks and thresholds them)."""
+    """FFTs of the pilot template and of the pilot mask laid out on a sample grid of ``spc`` samples per
+    cell, the mask's in each of the 8 orientations of :data:`_ORIENTATIONS` (see :func:`_oriented_norms`;
+    half spectra of real FFTs; single precision: the weights it sums are good to ~1e-7 of their total and
+    the screen only ranks and thresholds them)."""
     period = 2 * TILE * spc
     template = np.zeros((CHANNELS, period, period), dtype=np.complex128)
     template[:, :: 2 * spc, :: 2 * spc] = lay.pilot_template
     mask = np.zeros((period, period))
     mask[:: 2 * spc, :: 2 * spc] = np.abs(lay.pilot_sign).sum(axis=-1)
-    mask_fft = np.conj(np.fft.fft2(mask))[:, : period // 2 + 1]
-    return np.conj(np.fft.fft2(np.conj(template))).astype(np.complex64), np.ascontiguousarray(mask_fft, np.complex64)
+    masks = []
+    for transpose, flip_rows, flip_cols in _ORIENTATIONS:
+        oriented = _reversed(mask, 0) if flip_rows else mask
+        oriented = _reversed(oriented, 1) if flip_cols else oriented
+        masks.append(np.conj(np.fft.rfft2(oriented.T if transpose else oriented)))
+    template_fft = np.conj(np.fft.fft2(np.conj(template))).astype(np.complex64)
+    return template_fft, np.ascontiguousarray(np.stack(masks), np.complex64)
+
+
+def _oriented_norms(
+    weight_fold: np.ndarray, mask_ffts: np.ndarray, shape: tuple[int, int], orientations: tuple
+) -> np.ndarray:
+    """The pilots' total weight at each translation of a dense grid of ``shape`` read in each orientation:
+    the folded weights W correlated with the pilot mask M. Read the other way round, W's translation t is
+    W's own at S(phi(t)) (see :func:`_oriented_weight`: phi reverses the flipped axes, S transposes), so
+    its correlation with M is W's with M oriented (M(eps S(y)), eps = -1 on the flipped axes) at S(phi(t)):
+    one forward FFT for all 8."""
+    index = [_ORIENTATIONS.index(o) for o in orientations]
+    spectrum = scipy.fft.rfft2(weight_fold)
+    period = weight_fold.shape[0]
+    correlated = scipy.fft.irfft2(spectrum[None] * mask_ffts[index], s=(period, period))
+    return np.stack([_oriented_weight(c, shape, *o) for c, o in zip(correlated, orientations)])
 
 
 def _fold(field: np.ndarray, period: int) -> np.ndarray:
@@ -364,19 +385,18 @@ def dense_screen(
     (geometries on the sample grid, read over the region; see :func:`refine` and :func:`_extended`)."""
     dense, sup, affine = dense_grid(source, matrix, spc, anchor, coarse, region)
     s = spc
-    c00, c01, c10, c11 = dense[:-s, :-s], dense[:-s, s:], dense[s:, :-s], dense[s:, s:]
-    left, right = c00 - c01, c10 - c11  # the chips' sums, shared (H, V, D: see block_channels)
-    channels = (left + right, (c00 + c01) - (c10 + c11), left - right)
-    weight = (sup[:-s, :-s] + sup[:-s, s:] + sup[s:, :-s] + sup[s:, s:]) * np.float32(0.25)
-    weight = np.where(weight > 0.3, np.minimum(weight, 1.0), 0.0).astype(np.float32)
+    # the chips' sums (H, V, D: see block_channels) from the differences and sums of horizontal neighbours
+    across, along = dense[:, :-s] - dense[:, s:], dense[:, :-s] + dense[:, s:]
+    channels = (across[:-s] + across[s:], along[:-s] - along[s:], across[:-s] - across[s:])
+    pairs = sup[:, :-s] + sup[:, s:]
+    weight = (pairs[:-s] + pairs[s:]) * np.float32(0.25)
+    weight = np.minimum(cv2.threshold(weight, 0.3, 0.0, cv2.THRESH_TOZERO)[1], np.float32(1.0), out=weight)
     period = 2 * TILE * spc
     template_fft, mask_fft = _template_fft(lay, spc)
     found: list[Candidate] = []
-    weight_fold = _fold(weight, period)
     # every orientation's transforms as one stack (one FFT call each way: the per-call overhead was most of
     # a screen of 8 orientations): the pilots' total weight at each translation ...
-    oriented_weights = np.stack([_oriented_weight(weight_fold, weight.shape, *o) for o in orientations])
-    norms = scipy.fft.irfft2(scipy.fft.rfft2(oriented_weights) * mask_fft, s=(period, period))
+    norms = _oriented_norms(_fold(weight, period), mask_fft, weight.shape, orientations)
     peaks = norms.reshape(len(orientations), -1).max(axis=1)
     valid = norms > (0.05 * np.maximum(peaks, 1e-9))[:, None, None]
     safe_norms = np.where(valid, norms, 1.0)
@@ -1568,28 +1588,21 @@ def _undone(
     return Candidate(geometry, 1.0, float(fits[0]), family, float(zs[0]), picture, reported)
 
 
-def _orientations(width: int, height: int) -> list[Geometry]:
+@functools.lru_cache(maxsize=1024)
+def _orientations(width: int, height: int) -> tuple[Geometry, ...]:
     """The lattice of an image of this size marked as it is, flipped, or turned a quarter (the 8 ways): as
     marked first."""
     out = []
     for transpose, flip_x, flip_y in _ORIENTATIONS:
         w0, h0 = (height, width) if transpose else (width, height)  # the original's size
-        c0 = cell_size(w0, h0)
-        step = np.array([[c0, 0.0], [0.0, c0]])[:, ::-1] if transpose else np.eye(2) * c0
-        # image x = a column + b row + ox: a flip of the image's x negates the row of the matrix and starts at
-        # the far side
-        sx, sy = (-1.0 if flip_x else 1.0), (-1.0 if flip_y else 1.0)
-        matrix = np.diag([sx, sy]) @ step
-        offset = ((width - 1) if flip_x else 0.0, (height - 1) if flip_y else 0.0)
-        out.append(
-            Geometry(
-                tuple(float(v) for v in matrix.ravel()),
-                (float(offset[0]), float(offset[1])),
-                (0, 0),
-                ((h0 - 1) // c0 + 1, (w0 - 1) // c0 + 1),
-            )
-        )
-    return out
+        c0 = float(cell_size(w0, h0))
+        # image x = a column + b row + ox: a transpose swaps the matrix's columns; a flip of the image's x
+        # negates the matrix's row and starts at the far side
+        sx, sy = (-c0 if flip_x else c0), (-c0 if flip_y else c0)
+        matrix = (0.0, sx, sy, 0.0) if transpose else (sx, 0.0, 0.0, sy)
+        offset = (float(width - 1) if flip_x else 0.0, float(height - 1) if flip_y else 0.0)
+        out.append(Geometry(matrix, offset, (0, 0), ((h0 - 1) // int(c0) + 1, (w0 - 1) // int(c0) + 1)))
+    return tuple(out)
 
 
 def _corners(geometry: Geometry) -> list[tuple[float, float]]:
