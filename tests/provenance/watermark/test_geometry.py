@@ -82,12 +82,57 @@ def test_rotations_of_a_flipped_turned_or_resized_picture(marked, edit):
     assert detect_watermark(edit(marked), KEY).payload == PAYLOAD
 
 
-def test_a_mirrored_picture_resized(photo):
-    # 358 px: above the small pictures' sweeps, within the mirrored pitch scan's MIRROR_AREA
-    big = embed_watermark(photo("coffee", 512), PAYLOAD, KEY)
-    mirrored = big.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((358, 358), Image.Resampling.BICUBIC)
+@pytest.fixture(scope="module")
+def big(photo):
+    return embed_watermark(photo("coffee", 512), PAYLOAD, KEY)
+
+
+def test_a_mirrored_crop_resized(big):
+    # 358 px: above the small pictures' sweeps, within the mirrored pitch scan's MIRROR_AREA (a crop: no
+    # original size puts its lattice)
+    mirrored = crop(big.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 0.9, "centre", (358, 358))
     detection = detect_watermark(mirrored, KEY)
     assert detection.payload == PAYLOAD and detection.flipped
+
+
+@pytest.mark.parametrize(
+    ("orientation", "factor"),
+    [
+        (Image.Transpose.FLIP_LEFT_RIGHT, 0.8),
+        (Image.Transpose.ROTATE_90, 0.85),
+        (Image.Transpose.FLIP_TOP_BOTTOM, 1.25),
+        (Image.Transpose.ROTATE_180, 0.9),
+        (Image.Transpose.TRANSVERSE, 0.6),
+    ],
+    ids=[
+        "flip + resize 0.8",
+        "rotate 90 + resize 0.85",
+        "flip vertical + resize 1.25",
+        "rotate 180 + resize 0.9",
+        "transverse + resize 0.6",
+    ],
+)
+def test_a_flipped_or_turned_picture_resized(big, orientation, factor):
+    # 410 px and more: above the mirrored pitch scan's MIRROR_AREA; the resized family tries the 8 ways
+    size = round(512 * factor)
+    detection = detect_watermark(big.transpose(orientation).resize((size, size), Image.Resampling.BICUBIC), KEY)
+    assert detection.payload == PAYLOAD
+    flipped = orientation in (
+        Image.Transpose.FLIP_LEFT_RIGHT,
+        Image.Transpose.FLIP_TOP_BOTTOM,
+        Image.Transpose.TRANSVERSE,
+    )
+    assert detection.flipped == flipped
+    assert detection.scale == pytest.approx(8.0 * factor, rel=0.01)
+
+
+@pytest.mark.parametrize("turn", [None, Image.Transpose.ROTATE_270])
+def test_a_non_square_picture_resized_whose_rounded_sides_change_its_aspect(photo, turn):
+    # 384 x 256 at 0.6 is 230 x 154 (aspect 1.494): from a 384 px wide original that aspect gives 257 px
+    image = embed_watermark(photo("chelsea", (384, 256)), PAYLOAD, KEY)
+    image = image.transpose(turn) if turn else image
+    resized = image.resize((round(image.width * 0.6), round(image.height * 0.6)), Image.Resampling.BICUBIC)
+    assert detect_watermark(resized, KEY).payload == PAYLOAD
 
 
 def test_a_large_textured_picture_rotated_on_an_expanded_canvas(photo):

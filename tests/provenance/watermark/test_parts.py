@@ -116,10 +116,19 @@ def test_screening_central_regions_band_passes_only_their_window(marked):
     ]
     windowed = sync.screen_geometries(source, lay, geometries)
     whole = sync.Source(source.luma, source.taper, source.channels, source.mean)
-    whole.planes_around = lambda cx, cy, xs, ys: (whole.planes(cx, cy, coarse=True), (0, 0))
+    whole.planes_around = lambda cx, cy, xs, ys, windows=None: (whole.planes(cx, cy, coarse=True), (0, 0))
     full = sync.screen_geometries(whole, lay, geometries)
     assert np.allclose(windowed[0], full[0], atol=1e-4)
     assert windowed[0][1] > 0.5 and max(windowed[0][0], windowed[0][2]) < 0.2  # the true scale stands out
+    # a smaller region inside a window already band-passed reads the same from it, without a band-pass
+    windows: sync.Windows = {}
+    sync.screen_geometries(source, lay, geometries, windows=windows)
+    band_passed = sum(len(v) for v in windows.values())
+    assert band_passed > 0
+    smaller = [sync._central(g, 12) for g in geometries]
+    reused = sync.screen_geometries(source, lay, smaller, windows=windows)
+    assert sum(len(v) for v in windows.values()) == band_passed
+    assert np.allclose(reused[0], sync.screen_geometries(source, lay, smaller)[0], atol=1e-3)
 
 
 def test_the_upscale_cue_reads_the_enlargement(photo):

@@ -21,8 +21,10 @@ check that matches:
    correlated with the pilot template by FFT; the 8 flips and quarter turns are the same fold read the
    other way round, derived from its one FFT (:func:`_oriented_spectrum`);
 3. **resized**: the whole picture resized from a common original size (multiples of 32 to 1024, of 64 to
-   2048), keeping its aspect, squashed from a square or (a non-square picture) with one side resized from a
-   common aspect: each size fixes the lattice (edges stay edges), screened on a central region;
+   2048; the other side the likeliest that rounds to this aspect), keeping its aspect, squashed from a
+   square or (a non-square picture) with one side resized from a common aspect: each size fixes the
+   lattice (edges stay edges), screened on a central region; as marked, and flipped or turned a quarter
+   (screened on a smaller region, the likeliest few again on the full one);
 4. **rotated**: the flat corners a rotation leaves give its angle (:func:`.cues.rotation_fill`); a
    translation screen on the turned lattice (flipped or turned a quarter as well: the fill tells the angle
    modulo 90 degrees), and for Pillow's default nearest-neighbour rotation the rotation undone exactly
@@ -183,11 +185,12 @@ class Source:
         return self._planes[k]
 
     def planes_around(
-        self, cell_x: float, cell_y: float, xs: np.ndarray, ys: np.ndarray
+        self, cell_x: float, cell_y: float, xs: np.ndarray, ys: np.ndarray, windows: Windows | None = None
     ) -> tuple[Planes, tuple[int, int]]:
         """Coarse planes (see :meth:`planes`) for reading at image positions ``xs``, ``ys``, and the image
         position of their first pixel: band-passed over just the window the positions need when that is
-        well under the whole image (a screen of central regions), else the whole image's, cached."""
+        well under the whole image (a screen of central regions; kept in ``windows``, where a later screen
+        of a region inside it reuses them), else the whole image's, cached."""
         lv = level(cell_x, cell_y)
         unit = 2**lv
         margin = 3.0 * max(cell_x, cell_y) + 4 * unit  # the band-pass's reach, and the pyramid's
@@ -197,10 +200,22 @@ class Source:
         y1 = min(self.height, int(math.ceil(float(ys.max()) + margin)))
         if (x1 - x0) * (y1 - y0) > 0.6 * self.width * self.height:
             return self.planes(cell_x, cell_y, coarse=True), (0, 0)
-        return band_planes(self.luma[y0:y1, x0:x1], self.taper[y0:y1, x0:x1], cell_x, cell_y), (x0, y0)
+        if windows is not None:
+            key = (round(math.log(cell_x) / COARSE_STEP), round(math.log(cell_y) / COARSE_STEP))
+            for (wx0, wy0, wx1, wy1), planes in windows.get(key, []):
+                if wx0 <= x0 and wy0 <= y0 and x1 <= wx1 and y1 <= wy1:
+                    return planes, (wx0, wy0)
+        planes = band_planes(self.luma[y0:y1, x0:x1], self.taper[y0:y1, x0:x1], cell_x, cell_y)
+        if windows is not None:
+            windows.setdefault(key, []).append(((x0, y0, x1, y1), planes))
+        return planes, (x0, y0)
 
     def read(self, geometry: Geometry) -> Reading:
         return read(self.planes(*geometry.cell_sizes), geometry)
+
+
+#: Band-passed windows by coarse cell size: ((x0, y0, x1, y1), planes) each (see Source.planes_around).
+Windows = dict[tuple[int, int], list[tuple[tuple[int, int, int, int], Planes]]]
 
 
 @functools.lru_cache(maxsize=16)
@@ -775,10 +790,18 @@ BOX_SCREEN_Z: Final = 4.0
 TURN_SCREEN_CELLS: Final = 20
 
 
+#: A resized picture may have been flipped or turned a quarter as well (before or after: the two commute):
+#: the other 7 ways are screened on a central region this share of the upright one's (the planes it
+#: band-passed serve them), and the likeliest few of them again on the upright one's region.
+ORIENTED_SCREEN_SHARE: Final = 0.6
+ORIENTED_KEEP: Final = 4
+
+
 def _resized(source: Source, lay: Layout, box: tuple[int, int, int, int] | None = None):
     """The whole picture (of ``box``, default the image) resized from a common original size, keeping its
-    aspect or squashed from a square: each original size puts the lattice exactly (edges stay edges),
-    screened on the cells of a central region (where a picture has its subject)."""
+    aspect or squashed from a square, as marked or flipped or turned a quarter: each original size puts
+    the lattice exactly (edges stay edges), screened on the cells of a central region (where a picture has
+    its subject)."""
     x0, y0, x1, y1 = box or (0, 0, source.width, source.height)
     # a resized picture is a whole number of pixels; a found border's edges are good to about a pixel
     extents = (
@@ -786,18 +809,24 @@ def _resized(source: Source, lay: Layout, box: tuple[int, int, int, int] | None 
         if box is None
         else [(round(x1 - x0) + d, round((round(x1 - x0) + d) * (y1 - y0) / (x1 - x0))) for d in (0, -1, 1)]
     )
-    geometries: list[Geometry] = []
+    upright: list[Geometry] = []
+    oriented: list[Geometry] = []
     for (w, h), w0, h0 in _original_sizes(extents, exclude_own=box is None):
         sx, sy = w / w0, h / h0
-        c0 = cell_size(w0, h0)
-        rows, cols = (h0 - 1) // c0 + 1, (w0 - 1) // c0 + 1
-        geometries.append(
-            Geometry((c0 * sx, 0.0, 0.0, c0 * sy), (x0 + (sx - 1) / 2, y0 + (sy - 1) / 2), (0, 0), (rows, cols))
-        )
-    fits, zs = screen_geometries(
-        source, lay, [_central(g, BOX_SCREEN_CELLS if box else SCREEN_CELLS) for g in geometries], (1.0, 0.95)
-    )
-    found = [Candidate(g, 1.0, float(f), "resized", float(z)) for g, f, z in zip(geometries, fits, zs)]
+        for n, g in enumerate(_orientations(w0, h0)):
+            a, b, c, d = g.matrix
+            # Pillow's resize maps pixel centres: x' = (x + 0.5) s - 0.5
+            offset = (x0 + (g.offset[0] + 0.5) * sx - 0.5, y0 + (g.offset[1] + 0.5) * sy - 0.5)
+            (oriented if n else upright).append(Geometry((a * sx, b * sx, c * sy, d * sy), offset, g.origin, g.cells))
+    cells = BOX_SCREEN_CELLS if box else SCREEN_CELLS
+    windows: Windows = {}
+    fits, zs = screen_geometries(source, lay, [_central(g, cells) for g in upright], (1.0, 0.95), windows)
+    found = [Candidate(g, 1.0, float(f), "resized", float(z)) for g, f, z in zip(upright, fits, zs)]
+    small = int(ORIENTED_SCREEN_SHARE * cells)
+    zs = screen_geometries(source, lay, [_central(g, small) for g in oriented], windows=windows)[1]
+    again = [oriented[k] for k in np.argsort(zs)[::-1][:ORIENTED_KEEP]]
+    fits, zs = screen_geometries(source, lay, [_central(g, cells) for g in again], (1.0, 0.95), windows)
+    found += [Candidate(g, 1.0, float(f), "resized", float(z)) for g, f, z in zip(again, fits, zs)]
     for cand in _best(found, z=BOX_SCREEN_Z if box else Z_DECODE):
         yield refine(source, lay, cand, 1.0 if box else 0.25, levels=4 if box else 2, scale=0.002)
 
@@ -812,7 +841,7 @@ def _original_sizes(extents: list[tuple[int, int]], exclude_own: bool):
     from a picture of a common aspect. (Each anisotropic size is a band-pass of its own, ~1 ms at 512 px:
     a square picture, the usual generated one, is not tried as squashed.)"""
     for w, h in extents:
-        sizes = {(s, max(1, round(s * h / w))) for s in ORIGINAL_SIZES}
+        sizes = {(s, _other_side(s, w, h)) for s in ORIGINAL_SIZES}
         if w != h:
             sizes |= {(s, s) for s in ORIGINAL_SIZES}
             sizes |= {(w, round(w / a)) for a in SQUASHED_ASPECTS} | {(round(h * a), h) for a in SQUASHED_ASPECTS}
@@ -823,11 +852,27 @@ def _original_sizes(extents: list[tuple[int, int]], exclude_own: bool):
                 yield (w, h), w0, h0
 
 
+def _other_side(side: int, w: int, h: int) -> int:
+    """The height of a ``side`` px wide original that a resize to w x h (each side rounded or truncated)
+    came from: of the heights that fit, the one with the most factors of 2 (common sizes are multiples
+    of 8 to 64; the aspect alone is off by a pixel or two once a small picture's sides are rounded)."""
+    exact = side * h / w
+    if exact == int(exact) or w < 2:
+        return max(1, round(exact))
+    fits = range(math.ceil((h - 1) * side / (w + 1)), math.floor((h + 1) * side / (w - 1)) + 1)
+    return max(fits, key=lambda v: ((v & -v) if v > 0 else 0, -abs(v - exact)), default=max(1, round(exact)))
+
+
 def screen_geometries(
-    source: Source, lay: Layout, geometries: list[Geometry], gains: tuple[float, ...] = (1.0,)
+    source: Source,
+    lay: Layout,
+    geometries: list[Geometry],
+    gains: tuple[float, ...] = (1.0,),
+    windows: Windows | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(fitness, z) of many geometries (each read in full; keep them small, see :func:`_central`) at their
-    best of ``gains``: the reads batched by plane, one remap each (a search screens hundreds)."""
+    best of ``gains``: the reads batched by plane, one remap each (a search screens hundreds; ``windows``:
+    see Source.planes_around)."""
     fits = np.full(len(geometries), -1.0)
     zs = np.full(len(geometries), -1.0)
     groups: dict[tuple[int, int, float], list[int]] = {}
@@ -845,7 +890,7 @@ def screen_geometries(
         ox, oy = (v[:, None, None] for v in np.array([g.offset for g in group], np.float32).T)
         maps_x = (a * k + b * r + ox).reshape(count * rows, cols)
         maps_y = (c * k + d * r + oy).reshape(count * rows, cols)
-        planes, (x0, y0) = source.planes_around(cell_x, cell_y, maps_x, maps_y)
+        planes, (x0, y0) = source.planes_around(cell_x, cell_y, maps_x, maps_y, windows)
         f = 2.0**-planes.level
         maps_x = (maps_x - np.float32(x0)) * np.float32(f)
         maps_y = (maps_y - np.float32(y0)) * np.float32(f)
@@ -1516,9 +1561,9 @@ def _inner_share(aspect: float, t: float) -> float:
 #: every whole degree to SWEEP_TURN each way, the pitch scan's wider range (see _scaled) and the angle scan's
 #: larger window (see TURN_SCAN_CELLS).
 SWEEP_AREA: Final = 300 * 300
-#: Pictures up to this many pixels are also pitch-scanned mirrored (a mirrored picture resized, or a mirrored
-#: crop resized, is found by nothing else: flip + resize 0.7 of a 512 px picture, 0 of 12 found without; the
-#: mirror costs ~4 % of a 512 px unmarked picture's time, over its speed budget).
+#: Pictures up to this many pixels are also pitch-scanned mirrored (a mirrored crop resized is found by
+#: nothing else; a mirrored whole picture resized is, by the resized family; above this the mirror costs
+#: ~4 % of a 512 px unmarked picture's time, over its speed budget).
 MIRROR_AREA: Final = 400 * 400
 SWEEP_TURN: Final = 10
 
