@@ -94,6 +94,13 @@ EDITS: dict[str, Callable[[Image.Image], Image.Image]] = {
     "rotate 90 + rotate 5": lambda im: rotate(im.transpose(Image.Transpose.ROTATE_90), 5),
     "rotate 6 + resize 0.7": lambda im: _scaled(rotate(im, 6), 0.7),
     "flip + resize 0.7": lambda im: _scaled(im.transpose(_FLIP), 0.7),
+    "flip + resize 1.2": lambda im: _scaled(im.transpose(_FLIP), 1.2),
+    "rotate 90 + resize 0.8 + jpeg 80": lambda im: jpeg(_scaled(im.transpose(Image.Transpose.ROTATE_90), 0.8), 80),
+    "flip vertical + resize 0.6": lambda im: _scaled(im.transpose(Image.Transpose.FLIP_TOP_BOTTOM), 0.6),
+    "resize 0.37": lambda im: _scaled(im, 0.37),
+    "flip + squash to 4:3": lambda im: im.transpose(_FLIP).resize(
+        (im.width, round(im.width * 3 / 4)), Image.Resampling.BICUBIC
+    ),
     "pillarbox into 16:9": lambda im: _fitted(im, (round(im.height * 16 / 9), im.height), (0, 0, 0)),
     "letterbox into 9:16 + jpeg 85": lambda im: jpeg(_fitted(im, (im.width, round(im.width * 16 / 9)), (255,) * 3), 85),
 }
