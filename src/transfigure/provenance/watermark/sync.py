@@ -824,13 +824,17 @@ def _resized(source: Source, lay: Layout, box: tuple[int, int, int, int] | None 
     windows: Windows = {}
     fits, zs = screen_geometries(source, lay, [_central(g, cells) for g in upright], (1.0, 0.95), windows)
     found = [Candidate(g, 1.0, float(f), "resized", float(z)) for g, f, z in zip(upright, fits, zs)]
+    for cand in _best(found, z=BOX_SCREEN_Z if box else Z_DECODE):  # as marked: decoded before the others
+        yield refine(source, lay, cand, 1.0 if box else 0.25, levels=4 if box else 2, scale=0.002)
+    if not oriented:
+        return
     small = int(ORIENTED_SCREEN_SHARE * cells)
     zs = screen_geometries(source, lay, [_central(g, small) for g in oriented], windows=windows)[1]
     again = [oriented[k] for k in np.argsort(zs)[::-1][:ORIENTED_KEEP]]
     fits, zs = screen_geometries(source, lay, [_central(g, cells) for g in again], (1.0, 0.95), windows)
-    found += [Candidate(g, 1.0, float(f), "resized", float(z)) for g, f, z in zip(again, fits, zs)]
-    for cand in _best(found, z=BOX_SCREEN_Z if box else Z_DECODE):
-        yield refine(source, lay, cand, 1.0 if box else 0.25, levels=4 if box else 2, scale=0.002)
+    found = [Candidate(g, 1.0, float(f), "resized", float(z)) for g, f, z in zip(again, fits, zs)]
+    for cand in _best(found):
+        yield refine(source, lay, cand, 0.25, levels=2, scale=0.002)
 
 
 #: Aspects (width / height) of the originals a squash (one side resized) is tried from.
