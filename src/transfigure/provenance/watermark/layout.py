@@ -65,9 +65,11 @@ N_PILOTS: Final = N_SLOTS - N_CODED
 DELTA: Final = 1.4
 
 
+@functools.lru_cache(maxsize=4096)
 def cell_size(width: int, height: int) -> int:
     """The cell size ``c0`` (pixels, one of CELL_SIZES) for an image of this size: the nearest to
-    sqrt(width * height) / 64 (in ratio) that still fits a whole tile each way."""
+    sqrt(width * height) / 64 (in ratio) that still fits a whole tile each way (cached: a search asks for
+    hundreds of hypothetical originals' cells)."""
     if min(width, height) < MIN_SIDE:
         raise ValueError(
             f"image is {width}x{height}: a watermark needs at least {MIN_SIDE}x{MIN_SIDE} pixels "
