@@ -891,7 +891,7 @@ def screen_geometries(
         count = len(group)
         extents = np.array([g.cells for g in group])  # (members, 2): rows, cols
         rows, cols = (int(v) for v in extents.max(axis=0))
-        r, k = np.mgrid[0:rows, 0:cols].astype(np.float32)
+        r, k = _index_grid(rows, cols)
         a, b, c, d = (v[:, None, None] for v in np.array([g.matrix for g in group], np.float32).T)
         ox, oy = (v[:, None, None] for v in np.array([g.offset for g in group], np.float32).T)
         maps_x = (a * k + b * r + ox).reshape(count * rows, cols)
@@ -935,6 +935,14 @@ def screen_geometries(
         fits[members] = best_fit
         zs[members] = best_fit * np.sqrt((2.0 * total).astype(np.float64))
     return fits, zs
+
+
+@functools.lru_cache(maxsize=256)
+def _index_grid(rows: int, cols: int) -> np.ndarray:
+    """(2, rows, cols) float32: every lattice point's row and column (read-only, shared by the screens)."""
+    grid = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    grid.flags.writeable = False
+    return grid
 
 
 def _central(geometry: Geometry, cells: int) -> Geometry:
