@@ -107,6 +107,21 @@ def test_a_blocks_channels_are_its_cells_weighted_by_the_chips(offset):
     assert np.array_equal(block_means(cells, offset), quads.mean(axis=(2, 4)))
 
 
+@pytest.mark.parametrize(
+    ("width", "size", "height"),
+    [
+        (768, (253, 169), 512),  # 768 x 512 at 0.33: the aspect gives 513
+        (768, (253, 168), 512),  # ... its sides truncated
+        (256, (115, 173), 384),  # 256 x 384 at 0.45: the aspect gives 385
+        (1920, (710, 400), 1080),  # 1920 x 1080 at 0.37: the aspect gives 1082
+        (800, (560, 373), 533),  # 800 x 533 at 0.7: no multiple of 8 fits, the aspect's
+        (512, (410, 410), 512),  # a square: itself
+    ],
+)
+def test_a_resized_pictures_original_height_is_the_common_one_its_rounded_sides_fit(width, size, height):
+    assert sync._other_side(width, *size) == height
+
+
 def test_screening_central_regions_band_passes_only_their_window(marked):
     lay = layout(KEY)
     source = _source(marked.resize((384, 384), Image.Resampling.BICUBIC))

@@ -21,9 +21,9 @@ check that matches:
    correlated with the pilot template by FFT; the 8 flips and quarter turns are the same fold read the
    other way round, derived from its one FFT (:func:`_oriented_spectrum`);
 3. **resized**: the whole picture resized from a common original size (multiples of 32 to 1024, of 64 to
-   2048; the other side the likeliest that rounds to this aspect), keeping its aspect, squashed from a
-   square or (a non-square picture) with one side resized from a common aspect: each size fixes the
-   lattice (edges stay edges), screened on a central region; as marked, and flipped or turned a quarter
+   2048; the other side a multiple of 8 that rounds to this aspect where one does), keeping its aspect,
+   squashed from a square or (a non-square picture) with one side resized from a common aspect: each size
+   fixes the lattice (edges stay edges), screened on a central region; as marked, and flipped or turned a quarter
    (screened on a smaller region, the likeliest few again on the full one);
 4. **rotated**: the flat corners a rotation leaves give its angle (:func:`.cues.rotation_fill`); a
    translation screen on the turned lattice (flipped or turned a quarter as well: the fill tells the angle
@@ -859,14 +859,15 @@ def _original_sizes(extents: list[tuple[int, int]], exclude_own: bool):
 
 
 def _other_side(side: int, w: int, h: int) -> int:
-    """The height of a ``side`` px wide original that a resize to w x h (each side rounded or truncated)
-    came from: of the heights that fit, the one with the most factors of 2 (common sizes are multiples
-    of 8 to 64; the aspect alone is off by a pixel or two once a small picture's sides are rounded)."""
+    """The height of a ``side`` px wide original resized to w x h: the aspect's, unless the heights whose
+    resize rounds to these sides include a multiple of 8, the most even of those then (a common size: the
+    aspect alone is a pixel or two off once a small picture's sides are rounded; 800 x 533 stays itself)."""
     exact = side * h / w
     if exact == int(exact) or w < 2:
         return max(1, round(exact))
-    fits = range(math.ceil((h - 1) * side / (w + 1)), math.floor((h + 1) * side / (w - 1)) + 1)
-    return max(fits, key=lambda v: ((v & -v) if v > 0 else 0, -abs(v - exact)), default=max(1, round(exact)))
+    low, high = math.ceil((h - 0.5) * side / (w + 0.5)), math.floor((h + 0.5) * side / (w - 0.5))
+    even = [v for v in range(low, high + 1) if v > 0 and v % 8 == 0]
+    return max(even, key=lambda v: (v & -v, -abs(v - exact))) if even else max(1, round(exact))
 
 
 def screen_geometries(
