@@ -98,6 +98,10 @@ EDITS: dict[str, Callable[[Image.Image], Image.Image]] = {
     "rotate 90 + resize 0.8 + jpeg 80": lambda im: jpeg(_scaled(im.transpose(Image.Transpose.ROTATE_90), 0.8), 80),
     "flip vertical + resize 0.6": lambda im: _scaled(im.transpose(Image.Transpose.FLIP_TOP_BOTTOM), 0.6),
     "resize 0.37": lambda im: _scaled(im, 0.37),
+    "flip + crop 70 % rescaled": lambda im: crop(im.transpose(_FLIP), 0.7, "top-left", im.size),
+    "rotate 90 + crop 80 % rescaled": lambda im: crop(
+        im.transpose(Image.Transpose.ROTATE_90), 0.8, "centre", im.transpose(Image.Transpose.ROTATE_90).size
+    ),
     "flip + squash to 4:3": lambda im: im.transpose(_FLIP).resize(
         (im.width, round(im.width * 3 / 4)), Image.Resampling.BICUBIC
     ),

@@ -126,6 +126,19 @@ def test_a_flipped_or_turned_picture_resized(big, orientation, factor):
     assert detection.scale == pytest.approx(8.0 * factor, rel=0.01)
 
 
+@pytest.mark.parametrize(
+    ("orientation", "fraction", "place"),
+    [(Image.Transpose.ROTATE_90, 0.8, "centre"), (Image.Transpose.FLIP_LEFT_RIGHT, 0.7, "top-left")],
+    ids=["rotate 90 + crop 80 % enlarged back", "flip + crop 70 % enlarged back"],
+)
+def test_a_flipped_or_turned_crop_enlarged(big, orientation, fraction, place):
+    # 512 px: above the mirrored pitch scan's MIRROR_AREA; the enlargement's period gives the factor and its
+    # screen reads the 8 orientations
+    detection = detect_watermark(crop(big.transpose(orientation), fraction, place, big.size), KEY)
+    assert detection.payload == PAYLOAD
+    assert detection.flipped == (orientation == Image.Transpose.FLIP_LEFT_RIGHT)
+
+
 @pytest.mark.parametrize("turn", [None, Image.Transpose.ROTATE_270])
 def test_a_non_square_picture_resized_whose_rounded_sides_change_its_aspect(photo, turn):
     # 384 x 256 at 0.6 is 230 x 154 (aspect 1.494): from a 384 px wide original that aspect gives 257 px

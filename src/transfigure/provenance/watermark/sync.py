@@ -35,8 +35,8 @@ check that matches:
    so it runs before the scans);
 6. **upscaled**: a crop enlarged by a factor its interpolation shows (:func:`.cues.upscale_factors`),
    or by 2: the original pixels lie every ``factor`` pixels, so a translation screen on that grid (on a
-   central window) finds any whole-pixel crop offset, for each cell size the original can have had;
-   **halved** (images up to SWEEP_AREA): the same for a crop made half its size, mirrored or not;
+   central window) finds any whole-pixel crop offset, for each cell size the original can have had, in the
+   8 orientations (a flipped or turned crop enlarged); **halved** (images up to SWEEP_AREA): the same for a crop made half its size, mirrored or not;
 7. **scaled**: a crop resized by a factor nothing in the image shows (made smaller, or enlarged without
    an interpolation period): a scan of the lattice pitch in 2.5 % steps, each pitch screened for every
    translation on a central window of 36 cells (small enough that the screen holds to ~1.25 % of scale), the
@@ -1026,6 +1026,8 @@ def _unrotated(source: Source, lay: Layout, rotation: cues.Rotation, w0: float, 
 #: the refine and decode cost ~2 ms and the keyed check bounds the false positives.
 UPSCALED_CELLS: Final = 44
 UPSCALED_Z: Final = 4.0
+TURNED_FACTORS: Final = 1
+TURNED_CELLS: Final = 44
 
 
 def _upscaled(source: Source, lay: Layout):
@@ -1038,7 +1040,8 @@ def _upscaled(source: Source, lay: Layout):
     and each reading also halved (a harmonic's), at the cell of an original of this image's size (a crop
     enlarged back); the strongest peak's readings, and the fundamental of the strongest that stands out only
     from its neighbourhood of the spectrum (see :class:`.cues.Enlargement`), also at the cells of any
-    original the crop was cut from (enlarged to another size)."""
+    original the crop was cut from (enlarged to another size). Each screen reads the 8 flips and quarter
+    turns (a mirrored crop enlarged back)."""
     width, height = source.width, source.height
     own = cell_size(width, height)
     # the cue's readings, and an enlargement by 2 (its interpolation is symmetric: it shows nothing)
@@ -1046,21 +1049,32 @@ def _upscaled(source: Source, lay: Layout):
     factors = [r.factor for r in readings]
     # the likeliest: the strongest peak both ways it reads; the strongest isolated one's fundamental
     ranked, isolated = ([r.factor for r in readings if r.isolated == kind] for kind in (False, True))
-    likeliest = set(ranked[:2] + isolated[:1])
+    likeliest = list(dict.fromkeys(ranked[:2] + isolated[:1]))
     # a peak at a harmonic of the period reads twice the factor (an enlargement by 1.11 shows 2.22)
     factors += [f / 2 for f in factors if f / 2 > 1.02 and all(abs(f / 2 - g) > 0.01 for g in factors)]
     if all(abs(f - 2.0) > 0.01 for f in factors):
         factors.append(2.0)
     screens: dict[int, list[int]] = {}
+    turned: set[int] = set()  # crop widths whose screen at the image's own cell reads the 8 orientations
     for factor in factors:
         for wc in _crop_widths(width, factor):
             hc = max(1, round(height * wc / width))
             cells = [own] + (crop_cells(wc, hc) if factor in likeliest else [])
             screens.setdefault(wc, []).extend(cells)  # (each cell screened once: _on_original_pixels)
+            if factor in likeliest[:TURNED_FACTORS]:
+                turned.add(wc)
     found = [
         cand
         for wc, cells in screens.items()
         for cand in _on_original_pixels(source, lay, wc, cells, "upscaled", _ORIENTATIONS[:1], UPSCALED_CELLS)
+    ]
+    for cand in _best(found, z=UPSCALED_Z):
+        yield refine(source, lay, cand, cand.spacing, levels=1)
+    # then the same crop flipped or turned first, at the likeliest factors and the image's own cell
+    found = [
+        cand
+        for wc in turned
+        for cand in _on_original_pixels(source, lay, wc, [own], "upscaled", _ORIENTATIONS[1:], TURNED_CELLS)
     ]
     for cand in _best(found, z=UPSCALED_Z):
         yield refine(source, lay, cand, cand.spacing, levels=1)
