@@ -1108,8 +1108,9 @@ def _on_original_pixels(
     of 12 px and more, as in the crop screen: the screen still shows a pixel off, and the candidates carry
     that pixel as their ``spacing`` for the refine), for each cell size; on a central ``window`` of that
     many cells when given (the scale and the samples' phase are exact, so a part of the image tells the
-    translation; the candidates read the whole image). ``sparse``: half the samples each way (a pixel
-    between them at any cell size: a quarter of the cost, for a screen of the less likely orientations)."""
+    translation; the candidates read the whole image). ``sparse``: half the samples each way for cells of
+    8 px and more (a pixel between them: a quarter of the cost, for a screen of the less likely
+    orientations)."""
     width, height = source.width, source.height
     sx = width / wc
     hc = max(1, round(height / sx))
@@ -1117,7 +1118,7 @@ def _on_original_pixels(
     found: list[Candidate] = []
     for cell in dict.fromkeys(cells):
         spc = min(cell, _whole_pixel_spc(cell))
-        spc = max(1, spc // 2) if sparse else spc
+        spc = spc // 2 if sparse and cell >= 8 else spc  # a pixel off is then an eighth of a cell at most
         matrix = np.array([[cell * sx, 0.0], [0.0, cell * sy]])
         region = None
         if window is not None and (side := math.ceil(window * cell * max(sx, sy)) + 8) < max(width, height):
