@@ -1042,8 +1042,8 @@ def _upscaled(source: Source, lay: Layout):
     and each reading also halved (a harmonic's), at the cell of an original of this image's size (a crop
     enlarged back); the strongest peak's readings, and the fundamental of the strongest that stands out only
     from its neighbourhood of the spectrum (see :class:`.cues.Enlargement`), also at the cells of any
-    original the crop was cut from (enlarged to another size). Each screen reads the 8 flips and quarter
-    turns (a mirrored crop enlarged back)."""
+    original the crop was cut from (enlarged to another size). Then the strongest reading at this image's
+    cell in the 7 other flips and quarter turns (a mirrored or turned crop enlarged back)."""
     width, height = source.width, source.height
     own = cell_size(width, height)
     # the cue's readings, and an enlargement by 2 (its interpolation is symmetric: it shows nothing)
@@ -1057,7 +1057,7 @@ def _upscaled(source: Source, lay: Layout):
     if all(abs(f - 2.0) > 0.01 for f in factors):
         factors.append(2.0)
     screens: dict[int, list[int]] = {}
-    turned: set[int] = set()  # crop widths whose screen at the image's own cell reads the 8 orientations
+    turned: set[int] = set()  # crop widths screened at the image's own cell in the other orientations too
     for factor in factors:
         for wc in _crop_widths(width, factor):
             hc = max(1, round(height * wc / width))
@@ -1072,7 +1072,7 @@ def _upscaled(source: Source, lay: Layout):
     ]
     for cand in _best(found, z=UPSCALED_Z):
         yield refine(source, lay, cand, cand.spacing, levels=1)
-    # then the same crop flipped or turned first, at the likeliest factors and the image's own cell
+    # then the crop flipped or turned first, at the strongest reading and the image's own cell
     found = [
         cand
         for wc in turned
