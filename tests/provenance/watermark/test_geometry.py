@@ -132,8 +132,8 @@ def test_a_flipped_or_turned_picture_resized(big, orientation, factor):
     ids=["rotate 90 + crop 80 % enlarged back", "flip + crop 70 % enlarged back"],
 )
 def test_a_flipped_or_turned_crop_enlarged(big, orientation, fraction, place):
-    # 512 px: above the mirrored pitch scan's MIRROR_AREA; the enlargement's period gives the factor and its
-    # screen reads the 8 orientations
+    # 512 px: above the mirrored pitch scan's MIRROR_AREA; the enlargement's period gives the factor, and its
+    # strongest reading is screened in the other orientations too
     detection = detect_watermark(crop(big.transpose(orientation), fraction, place, big.size), KEY)
     assert detection.payload == PAYLOAD
     assert detection.flipped == (orientation == Image.Transpose.FLIP_LEFT_RIGHT)
