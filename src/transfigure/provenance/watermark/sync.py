@@ -201,21 +201,21 @@ class Source:
         if (x1 - x0) * (y1 - y0) > 0.6 * self.width * self.height:
             return self.planes(cell_x, cell_y, coarse=True), (0, 0)
         if windows is not None:
-            key = (round(math.log(cell_x) / COARSE_STEP), round(math.log(cell_y) / COARSE_STEP))
-            for (wx0, wy0, wx1, wy1), planes in windows.get(key, []):
+            for (wx0, wy0, wx1, wy1), planes in windows.get((cell_x, cell_y), []):
                 if wx0 <= x0 and wy0 <= y0 and x1 <= wx1 and y1 <= wy1:
                     return planes, (wx0, wy0)
         planes = band_planes(self.luma[y0:y1, x0:x1], self.taper[y0:y1, x0:x1], cell_x, cell_y)
         if windows is not None:
-            windows.setdefault(key, []).append(((x0, y0, x1, y1), planes))
+            windows.setdefault((cell_x, cell_y), []).append(((x0, y0, x1, y1), planes))
         return planes, (x0, y0)
 
     def read(self, geometry: Geometry) -> Reading:
         return read(self.planes(*geometry.cell_sizes), geometry)
 
 
-#: Band-passed windows by coarse cell size: ((x0, y0, x1, y1), planes) each (see Source.planes_around).
-Windows = dict[tuple[int, int], list[tuple[tuple[int, int, int, int], Planes]]]
+#: Band-passed windows by the (coarse) cell size they were band-passed for: ((x0, y0, x1, y1), planes) each
+#: (see Source.planes_around; a screen asks for its groups' cell sizes, the same floats each time).
+Windows = dict[tuple[float, float], list[tuple[tuple[int, int, int, int], Planes]]]
 
 
 @functools.lru_cache(maxsize=16)
