@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -189,6 +190,18 @@ def test_a_crop_enlarged_back_whatever_way_its_period_reads(photo, monkeypatch, 
     detection = detect_watermark(crop(big, fraction, "top-left", big.size), KEY, legacy=False)
     assert detection.payload == PAYLOAD
     assert detection.scale == pytest.approx(8 / fraction, rel=0.003)
+
+
+def test_a_crop_enlarged_back_of_a_picture_bright_beyond_the_reads_clamp(photo):
+    # the bright part (textured, above the read's clamp) carries no mark but shows the enlargement's
+    # interpolation; through the clamp it is a plateau whose edges outrank the period
+    arr = np.asarray(photo("astronaut", 256), dtype=np.float32)
+    cut = int(256 * 0.7)
+    arr[:, :cut] = 228 + arr[:, :cut] * 27 / 255
+    marked = embed_watermark(Image.fromarray(np.rint(arr).astype(np.uint8)), PAYLOAD, KEY)
+    detection = detect_watermark(crop(marked, 0.9, "centre", marked.size), KEY, legacy=False)
+    assert detection.payload == PAYLOAD
+    assert detection.scale == pytest.approx(4 * 256 / 230, rel=0.003)
 
 
 def test_a_page_of_text_cropped_and_enlarged_back(photo):

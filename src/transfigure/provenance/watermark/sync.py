@@ -212,6 +212,13 @@ class Source:
     def read(self, geometry: Geometry) -> Reading:
         return read(self.planes(*geometry.cell_sizes), geometry)
 
+    @functools.cached_property
+    def plain(self) -> np.ndarray:
+        """The luminance without the read's clamp, for the cues that read a resampling's trace: the clamp
+        flattens bright and dark areas into plateaus whose edges outrank the trace (a crop enlarged by 1.11
+        at 256 px: the factor among the readings for 96 of the benchmark's 102 photos clamped, 99 plain)."""
+        return self.luma if self.channels is None else pl.clamped_luma(self.channels, None)
+
 
 #: Band-passed windows by the (coarse) cell size they were band-passed for: ((x0, y0, x1, y1), planes) each
 #: (see Source.planes_around; a screen asks for its groups' cell sizes, the same floats each time).
@@ -1047,7 +1054,7 @@ def _upscaled(source: Source, lay: Layout):
     width, height = source.width, source.height
     own = cell_size(width, height)
     # the cue's readings, and an enlargement by 2 (its interpolation is symmetric: it shows nothing)
-    readings = cues.upscale_factors(source.luma)
+    readings = cues.upscale_factors(source.plain)
     factors = [r.factor for r in readings]
     # the likeliest: the strongest peak both ways it reads; the strongest isolated one's fundamental
     ranked, isolated = ([r.factor for r in readings if r.isolated == kind] for kind in (False, True))
