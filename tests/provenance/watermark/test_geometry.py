@@ -127,6 +127,16 @@ def test_a_flipped_or_turned_picture_resized(big, orientation, factor):
     assert detection.scale == pytest.approx(8.0 * factor, rel=0.01)
 
 
+@pytest.mark.parametrize("factor", [0.6, 0.7])
+def test_a_small_picture_flipped_and_resized(photo, factor):
+    # 154 x 115 and 179 x 134: cells of ~2 px, too few of them in the resize screens' usual 28-cell region
+    marked = embed_watermark(photo("camera", (256, 192)), PAYLOAD, KEY)
+    size = (round(256 * factor), round(192 * factor))
+    flipped = marked.transpose(Image.Transpose.FLIP_TOP_BOTTOM).resize(size, Image.Resampling.BICUBIC)
+    detection = detect_watermark(flipped, KEY, legacy=False)
+    assert detection.payload == PAYLOAD and detection.flipped
+
+
 @pytest.mark.parametrize(
     ("orientation", "fraction", "place"),
     [(Image.Transpose.ROTATE_90, 0.8, "centre"), (Image.Transpose.FLIP_LEFT_RIGHT, 0.7, "top-left")],

@@ -790,6 +790,10 @@ ORIGINAL_SIZES: Final = tuple(range(128, 1025, 32)) + tuple(range(1088, 2049, 64
 #: a picture inside a border is screened on up to BOX_SCREEN_CELLS (a screenshot's is small and re-encoded).
 SCREEN_CELLS: Final = 28
 BOX_SCREEN_CELLS: Final = 48
+#: ... and on at least SCREEN_PIXELS each way: a picture resized under ~160 px has cells under 2.5 px, whose
+#: mark the resize has mostly filtered away, so 28 of them are too few (flip vertical + resize 0.6 of a
+#: 256 x 192 facade, 154 x 115: 15 of 18 found on 28 cells, 18 on 40).
+SCREEN_PIXELS: Final = 72
 #: A picture in a border is refined from this z on: its few hypotheses (the border's edges fix the lattice)
 #: leave chance little room, and a small picture scores low before refining.
 BOX_SCREEN_Z: Final = 4.0
@@ -828,17 +832,20 @@ def _resized(source: Source, lay: Layout, box: tuple[int, int, int, int] | None 
             offset = (x0 + (g.offset[0] + 0.5) * sx - 0.5, y0 + (g.offset[1] + 0.5) * sy - 0.5)
             (oriented if n else upright).append(Geometry((a * sx, b * sx, c * sy, d * sy), offset, g.origin, g.cells))
     cells = BOX_SCREEN_CELLS if box else SCREEN_CELLS
+
+    def region(g: Geometry, share: float = 1.0) -> Geometry:
+        return _central(g, int(share * max(cells, math.ceil(SCREEN_PIXELS / min(g.cell_sizes)))))
+
     windows: Windows = {}
-    fits, zs = screen_geometries(source, lay, [_central(g, cells) for g in upright], (1.0, 0.95), windows)
+    fits, zs = screen_geometries(source, lay, [region(g) for g in upright], (1.0, 0.95), windows)
     found = [Candidate(g, 1.0, float(f), "resized", float(z)) for g, f, z in zip(upright, fits, zs)]
     for cand in _best(found, z=BOX_SCREEN_Z if box else Z_DECODE):  # as marked: decoded before the others
         yield refine(source, lay, cand, 1.0 if box else 0.25, levels=4 if box else 2, scale=0.002)
     if not oriented:
         return
-    small = int(ORIENTED_SCREEN_SHARE * cells)
-    zs = screen_geometries(source, lay, [_central(g, small) for g in oriented], windows=windows)[1]
+    zs = screen_geometries(source, lay, [region(g, ORIENTED_SCREEN_SHARE) for g in oriented], windows=windows)[1]
     again = [oriented[k] for k in np.argsort(zs)[::-1][:ORIENTED_KEEP]]
-    fits, zs = screen_geometries(source, lay, [_central(g, cells) for g in again], (1.0, 0.95), windows)
+    fits, zs = screen_geometries(source, lay, [region(g) for g in again], (1.0, 0.95), windows)
     found = [Candidate(g, 1.0, float(f), "resized", float(z)) for g, f, z in zip(again, fits, zs)]
     for cand in _best(found):
         yield refine(source, lay, cand, 0.25, levels=2, scale=0.002)
