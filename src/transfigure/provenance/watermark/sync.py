@@ -832,20 +832,17 @@ def _resized(source: Source, lay: Layout, box: tuple[int, int, int, int] | None 
             offset = (x0 + (g.offset[0] + 0.5) * sx - 0.5, y0 + (g.offset[1] + 0.5) * sy - 0.5)
             (oriented if n else upright).append(Geometry((a * sx, b * sx, c * sy, d * sy), offset, g.origin, g.cells))
     cells = BOX_SCREEN_CELLS if box else SCREEN_CELLS
-
-    def region(g: Geometry, share: float = 1.0) -> Geometry:
-        return _central(g, int(share * max(cells, math.ceil(SCREEN_PIXELS / min(g.cell_sizes)))))
-
     windows: Windows = {}
-    fits, zs = screen_geometries(source, lay, [region(g) for g in upright], (1.0, 0.95), windows)
+    fits, zs = screen_geometries(source, lay, [_screened(g, cells) for g in upright], (1.0, 0.95), windows)
     found = [Candidate(g, 1.0, float(f), "resized", float(z)) for g, f, z in zip(upright, fits, zs)]
     for cand in _best(found, z=BOX_SCREEN_Z if box else Z_DECODE):  # as marked: decoded before the others
         yield refine(source, lay, cand, 1.0 if box else 0.25, levels=4 if box else 2, scale=0.002)
     if not oriented:
         return
-    zs = screen_geometries(source, lay, [region(g, ORIENTED_SCREEN_SHARE) for g in oriented], windows=windows)[1]
+    small = [_screened(g, cells, ORIENTED_SCREEN_SHARE) for g in oriented]
+    zs = screen_geometries(source, lay, small, windows=windows)[1]
     again = [oriented[k] for k in np.argsort(zs)[::-1][:ORIENTED_KEEP]]
-    fits, zs = screen_geometries(source, lay, [region(g) for g in again], (1.0, 0.95), windows)
+    fits, zs = screen_geometries(source, lay, [_screened(g, cells) for g in again], (1.0, 0.95), windows)
     found = [Candidate(g, 1.0, float(f), "resized", float(z)) for g, f, z in zip(again, fits, zs)]
     for cand in _best(found):
         yield refine(source, lay, cand, 0.25, levels=2, scale=0.002)
@@ -960,6 +957,12 @@ def _index_grid(rows: int, cols: int) -> np.ndarray:
     return grid
 
 
+def _screened(geometry: Geometry, cells: int = SCREEN_CELLS, share: float = 1.0) -> Geometry:
+    """The central region a resize hypothesis is screened on: ``share`` of ``cells`` each way, or of
+    SCREEN_PIXELS where its cells are smaller than that allows."""
+    return _central(geometry, int(share * max(cells, math.ceil(SCREEN_PIXELS / min(geometry.cell_sizes)))))
+
+
 def _central(geometry: Geometry, cells: int) -> Geometry:
     """The same lattice read only over a central ``cells`` x ``cells`` region (starting on a whole block)."""
     rows, cols = geometry.cells
@@ -1000,7 +1003,7 @@ def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
         _turned_lattice(turn, (w0, h0), (0.0, 0.0, w0, h0), (width, height))
         for _, w0, h0 in _original_sizes([(width, height)], exclude_own=True)
     ]
-    fits, zs = screen_geometries(source, lay, [_central(g, SCREEN_CELLS) for g in geometries])
+    fits, zs = screen_geometries(source, lay, [_screened(g) for g in geometries])
     found = [Candidate(g, 1.0, float(f), "rotated", float(z)) for g, f, z in zip(geometries, fits, zs)]
     for cand in _best(found):
         yield refine(source, lay, cand, 0.25, levels=2, turn=0.05, scale=0.002)
