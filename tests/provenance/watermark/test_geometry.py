@@ -83,6 +83,18 @@ def test_rotations_of_a_flipped_turned_or_resized_picture(marked, edit):
     assert detect_watermark(edit(marked), KEY).payload == PAYLOAD
 
 
+@pytest.mark.parametrize(("name", "angle", "factor"), [("immunohistochemistry", 6.0, 0.7), ("astronaut", -8.0, 0.8)])
+def test_a_small_picture_turned_by_its_nearest_pixels_and_resized(photo, name, angle, factor):
+    # the nearest pixels' jitter hides the mark from the screens; resized back to the original's size the
+    # rotation is undone, and the detection reports the angle and scale in the edited picture's pixels
+    marked = embed_watermark(photo(name, (256, 192)), PAYLOAD, KEY)
+    edited = rotate(marked, angle).resize((round(256 * factor), round(192 * factor)), Image.Resampling.BICUBIC)
+    detection = detect_watermark(edited, KEY, legacy=False)
+    assert detection.payload == PAYLOAD
+    assert detection.rotation_deg == pytest.approx(angle, abs=0.05)
+    assert detection.scale == pytest.approx(3 * factor, rel=0.01)
+
+
 @pytest.fixture(scope="module")
 def big(photo):
     return embed_watermark(photo("coffee", 512), PAYLOAD, KEY)

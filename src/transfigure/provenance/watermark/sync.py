@@ -979,7 +979,8 @@ def _central(geometry: Geometry, cells: int) -> Geometry:
 
 def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
     """A rotation by the fill's angle: the lattice turned, every translation screened; and, for Pillow's
-    default nearest-neighbour rotation, the rotation undone exactly."""
+    default nearest-neighbour rotation, the rotation undone exactly (resized after: resized back to the
+    likeliest original sizes first)."""
     w0 = rotation.width or rotation.height or source.width
     h0 = rotation.height or rotation.width or source.height
     if min(w0, h0) < max(32, 0.4 * min(source.width, source.height)):  # implausible sides: the image's own size
@@ -999,20 +1000,52 @@ def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
     # to this image's own cell is the original's: its cell rounded to CELL_SIZES, or less on an expanded
     # canvas)
     width, height = source.width, source.height
-    geometries = [
-        _turned_lattice(turn, (w0, h0), (0.0, 0.0, w0, h0), (width, height))
-        for _, w0, h0 in _original_sizes([(width, height)], exclude_own=True)
-    ]
+    sizes = [(w0, h0) for _, w0, h0 in _original_sizes([(width, height)], exclude_own=True)]
+    geometries = [_turned_lattice(turn, (w0, h0), (0.0, 0.0, w0, h0), (width, height)) for w0, h0 in sizes]
     fits, zs = screen_geometries(source, lay, [_screened(g) for g in geometries])
     found = [Candidate(g, 1.0, float(f), "rotated", float(z)) for g, f, z in zip(geometries, fits, zs)]
     for cand in _best(found):
         yield refine(source, lay, cand, 0.25, levels=2, turn=0.05, scale=0.002)
     found = _pitch_scan(source, lay, TURNED_PITCHES, "rotated", _ORIENTATIONS[:1], turn)
     yield from _checked(source, lay, found, "rotated")
+    # (made smaller by down to half: restoring a larger original costs its area)
+    likeliest = [sizes[k] for k in np.argsort(zs)[::-1] if sizes[k][0] * sizes[k][1] <= 4 * width * height]
+    yield from _resized_back(source, lay, rotation.angle, likeliest[:RESIZED_UNDO_SIZES])
 
 
 #: A rotation resized after is scanned at pitches from TURNED_PITCHES[0] to [1] times the image's own cell.
 TURNED_PITCHES: Final = (0.8, 1.25)
+#: ... and, as a nearest-neighbour rotation, resized back to this many of the likeliest original sizes and
+#: undone there.
+RESIZED_UNDO_SIZES: Final = 2
+#: ... restoring the whole picture only where its central region restored alone scores this z (the
+#: hypotheses are speculative: an unmarked picture's would restore a picture each at chance's 2).
+RESIZED_UNDO_Z: Final = 4.0
+
+
+def _resized_back(source: Source, lay: Layout, angle: float, sizes: list[tuple[int, int]]):
+    """Pillow's nearest-neighbour rotation resized after: its half-pixel jitter hides the mark from the
+    screens on textured photos, and the resize keeps it from being undone as it is. Resized back to an
+    original size (the canvas of a rotation without ``expand``), it is undone there, up to the resize's
+    blur, at the fill's angle as people type it (whole, half and tenth degrees); the candidate reports its
+    geometry in this image's pixels."""
+    angles = list(dict.fromkeys([float(round(angle)), round(angle * 2) / 2, round(angle, 1)]))
+    found = []
+    for w0, h0 in sizes:
+        back = Source(*(cv2.resize(p, (w0, h0), interpolation=cv2.INTER_CUBIC) for p in (source.luma, source.taper)))
+        sx, sy = source.width / w0, source.height / h0
+        for a in angles:
+            cand = _undone(back, lay, a, (w0, h0), "rotated", gate=RESIZED_UNDO_Z)
+            if cand is not None and cand.reported is not None:
+                g = cand.reported  # Pillow's resize maps pixel centres: x' = (x + 0.5) s - 0.5
+                m = g.matrix
+                reported = replace(
+                    g,
+                    matrix=(m[0] * sx, m[1] * sx, m[2] * sy, m[3] * sy),
+                    offset=((g.offset[0] + 0.5) * sx - 0.5, (g.offset[1] + 0.5) * sy - 0.5),
+                )
+                found.append(replace(cand, reported=reported))
+    yield from _best(found, limit=1, z=4.0)
 
 
 def _unrotated(source: Source, lay: Layout, rotation: cues.Rotation, w0: float, h0: float):
