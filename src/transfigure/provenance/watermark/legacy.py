@@ -550,10 +550,17 @@ def _binomial_tail(n: int, k: int) -> float:
     return sum(math.comb(n, i) for i in range(k, n + 1)) / 2.0**n
 
 
-def detect_watermark(image: Image.Image, key: bytes | None = None, searches: bool = True) -> Detection:
+def detect_watermark(
+    image: Image.Image,
+    key: bytes | None = None,
+    searches: bool = True,
+    read: tuple[np.ndarray, float, np.ndarray] | None = None,
+) -> Detection:
     """Look for a watermark of ``key`` (default: ``$TRANSFIGURE_WATERMARK_KEY`` / development key).
     ``searches=False`` stops after the untranslated, translated and brightness/contrast reads (the
-    rotation and rescaled-crop searches are skipped: a quarter of the worst-case time).
+    rotation and rescaled-crop searches are skipped: a quarter of the worst-case time). ``read``: the
+    image's channels, mean and clamped luminance (``planes.read_channels`` and ``clamped_read``) when the
+    caller has them (used unless the image is reduced first).
 
     Survives re-encoding (JPEG, WebP), resizing, noise, brightness/contrast changes, translations,
     centred rotations up to +-6 deg and centred crops rescaled to the original size (scale up to
@@ -567,9 +574,12 @@ def detect_watermark(image: Image.Image, key: bytes | None = None, searches: boo
     layout = _layout(key)
     work = working_size(image.width, image.height)
     large = image.width * image.height > LARGE_PIXELS
-    channels = _channels(_reduced(image) if large else image)
+    if read is not None and not large:
+        channels, mean, luma = read
+    else:
+        channels = _channels(_reduced(image) if large else image)
+        mean, luma = _clamped_read(channels)
     wide = _wide_window(image.width, image.height)
-    mean, luma = _clamped_read(channels)
     work_luma = _resize_float(luma, work)
     search = _Search(layout, _highpass(work_luma), wide, work_luma)
     decoded: list[tuple[_Candidate, bool, np.ndarray, int, int]] = []

@@ -631,7 +631,8 @@ def detect_watermark(image: Image.Image, key: bytes | None = None, *, legacy: bo
     lay = layout(key)
     width, height = image.size
     cell_size(width, height)  # size check
-    source = Source.of(pl.read_channels(image))
+    channels = pl.read_channels(image)
+    source = Source.of(channels)
     decoder = _Decoder(source, lay)
     for cand in _cascade(source, lay):
         if decoder(cand) or len(decoder.decoded) >= MAX_DECODES:
@@ -639,7 +640,8 @@ def detect_watermark(image: Image.Image, key: bytes | None = None, *, legacy: bo
     found = decoder.result()
     if found.detected or not legacy:
         return found
-    old = legacy_watermark.detect_watermark(image, key, searches=False)
+    # (the previous release's read is this one's: the same channels, clamp and luminance)
+    old = legacy_watermark.detect_watermark(image, key, searches=False, read=(channels, source.mean, source.luma))
     if not old.detected:
         return found
     # the false-positive bound counts every decode of both detectors
