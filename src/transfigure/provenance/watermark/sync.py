@@ -23,13 +23,14 @@ check that matches:
 3. **resized**: the whole picture resized from a common original size (multiples of 32 to 1024, of 64 to
    2048; the other side a multiple of 8 that rounds to this aspect where one does), keeping its aspect,
    squashed from a square or (a non-square picture) with one side resized from a common aspect: each size
-   fixes the lattice (edges stay edges), screened on a central region; as marked, and flipped or turned a quarter
-   (screened on a smaller region, the likeliest few again on the full one);
+   fixes the lattice (edges stay edges), screened on a central region (28 cells, at least 72 px); as marked,
+   and flipped or turned a quarter (screened on a smaller region, the likeliest few again on the full one);
 4. **rotated**: the flat corners a rotation leaves give its angle (:func:`.cues.rotation_fill`); a
    translation screen on the turned lattice (flipped or turned a quarter as well: the fill tells the angle
    modulo 90 degrees), and for Pillow's default nearest-neighbour rotation the rotation undone exactly
    (:mod:`.nearest`), from the whole picture size that gives the canvas; then, for a rotation resized
-   after (the fill's sides no longer tell the cell), a pitch scan at the fill's angle;
+   after (the fill's sides no longer tell the cell), each common original size, a pitch scan at the fill's
+   angle, and the nearest-neighbour undo after resizing back to the likeliest two sizes;
 5. **content box**: a picture inside a uniform border (padding, a screenshot, letterbox or pillarbox
    bars), resized: the border's edges where the pixels leave its colour (the cue is cheap and specific,
    so it runs before the scans);
