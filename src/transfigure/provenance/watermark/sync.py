@@ -793,7 +793,7 @@ ORIGINAL_SIZES: Final = tuple(range(128, 1025, 32)) + tuple(range(1088, 2049, 64
 #: a picture inside a border is screened on up to BOX_SCREEN_CELLS (a screenshot's is small and re-encoded).
 SCREEN_CELLS: Final = 28
 BOX_SCREEN_CELLS: Final = 48
-#: ... and on at least SCREEN_PIXELS each way: a picture resized under ~160 px has cells under 2.5 px, whose
+#: ... and on at least SCREEN_PIXELS each way: a picture resized under ~160-200 px has cells under 2.6 px, whose
 #: mark the resize has mostly filtered away, so 28 of them are too few (flip vertical + resize 0.6 of a
 #: 256 x 192 facade, 154 x 115: 15 of 18 found on 28 cells, 18 on 40).
 SCREEN_PIXELS: Final = 72
@@ -830,10 +830,7 @@ def _resized(source: Source, lay: Layout, box: tuple[int, int, int, int] | None 
         # a picture in a border as it was (its 3 extents' hypotheses in 8 orientations: +50 % of a framed
         # picture's time)
         for n, g in enumerate(_orientations(w0, h0)[: 1 if box else None]):
-            a, b, c, d = g.matrix
-            # Pillow's resize maps pixel centres: x' = (x + 0.5) s - 0.5
-            offset = (x0 + (g.offset[0] + 0.5) * sx - 0.5, y0 + (g.offset[1] + 0.5) * sy - 0.5)
-            (oriented if n else upright).append(Geometry((a * sx, b * sx, c * sy, d * sy), offset, g.origin, g.cells))
+            (oriented if n else upright).append(_through_resize(g, sx, sy, x0, y0))
     cells = BOX_SCREEN_CELLS if box else SCREEN_CELLS
     windows: Windows = {}
     fits, zs = screen_geometries(source, lay, [_screened(g, cells) for g in upright], (1.0, 0.95), windows)
@@ -960,6 +957,14 @@ def _index_grid(rows: int, cols: int) -> np.ndarray:
     return grid
 
 
+def _through_resize(geometry: Geometry, sx: float, sy: float, x0: float = 0.0, y0: float = 0.0) -> Geometry:
+    """A lattice on a picture, in the pixels of that picture resized by (sx, sy) and placed at (x0, y0):
+    Pillow's resize maps pixel centres, x' = (x + 0.5) s - 0.5."""
+    a, b, c, d = geometry.matrix
+    offset = (x0 + (geometry.offset[0] + 0.5) * sx - 0.5, y0 + (geometry.offset[1] + 0.5) * sy - 0.5)
+    return replace(geometry, matrix=(a * sx, b * sx, c * sy, d * sy), offset=offset)
+
+
 def _screened(geometry: Geometry, cells: int = SCREEN_CELLS, share: float = 1.0) -> Geometry:
     """The central region a resize hypothesis is screened on: ``share`` of ``cells`` each way, or of
     SCREEN_PIXELS where its cells are smaller than that allows."""
@@ -1040,14 +1045,7 @@ def _resized_back(source: Source, lay: Layout, angle: float, sizes: list[tuple[i
         for a in angles:
             cand = _undone(back, lay, a, (w0, h0), "rotated", gate=RESIZED_UNDO_Z)
             if cand is not None and cand.reported is not None:
-                g = cand.reported  # Pillow's resize maps pixel centres: x' = (x + 0.5) s - 0.5
-                m = g.matrix
-                reported = replace(
-                    g,
-                    matrix=(m[0] * sx, m[1] * sx, m[2] * sy, m[3] * sy),
-                    offset=((g.offset[0] + 0.5) * sx - 0.5, (g.offset[1] + 0.5) * sy - 0.5),
-                )
-                found.append(replace(cand, reported=reported))
+                found.append(replace(cand, reported=_through_resize(cand.reported, sx, sy)))
     yield from _best(found, limit=1, z=4.0)
 
 
