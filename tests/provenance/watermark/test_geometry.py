@@ -100,6 +100,36 @@ def big(photo):
     return embed_watermark(photo("coffee", 512), PAYLOAD, KEY)
 
 
+@pytest.mark.parametrize(
+    ("angle", "factor", "resample"),
+    [(12.0, 0.6, Image.Resampling.NEAREST), (-9.0, 0.75, Image.Resampling.BICUBIC)],
+    ids=["rotate 12 expand + resize 0.6", "rotate -9 expand, bicubic + resize 0.75"],
+)
+def test_a_rotation_on_an_expanded_canvas_resized(photo, angle, factor, resample):
+    # the canvas holds the whole turned picture, so the lattice's pitch is the picture's cell resized, well
+    # under the canvas's own (512 x 384 has 6 px cells, under its ideal 6.9): the rotated family scans it from
+    # the fill's picture size
+    marked = embed_watermark(photo("coffee", (512, 384)), PAYLOAD, KEY)
+    turned = rotate(marked, angle, expand=True, resample=resample)
+    edited = turned.resize((round(turned.width * factor), round(turned.height * factor)), Image.Resampling.BICUBIC)
+    detection = detect_watermark(edited, KEY, legacy=False)
+    assert detection.payload == PAYLOAD
+    assert detection.rotation_deg == pytest.approx(angle, abs=0.1)
+    assert detection.scale == pytest.approx(6 * factor, rel=0.01)
+
+
+def test_a_textured_picture_turned_by_its_nearest_pixels_on_an_expanded_canvas_and_resized(photo):
+    # the nearest pixels' jitter hides the mark from the screens: resized back to the canvas the likeliest
+    # original's expanded rotation gives, the rotation is undone there
+    marked = embed_watermark(photo("grass", (512, 384)), PAYLOAD, KEY)
+    turned = rotate(marked, 5, expand=True)
+    edited = turned.resize((round(turned.width * 0.8), round(turned.height * 0.8)), Image.Resampling.BICUBIC)
+    detection = detect_watermark(edited, KEY, legacy=False)
+    assert detection.payload == PAYLOAD
+    assert detection.rotation_deg == pytest.approx(5.0, abs=0.05)
+    assert detection.scale == pytest.approx(6 * 0.8, rel=0.01)
+
+
 def test_a_mirrored_crop_resized(big):
     # 358 px: above the small pictures' sweeps, within the mirrored pitch scan's MIRROR_AREA (a crop: no
     # original size puts its lattice)

@@ -1008,17 +1008,57 @@ def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
     # to this image's own cell is the original's: its cell rounded to CELL_SIZES, or less on an expanded
     # canvas)
     width, height = source.width, source.height
-    sizes = [(w0, h0) for _, w0, h0 in _original_sizes([(width, height)], exclude_own=True)]
-    geometries = [_turned_lattice(turn, (w0, h0), (0.0, 0.0, w0, h0), (width, height)) for w0, h0 in sizes]
+    sizes = [(w0, h0, False) for _, w0, h0 in _original_sizes([(width, height)], exclude_own=True)]
+    if rotation.width and rotation.height:  # on an expanded canvas: originals of the fill's picture's aspect
+        sizes += _expanded_originals(width, height, rotation)
+    geometries = [
+        _turned_lattice(turn, (w0, h0), _canvas_box((w0, h0), rotation.angle, expanded), (width, height))
+        for w0, h0, expanded in sizes
+    ]
     fits, zs = screen_geometries(source, lay, [_screened(g) for g in geometries])
     found = [Candidate(g, 1.0, float(f), "rotated", float(z)) for g, f, z in zip(geometries, fits, zs)]
     for cand in _best(found):
         yield refine(source, lay, cand, 0.25, levels=2, turn=0.05, scale=0.002)
-    found = _pitch_scan(source, lay, TURNED_PITCHES, "rotated", _ORIENTATIONS[:1], turn)
+    # (from the picture's own cell where the fill's sides say the canvas is notably larger: expanded; the
+    # sides of a picture on its own canvas are a pixel or two off the image's, which would only move the
+    # pitches)
+    shown = [side / own for side, own in ((rotation.width, width), (rotation.height, height)) if side]
+    area = math.prod(shown) if len(shown) == 2 else shown[0] ** 2 if shown else 1.0
+    picture = (width * math.sqrt(area), height * math.sqrt(area)) if area < 0.9 else None
+    found = _pitch_scan(source, lay, TURNED_PITCHES, "rotated", _ORIENTATIONS[:1], turn, picture)
     yield from _checked(source, lay, found, "rotated")
     # (made smaller by down to half: restoring a larger original costs its area)
     likeliest = [sizes[k] for k in np.argsort(zs)[::-1] if sizes[k][0] * sizes[k][1] <= 4 * width * height]
     yield from _resized_back(source, lay, rotation.angle, likeliest[:RESIZED_UNDO_SIZES])
+
+
+def _canvas_box(size: tuple[int, int], angle: float, expanded: bool) -> tuple[float, float, float, float]:
+    """The canvas of a ``size`` picture rotated by ``angle``, as a box of the turned frame: the picture's own
+    (same canvas), or the one ``expand`` gives, centred on it."""
+    w0, h0 = size
+    if not expanded:
+        return (0.0, 0.0, float(w0), float(h0))
+    cw, ch = nearest.expanded_size(size, angle)
+    return ((w0 - cw) / 2.0, (h0 - ch) / 2.0, (w0 + cw) / 2.0, (h0 + ch) / 2.0)
+
+
+def _expanded_originals(width: int, height: int, rotation: cues.Rotation) -> list[tuple[int, int, bool]]:
+    """(w, h, True): the common original sizes of the fill's picture's aspect whose canvas after an
+    expanded rotation by the fill's angle, resized as the fill's picture says (its width to the original's),
+    is this image to within EXPANDED_MATCH of each side (none for a rotation on the same canvas)."""
+    assert rotation.width is not None and rotation.height is not None
+    out = []
+    for _, w0, h0 in _original_sizes([(round(rotation.width), round(rotation.height))], exclude_own=False):
+        scale = rotation.width / w0
+        cw, ch = nearest.expanded_size((w0, h0), rotation.angle)
+        if max(abs(cw * scale / width - 1.0), abs(ch * scale / height - 1.0)) <= EXPANDED_MATCH:
+            out.append((w0, h0, True))
+    return out
+
+
+#: An expanded canvas's original matches the image when its canvas, resized, is within this share of each
+#: side (the fill tells the picture's sides to a pixel or two).
+EXPANDED_MATCH: Final = 0.015
 
 
 #: A rotation resized after is scanned at pitches from TURNED_PITCHES[0] to [1] times the image's own cell.
@@ -1031,20 +1071,24 @@ RESIZED_UNDO_SIZES: Final = 2
 RESIZED_UNDO_Z: Final = 4.0
 
 
-def _resized_back(source: Source, lay: Layout, angle: float, sizes: list[tuple[int, int]]):
+def _resized_back(source: Source, lay: Layout, angle: float, sizes: list[tuple[int, int, bool]]):
     """Pillow's nearest-neighbour rotation resized after: its half-pixel jitter hides the mark from the
-    screens on textured photos, and the resize keeps it from being undone as it is. Resized back to an
-    original size (the canvas of a rotation without ``expand``), it is undone there, up to the resize's
-    blur, at the fill's angle as people type it (whole, half and tenth degrees); the candidate reports its
-    geometry in this image's pixels."""
+    screens on textured photos, and the resize keeps it from being undone as it is. Resized back to the
+    rotation's canvas (each of ``sizes``: (w, h, expanded), the original's size, or the canvas ``expand``
+    gives it), it is undone there, up to the resize's blur, at the fill's angle as people type it (whole,
+    half and tenth degrees); the candidate reports its geometry in this image's pixels."""
     angles = list(dict.fromkeys([float(round(angle)), round(angle * 2) / 2, round(angle, 1)]))
     found = []
-    for w0, h0 in sizes:
-        back = Source(*(cv2.resize(p, (w0, h0), interpolation=cv2.INTER_CUBIC) for p in (source.luma, source.taper)))
-        sx, sy = source.width / w0, source.height / h0
+    backs: dict[tuple[int, int], Source] = {}
+    for w0, h0, expanded in sizes:
         for a in angles:
-            cand = _undone(back, lay, a, (w0, h0), "rotated", gate=RESIZED_UNDO_Z)
+            canvas = nearest.expanded_size((w0, h0), a) if expanded else (w0, h0)
+            if canvas not in backs:
+                planes = (source.luma, source.taper)
+                backs[canvas] = Source(*(cv2.resize(p, canvas, interpolation=cv2.INTER_CUBIC) for p in planes))
+            cand = _undone(backs[canvas], lay, a, (w0, h0), "rotated", gate=RESIZED_UNDO_Z)
             if cand is not None and cand.reported is not None:
+                sx, sy = source.width / canvas[0], source.height / canvas[1]
                 found.append(replace(cand, reported=_through_resize(cand.reported, sx, sy)))
     yield from _best(found, limit=1, z=4.0)
 
@@ -1279,11 +1323,16 @@ def _pitch_scan(
     family: str,
     orientations: tuple,
     turn: np.ndarray | None = None,
+    picture: tuple[float, float] | None = None,
 ) -> list[Candidate]:
     """Window screens of the lattice at pitches from ``ratios[0]`` to ``[1]`` times this image's own cell in
-    SCALED_STEP steps (turned by ``turn``, when given), the best of each (see _scaled)."""
+    SCALED_STEP steps (turned by ``turn``, when given), the best of each (see _scaled). ``picture``: the
+    size of a picture inside the image (a rotation's on an expanded canvas), whose own cell is smaller:
+    the scan starts at ``ratios[0]`` times that one where it is."""
     own = math.sqrt(source.width * source.height) / CELLS_ACROSS
     lo, hi = (math.log(own * r) for r in ratios)
+    if picture is not None:
+        lo = min(lo, math.log(math.sqrt(picture[0] * picture[1]) / CELLS_ACROSS * ratios[0]))
     found: list[Candidate] = []
     windows: dict[int, tuple[Source, int, int]] = {}
     for pitch in np.exp(np.arange(lo, hi + 1e-9, SCALED_STEP)):
