@@ -14,6 +14,8 @@ from PIL import Image
 from transfigure.provenance import detect_watermark, embed_watermark
 from transfigure.provenance.attacks import GEOMETRIC, crop, inner_rectangle, jpeg, rotate, screenshot
 from transfigure.provenance.watermark import cues, sync
+from transfigure.provenance.watermark.layout import layout
+from transfigure.provenance.watermark.planes import read_channels
 
 KEY = b"watermark tests key"
 PAYLOAD = bytes.fromhex("0123456789abcdef")
@@ -116,6 +118,19 @@ def test_a_rotation_on_an_expanded_canvas_resized(photo, angle, factor, resample
     assert detection.payload == PAYLOAD
     assert detection.rotation_deg == pytest.approx(angle, abs=0.1)
     assert detection.scale == pytest.approx(6 * factor, rel=0.01)
+
+
+def test_a_fill_side_too_short_for_a_picture_is_not_taken_for_one(photo):
+    # a dark edge of the picture's own can end a side of the fill after a few pixels (or none): such a side
+    # says nothing of the picture's size, and a size of 0 px must not reach the original sizes' arithmetic
+    assert sync._shown_sides(cues.Rotation(7.0, 0.3, 300.0), 400, 300) == (None, 300.0)
+    assert sync._shown_sides(cues.Rotation(7.0, 380.0, 100.0), 400, 300) == (380.0, None)
+    assert sync._shown_sides(cues.Rotation(7.0, None, None), 400, 300) == (None, None)
+    # and the rotated family runs to its end on such a fill
+    image = rotate(embed_watermark(photo("coffee", (400, 300)), PAYLOAD, KEY), 7.0, expand=True)
+    source = sync.Source.of(read_channels(image))
+    candidates = list(sync._rotated(source, layout(KEY), cues.Rotation(7.0, 0.3, 0.4)))
+    assert all(c.family == "rotated" for c in candidates)
 
 
 def test_a_textured_picture_turned_by_its_nearest_pixels_on_an_expanded_canvas_and_resized(photo):

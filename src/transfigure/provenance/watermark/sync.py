@@ -1009,8 +1009,9 @@ def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
     # canvas)
     width, height = source.width, source.height
     sizes = [(w0, h0, False) for _, w0, h0 in _original_sizes([(width, height)], exclude_own=True)]
-    if rotation.width and rotation.height:  # on an expanded canvas: originals of the fill's picture's aspect
-        sizes += _expanded_originals(width, height, rotation)
+    sides = _shown_sides(rotation, width, height)
+    if sides[0] and sides[1]:  # on an expanded canvas: originals of the fill's picture's aspect
+        sizes += _expanded_originals(width, height, rotation.angle, (sides[0], sides[1]))
     geometries = [
         _turned_lattice(turn, (w0, h0), _canvas_box((w0, h0), rotation.angle, expanded), (width, height))
         for w0, h0, expanded in sizes
@@ -1022,7 +1023,7 @@ def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
     # (from the picture's own cell where the fill's sides say the canvas is notably larger: expanded; the
     # sides of a picture on its own canvas are a pixel or two off the image's, which would only move the
     # pitches)
-    shown = [side / own for side, own in ((rotation.width, width), (rotation.height, height)) if side]
+    shown = [side / own for side, own in zip(sides, (width, height)) if side]
     area = math.prod(shown) if len(shown) == 2 else shown[0] ** 2 if shown else 1.0
     picture = (width * math.sqrt(area), height * math.sqrt(area)) if area < 0.9 else None
     found = _pitch_scan(source, lay, TURNED_PITCHES, "rotated", _ORIENTATIONS[:1], turn, picture)
@@ -1042,15 +1043,24 @@ def _canvas_box(size: tuple[int, int], angle: float, expanded: bool) -> tuple[fl
     return ((w0 - cw) / 2.0, (h0 - ch) / 2.0, (w0 + cw) / 2.0, (h0 + ch) / 2.0)
 
 
-def _expanded_originals(width: int, height: int, rotation: cues.Rotation) -> list[tuple[int, int, bool]]:
-    """(w, h, True): the common original sizes of the fill's picture's aspect whose canvas after an
-    expanded rotation by the fill's angle, resized as the fill's picture says (its width to the original's),
-    is this image to within EXPANDED_MATCH of each side (none for a rotation on the same canvas)."""
-    assert rotation.width is not None and rotation.height is not None
+def _shown_sides(rotation: cues.Rotation, width: int, height: int) -> tuple[float | None, float | None]:
+    """The picture's (width, height) the fill shows, each only where plausible: at least 32 px and 0.4 of
+    this image's shorter side (a dark edge of the picture's own can end the fill's side early)."""
+    least = max(32.0, 0.4 * min(width, height))
+    w, h = (side if side is not None and side >= least else None for side in (rotation.width, rotation.height))
+    return w, h
+
+
+def _expanded_originals(
+    width: int, height: int, angle: float, picture: tuple[float, float]
+) -> list[tuple[int, int, bool]]:
+    """(w, h, True): the common original sizes of the aspect of the fill's ``picture`` (w, h) whose canvas
+    after an expanded rotation by ``angle``, resized as the picture says (its width to the original's), is
+    this image to within EXPANDED_MATCH of each side (none for a rotation on the same canvas)."""
     out = []
-    for _, w0, h0 in _original_sizes([(round(rotation.width), round(rotation.height))], exclude_own=False):
-        scale = rotation.width / w0
-        cw, ch = nearest.expanded_size((w0, h0), rotation.angle)
+    for _, w0, h0 in _original_sizes([(round(picture[0]), round(picture[1]))], exclude_own=False):
+        scale = picture[0] / w0
+        cw, ch = nearest.expanded_size((w0, h0), angle)
         if max(abs(cw * scale / width - 1.0), abs(ch * scale / height - 1.0)) <= EXPANDED_MATCH:
             out.append((w0, h0, True))
     return out
