@@ -6,9 +6,11 @@ and without ``expand``, other codecs), on pictures of other sizes and aspects.
     python benchmarks/watermark_outside.py                      # 384x384, 640x480, 256x192; 18 photos
     python benchmarks/watermark_outside.py --sizes 1024x1024 --photos 8
     python benchmarks/watermark_outside.py --edits flip letterbox       # only edits whose name has these
+    python benchmarks/watermark_outside.py --benchmark-photos --photos 40 --sizes 512x384 --edits expand
 
 The photos are facades the main benchmark does not use (``../shared/datasets/facades``, after its first
-40), resized to each size; each is marked with its own payload and every edit is detected with the same
+40), resized to each size (or, ``--benchmark-photos``, the main benchmark's scikit-image and COCO photos,
+cut to each size's aspect); each is marked with its own payload and every edit is detected with the same
 key. Prints, per size and edit, how many were found with the right payload and the median detection time
 (one thread per process, two processes).
 """
@@ -30,11 +32,11 @@ from multiprocessing import Pool  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+from PIL import Image, ImageOps  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from watermark import SHARED, payload_for  # noqa: E402
+from watermark import SHARED, payload_for, shared_photos, skimage_photos  # noqa: E402
 
 from transfigure.provenance import detect_watermark, embed_watermark  # noqa: E402
 from transfigure.provenance.attacks import crop, inner_rectangle, jpeg, reframe, rotate  # noqa: E402
@@ -93,6 +95,10 @@ EDITS: dict[str, Callable[[Image.Image], Image.Image]] = {
     "flip + rotate -10": lambda im: rotate(im.transpose(_FLIP), -10),
     "rotate 90 + rotate 5": lambda im: rotate(im.transpose(Image.Transpose.ROTATE_90), 5),
     "rotate 6 + resize 0.7": lambda im: _scaled(rotate(im, 6), 0.7),
+    "rotate 12 expand + resize 0.6": lambda im: _scaled(rotate(im, 12, expand=True), 0.6),
+    "rotate -7 expand, bicubic + resize 0.8": lambda im: _scaled(
+        rotate(im, -7, expand=True, resample=Image.Resampling.BICUBIC), 0.8
+    ),
     "flip + resize 0.7": lambda im: _scaled(im.transpose(_FLIP), 0.7),
     "flip + resize 1.2": lambda im: _scaled(im.transpose(_FLIP), 1.2),
     "rotate 90 + resize 0.8 + jpeg 80": lambda im: jpeg(_scaled(im.transpose(Image.Transpose.ROTATE_90), 0.8), 80),
@@ -110,7 +116,11 @@ EDITS: dict[str, Callable[[Image.Image], Image.Image]] = {
 }
 
 
-def photos(size: tuple[int, int], count: int) -> list[tuple[str, Image.Image]]:
+def photos(size: tuple[int, int], count: int, benchmark: bool = False) -> list[tuple[str, Image.Image]]:
+    if benchmark:  # scikit-image's and COCO's photos, evenly spaced, centre-cut to the size's aspect
+        found = [(n, im) for n, im in skimage_photos() + shared_photos(limit_facades=0) if "handbags" not in n]
+        chosen = found[:: max(1, len(found) // count)][:count]
+        return [(name, ImageOps.fit(im, size, Image.Resampling.LANCZOS)) for name, im in chosen]
     files = sorted(glob.glob(str(SHARED / "facades" / "train" / "*.jpg")))[FIRST_PHOTO : FIRST_PHOTO + count]
     out = []
     for f in files:
@@ -141,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["384x384", "640x480", "256x192"], help="WxH each")
     parser.add_argument("--photos", type=int, default=18)
+    parser.add_argument(
+        "--benchmark-photos", action="store_true", help="the main benchmark's photos (not its bags), not facades"
+    )
     parser.add_argument("--edits", nargs="+", help="only edits whose name contains one of these")
     args = parser.parse_args(argv)
     if args.edits:
@@ -151,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for spec in args.sizes:
         size = tuple(int(v) for v in spec.split("x"))
-        items = photos(size, args.photos)
+        items = photos(size, args.photos, args.benchmark_photos)
         with Pool(2) as pool:
             results = pool.map(check, list(enumerate(image for _, image in items)))
         print(f"\n{spec}, {len(items)} photos")

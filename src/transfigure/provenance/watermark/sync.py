@@ -29,8 +29,10 @@ check that matches:
    translation screen on the turned lattice (flipped or turned a quarter as well: the fill tells the angle
    modulo 90 degrees), and for Pillow's default nearest-neighbour rotation the rotation undone exactly
    (:mod:`.nearest`), from the whole picture size that gives the canvas; then, for a rotation resized
-   after (the fill's sides no longer tell the cell), each common original size, a pitch scan at the fill's
-   angle, and the nearest-neighbour undo after resizing back to the likeliest two sizes;
+   after (the fill's sides no longer tell the cell), each common original size (on an expanded canvas:
+   those of the fill's picture's aspect whose canvas, resized, is the image), a pitch scan at the fill's
+   angle (from the picture's own cell), and the nearest-neighbour undo after resizing back to the
+   likeliest two canvases;
 5. **content box**: a picture inside a uniform border (padding, a screenshot, letterbox or pillarbox
    bars), resized: the border's edges where the pixels leave its colour (the cue is cheap and specific,
    so it runs before the scans);
