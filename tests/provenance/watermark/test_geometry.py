@@ -133,6 +133,18 @@ def test_a_fill_side_too_short_for_a_picture_is_not_taken_for_one(photo):
     assert all(c.family == "rotated" for c in candidates)
 
 
+@pytest.mark.parametrize(
+    ("size", "orientation", "angle", "factor"),
+    [(256, Image.Transpose.FLIP_LEFT_RIGHT, -6.0, 0.7), ((256, 192), Image.Transpose.ROTATE_90, 5.0, 0.8)],
+    ids=["flip + rotate -6 + resize 0.7", "rotate 90 + rotate 5 + resize 0.8"],
+)
+def test_a_flipped_or_quarter_turned_picture_rotated_and_resized(photo, size, orientation, angle, factor):
+    # each original size is screened in the 7 other ways too, turned by the fill's angle and resized
+    turned = rotate(embed_watermark(photo("chelsea", size), PAYLOAD, KEY).transpose(orientation), angle)
+    edited = turned.resize((round(turned.width * factor), round(turned.height * factor)), Image.Resampling.BICUBIC)
+    assert detect_watermark(edited, KEY, legacy=False).payload == PAYLOAD
+
+
 def test_a_textured_picture_turned_by_its_nearest_pixels_on_an_expanded_canvas_and_resized(photo):
     # the nearest pixels' jitter hides the mark from the screens: resized back to the canvas the likeliest
     # original's expanded rotation gives, the rotation is undone there

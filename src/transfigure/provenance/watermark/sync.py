@@ -1018,10 +1018,27 @@ def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
         _turned_lattice(turn, (w0, h0), _canvas_box((w0, h0), rotation.angle, expanded), (width, height))
         for w0, h0, expanded in sizes
     ]
-    fits, zs = screen_geometries(source, lay, [_screened(g) for g in geometries])
+    windows: Windows = {}
+    fits, zs = screen_geometries(source, lay, [_screened(g) for g in geometries], windows=windows)
     found = [Candidate(g, 1.0, float(f), "rotated", float(z)) for g, f, z in zip(geometries, fits, zs)]
     for cand in _best(found):
         yield refine(source, lay, cand, 0.25, levels=2, turn=0.05, scale=0.002)
+    # flipped or turned a quarter before (a mirrored selfie levelled and downsized): the 7 other ways of each
+    # size, as the resized family screens them
+    oriented = [
+        _turned_oriented(g, (w0, h0), rotation.angle, _canvas_box((w0, h0), rotation.angle, expanded), (width, height))
+        for w0, h0, expanded in sizes
+        for g in _orientations(w0, h0)[1:]
+    ]
+    small = [_screened(g, SCREEN_CELLS, ORIENTED_SCREEN_SHARE) for g in oriented]
+    likely = np.argsort(screen_geometries(source, lay, small, windows=windows)[1])[::-1][:ORIENTED_KEEP]
+    fits2, zs2 = screen_geometries(source, lay, [_screened(oriented[k]) for k in likely], windows=windows)
+    found = [Candidate(oriented[k], 1.0, float(f), "rotated", float(z)) for k, f, z in zip(likely, fits2, zs2)]
+    for cand in _best(found):
+        yield refine(source, lay, cand, 0.25, levels=2, turn=0.05, scale=0.002)
+    zs = zs.copy()  # each size's likelihood, for the undo below: the best of its 8 ways screened
+    for k, z in zip(likely, zs2):
+        zs[k // 7] = max(zs[k // 7], z)
     # (from the picture's own cell where the fill's sides say the canvas is notably larger: expanded; the
     # sides of a picture on its own canvas are a pixel or two off the image's, which would only move the
     # pitches)
@@ -1033,6 +1050,22 @@ def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
     # (made smaller by down to half: restoring a larger original costs its area)
     likeliest = [sizes[k] for k in np.argsort(zs)[::-1] if sizes[k][0] * sizes[k][1] <= 4 * width * height]
     yield from _resized_back(source, lay, rotation.angle, likeliest[:RESIZED_UNDO_SIZES])
+
+
+def _turned_oriented(
+    geometry: Geometry,
+    size: tuple[int, int],
+    angle: float,
+    box: tuple[float, float, float, float],
+    out: tuple[int, int],
+) -> Geometry:
+    """A lattice on a ``size`` picture (any of its orientations), after the picture is turned by ``angle``
+    about its centre, the ``box`` of the turned frame kept and resized to ``out`` (see :func:`_turned_lattice`,
+    the upright one's)."""
+    w0, h0 = size
+    left, top, right, bottom = box
+    turned = _moved(geometry, -left, -top, angle, 1.0, ((w0 - 1) / 2.0, (h0 - 1) / 2.0))
+    return _through_resize(turned, out[0] / (right - left), out[1] / (bottom - top))
 
 
 def _canvas_box(size: tuple[int, int], angle: float, expanded: bool) -> tuple[float, float, float, float]:
