@@ -1036,9 +1036,7 @@ def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
     found = [Candidate(oriented[k], 1.0, float(f), "rotated", float(z)) for k, f, z in zip(likely, fits2, zs2)]
     for cand in _best(found):
         yield refine(source, lay, cand, 0.25, levels=2, turn=0.05, scale=0.002)
-    zs = zs.copy()  # each size's likelihood, for the undo below: the best of its 8 ways screened
-    for k, z in zip(likely, zs2):
-        zs[k // 7] = max(zs[k // 7], z)
+    turned_first = int(likely[int(np.argmax(zs2))]) // 7 if len(likely) else None  # (its size's index)
     # (from the picture's own cell where the fill's sides say the canvas is notably larger: expanded; the
     # sides of a picture on its own canvas are a pixel or two off the image's, which would only move the
     # pitches)
@@ -1047,9 +1045,13 @@ def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
     picture = (width * math.sqrt(area), height * math.sqrt(area)) if area < 0.9 else None
     found = _pitch_scan(source, lay, TURNED_PITCHES, "rotated", _ORIENTATIONS[:1], turn, picture)
     yield from _checked(source, lay, found, "rotated")
-    # (made smaller by down to half: restoring a larger original costs its area)
-    likeliest = [sizes[k] for k in np.argsort(zs)[::-1] if sizes[k][0] * sizes[k][1] <= 4 * width * height]
-    yield from _resized_back(source, lay, rotation.angle, likeliest[:RESIZED_UNDO_SIZES])
+    # the undo at the two likeliest sizes upright and the likeliest in another way (a picture flipped or
+    # turned a quarter first), each made smaller by down to half (restoring a larger original costs its area)
+    small_enough = [k for k in range(len(sizes)) if sizes[k][0] * sizes[k][1] <= 4 * width * height]
+    ranked = [k for k in np.argsort(zs)[::-1].tolist() if k in small_enough][:RESIZED_UNDO_SIZES]
+    if turned_first is not None and turned_first in small_enough and turned_first not in ranked:
+        ranked.append(turned_first)
+    yield from _resized_back(source, lay, rotation.angle, [sizes[k] for k in ranked])
 
 
 def _turned_oriented(
