@@ -96,6 +96,7 @@ EDITS: dict[str, Callable[[Image.Image], Image.Image]] = {
     "rotate 90 + rotate 5": lambda im: rotate(im.transpose(Image.Transpose.ROTATE_90), 5),
     "rotate 6 + resize 0.7": lambda im: _scaled(rotate(im, 6), 0.7),
     "rotate 12 expand + resize 0.6": lambda im: _scaled(rotate(im, 12, expand=True), 0.6),
+    "flip + rotate -6 + resize 0.7": lambda im: _scaled(rotate(im.transpose(_FLIP), -6), 0.7),
     "rotate -7 expand, bicubic + resize 0.8": lambda im: _scaled(
         rotate(im, -7, expand=True, resample=Image.Resampling.BICUBIC), 0.8
     ),
