@@ -32,7 +32,7 @@ check that matches:
    after (the fill's sides no longer tell the cell), each common original size (on an expanded canvas:
    those of the fill's picture's aspect whose canvas, resized, is the image), a pitch scan at the fill's
    angle (from the picture's own cell), and the nearest-neighbour undo after resizing back to the
-   likeliest two canvases;
+   likeliest canvases; each original size in the 8 orientations (flipped or turned a quarter first);
 5. **content box**: a picture inside a uniform border (padding, a screenshot, letterbox or pillarbox
    bars), resized: the border's edges where the pixels leave its colour (the cue is cheap and specific,
    so it runs before the scans);
@@ -1004,11 +1004,11 @@ def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
     for cand in _best(found):
         yield refine(source, lay, cand, 0.25, levels=3, turn=0.05)
     yield from _unrotated(source, lay, rotation, w0, h0)
-    # resized after turning (same canvas): the fill's sides are the original's resized, so its cell is
-    # unknown; a common original size fixes the lattice (turned about the centre, the canvas resized to this
-    # image), as for a whole picture resized; else the lattice pitch scanned at the fill's angle (the pitch
-    # to this image's own cell is the original's: its cell rounded to CELL_SIZES, or less on an expanded
-    # canvas)
+    # resized after turning: the fill's sides are the original's resized, so its cell is unknown; a common
+    # original size fixes the lattice (turned about the centre, the canvas (its own, or the one ``expand``
+    # gives it) resized to this image), as for a whole picture resized; else the lattice pitch scanned at
+    # the fill's angle (the pitch to this image's own cell is the original's: its cell rounded to
+    # CELL_SIZES, or less on an expanded canvas)
     width, height = source.width, source.height
     sizes = [(w0, h0, False) for _, w0, h0 in _original_sizes([(width, height)], exclude_own=True)]
     sides = _shown_sides(rotation, width, height)
@@ -1036,7 +1036,8 @@ def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
     found = [Candidate(oriented[k], 1.0, float(f), "rotated", float(z)) for k, f, z in zip(likely, fits2, zs2)]
     for cand in _best(found):
         yield refine(source, lay, cand, 0.25, levels=2, turn=0.05, scale=0.002)
-    turned_first = int(likely[int(np.argmax(zs2))]) // 7 if len(likely) else None  # (its size's index)
+    ways = len(_ORIENTATIONS) - 1
+    turned_first = int(likely[int(np.argmax(zs2))]) // ways if len(likely) else None  # (its size's index)
     # (from the picture's own cell where the fill's sides say the canvas is notably larger: expanded; the
     # sides of a picture on its own canvas are a pixel or two off the image's, which would only move the
     # pitches)
@@ -1110,8 +1111,8 @@ EXPANDED_MATCH: Final = 0.015
 
 #: A rotation resized after is scanned at pitches from TURNED_PITCHES[0] to [1] times the image's own cell.
 TURNED_PITCHES: Final = (0.8, 1.25)
-#: ... and, as a nearest-neighbour rotation, resized back to this many of the likeliest original sizes and
-#: undone there.
+#: ... and, as a nearest-neighbour rotation, resized back to this many of the likeliest original sizes
+#: (upright; and the likeliest in another orientation) and undone there.
 RESIZED_UNDO_SIZES: Final = 2
 #: ... restoring the whole picture only where its central region restored alone scores this z (the
 #: hypotheses are speculative: an unmarked picture's would restore a picture each at chance's 2).
