@@ -993,7 +993,7 @@ def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
     likeliest original sizes first)."""
     w0 = rotation.width or rotation.height or source.width
     h0 = rotation.height or rotation.width or source.height
-    if min(w0, h0) < max(32, 0.4 * min(source.width, source.height)):  # implausible sides: the image's own size
+    if min(w0, h0) < _least_side(source.width, source.height):  # implausible sides: the image's own size
         w0, h0 = source.width, source.height
     theta = math.radians(rotation.angle)
     turn = _turn(theta)
@@ -1043,8 +1043,7 @@ def _rotated(source: Source, lay: Layout, rotation: cues.Rotation):
     # pitches)
     shown = [side / own for side, own in zip(sides, (width, height)) if side]
     area = math.prod(shown) if len(shown) == 2 else shown[0] ** 2 if shown else 1.0
-    picture = (width * math.sqrt(area), height * math.sqrt(area)) if area < 0.9 else None
-    found = _pitch_scan(source, lay, TURNED_PITCHES, "rotated", _ORIENTATIONS[:1], turn, picture)
+    found = _pitch_scan(source, lay, TURNED_PITCHES, "rotated", _ORIENTATIONS[:1], turn, area if area < 0.9 else None)
     yield from _checked(source, lay, found, "rotated")
     # the undo at the two likeliest sizes upright and the likeliest in another way (a picture flipped or
     # turned a quarter first), each made smaller by down to half (restoring a larger original costs its area)
@@ -1081,10 +1080,15 @@ def _canvas_box(size: tuple[int, int], angle: float, expanded: bool) -> tuple[fl
     return ((w0 - cw) / 2.0, (h0 - ch) / 2.0, (w0 + cw) / 2.0, (h0 + ch) / 2.0)
 
 
+def _least_side(width: int, height: int) -> float:
+    """The shortest picture side a fill can plausibly show in a ``width`` x ``height`` image: 32 px and 0.4 of
+    its shorter side (a dark edge of the picture's own can end the fill's side early)."""
+    return max(32.0, 0.4 * min(width, height))
+
+
 def _shown_sides(rotation: cues.Rotation, width: int, height: int) -> tuple[float | None, float | None]:
-    """The picture's (width, height) the fill shows, each only where plausible: at least 32 px and 0.4 of
-    this image's shorter side (a dark edge of the picture's own can end the fill's side early)."""
-    least = max(32.0, 0.4 * min(width, height))
+    """The picture's (width, height) the fill shows, each only where plausible (see :func:`_least_side`)."""
+    least = _least_side(width, height)
     w, h = (side if side is not None and side >= least else None for side in (rotation.width, rotation.height))
     return w, h
 
@@ -1371,16 +1375,16 @@ def _pitch_scan(
     family: str,
     orientations: tuple,
     turn: np.ndarray | None = None,
-    picture: tuple[float, float] | None = None,
+    picture: float | None = None,
 ) -> list[Candidate]:
     """Window screens of the lattice at pitches from ``ratios[0]`` to ``[1]`` times this image's own cell in
     SCALED_STEP steps (turned by ``turn``, when given), the best of each (see _scaled). ``picture``: the
-    size of a picture inside the image (a rotation's on an expanded canvas), whose own cell is smaller:
-    the scan starts at ``ratios[0]`` times that one where it is."""
+    share of the image's area a picture inside it takes (a rotation's on an expanded canvas), whose own
+    cell is smaller: the scan starts at ``ratios[0]`` times that one where it is."""
     own = math.sqrt(source.width * source.height) / CELLS_ACROSS
     lo, hi = (math.log(own * r) for r in ratios)
     if picture is not None:
-        lo = min(lo, math.log(math.sqrt(picture[0] * picture[1]) / CELLS_ACROSS * ratios[0]))
+        lo = min(lo, math.log(own * math.sqrt(picture) * ratios[0]))
     found: list[Candidate] = []
     windows: dict[int, tuple[Source, int, int]] = {}
     for pitch in np.exp(np.arange(lo, hi + 1e-9, SCALED_STEP)):
